@@ -1,0 +1,68 @@
+# tinyds — a thin wrapper over CMake.
+#   make          build (Release, -O3 -march=native) into build/
+#   make test     install missing packages, build, run every test (+ PyTorch golden state, + ASan/UBSan pass)
+#   make demo     install missing packages, build, train the toy model end to end and print its accuracy
+#   make bench    training throughput vs the machine's GEMM peak and the PyTorch reference
+#   make debug    -O0 -g, OpenMP off, into build-debug/ (for stepping with gdb)
+#   make deps     install missing Debian packages with apt-get
+#   make clean
+
+JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD    ?= build
+CMAKE_FLAGS ?=
+
+# Debian packages the build, the tests and the PyTorch reference need.
+DEPS := cmake make g++ libeigen3-dev doctest-dev nlohmann-json3-dev \
+        python3 python3-numpy python3-torch libopenblas0-pthread
+
+.PHONY: all build test demo bench debug deps clean unit asan golden
+
+all: build
+
+build:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+# Installs only what is missing; says what it installs; without root (or sudo) prints the command and fails.
+deps:
+	@missing=""; for p in $(DEPS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	echo "make deps: installing missing Debian packages:$$missing"; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=""; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo"; \
+	else echo "make deps: not root and no sudo; run as root:"; \
+	     echo "  apt-get update && apt-get install -y$$missing"; exit 1; fi; \
+	if [ -z "$$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -1)" ]; then \
+	  $$SUDO apt-get update -qq || exit 1; fi; \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+	  || { echo "make deps: apt-get install failed for:$$missing"; exit 1; }; \
+	echo "make deps: installed$$missing"
+
+# Every unit test, the whole-model gradient check, the PyTorch golden state, then the unit tests once more
+# under AddressSanitizer + UndefinedBehaviorSanitizer in a separate build folder.
+test: deps build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+	@$(MAKE) --no-print-directory asan
+
+asan:
+	@echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/) =="
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTINYDS_SANITIZE=ON -DTINYDS_GOLDEN=OFF \
+	       -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" >/dev/null
+	@cmake --build build-asan -j $(JOBS) --target tinyds_tests tinyds
+	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    ctest --output-on-failure -j $(JOBS) --timeout 900 -E "_slow"
+
+demo: deps build
+	@$(BUILD)/tinyds demo
+
+bench: deps build
+	@$(BUILD)/tinyds bench
+
+debug:
+	@cmake -S . -B build-debug -DCMAKE_BUILD_TYPE=Debug -DTINYDS_OPENMP=OFF -DTINYDS_NATIVE=OFF >/dev/null
+	@cmake --build build-debug -j $(JOBS)
+
+clean:
+	rm -rf build build-asan build-debug

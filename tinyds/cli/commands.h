@@ -1,0 +1,16 @@
+// tinyds/cli/commands.h — the subcommands of the `tinyds` tool. Each takes (argc, argv) with argv[0] the
+// subcommand name, parses its options with Args (tinyds/cli/args.h) and returns the process exit status.
+#pragma once
+
+namespace tinyds {
+
+int cmd_data(int argc, char** argv);      // generate GSM8K-style problems as JSONL   (cmd_data.cpp)
+int cmd_init(int argc, char** argv);      // write a freshly initialised checkpoint   (cmd_train.cpp)
+int cmd_pretrain(int argc, char** argv);  // train on whole sequences                 (cmd_train.cpp)
+int cmd_sft(int argc, char** argv);       // train on completions (prompt masked)     (cmd_train.cpp)
+int cmd_eval(int argc, char** argv);      // held-out exact match of a checkpoint     (cmd_train.cpp)
+int cmd_sample(int argc, char** argv);    // generate text from a checkpoint          (cmd_sample.cpp)
+int cmd_demo(int argc, char** argv);      // the end-to-end demo                      (cmd_demo.cpp)
+int cmd_bench(int argc, char** argv);     // throughput vs GEMM peak and PyTorch      (cmd_bench.cpp)
+
+}  // namespace tinyds

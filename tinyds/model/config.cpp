@@ -1,0 +1,208 @@
+// tinyds/model/config.cpp — presets, validation and JSON for Config.
+#include "tinyds/model/config.h"
+
+#include <nlohmann/json.hpp>
+
+#include "tinyds/core/error.h"
+#include "tinyds/model/params.h"
+
+namespace tinyds {
+
+using json = nlohmann::json;
+
+Config Config::preset(const std::string& name) {
+  Config c;
+  c.name = name;
+  ModelConfig& m = c.model;
+  TrainConfig& t = c.train;
+  if (name == "nano") {
+    // Tests: two tiny layers with grouped-query attention so every code path runs in milliseconds.
+    m.n_layer = 2; m.d_model = 32; m.attention = AttentionKind::gqa; m.n_head = 4; m.n_kv_head = 2;
+    m.head_dim = 8; m.ffn_hidden = 64; m.max_seq_len = 64;
+    t.batch_size = 2; t.seq_len = 16; t.steps = 20; t.warmup_steps = 2; t.eval_every = 0; t.ckpt_every = 0;
+    t.log_every = 5; t.eval_problems = 20;
+    c.data.n_train = 200;
+  } else if (name == "small") {
+    // The demo model (~0.6M parameters): small enough to take many steps per minute on 2 cores.
+    m.n_layer = 4; m.d_model = 128; m.n_head = 4; m.n_kv_head = 4; m.head_dim = 32; m.ffn_hidden = 352;
+    m.max_seq_len = 160;
+    t.batch_size = 32; t.seq_len = 128; t.steps = 3000; t.lr = 3e-3f; t.min_lr = 1e-4f; t.warmup_steps = 100;
+    t.eval_every = 500; t.eval_problems = 200; t.ckpt_every = 1000; t.log_every = 50;
+    c.data.n_train = 100000;
+  } else if (name == "base") {
+    // The benchmark: C 256, 4 layers, B 16, T 128.
+    m.n_layer = 4; m.d_model = 256; m.n_head = 8; m.n_kv_head = 8; m.head_dim = 32; m.ffn_hidden = 683;
+    m.max_seq_len = 128;
+    t.batch_size = 16; t.seq_len = 128;
+  } else {
+    throw_error("unknown preset '", name, "' (known presets: nano, small, base)");
+  }
+  c.validate();
+  return c;
+}
+
+std::vector<std::string> Config::preset_names() { return {"nano", "small", "base"}; }
+
+void Config::validate() const {
+  const ModelConfig& m = model;
+  auto need = [](bool ok, const char* field, long long value, const std::string& why) {
+    if (!ok) throw_error("config: ", field, " = ", value, ": ", why);
+  };
+  need(m.vocab_size >= 2, "model.vocab_size", m.vocab_size, "must be at least 2");
+  need(m.n_layer >= 1, "model.n_layer", m.n_layer, "must be at least 1");
+  need(m.d_model >= 1, "model.d_model", m.d_model, "must be positive");
+  need(m.n_head >= 1, "model.n_head", m.n_head, "must be positive");
+  need(m.head_dim >= 2 && m.head_dim % 2 == 0, "model.head_dim", m.head_dim, "must be a positive even number (RoPE rotates pairs)");
+  need(m.d_model % m.n_head == 0, "model.d_model", m.d_model,
+       "must be divisible by model.n_head = " + std::to_string(m.n_head));
+  need(m.n_kv_head >= 1 && m.n_head % m.n_kv_head == 0, "model.n_kv_head", m.n_kv_head,
+       "must divide model.n_head = " + std::to_string(m.n_head));
+  switch (m.attention) {
+    case AttentionKind::mha:
+      need(m.n_kv_head == m.n_head, "model.n_kv_head", m.n_kv_head, "must equal n_head for attention 'mha'"); break;
+    case AttentionKind::mqa:
+      need(m.n_kv_head == 1, "model.n_kv_head", m.n_kv_head, "must be 1 for attention 'mqa'"); break;
+    case AttentionKind::gqa:
+      need(m.n_kv_head > 1 && m.n_kv_head < m.n_head, "model.n_kv_head", m.n_kv_head,
+           "must be between 2 and n_head-1 for attention 'gqa'"); break;
+  }
+  need(m.ffn_hidden >= 1, "model.ffn_hidden", m.ffn_hidden, "must be positive");
+  need(m.max_seq_len >= 2, "model.max_seq_len", m.max_seq_len, "must be at least 2");
+  if (!(m.norm_eps > 0)) throw_error("config: model.norm_eps = ", m.norm_eps, ": must be positive");
+  if (!(m.rope_theta > 0)) throw_error("config: model.rope_theta = ", m.rope_theta, ": must be positive");
+  if (!(m.init_std > 0)) throw_error("config: model.init_std = ", m.init_std, ": must be positive");
+  const TrainConfig& t = train;
+  need(t.batch_size >= 1, "train.batch_size", t.batch_size, "must be positive");
+  need(t.seq_len >= 2, "train.seq_len", t.seq_len, "must be at least 2");
+  need(t.seq_len <= m.max_seq_len, "train.seq_len", t.seq_len,
+       "must not exceed model.max_seq_len = " + std::to_string(m.max_seq_len));
+  need(t.steps >= 0, "train.steps", t.steps, "must not be negative");
+  need(t.warmup_steps >= 0, "train.warmup_steps", t.warmup_steps, "must not be negative");
+  if (!(t.lr > 0)) throw_error("config: train.lr = ", t.lr, ": must be positive");
+  if (!(t.min_lr >= 0 && t.min_lr <= t.lr)) throw_error("config: train.min_lr = ", t.min_lr, ": must be in [0, lr]");
+  if (!(t.beta1 >= 0 && t.beta1 < 1)) throw_error("config: train.beta1 = ", t.beta1, ": must be in [0, 1)");
+  if (!(t.beta2 >= 0 && t.beta2 < 1)) throw_error("config: train.beta2 = ", t.beta2, ": must be in [0, 1)");
+  if (!(t.weight_decay >= 0)) throw_error("config: train.weight_decay = ", t.weight_decay, ": must not be negative");
+  if (!(t.grad_clip >= 0)) throw_error("config: train.grad_clip = ", t.grad_clip, ": must not be negative (0 disables)");
+  for (int level : data.levels) need(level >= 1 && level <= 4, "data.levels", level, "each level must be 1..4");
+  need(!data.levels.empty(), "data.levels", 0, "needs at least one level");
+  need(data.n_train >= 1, "data.n_train", data.n_train, "must be positive");
+}
+
+int64_t Config::num_params() const { return ParamLayout(model).total(); }
+
+const char* attention_kind_name(AttentionKind k) {
+  switch (k) {
+    case AttentionKind::mha: return "mha";
+    case AttentionKind::gqa: return "gqa";
+    case AttentionKind::mqa: return "mqa";
+  }
+  return "?";
+}
+
+AttentionKind parse_attention_kind(const std::string& s) {
+  if (s == "mha") return AttentionKind::mha;
+  if (s == "gqa") return AttentionKind::gqa;
+  if (s == "mqa") return AttentionKind::mqa;
+  throw_error("unknown attention kind '", s, "' (expected mha, gqa or mqa)");
+}
+
+// ----------------------------------------------------------------------------------------------
+// JSON. Every field is written; on read, unknown fields and wrong types are errors naming the field.
+// ----------------------------------------------------------------------------------------------
+namespace {
+
+template <typename T>
+void read_field(const json& j, const char* key, T& out, const std::string& where) {
+  if (!j.contains(key)) return;  // missing: keep the default
+  try {
+    out = j.at(key).get<T>();
+  } catch (const json::exception&) {
+    throw_error(where, ": field '", key, "' has the wrong type (", j.at(key).dump(), ")");
+  }
+}
+
+void reject_unknown(const json& j, std::initializer_list<const char*> known, const std::string& where) {
+  if (!j.is_object()) throw_error(where, ": expected a JSON object, got ", j.dump());
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    bool ok = false;
+    for (const char* k : known) ok = ok || it.key() == k;
+    if (!ok) throw_error(where, ": unknown field '", it.key(), "'");
+  }
+}
+
+}  // namespace
+
+json model_config_to_json(const ModelConfig& m) {
+  return json{{"vocab_size", m.vocab_size}, {"max_seq_len", m.max_seq_len}, {"n_layer", m.n_layer},
+              {"d_model", m.d_model}, {"attention", attention_kind_name(m.attention)}, {"n_head", m.n_head},
+              {"n_kv_head", m.n_kv_head}, {"head_dim", m.head_dim}, {"ffn_hidden", m.ffn_hidden},
+              {"rope_theta", m.rope_theta}, {"norm_eps", m.norm_eps}, {"init_std", m.init_std}};
+}
+
+ModelConfig model_config_from_json(const json& j, const std::string& where) {
+  reject_unknown(j, {"vocab_size", "max_seq_len", "n_layer", "d_model", "attention", "n_head", "n_kv_head",
+                     "head_dim", "ffn_hidden", "rope_theta", "norm_eps", "init_std"}, where);
+  ModelConfig m;
+  read_field(j, "vocab_size", m.vocab_size, where);
+  read_field(j, "max_seq_len", m.max_seq_len, where);
+  read_field(j, "n_layer", m.n_layer, where);
+  read_field(j, "d_model", m.d_model, where);
+  std::string kind = attention_kind_name(m.attention);
+  read_field(j, "attention", kind, where);
+  m.attention = parse_attention_kind(kind);
+  read_field(j, "n_head", m.n_head, where);
+  read_field(j, "n_kv_head", m.n_kv_head, where);
+  read_field(j, "head_dim", m.head_dim, where);
+  read_field(j, "ffn_hidden", m.ffn_hidden, where);
+  read_field(j, "rope_theta", m.rope_theta, where);
+  read_field(j, "norm_eps", m.norm_eps, where);
+  read_field(j, "init_std", m.init_std, where);
+  return m;
+}
+
+json config_to_json(const Config& c) {
+  const TrainConfig& t = c.train;
+  return json{{"name", c.name},
+              {"model", model_config_to_json(c.model)},
+              {"train", {{"batch_size", t.batch_size}, {"seq_len", t.seq_len}, {"steps", t.steps}, {"lr", t.lr},
+                         {"min_lr", t.min_lr}, {"warmup_steps", t.warmup_steps}, {"beta1", t.beta1},
+                         {"beta2", t.beta2}, {"adam_eps", t.adam_eps}, {"weight_decay", t.weight_decay},
+                         {"grad_clip", t.grad_clip}, {"eval_every", t.eval_every},
+                         {"eval_problems", t.eval_problems}, {"ckpt_every", t.ckpt_every},
+                         {"log_every", t.log_every}, {"seed", t.seed}}},
+              {"data", {{"levels", c.data.levels}, {"n_train", c.data.n_train}}}};
+}
+
+Config config_from_json(const json& j, const std::string& where) {
+  reject_unknown(j, {"name", "model", "train", "data"}, where);
+  Config c;
+  read_field(j, "name", c.name, where);
+  if (j.contains("model")) c.model = model_config_from_json(j["model"], where + ": model");
+  if (j.contains("train")) {
+    const json& tj = j["train"];
+    std::string w = where + ": train";
+    reject_unknown(tj, {"batch_size", "seq_len", "steps", "lr", "min_lr", "warmup_steps", "beta1", "beta2",
+                        "adam_eps", "weight_decay", "grad_clip", "eval_every", "eval_problems", "ckpt_every",
+                        "log_every", "seed"}, w);
+    TrainConfig& t = c.train;
+    read_field(tj, "batch_size", t.batch_size, w); read_field(tj, "seq_len", t.seq_len, w);
+    read_field(tj, "steps", t.steps, w); read_field(tj, "lr", t.lr, w); read_field(tj, "min_lr", t.min_lr, w);
+    read_field(tj, "warmup_steps", t.warmup_steps, w); read_field(tj, "beta1", t.beta1, w);
+    read_field(tj, "beta2", t.beta2, w); read_field(tj, "adam_eps", t.adam_eps, w);
+    read_field(tj, "weight_decay", t.weight_decay, w); read_field(tj, "grad_clip", t.grad_clip, w);
+    read_field(tj, "eval_every", t.eval_every, w); read_field(tj, "eval_problems", t.eval_problems, w);
+    read_field(tj, "ckpt_every", t.ckpt_every, w); read_field(tj, "log_every", t.log_every, w);
+    read_field(tj, "seed", t.seed, w);
+  }
+  if (j.contains("data")) {
+    std::string w = where + ": data";
+    reject_unknown(j["data"], {"levels", "n_train"}, w);
+    read_field(j["data"], "levels", c.data.levels, w);
+    read_field(j["data"], "n_train", c.data.n_train, w);
+  }
+  c.validate();
+  return c;
+}
+
+}  // namespace tinyds

@@ -1,0 +1,85 @@
+// tinyds/model/config.h — one plain configuration struct, grouped by subsystem, with named presets.
+//
+// Shape legend used across tinyds: B batch, T time, C model width, V vocab, H heads, D head dim,
+// F feed-forward hidden width, N = B*T rows.
+//
+// Presets (`Config::preset(name)`):
+//   nano   tests: a training step in milliseconds
+//   small  the demo: trains to high level-1 accuracy on 2 cores in minutes
+//   base   the benchmark: C 256, 4 layers, B 16, T 128
+// A config is validated on load (Config::validate) with errors that name the field and the value.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace tinyds {
+
+// Attention kind: multi-head, grouped-query (n_kv_head < n_head), multi-query (n_kv_head = 1).
+// The three differ only in the number of key/value heads; MLA arrives with the architecture issue.
+enum class AttentionKind { mha, gqa, mqa };
+
+struct ModelConfig {
+  int vocab_size = 128;      // V, e.g. 128 (character vocab padded to a multiple of 64 for GEMM)
+  int max_seq_len = 256;     // longest sequence the model is used with (RoPE positions), e.g. 256
+  int n_layer = 4;           // transformer blocks, e.g. 4
+  int d_model = 256;         // C, e.g. 256
+  AttentionKind attention = AttentionKind::mha;
+  int n_head = 8;            // H query heads, e.g. 8
+  int n_kv_head = 8;         // key/value heads: H for mha, 1 < n_kv < H for gqa, 1 for mqa
+  int head_dim = 32;         // D, e.g. 32 (C / H by default)
+  int ffn_hidden = 683;      // F of the dense SwiGLU FFN, e.g. 683 (~ 8C/3)
+  float rope_theta = 10000.0f;
+  float norm_eps = 1e-5f;
+  float init_std = 0.02f;    // normal init of every matrix; output projections scaled by 1/sqrt(2 n_layer)
+};
+
+struct TrainConfig {
+  int batch_size = 16;       // B sequences per step
+  int seq_len = 128;         // T tokens per sequence (problems are padded / truncated to T)
+  int steps = 1000;          // optimizer steps
+  float lr = 3e-3f;          // peak learning rate
+  float min_lr = 3e-4f;      // cosine floor
+  int warmup_steps = 50;     // linear warmup from 0 to lr
+  float beta1 = 0.9f, beta2 = 0.95f, adam_eps = 1e-8f;
+  float weight_decay = 0.1f; // decoupled (AdamW); matrices only, not norms
+  float grad_clip = 1.0f;    // global L2 norm clip; 0 disables
+  int eval_every = 200;      // steps between held-out evaluations; 0 disables
+  int eval_problems = 200;   // held-out problems per evaluation
+  int ckpt_every = 500;      // steps between checkpoints; 0 = only at the end
+  int log_every = 10;        // steps between progress lines
+  uint64_t seed = 1337;      // initialisation and data order
+};
+
+struct DataConfig {
+  std::vector<int> levels = {1};  // difficulty levels mixed in training (DESIGN section 5), e.g. {1}
+  int n_train = 20000;            // generated training problems
+};
+
+struct Config {
+  std::string name = "custom";
+  ModelConfig model;
+  TrainConfig train;
+  DataConfig data;
+
+  // A named preset: "nano", "small" or "base". Unknown names are an error listing the known ones.
+  static Config preset(const std::string& name);
+  static std::vector<std::string> preset_names();
+  // Throws tinyds::Error naming the field and the value when the config is inconsistent.
+  void validate() const;
+  // Number of parameters of the model this config describes.
+  int64_t num_params() const;
+};
+
+const char* attention_kind_name(AttentionKind k);
+AttentionKind parse_attention_kind(const std::string& s);  // "mha" | "gqa" | "mqa"
+
+// JSON (stored in checkpoint metadata). from_json validates and names unknown or ill-typed fields.
+nlohmann::json model_config_to_json(const ModelConfig& m);
+ModelConfig model_config_from_json(const nlohmann::json& j, const std::string& where);
+nlohmann::json config_to_json(const Config& c);
+Config config_from_json(const nlohmann::json& j, const std::string& where);
+
+}  // namespace tinyds

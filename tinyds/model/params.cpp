@@ -1,0 +1,65 @@
+// tinyds/model/params.cpp — see params.h.
+#include "tinyds/model/params.h"
+
+#include "tinyds/core/error.h"
+
+namespace tinyds {
+
+ParamLayout::ParamLayout(const ModelConfig& c) {
+  const int64_t V = c.vocab_size, C = c.d_model, H = c.n_head, Hkv = c.n_kv_head, D = c.head_dim, F = c.ffn_hidden;
+  add("embed", {V, C}, true);
+  for (int l = 0; l < c.n_layer; l++) {
+    std::string p = "layers." + std::to_string(l) + ".";
+    add(p + "attn_norm", {C}, false);
+    add(p + "attn.wq", {H * D, C}, true);
+    add(p + "attn.wk", {Hkv * D, C}, true);
+    add(p + "attn.wv", {Hkv * D, C}, true);
+    add(p + "attn.wo", {C, H * D}, true);
+    add(p + "ffn_norm", {C}, false);
+    add(p + "ffn.w1", {F, C}, true);
+    add(p + "ffn.w3", {F, C}, true);
+    add(p + "ffn.w2", {C, F}, true);
+  }
+  add("norm", {C}, false);
+  add("head", {V, C}, true);
+}
+
+void ParamLayout::add(const std::string& name, std::vector<int64_t> shape, bool decay) {
+  TensorSpec t;
+  t.name = name;
+  t.numel = 1;
+  for (int64_t d : shape) t.numel *= static_cast<std::size_t>(d);
+  t.shape = std::move(shape);
+  // Round each tensor's start up to 16 elements (64 bytes for float): aligned rows for vectorised GEMM.
+  t.offset = (total_ + 15) / 16 * 16;
+  t.decay = decay;
+  total_ = t.offset + t.numel;
+  tensors_.push_back(std::move(t));
+}
+
+const TensorSpec& ParamLayout::find(const std::string& name) const {
+  for (const TensorSpec& t : tensors_)
+    if (t.name == name) return t;
+  throw_error("no parameter tensor named '", name, "'");
+}
+
+template <typename real>
+ModelParams<real> view_params(real* base, const ParamLayout& layout, const ModelConfig& cfg) {
+  auto at = [&](const std::string& name) { return base + layout.find(name).offset; };
+  ModelParams<real> p;
+  p.embed = at("embed");
+  for (int l = 0; l < cfg.n_layer; l++) {
+    std::string s = "layers." + std::to_string(l) + ".";
+    p.layers.push_back(LayerParams<real>{at(s + "attn_norm"), at(s + "attn.wq"), at(s + "attn.wk"),
+                                         at(s + "attn.wv"), at(s + "attn.wo"), at(s + "ffn_norm"),
+                                         at(s + "ffn.w1"), at(s + "ffn.w3"), at(s + "ffn.w2")});
+  }
+  p.norm = at("norm");
+  p.head = at("head");
+  return p;
+}
+
+template ModelParams<float> view_params(float*, const ParamLayout&, const ModelConfig&);
+template ModelParams<double> view_params(double*, const ParamLayout&, const ModelConfig&);
+
+}  // namespace tinyds

@@ -1,0 +1,79 @@
+// tinyds/model/params.h — where every parameter lives.
+//
+// All parameters of a model sit in ONE allocation (so the optimizer, grad clipping and checkpointing are one
+// loop over one array), laid out layer by layer in the order of ParamLayout::tensors(). Forward and backward
+// never compute offsets by hand: they ask for a per-layer view (LayerParams) of the params or of the grads
+// (the grads use the same layout). Tensor names follow DeepSeek-V3's inference/model.py.
+//
+// Shapes: V vocab, C d_model, H heads, Hkv kv heads, D head_dim, F ffn_hidden.
+//   embed                    (V, C)
+//   layers.{l}.attn_norm     (C)
+//   layers.{l}.attn.wq       (H*D, C)
+//   layers.{l}.attn.wk       (Hkv*D, C)
+//   layers.{l}.attn.wv       (Hkv*D, C)
+//   layers.{l}.attn.wo       (C, H*D)
+//   layers.{l}.ffn_norm      (C)
+//   layers.{l}.ffn.w1        (F, C)     gate projection
+//   layers.{l}.ffn.w3        (F, C)     up projection
+//   layers.{l}.ffn.w2        (C, F)     down projection
+//   norm                     (C)
+//   head                     (V, C)     untied from embed (DeepSeek-V3 default)
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tinyds/model/config.h"
+
+namespace tinyds {
+
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::size_t offset = 0;  // in elements from the start of the allocation
+  std::size_t numel = 0;
+  bool decay = false;      // AdamW weight decay applies (matrices yes; norm gains no)
+};
+
+class ParamLayout {
+ public:
+  explicit ParamLayout(const ModelConfig& cfg);
+  const std::vector<TensorSpec>& tensors() const { return tensors_; }
+  std::size_t total() const { return total_; }
+  // The spec of a named tensor; throws naming the tensor if absent.
+  const TensorSpec& find(const std::string& name) const;
+
+ private:
+  void add(const std::string& name, std::vector<int64_t> shape, bool decay);
+  std::vector<TensorSpec> tensors_;
+  std::size_t total_ = 0;
+};
+
+// Named pointers into one layer of a parameter (or gradient) array.
+template <typename real>
+struct LayerParams {
+  real* attn_norm;  // (C)
+  real* wq;         // (H*D, C)
+  real* wk;         // (Hkv*D, C)
+  real* wv;         // (Hkv*D, C)
+  real* wo;         // (C, H*D)
+  real* ffn_norm;   // (C)
+  real* w1;         // (F, C)
+  real* w3;         // (F, C)
+  real* w2;         // (C, F)
+};
+
+template <typename real>
+struct ModelParams {
+  real* embed;                             // (V, C)
+  std::vector<LayerParams<real>> layers;   // n_layer views
+  real* norm;                              // (C)
+  real* head;                              // (V, C)
+};
+
+// Views `base` (an array of layout.total() elements: params or grads) through named pointers.
+template <typename real>
+ModelParams<real> view_params(real* base, const ParamLayout& layout, const ModelConfig& cfg);
+
+}  // namespace tinyds
