@@ -43,7 +43,7 @@ deps:
 # Every unit test, the whole-model gradient check, the PyTorch golden state, then the unit tests once more
 # under AddressSanitizer + UndefinedBehaviorSanitizer in a separate build folder.
 test: deps build
-	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+	@cd $(BUILD) && ctest --output-on-failure --timeout 900
 	@$(MAKE) --no-print-directory asan
 
 asan:
@@ -52,7 +52,7 @@ asan:
 	       -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" >/dev/null
 	@cmake --build build-asan -j $(JOBS) --target tinyds_tests tinyds
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	    ctest --output-on-failure -j $(JOBS) --timeout 900 -E "_slow"
+	    ctest --output-on-failure --timeout 900
 
 demo: deps build
 	@$(BUILD)/tinyds demo

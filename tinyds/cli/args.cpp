@@ -25,6 +25,17 @@ long long parse_ll(const std::string& name, const std::string& s) {
   return v;
 }
 
+// strtoull would silently wrap "-1" to 2^64-1, so a sign is rejected before parsing.
+unsigned long long parse_ull(const std::string& name, const std::string& s) {
+  char* end = nullptr;
+  errno = 0;
+  std::size_t first = s.find_first_not_of(" \t");
+  if (first != std::string::npos && s[first] == '-') bad_value(name, s, "a non-negative integer");
+  unsigned long long v = std::strtoull(s.c_str(), &end, 10);
+  if (s.empty() || *end != '\0' || errno == ERANGE) bad_value(name, s, "a non-negative 64-bit integer");
+  return v;
+}
+
 double parse_d(const std::string& name, const std::string& s) {
   char* end = nullptr;
   errno = 0;
@@ -51,11 +62,8 @@ void Args::add(const std::string& name, int64_t& v, const std::string& help) {
            [&v, name](const std::string& s) { v = parse_ll(name, s); }});
 }
 void Args::add(const std::string& name, uint64_t& v, const std::string& help) {
-  add_opt({name, help, std::to_string(v), "INT", false, false, false, [&v, name](const std::string& s) {
-             long long x = parse_ll(name, s);
-             if (x < 0) bad_value(name, s, "a non-negative integer");
-             v = static_cast<uint64_t>(x);
-           }});
+  add_opt({name, help, std::to_string(v), "INT", false, false, false,
+           [&v, name](const std::string& s) { v = parse_ull(name, s); }});
 }
 void Args::add(const std::string& name, float& v, const std::string& help) {
   add_opt({name, help, to_str(v), "NUM", false, false, false,
@@ -77,7 +85,8 @@ void Args::add(const std::string& name, std::vector<int>& v, const std::string& 
              std::stringstream ss(s);
              std::string item;
              while (std::getline(ss, item, ',')) v.push_back(static_cast<int>(parse_ll(name, item)));
-             if (v.empty()) bad_value(name, s, "a comma-separated list of integers");
+             // getline drops a trailing empty item, so "1,2," would otherwise pass as "1,2".
+             if (v.empty() || s.back() == ',') bad_value(name, s, "a comma-separated list of integers");
            }});
 }
 void Args::add_flag(const std::string& name, bool& v, const std::string& help) {
@@ -125,13 +134,14 @@ bool Args::parse(int argc, char** argv) {
 std::string Args::help() const {
   std::ostringstream os;
   os << "usage: " << program_ << " [options]\n\n" << summary_ << "\n\noptions:\n";
+  char buf[64];
   for (const Opt& o : opts_) {
     std::string lhs = "  " + o.name + (o.type.empty() ? "" : " " + o.type);
-    char buf[64];
     std::snprintf(buf, sizeof buf, "%-26s", lhs.c_str());
     os << buf << " " << o.help << " [default: " << o.def << "]\n";
   }
-  os << "  --help                     print this help\n";
+  std::snprintf(buf, sizeof buf, "%-26s", "  --help");  // same column as the options above
+  os << buf << " print this help\n";
   return os.str();
 }
 

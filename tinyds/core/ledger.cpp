@@ -30,6 +30,8 @@ const char* role_name(Role r) {
 Ledger& Ledger::global() { static Ledger g; return g; }
 
 void* Ledger::allocate(std::size_t bytes, Role role, Category cat) {
+  if (bytes > SIZE_MAX - 63)  // the rounding below would wrap around to 0
+    throw_error("out of memory allocating ", bytes, " bytes for ", role_name(role), "/", category_name(cat));
   std::size_t rounded = (bytes + 63) / 64 * 64;  // aligned_alloc wants a multiple of the alignment
   void* p = std::aligned_alloc(64, rounded);
   if (!p) throw_error("out of memory allocating ", format_bytes(bytes), " for ", role_name(role), "/", category_name(cat));

@@ -11,6 +11,8 @@
 #include <mutex>
 #include <string>
 
+#include "tinyds/core/error.h"
+
 namespace tinyds {
 
 enum class Category : int { weights, grads, adam_m, adam_v, activations, kv_cache, rollout, count };
@@ -37,7 +39,7 @@ class Ledger {
   std::size_t peak_total() const;
   // Forgets all peaks (current bytes stay): measure one phase at a time.
   void reset_peaks();
-  // A table of peak (and current) bytes, one row per role that has ever held memory, one column per category.
+  // A table of peak (and current) bytes, one row per role that held memory since the last reset_peaks(), one column per category.
   std::string table() const;
 
  private:
@@ -62,8 +64,13 @@ class Buffer {
     return *this;
   }
   void reset(std::size_t n, Role role, Category cat) {
+    if (n > SIZE_MAX / sizeof(T))  // n * sizeof(T) would wrap around to a small allocation
+      throw_error("buffer of ", n, " elements of ", sizeof(T), " bytes is too large (", role_name(role), "/",
+                  category_name(cat), ")");
     Ledger::global().release(data_);
-    data_ = n ? static_cast<T*>(Ledger::global().allocate(n * sizeof(T), role, cat)) : nullptr;
+    data_ = nullptr;  // if allocate() throws, the destructor must not release the old pointer a second time
+    n_ = 0;
+    if (n) data_ = static_cast<T*>(Ledger::global().allocate(n * sizeof(T), role, cat));
     n_ = n;
   }
   T* data() { return data_; }

@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "tinyds/core/error.h"
+
 namespace tinyds {
 
 float Rng::normal_at(uint64_t i) const {
@@ -14,7 +16,9 @@ float Rng::normal_at(uint64_t i) const {
 }
 
 int64_t Rng::randint(int64_t lo, int64_t hi) {
-  uint64_t span = static_cast<uint64_t>(hi - lo) + 1;
+  TINYDS_ASSERT(lo <= hi, "randint(", lo, ", ", hi, ")");
+  uint64_t span = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo) + 1;
+  if (span == 0) return static_cast<int64_t>(next_u64());  // the full 64-bit range
   // Rejection sampling removes modulo bias.
   uint64_t limit = UINT64_MAX - UINT64_MAX % span;
   uint64_t r;

@@ -1,6 +1,9 @@
 // tinyds/model/config.cpp — presets, validation and JSON for Config.
 #include "tinyds/model/config.h"
 
+#include <limits>
+#include <type_traits>
+
 #include <nlohmann/json.hpp>
 
 #include "tinyds/core/error.h"
@@ -112,14 +115,36 @@ AttentionKind parse_attention_kind(const std::string& s) {
 // ----------------------------------------------------------------------------------------------
 namespace {
 
+// nlohmann's get<T> converts silently (true -> 1, 2.7 -> 2, -1 -> 2^64-1): check the JSON type first.
+template <typename T>
+bool json_type_fits(const json& v) {
+  if constexpr (std::is_same_v<T, bool>) return v.is_boolean();
+  else if constexpr (std::is_integral_v<T>) {
+    if (!v.is_number_integer()) return false;
+    if constexpr (std::is_unsigned_v<T>) return v.is_number_unsigned();
+    else return v.get<int64_t>() >= std::numeric_limits<T>::min() && v.get<int64_t>() <= std::numeric_limits<T>::max();
+  } else if constexpr (std::is_floating_point_v<T>) return v.is_number();
+  else if constexpr (std::is_same_v<T, std::string>) return v.is_string();
+  else return true;  // containers: element conversion errors are caught below
+}
+
 template <typename T>
 void read_field(const json& j, const char* key, T& out, const std::string& where) {
   if (!j.contains(key)) return;  // missing: keep the default
-  try {
-    out = j.at(key).get<T>();
-  } catch (const json::exception&) {
-    throw_error(where, ": field '", key, "' has the wrong type (", j.at(key).dump(), ")");
+  const json& v = j.at(key);
+  bool ok = json_type_fits<T>(v);
+  if constexpr (std::is_same_v<T, std::vector<int>>) {
+    ok = v.is_array();
+    for (const json& e : v) ok = ok && e.is_number_integer();
   }
+  if (ok) {
+    try {
+      out = v.get<T>();
+      return;
+    } catch (const json::exception&) {
+    }
+  }
+  throw_error(where, ": field '", key, "' has the wrong type or range (", v.dump(), ")");
 }
 
 void reject_unknown(const json& j, std::initializer_list<const char*> known, const std::string& where) {
@@ -150,7 +175,11 @@ ModelConfig model_config_from_json(const json& j, const std::string& where) {
   read_field(j, "d_model", m.d_model, where);
   std::string kind = attention_kind_name(m.attention);
   read_field(j, "attention", kind, where);
-  m.attention = parse_attention_kind(kind);
+  try {
+    m.attention = parse_attention_kind(kind);
+  } catch (const Error& e) {
+    throw_error(where, ": ", e.what());
+  }
   read_field(j, "n_head", m.n_head, where);
   read_field(j, "n_kv_head", m.n_kv_head, where);
   read_field(j, "head_dim", m.head_dim, where);

@@ -1,0 +1,184 @@
+#!/usr/bin/python3
+"""tests/reference/bench_torch.py — training throughput of the PyTorch twin (eager mode, CPU, float32).
+
+    /usr/bin/python3 tests/reference/bench_torch.py --config base [--steps 20 --warmup 3 --threads 2 --json]
+    --config takes a preset name (nano, small, base), a JSON file (a whole tinyds config, as in a checkpoint's
+    metadata, or just its "model" object) or a tinyds checkpoint (.safetensors, its __metadata__["config"]).
+    Explicit flags override single fields: --d-model 128 --n-layer 2 --batch 8 --seq 64 ...
+
+Times full training steps on one fixed random batch: zero grads, forward, masked cross-entropy, backward, global
+grad-norm clip, torch.optim.AdamW step (decay on matrices only). Reports the median step time and tokens/s; with
+--json one line:
+    {"tokens_per_s", "median_step_s", "threads", "torch", "blas", "openblas", "gemm512_gflops", "params",
+     "train_gflops_per_s", "batch", "seq", "config", "steps", "omp_wait_policy", "openblas_thread_timeout",
+     "load_avg_1min"}   (the machine's load when the run ended: on shared cores a high load means a slow step)
+gemm512_gflops is torch's float32 512x512x512 matmul rate, the machine's BLAS peak to compare against;
+train_gflops_per_s counts 6 * (matmul parameters) + 6 * n_layer * T * H * D FLOPs per token (Kaplan et al. 2020).
+Debian's python3-torch calls whatever libblas.so.3 is installed: the reference BLAS unless libopenblas0-pthread
+is (then GEMM is ~30x faster), so the BLAS actually loaded is reported and a warning printed without OpenBLAS.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+MODEL_FLAGS = {"vocab_size": int, "max_seq_len": int, "n_layer": int, "d_model": int, "attention": str,
+               "n_head": int, "n_kv_head": int, "head_dim": int, "ffn_hidden": int, "rope_theta": float,
+               "norm_eps": float}
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description="PyTorch twin training throughput")
+    ap.add_argument("--config", default="base", help="preset name, config JSON file, or tinyds checkpoint")
+    ap.add_argument("--steps", type=int, default=20, help="timed steps")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=None, help="B (default: the config's train.batch_size, else 16)")
+    ap.add_argument("--seq", type=int, default=None, help="T (default: the config's train.seq_len, else 128)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", action="store_true", help="print one JSON line")
+    for field, kind in MODEL_FLAGS.items():
+        ap.add_argument("--" + field.replace("_", "-"), type=kind, default=None, help=f"override model.{field}")
+    args = ap.parse_args(argv)
+    if args.steps < 1 or args.warmup < 0 or args.threads < 1:
+        ap.error("need --steps >= 1, --warmup >= 0, --threads >= 1")
+    return args
+
+
+def load_config(spec):
+    """The whole tinyds config dict ({"model": ..., "train": ...}) named by --config."""
+    from config import preset
+    from safetensors_io import read_safetensors
+    if not os.path.exists(spec):
+        return preset(spec)
+    if spec.endswith(".safetensors"):
+        _, metadata = read_safetensors(spec)
+        if "config" not in metadata:
+            raise SystemExit(f"bench_torch.py: {spec} has no __metadata__['config']")
+        return json.loads(metadata["config"])
+    with open(spec) as f:
+        cfg = json.load(f)
+    return cfg if "model" in cfg else {"name": os.path.basename(spec), "model": cfg}
+
+
+def blas_report(torch):
+    """(description, is_openblas): the BLAS library torch has actually loaded (after a matmul), from
+    /proc/self/maps, plus what torch.__config__.show() says and whether libopenblas0-pthread is installed."""
+    torch.ones(8, 8) @ torch.ones(8, 8)
+    libs = set()
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split()[-1]
+                if "blas" in os.path.basename(path).lower() or "openblas" in path:
+                    libs.add(path)
+    except OSError:
+        pass
+    info = next((part.split("=")[1] for part in torch.__config__.show().replace(",", " ").split()
+                 if part.startswith("BLAS_INFO=")), "?")
+    try:
+        status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", "libopenblas0-pthread"],
+                                capture_output=True, text=True).stdout
+    except OSError:
+        status = ""
+    installed = "install ok installed" in status
+    is_openblas = any("openblas" in p for p in libs)
+    desc = (f"{'openblas' if is_openblas else 'NOT openblas'}: loaded {', '.join(sorted(libs)) or 'no libblas'}; "
+            f"torch BLAS_INFO={info}; libopenblas0-pthread {'installed' if installed else 'NOT installed'}")
+    return desc, is_openblas
+
+
+def gemm_gflops(torch, n=512, reps=10, rounds=7):
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        times.append((time.perf_counter() - start) / reps)
+    return 2.0 * n ** 3 / statistics.median(times) / 1e9
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    # OpenBLAS reads its thread count when it is loaded (with torch): set it first so --threads is honest.
+    os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    # torch runs elementwise ops on its OpenMP pool and GEMMs on OpenBLAS's own pthread pool. By default both
+    # pools busy-wait after their work, so each steals the cores the other needs: on 2 shared cores the base
+    # step measured 13 s instead of 1 s. Idle threads should sleep (override by setting these yourself).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")   # 2^4 cycles of spinning (the minimum) before sleeping
+    import torch
+    from config import ModelConfig
+    from model import TinyDS
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+
+    full = load_config(args.config)
+    model_dict = dict(full["model"])
+    for field in MODEL_FLAGS:
+        if getattr(args, field) is not None:
+            model_dict[field] = getattr(args, field)
+    cfg = ModelConfig.from_dict(model_dict, where=f"--config {args.config}")
+    train = full.get("train", {})
+    B = args.batch or train.get("batch_size", 16)
+    T = args.seq or train.get("seq_len", 128)
+    if T > cfg.max_seq_len:
+        raise SystemExit(f"bench_torch.py: --seq {T} exceeds max_seq_len {cfg.max_seq_len}")
+
+    blas, is_openblas = blas_report(torch)
+    if not is_openblas:
+        print(f"bench_torch.py: warning: torch is not using OpenBLAS ({blas}); GEMM will be ~30x slower. "
+              f"Run make deps (installs libopenblas0-pthread).", file=sys.stderr)
+    gemm = gemm_gflops(torch)
+
+    model = TinyDS(cfg)
+    decay = [p for p in model.parameters() if p.dim() == 2]
+    no_decay = [p for p in model.parameters() if p.dim() != 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=3e-3, betas=(0.9, 0.95), eps=1e-8)
+    tokens = torch.randint(0, cfg.vocab_size, (B, T))                 # (B, T)
+    targets = torch.randint(0, cfg.vocab_size, (B, T))                # (B, T)
+
+    times = []
+    for step in range(args.warmup + args.steps):
+        start = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        _, loss = model(tokens, targets)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step >= args.warmup:
+            times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+
+    n_params = sum(p.numel() for p in model.parameters())
+    matmul_params = n_params - model.embed.numel() - sum(p.numel() for p in no_decay)  # lookups and gains: no GEMM
+    flops_per_token = 6 * matmul_params + 6 * cfg.n_layer * T * cfg.n_head * cfg.head_dim
+    result = {"tokens_per_s": B * T / median, "median_step_s": median, "threads": args.threads,
+              "torch": torch.__version__, "blas": blas, "openblas": is_openblas, "gemm512_gflops": gemm,
+              "params": n_params, "train_gflops_per_s": flops_per_token * B * T / median / 1e9,
+              "batch": B, "seq": T, "config": full.get("name", args.config), "steps": args.steps,
+              "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
+              "openblas_thread_timeout": os.environ["OPENBLAS_THREAD_TIMEOUT"], "load_avg_1min": os.getloadavg()[0]}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"bench_torch: {result['config']} ({n_params / 1e6:.2f}M params) B {B} T {T}, {args.threads} threads: "
+              f"median step {median * 1e3:.1f} ms, {result['tokens_per_s']:.0f} tokens/s, "
+              f"{result['train_gflops_per_s']:.1f} GFLOP/s (512 GEMM {gemm:.1f} GFLOP/s); torch {torch.__version__}, "
+              f"{blas}; load average {result['load_avg_1min']:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (ValueError, KeyError, OSError) as e:  # bad config, checkpoint or path: a message, not a traceback
+        sys.exit(f"bench_torch.py: error: {e.args[0] if isinstance(e, KeyError) else e}")

@@ -1,0 +1,126 @@
+// tests/test_train.cpp — the training loop: it learns, it resumes exactly, its checkpoints round-trip, and
+// a mismatched checkpoint is refused with a clear error.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "tinyds/core/error.h"
+#include "tinyds/train/checkpoint.h"
+#include "tinyds/train/schedule.h"
+#include "tinyds/train/trainer.h"
+
+using namespace tinyds;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string temp_dir(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / ("tinyds_test_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+Config nano_run(int steps) {
+  Config c = Config::preset("nano");
+  c.train.steps = steps;
+  c.train.eval_problems = 0;  // no evaluation: these tests are about the optimisation itself
+  c.train.seq_len = 64;
+  c.train.batch_size = 4;
+  c.train.lr = 1e-2f;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("train/schedule: warmup then cosine to the floor") {
+  // Independent values: warmup is linear, the cosine midpoint is the mean of lr and min_lr, the end is min_lr.
+  CHECK(lr_at(0, 1.0, 0.1, 10, 110) == doctest::Approx(0.1));
+  CHECK(lr_at(9, 1.0, 0.1, 10, 110) == doctest::Approx(1.0));
+  CHECK(lr_at(10, 1.0, 0.1, 10, 110) == doctest::Approx(1.0));
+  CHECK(lr_at(60, 1.0, 0.1, 10, 110) == doctest::Approx(0.55));
+  CHECK(lr_at(110, 1.0, 0.1, 10, 110) == doctest::Approx(0.1));
+  CHECK(lr_at(500, 1.0, 0.1, 10, 110) == doctest::Approx(0.1));
+}
+
+TEST_CASE("train/nano model's loss falls on level-1 problems") {
+  std::string dir = temp_dir("learn");
+  TrainOptions opt;
+  opt.out_dir = dir;
+  opt.quiet = true;
+  opt.mask_prompt = false;
+  TrainResult r = run_training(nano_run(40), opt);
+  REQUIRE(r.losses.size() == 40);
+  double first = (r.losses[0] + r.losses[1] + r.losses[2]) / 3, last = (r.losses[37] + r.losses[38] + r.losses[39]) / 3;
+  MESSAGE("loss " << first << " -> " << last);
+  CHECK(first > 4.0);          // ~ln(128) = 4.85 at init
+  CHECK(last < first - 1.0);   // a character model learns the letter frequencies within 40 steps
+  CHECK(fs::exists(dir + "/final.safetensors"));
+  CHECK(fs::exists(dir + "/metrics.jsonl"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("train/an interrupted and resumed run gives the same losses as an uninterrupted one") {
+  std::string a = temp_dir("resume_a"), b = temp_dir("resume_b");
+  TrainOptions full;
+  full.out_dir = a; full.quiet = true;
+  TrainResult straight = run_training(nano_run(10), full);
+
+  TrainOptions first;
+  first.out_dir = b; first.quiet = true; first.stop_after = 4;
+  TrainResult part1 = run_training(nano_run(10), first);
+  REQUIRE(part1.losses.size() == 4);
+  TrainOptions second;
+  second.out_dir = b; second.quiet = true; second.resume = b + "/latest.safetensors";
+  TrainResult part2 = run_training(nano_run(10), second);
+  REQUIRE(part2.losses.size() == 6);
+  for (int i = 0; i < 10; i++) {
+    double resumed = i < 4 ? part1.losses[i] : part2.losses[i - 4];
+    CHECK_MESSAGE(resumed == straight.losses[i], "step " << i + 1);  // bitwise: same batches, same state
+  }
+  // And the final weights are identical.
+  LoadedCheckpoint x = load_checkpoint(a + "/final.safetensors"), y = load_checkpoint(b + "/final.safetensors");
+  CHECK(x.params == y.params);
+  CHECK(x.adam_m == y.adam_m);
+  CHECK(x.state.step == 10);
+  fs::remove_all(a);
+  fs::remove_all(b);
+}
+
+TEST_CASE("train/checkpoint round trip and a mismatched checkpoint is a clear error") {
+  std::string dir = temp_dir("ckpt");
+  Config c = nano_run(0);
+  Transformer<float> m(c.model);
+  m.init_weights(9);
+  save_checkpoint(dir + "/a.safetensors", c, Tokenizer(), m, nullptr, TrainState{3, 3});
+  LoadedCheckpoint ck = load_checkpoint(dir + "/a.safetensors");
+  CHECK(ck.state.step == 3);
+  CHECK(!ck.has_optimizer);
+  CHECK(std::equal(ck.params.begin(), ck.params.end(), m.params()));
+  CHECK(model_config_to_json(ck.config.model) == model_config_to_json(c.model));
+
+  Config other = c;
+  other.model.d_model = 64;
+  other.model.head_dim = 16;
+  Transformer<float> wrong(other.model);
+  try {
+    load_params_into(ck, wrong);
+    FAIL("a mismatched checkpoint was accepted");
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    CHECK(msg.find(dir + "/a.safetensors") != std::string::npos);
+    CHECK(msg.find("does not match") != std::string::npos);
+  }
+  // Resuming from a checkpoint without optimizer state is refused, naming the file.
+  TrainOptions opt;
+  opt.out_dir = dir; opt.quiet = true; opt.resume = dir + "/a.safetensors";
+  CHECK_THROWS_WITH_AS(run_training(nano_run(5), opt), doctest::Contains("no optimizer state"), Error);
+  // A missing file is an error naming it.
+  CHECK_THROWS_AS(load_checkpoint(dir + "/missing.safetensors"), Error);
+  fs::remove_all(dir);
+}

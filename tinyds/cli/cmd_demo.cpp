@@ -1,0 +1,60 @@
+// tinyds/cli/cmd_demo.cpp — `tinyds demo` (what `make demo` runs): train the toy model end to end on
+// GSM8K-style level-1 problems from scratch, then report held-out exact-match accuracy.
+#include <cstdio>
+
+#include "tinyds/cli/args.h"
+#include "tinyds/cli/commands.h"
+#include "tinyds/cli/config_options.h"
+#include "tinyds/core/ledger.h"
+#include "tinyds/train/progress.h"
+#include "tinyds/train/trainer.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace tinyds {
+
+int cmd_demo(int argc, char** argv) {
+  Config cfg = Config::preset(scan_preset(argc, argv, "small"));
+  Args a("tinyds demo", "Train the `small` model from scratch on generated level-1 arithmetic word problems (SFT: the "
+                        "loss covers the answers), evaluating on held-out problems, and print what it reached.");
+  ConfigOptions co;
+  co.add_to(a, cfg);
+  TrainOptions opt;
+  opt.out_dir = "runs/demo";
+  opt.label = "demo";
+  a.add("--out", opt.out_dir, "output folder for metrics.jsonl and checkpoints");
+  if (!a.parse(argc, argv)) return 0;
+  co.finish(cfg);
+  opt.mask_prompt = true;
+
+  std::printf("tinyds demo: a %.2fM-parameter dense transformer (%d layers, C %d, %s attention) learns arithmetic word\n"
+              "problems from scratch on the CPU. Progress lines show loss, tokens/s and ETA; held-out exact match is\n"
+              "measured every %d steps by greedy decoding.\n\n",
+              cfg.num_params() / 1e6, cfg.model.n_layer, cfg.model.d_model, attention_kind_name(cfg.model.attention),
+              cfg.train.eval_every);
+  TrainResult r = run_training(cfg, opt);
+
+  int threads = 1;
+#ifdef _OPENMP
+  threads = omp_get_max_threads();
+#endif
+  std::printf("\n================ tinyds demo: result ================\n");
+  std::printf("  model            %.2fM parameters (%s preset)\n", cfg.num_params() / 1e6, cfg.name.c_str());
+  std::printf("  training         %d steps, %s, %.1fK tokens/s median on %d threads\n", r.steps_done,
+              format_duration(r.seconds).c_str(), r.tokens_per_s / 1000, threads);
+  for (const LevelAccuracy& l : r.final_eval)
+    std::printf("  held-out level %d exact match: %.1f%% of %d problems (mean completion %.1f tokens)\n", l.level,
+                100 * l.accuracy, l.n, l.mean_len);
+  std::printf("  accuracy during training:");
+  for (auto& [step, acc] : r.evals) std::printf("  step %d: %.1f%%", step, 100 * acc);
+  std::printf("\n  metrics          %s/metrics.jsonl\n  checkpoint       %s\n", opt.out_dir.c_str(), r.final_ckpt.c_str());
+  std::printf("  try it           build/tinyds sample --ckpt %s --prompt \"Sam has 23 apples and buys 45 more. How many apples does Sam have now?\"\n",
+              r.final_ckpt.c_str());
+  std::printf("  peak RSS         %s\n", format_bytes(peak_rss_bytes()).c_str());
+  std::printf("======================================================\n");
+  return 0;
+}
+
+}  // namespace tinyds

@@ -1,0 +1,106 @@
+// tinyds/cli/cmd_train.cpp — `tinyds init | pretrain | sft | eval`.
+#include <cstdio>
+
+#include "tinyds/cli/args.h"
+#include "tinyds/cli/commands.h"
+#include "tinyds/cli/config_options.h"
+#include "tinyds/core/error.h"
+#include "tinyds/data/gsm8k.h"
+#include "tinyds/train/checkpoint.h"
+#include "tinyds/train/evaluate.h"
+#include "tinyds/train/trainer.h"
+
+namespace tinyds {
+
+int cmd_init(int argc, char** argv) {
+  Config cfg = Config::preset(scan_preset(argc, argv, "nano"));
+  Args a("tinyds init", "Write a freshly initialised checkpoint (used by the PyTorch golden-state test).");
+  ConfigOptions co;
+  co.add_to(a, cfg);
+  std::string out;
+  a.add_required("--out", out, "checkpoint file to write (.safetensors)");
+  if (!a.parse(argc, argv)) return 0;
+  co.finish(cfg);
+  Transformer<float> model(cfg.model);
+  model.init_weights(cfg.train.seed);
+  save_checkpoint(out, cfg, Tokenizer(), model, nullptr, TrainState{});
+  std::printf("wrote %s (%s preset, %zu parameters, seed %llu)\n", out.c_str(), cfg.name.c_str(), model.num_params(),
+              static_cast<unsigned long long>(cfg.train.seed));
+  return 0;
+}
+
+namespace {
+
+int run_train_command(int argc, char** argv, bool sft) {
+  const char* name = sft ? "tinyds sft" : "tinyds pretrain";
+  Config cfg = Config::preset(scan_preset(argc, argv, "small"));
+  Args a(name, sft ? "Supervised fine-tuning on GSM8K-style problems: the loss covers the answer only (prompt masked)."
+                   : "Pretraining on GSM8K-style problems: the loss covers every token of question and answer.");
+  ConfigOptions co;
+  co.add_to(a, cfg);
+  TrainOptions opt;
+  opt.mask_prompt = sft;
+  opt.out_dir = sft ? "runs/sft" : "runs/pretrain";
+  opt.label = sft ? "sft" : "pretrain";
+  a.add("--out", opt.out_dir, "output folder for metrics.jsonl and checkpoints");
+  a.add("--init", opt.init_ckpt, "start from this checkpoint's weights (fresh optimizer)");
+  a.add("--resume", opt.resume, "continue this checkpoint's run exactly (weights, optimizer, step)");
+  a.add("--train-file", opt.train_file, "GSM8K JSONL to train on instead of generated problems");
+  a.add("--test-file", opt.test_file, "GSM8K JSONL to evaluate on instead of generated problems");
+  a.add("--stop-after", opt.stop_after, "stop with a resumable checkpoint after this many steps (-1 = no)");
+  a.add_flag("--quiet", opt.quiet, "no progress lines");
+  if (!a.parse(argc, argv)) return 0;
+  if (!opt.resume.empty()) {
+    // A resumed run continues the stored config; only the step count may be extended.
+    LoadedCheckpoint ck = load_checkpoint(opt.resume);
+    int steps = a.given("--steps") ? cfg.train.steps : ck.config.train.steps;
+    cfg = ck.config;
+    cfg.train.steps = steps;
+  }
+  co.finish(cfg);
+  TrainResult r = run_training(cfg, opt);
+  if (r.final_accuracy >= 0)
+    std::printf("%s: held-out exact match %.1f%% after %d steps (%.0f tokens/s median, %.1f s)\n", name,
+                100 * r.final_accuracy, r.steps_done, r.tokens_per_s, r.seconds);
+  return 0;
+}
+
+}  // namespace
+
+int cmd_pretrain(int argc, char** argv) { return run_train_command(argc, argv, false); }
+int cmd_sft(int argc, char** argv) { return run_train_command(argc, argv, true); }
+
+int cmd_eval(int argc, char** argv) {
+  Args a("tinyds eval", "Held-out exact-match accuracy of a checkpoint (greedy decoding).");
+  std::string ckpt, test_file;
+  std::vector<int> levels = {1};
+  int n = 200, max_new = 96;
+  uint64_t seed = 1337;
+  a.add_required("--ckpt", ckpt, "checkpoint to evaluate");
+  a.add("--levels", levels, "generated held-out levels to evaluate");
+  a.add("--n", n, "held-out problems per level");
+  a.add("--seed", seed, "seed of the held-out problems");
+  a.add("--test-file", test_file, "evaluate on this GSM8K JSONL file instead");
+  a.add("--max-new-tokens", max_new, "longest completion");
+  if (!a.parse(argc, argv)) return 0;
+  LoadedCheckpoint ck = load_checkpoint(ckpt);
+  Transformer<float> model(ck.config.model);
+  load_params_into(ck, model);
+  auto report = [&](const std::string& what, const std::vector<Problem>& ps) {
+    EvalResult r = evaluate_exact_match(model, ck.tokenizer, ps, max_new, 3);
+    std::printf("%s: exact match %d/%d = %.1f%%, well-formed %d, mean completion %.1f tokens\n", what.c_str(), r.correct,
+                r.n, 100 * r.accuracy, r.well_formed, r.mean_completion_len);
+    for (const std::string& e : r.examples) std::printf("    %s\n", e.c_str());
+  };
+  if (!test_file.empty()) {
+    report(test_file, read_gsm8k_jsonl(test_file));
+  } else {
+    Config c = ck.config;
+    c.train.eval_problems = n;
+    c.train.seed = seed;
+    for (int level : levels) report("level " + std::to_string(level), heldout_problems(c, level));
+  }
+  return 0;
+}
+
+}  // namespace tinyds

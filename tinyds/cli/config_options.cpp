@@ -1,0 +1,51 @@
+// tinyds/cli/config_options.cpp — see config_options.h.
+#include "tinyds/cli/config_options.h"
+
+#include <cstring>
+
+namespace tinyds {
+
+std::string scan_preset(int argc, char** argv, const std::string& fallback) {
+  for (int i = 1; i < argc; i++) {
+    if (!std::strcmp(argv[i], "--preset") && i + 1 < argc) return argv[i + 1];
+    if (!std::strncmp(argv[i], "--preset=", 9)) return argv[i] + 9;
+  }
+  return fallback;
+}
+
+void ConfigOptions::add_to(Args& a, Config& cfg) {
+  preset = cfg.name;
+  attention = attention_kind_name(cfg.model.attention);
+  a.add("--preset", preset, "model/training preset: nano | small | base");
+  ModelConfig& m = cfg.model;
+  a.add("--n-layer", m.n_layer, "transformer blocks");
+  a.add("--d-model", m.d_model, "model width C");
+  a.add("--attention", attention, "attention kind: mha | gqa | mqa");
+  a.add("--n-head", m.n_head, "query heads H");
+  a.add("--n-kv-head", m.n_kv_head, "key/value heads (gqa/mqa)");
+  a.add("--head-dim", m.head_dim, "head dimension D");
+  a.add("--ffn-hidden", m.ffn_hidden, "SwiGLU hidden width F");
+  a.add("--max-seq-len", m.max_seq_len, "longest sequence (RoPE positions)");
+  TrainConfig& t = cfg.train;
+  a.add("--batch-size", t.batch_size, "sequences per step B");
+  a.add("--seq-len", t.seq_len, "max tokens per sequence T");
+  a.add("--steps", t.steps, "optimizer steps");
+  a.add("--lr", t.lr, "peak learning rate");
+  a.add("--min-lr", t.min_lr, "cosine schedule floor");
+  a.add("--warmup", t.warmup_steps, "linear warmup steps");
+  a.add("--weight-decay", t.weight_decay, "AdamW decoupled weight decay (matrices only)");
+  a.add("--grad-clip", t.grad_clip, "global grad-norm clip (0 = off)");
+  a.add("--eval-every", t.eval_every, "steps between held-out evaluations (0 = only at the end)");
+  a.add("--eval-problems", t.eval_problems, "held-out problems per level");
+  a.add("--ckpt-every", t.ckpt_every, "steps between checkpoints (0 = only at the end)");
+  a.add("--seed", t.seed, "seed for initialisation and data order");
+  a.add("--levels", cfg.data.levels, "difficulty levels to train on, e.g. 1,2");
+  a.add("--n-train", cfg.data.n_train, "generated training problems");
+}
+
+void ConfigOptions::finish(Config& cfg) {
+  cfg.model.attention = parse_attention_kind(attention);
+  cfg.validate();
+}
+
+}  // namespace tinyds

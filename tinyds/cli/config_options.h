@@ -1,0 +1,23 @@
+// tinyds/cli/config_options.h — the command-line options that build a Config: --preset NAME, then overrides
+// of individual fields (--steps, --lr, --d-model, ...). --help shows the chosen preset's values as defaults.
+#pragma once
+#include <string>
+
+#include "tinyds/cli/args.h"
+#include "tinyds/model/config.h"
+
+namespace tinyds {
+
+// Finds "--preset X" / "--preset=X" in argv (default `fallback`), so the other options can show its values.
+std::string scan_preset(int argc, char** argv, const std::string& fallback);
+
+// Registers --preset and the override options on `a`, bound to fields of `cfg` (which must outlive parsing).
+struct ConfigOptions {
+  std::string preset;
+  std::string attention;
+  void add_to(Args& a, Config& cfg);
+  // After parsing: applies the string-valued options and validates.
+  void finish(Config& cfg);
+};
+
+}  // namespace tinyds

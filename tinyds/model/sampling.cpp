@@ -1,0 +1,82 @@
+// tinyds/model/sampling.cpp — see sampling.h.
+#include "tinyds/model/sampling.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "tinyds/core/error.h"
+
+namespace tinyds {
+
+int sample_token(const float* logits, int V, const SamplingParams& sp, Rng& rng) {
+  if (!(sp.temperature >= 0)) throw_error("sampling: temperature ", sp.temperature, " must be >= 0");
+  if (sp.top_k < 0) throw_error("sampling: top_k ", sp.top_k, " must be >= 0");
+  if (!(sp.top_p > 0 && sp.top_p <= 1)) throw_error("sampling: top_p ", sp.top_p, " must be in (0, 1]");
+  if (sp.temperature == 0.0f) return static_cast<int>(std::max_element(logits, logits + V) - logits);
+
+  // Sort token ids by logit, highest first; keep top_k of them.
+  std::vector<int> ids(V);
+  std::iota(ids.begin(), ids.end(), 0);
+  std::sort(ids.begin(), ids.end(), [&](int a, int b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  int keep = sp.top_k > 0 ? std::min(sp.top_k, V) : V;
+  // Softmax over the kept ids at this temperature (max subtraction: the largest exponent is 0, no overflow).
+  std::vector<double> p(keep);
+  double mx = logits[ids[0]], sum = 0;
+  for (int i = 0; i < keep; i++) sum += p[i] = std::exp((logits[ids[i]] - mx) / sp.temperature);
+  // Nucleus: the smallest prefix whose mass reaches top_p.
+  double mass = 0;
+  int nucleus = keep;
+  for (int i = 0; i < keep; i++) {
+    mass += p[i] / sum;
+    if (mass >= sp.top_p) { nucleus = i + 1; break; }
+  }
+  double total = 0;
+  for (int i = 0; i < nucleus; i++) total += p[i];
+  double u = rng.uniform_double() * total;
+  for (int i = 0; i < nucleus; i++) {
+    u -= p[i];
+    if (u < 0) return ids[i];
+  }
+  return ids[nucleus - 1];
+}
+
+std::vector<std::vector<int>> generate(Transformer<float>& model, const std::vector<std::vector<int>>& prompts,
+                                       const SamplingParams& sp, int eos, int pad, int batch) {
+  const int V = model.config().vocab_size, max_len = model.config().max_seq_len;
+  std::vector<std::vector<int>> out(prompts.size());
+  Rng rng(sp.seed);
+  for (std::size_t start = 0; start < prompts.size(); start += batch) {
+    const int B = static_cast<int>(std::min<std::size_t>(batch, prompts.size() - start));
+    std::vector<std::vector<int>> seq(prompts.begin() + start, prompts.begin() + start + B);
+    std::vector<bool> done(B, false);
+    for (int b = 0; b < B; b++) {
+      if (seq[b].empty()) throw_error("generate: prompt ", start + b, " is empty (it needs at least <bos>)");
+      if (static_cast<int>(seq[b].size()) >= max_len) done[b] = true;  // no room for a new token
+    }
+    for (int step = 0; step < sp.max_new_tokens; step++) {
+      // Only unfinished rows take part in the forward pass.
+      std::vector<int> active;
+      int T = 0;
+      for (int b = 0; b < B; b++)
+        if (!done[b]) { active.push_back(b); T = std::max(T, static_cast<int>(seq[b].size())); }
+      if (active.empty()) break;
+      const int A = static_cast<int>(active.size());
+      std::vector<int> tokens(static_cast<std::size_t>(A) * T, pad);
+      for (int r = 0; r < A; r++)
+        std::copy(seq[active[r]].begin(), seq[active[r]].end(), tokens.begin() + static_cast<std::size_t>(r) * T);
+      model.forward(tokens.data(), nullptr, A, T);
+      for (int r = 0; r < A; r++) {
+        const int b = active[r];
+        const float* row = model.logits() + (static_cast<std::size_t>(r) * T + seq[b].size() - 1) * V;
+        int next = sample_token(row, V, sp, rng);
+        seq[b].push_back(next);
+        out[start + b].push_back(next);
+        if (next == eos || static_cast<int>(seq[b].size()) >= max_len) done[b] = true;
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace tinyds

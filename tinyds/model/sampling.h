@@ -1,0 +1,34 @@
+// tinyds/model/sampling.h — choosing the next token from logits, and batched generation.
+//
+// Greedy when temperature == 0; otherwise softmax(logits / temperature) restricted to the top_k most likely
+// tokens (0 = all) and then to the smallest set whose probability reaches top_p (nucleus sampling,
+// Holtzman et al. 2020), renormalised, sampled with a seeded Rng.
+// Generation here recomputes the whole sequence for every new token (simple and obviously correct); the
+// kv-cache decoder arrives with the architecture work and is tested equal to this.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "tinyds/core/rng.h"
+#include "tinyds/model/transformer.h"
+
+namespace tinyds {
+
+struct SamplingParams {
+  float temperature = 0.0f;  // 0 = greedy
+  int top_k = 0;             // 0 = no top-k filter
+  float top_p = 1.0f;        // 1 = no nucleus filter
+  int max_new_tokens = 64;
+  uint64_t seed = 1;
+};
+
+// logits (V). Validates the parameters (temperature >= 0, top_k >= 0, 0 < top_p <= 1).
+int sample_token(const float* logits, int V, const SamplingParams& sp, Rng& rng);
+
+// Completes each prompt (token ids, starting with <bos>) until `eos` (included in the output), max_new_tokens,
+// or the model's max_seq_len. Prompts run in batches of up to `batch` rows, right-padded (causal attention makes
+// the padding invisible to earlier positions). Returns the new tokens of each prompt.
+std::vector<std::vector<int>> generate(Transformer<float>& model, const std::vector<std::vector<int>>& prompts,
+                                       const SamplingParams& sp, int eos, int pad, int batch = 64);
+
+}  // namespace tinyds

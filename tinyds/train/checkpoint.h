@@ -1,0 +1,41 @@
+// tinyds/train/checkpoint.h — model checkpoints in the safetensors format.
+//
+// A checkpoint holds the parameters (names from params.h), optionally the AdamW moments ("adam_m.<name>",
+// "adam_v.<name>") and the training state, and in __metadata__: "format" = "tinyds", "format_version" = "1",
+// "config" (the Config as JSON), "tokenizer" (the vocab as JSON), "train_state" ({"step", "adam_t"}).
+// Written to a temporary file and renamed (safetensors.cpp), so an interrupted write never leaves a
+// half-written checkpoint. Loading checks every tensor's presence and shape against the stored config and
+// reports a truncated, corrupted or mismatched file as a tinyds::Error naming the file and the problem.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "tinyds/data/tokenizer.h"
+#include "tinyds/model/config.h"
+#include "tinyds/model/transformer.h"
+#include "tinyds/train/optimizer.h"
+
+namespace tinyds {
+
+struct TrainState {
+  int step = 0;    // optimizer steps completed
+  int adam_t = 0;  // AdamW's bias-correction step counter
+};
+
+struct LoadedCheckpoint {
+  std::string path;
+  Config config;
+  Tokenizer tokenizer;
+  std::vector<float> params;  // in the layout of ParamLayout(config.model)
+  bool has_optimizer = false;
+  std::vector<float> adam_m, adam_v;
+  TrainState state;
+};
+
+void save_checkpoint(const std::string& path, const Config& config, const Tokenizer& tok,
+                     const Transformer<float>& model, const AdamW* opt, const TrainState& state);
+LoadedCheckpoint load_checkpoint(const std::string& path);
+// Copies the checkpoint's parameters into a model built from the same model config (error if they differ).
+void load_params_into(const LoadedCheckpoint& ck, Transformer<float>& model);
+
+}  // namespace tinyds

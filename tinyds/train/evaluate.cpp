@@ -1,0 +1,37 @@
+// tinyds/train/evaluate.cpp — see evaluate.h.
+#include "tinyds/train/evaluate.h"
+
+#include "tinyds/data/batch.h"
+#include "tinyds/model/sampling.h"
+
+namespace tinyds {
+
+EvalResult evaluate_exact_match(Transformer<float>& model, const Tokenizer& tok, const std::vector<Problem>& problems,
+                                int max_new_tokens, int n_examples) {
+  std::vector<std::vector<int>> prompts;
+  prompts.reserve(problems.size());
+  for (const Problem& p : problems) prompts.push_back(encode_prompt(p, tok));
+  SamplingParams greedy;
+  greedy.temperature = 0.0f;
+  greedy.max_new_tokens = max_new_tokens;
+  std::vector<std::vector<int>> completions = generate(model, prompts, greedy, Tokenizer::EOS, Tokenizer::PAD);
+
+  EvalResult r;
+  r.n = static_cast<int>(problems.size());
+  double total_len = 0;
+  for (std::size_t i = 0; i < problems.size(); i++) {
+    std::vector<int> ids = completions[i];
+    total_len += ids.size();
+    if (!ids.empty() && ids.back() == Tokenizer::EOS) ids.pop_back();
+    std::string text = tok.decode(ids);
+    std::optional<int64_t> got = parse_final_answer(text);
+    if (got) r.well_formed++;
+    if (got && *got == problems[i].final_answer) r.correct++;
+    if (static_cast<int>(i) < n_examples) r.examples.push_back(problems[i].question + " -> " + text);
+  }
+  r.accuracy = r.n ? static_cast<double>(r.correct) / r.n : 0.0;
+  r.mean_completion_len = r.n ? total_len / r.n : 0.0;
+  return r;
+}
+
+}  // namespace tinyds

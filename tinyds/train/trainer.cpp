@@ -1,0 +1,211 @@
+// tinyds/train/trainer.cpp — see trainer.h.
+#include "tinyds/train/trainer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "tinyds/core/error.h"
+#include "tinyds/core/rng.h"
+#include "tinyds/core/timer.h"
+#include "tinyds/data/batch.h"
+#include "tinyds/data/generator.h"
+#include "tinyds/data/gsm8k.h"
+#include "tinyds/model/transformer.h"
+#include "tinyds/ops/adamw.h"
+#include "tinyds/train/checkpoint.h"
+#include "tinyds/train/evaluate.h"
+#include "tinyds/train/optimizer.h"
+#include "tinyds/train/progress.h"
+#include "tinyds/train/schedule.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace tinyds {
+
+using json = nlohmann::json;
+
+std::vector<Problem> heldout_problems(const Config& cfg, int level) {
+  return generate_problems(level, cfg.train.eval_problems, cfg.train.seed ^ 0x7e57ull, Split::test);
+}
+
+namespace {
+
+std::vector<Problem> training_problems(const Config& cfg, const TrainOptions& opt) {
+  if (!opt.train_file.empty()) return read_gsm8k_jsonl(opt.train_file);
+  std::vector<Problem> all;
+  const int per_level = std::max<int>(1, cfg.data.n_train / static_cast<int>(cfg.data.levels.size()));
+  for (int level : cfg.data.levels) {
+    std::vector<Problem> p = generate_problems(level, per_level, cfg.train.seed + 7919ull * level, Split::train);
+    all.insert(all.end(), p.begin(), p.end());
+  }
+  return all;
+}
+
+// The data order: a seeded permutation per epoch; the rows of step s are positions s*B .. s*B+B-1 of the
+// concatenated epochs. It depends only on (seed, step), which is what makes --resume exact.
+class BatchOrder {
+ public:
+  BatchOrder(int n, uint64_t seed) : n_(n), rng_(seed, 0xda7a) {}
+  std::vector<int> rows(int step, int B) {
+    std::vector<int> idx(B);
+    for (int r = 0; r < B; r++) {
+      int64_t g = static_cast<int64_t>(step) * B + r;
+      idx[r] = permutation(g / n_)[g % n_];
+    }
+    return idx;
+  }
+
+ private:
+  const std::vector<int>& permutation(int64_t epoch) {
+    if (epoch != epoch_) {
+      perm_.resize(n_);
+      for (int i = 0; i < n_; i++) perm_[i] = i;
+      Rng r = rng_.split(static_cast<uint64_t>(epoch));
+      for (int i = n_ - 1; i > 0; i--) std::swap(perm_[i], perm_[r.randint(0, i)]);  // Fisher-Yates
+      epoch_ = epoch;
+    }
+    return perm_;
+  }
+  int n_;
+  Rng rng_;
+  int64_t epoch_ = -1;
+  std::vector<int> perm_;
+};
+
+// The batch's time dimension: the longest sequence in it (capped at T), so short problems do not pay for padding.
+int batch_time(const std::vector<Problem>& problems, const std::vector<int>& idx, int T) {
+  int longest = 2;
+  for (int i : idx) {
+    int len = static_cast<int>(problems[i].question.size() + problems[i].answer.size()) + 3;  // <bos> q \n a <eos>
+    longest = std::max(longest, len - 1);  // inputs are the sequence minus its last token
+  }
+  return std::min(longest, T);
+}
+
+}  // namespace
+
+TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
+  cfg.validate();
+  const TrainConfig& tc = cfg.train;
+  Tokenizer tok;
+  if (tok.vocab_size() > cfg.model.vocab_size)
+    throw_error("model.vocab_size = ", cfg.model.vocab_size, " is smaller than the tokenizer's ", tok.vocab_size(), " tokens");
+  std::filesystem::create_directories(opt.out_dir);
+
+  Transformer<float> model(cfg.model, Role::policy);
+  AdamW adam(model.layout(), Role::policy);
+  TrainState state;
+  if (!opt.resume.empty()) {
+    LoadedCheckpoint ck = load_checkpoint(opt.resume);
+    load_params_into(ck, model);
+    if (!ck.has_optimizer) throw_error(opt.resume, ": has no optimizer state, so it cannot be resumed (use --init to start from its weights)");
+    std::copy(ck.adam_m.begin(), ck.adam_m.end(), adam.m());
+    std::copy(ck.adam_v.begin(), ck.adam_v.end(), adam.v());
+    adam.set_t(ck.state.adam_t);
+    state = ck.state;
+  } else if (!opt.init_ckpt.empty()) {
+    load_params_into(load_checkpoint(opt.init_ckpt), model);
+  } else {
+    model.init_weights(tc.seed);
+  }
+
+  std::vector<Problem> problems = training_problems(cfg, opt);
+  if (problems.empty()) throw_error("no training problems");
+  std::vector<std::vector<Problem>> heldout;  // per level (or the one test file)
+  std::vector<int> heldout_levels;
+  if (!opt.test_file.empty()) { heldout.push_back(read_gsm8k_jsonl(opt.test_file)); heldout_levels.push_back(0); }
+  else for (int level : cfg.data.levels) { heldout.push_back(heldout_problems(cfg, level)); heldout_levels.push_back(level); }
+
+  BatchOrder order(static_cast<int>(problems.size()), tc.seed);
+  std::ofstream metrics(opt.out_dir + "/metrics.jsonl", opt.resume.empty() ? std::ios::trunc : std::ios::app);
+  if (!metrics) throw_error("cannot write ", opt.out_dir, "/metrics.jsonl");
+  int threads = 1;
+#ifdef _OPENMP
+  threads = omp_get_max_threads();
+#endif
+  if (!opt.quiet)
+    std::printf("[%s] %s preset: %.2fM parameters, %zu training problems (levels %s), B %d, T <= %d, %d steps from step %d, %d threads\n",
+                opt.label.c_str(), cfg.name.c_str(), model.num_params() / 1e6, problems.size(),
+                json(cfg.data.levels).dump().c_str(), tc.batch_size, tc.seq_len, tc.steps, state.step, threads);
+
+  auto evaluate_all = [&](int step) {
+    double correct = 0, n = 0;
+    std::vector<LevelAccuracy> per;
+    for (std::size_t i = 0; i < heldout.size(); i++) {
+      EvalResult r = evaluate_exact_match(model, tok, heldout[i], 96, 2);
+      per.push_back({heldout_levels[i], r.n, r.accuracy, r.mean_completion_len});
+      correct += r.correct; n += r.n;
+      metrics << json{{"step", step}, {"eval_level", heldout_levels[i]}, {"eval_accuracy", r.accuracy},
+                      {"eval_n", r.n}, {"well_formed", r.well_formed}, {"mean_completion_len", r.mean_completion_len}}.dump() << "\n";
+      if (!opt.quiet) {
+        std::printf("[%s] eval step %d level %d: exact match %d/%d = %.1f%%  (well-formed %d)\n", opt.label.c_str(), step,
+                    heldout_levels[i], r.correct, r.n, 100.0 * r.accuracy, r.well_formed);
+        for (const std::string& e : r.examples) std::printf("    %s\n", e.c_str());
+      }
+    }
+    metrics.flush();
+    return std::make_pair(n ? correct / n : 0.0, per);
+  };
+  auto save = [&](const std::string& path) {
+    TrainState s{state.step, adam.t()};
+    save_checkpoint(path, cfg, tok, model, &adam, s);
+  };
+
+  TrainResult result;
+  Progress progress(opt.label, tc.steps, state.step, opt.quiet);
+  Timer total_timer;
+  AdamWSettings as{tc.lr, tc.beta1, tc.beta2, tc.adam_eps, tc.weight_decay};
+  while (state.step < tc.steps) {
+    if (opt.stop_after >= 0 && state.step >= opt.stop_after) break;
+    const int step = state.step;
+    std::vector<int> rows = order.rows(step, tc.batch_size);
+    Batch batch = make_batch(problems, rows, tok, batch_time(problems, rows, tc.seq_len), opt.mask_prompt);
+
+    model.zero_grad();
+    double loss = model.forward(batch.inputs.data(), batch.targets.data(), batch.B, batch.T);
+    if (!std::isfinite(loss)) throw_error("loss became ", loss, " at step ", step, " (try a lower --lr)");
+    model.backward();
+    double norm = global_norm(model.grads(), model.num_params());
+    if (tc.grad_clip > 0) clip_grad_norm(model.grads(), model.num_params(), norm, tc.grad_clip);
+    as.lr = static_cast<float>(lr_at(step, tc.lr, tc.min_lr, tc.warmup_steps, tc.steps));
+    adam.step(model.params(), model.grads(), as);
+    state.step++;
+    result.losses.push_back(loss);
+
+    progress.step_done(state.step, loss, as.lr, norm, static_cast<long>(batch.B) * batch.T);
+    metrics << json{{"step", state.step}, {"loss", loss}, {"lr", as.lr}, {"grad_norm", norm},
+                    {"tokens", batch.B * batch.T}, {"tokens_per_s", progress.tokens_per_s()},
+                    {"elapsed_s", total_timer.seconds()}}.dump() << "\n";
+    if (tc.eval_every > 0 && state.step % tc.eval_every == 0 && state.step < tc.steps)
+      result.evals.push_back({state.step, evaluate_all(state.step).first});
+    if (tc.ckpt_every > 0 && state.step % tc.ckpt_every == 0) save(opt.out_dir + "/latest.safetensors");
+  }
+  result.steps_done = state.step;
+  result.seconds = total_timer.seconds();
+  result.tokens_per_s = progress.median_tokens_per_s();
+  if (state.step < tc.steps) {  // stopped early (stop_after): leave a resumable checkpoint
+    save(opt.out_dir + "/latest.safetensors");
+    result.final_ckpt = opt.out_dir + "/latest.safetensors";
+    return result;
+  }
+  result.final_ckpt = opt.out_dir + "/final.safetensors";
+  save(result.final_ckpt);
+  if (tc.eval_problems > 0) {
+    auto [acc, per] = evaluate_all(state.step);
+    result.final_accuracy = acc;
+    result.final_eval = per;
+    result.evals.push_back({state.step, acc});
+  }
+  if (!opt.quiet) std::printf("[%s] done: %d steps in %.1f s; checkpoint %s\n", opt.label.c_str(), state.step,
+                              result.seconds, result.final_ckpt.c_str());
+  return result;
+}
+
+}  // namespace tinyds

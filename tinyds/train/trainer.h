@@ -1,0 +1,48 @@
+// tinyds/train/trainer.h — the training loop for `tinyds pretrain` and `tinyds sft`.
+//
+// Each step: a batch of problems (a fixed, seeded order that depends only on the step number, so a resumed run
+// sees exactly the batches an uninterrupted one would), forward, backward, global grad-norm clip, AdamW with the
+// warmup + cosine schedule. A progress line every log_every steps (step, loss, lr, grad norm, tokens/s, ETA),
+// one JSON line per step in <out_dir>/metrics.jsonl, held-out exact-match evaluation every eval_every steps,
+// and checkpoints (<out_dir>/latest.safetensors every ckpt_every steps, <out_dir>/final.safetensors at the end).
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tinyds/data/problem.h"
+#include "tinyds/model/config.h"
+
+namespace tinyds {
+
+struct TrainOptions {
+  bool mask_prompt = true;     // sft: loss on the answer only; pretrain: on the whole sequence
+  std::string out_dir = "runs/train";
+  std::string init_ckpt;       // start from these weights (e.g. SFT after pretraining); fresh AdamW
+  std::string resume;          // continue an interrupted run exactly (weights, AdamW state, step)
+  std::string train_file;      // GSM8K JSONL to train on instead of generated problems
+  std::string test_file;       // GSM8K JSONL to evaluate on instead of generated problems
+  int stop_after = -1;         // stop (with a checkpoint) after this many total steps, as if interrupted
+  bool quiet = false;          // no progress lines (tests)
+  std::string label = "train"; // printed at the start of progress lines
+};
+
+struct LevelAccuracy { int level; int n; double accuracy; double mean_len; };
+
+struct TrainResult {
+  std::vector<double> losses;                  // loss of every step this call ran
+  std::vector<std::pair<int, double>> evals;   // (step, held-out accuracy)
+  std::vector<LevelAccuracy> final_eval;       // per level, at the end
+  double final_accuracy = -1;                  // over all held-out problems at the end (-1: not evaluated)
+  double tokens_per_s = 0;                     // median over logged intervals
+  double seconds = 0;
+  int steps_done = 0;
+  std::string final_ckpt;
+};
+
+TrainResult run_training(const Config& cfg, const TrainOptions& opt);
+
+// Held-out problems for a config: eval_problems per training level from the test split (seeded by train.seed).
+std::vector<Problem> heldout_problems(const Config& cfg, int level);
+
+}  // namespace tinyds
