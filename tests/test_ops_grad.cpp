@@ -132,16 +132,32 @@ TEST_CASE("ops/swiglu: backward matches finite differences") {
   vec a = randn(n, 1, 2.0), b = randn(n, 2), R = randn(n, 3), out(n), da(n), db(n);
   a[0] = -30.0;  // far tail of the sigmoid: silu -> 0 smoothly, no NaN
   a[1] = 30.0;
-  a[2] = -800.0;  // e^-a overflows to inf (or the vectorised exp clamps it): silu(a) must still be ~0, not NaN
-  a[3] = 800.0;
   auto loss = [&] {
     swiglu_forward(out.data(), a.data(), b.data(), n);
     return dot(out.data(), R.data(), n);
   };
   auto backward = [&] { swiglu_backward(da.data(), db.data(), R.data(), a.data(), b.data(), n); };
   run_gradcheck(loss, backward, {{"da", &a, &da, false}, {"db", &b, &db, false}});
-  loss();
   CHECK(out[5] == doctest::Approx(a[5] / (1.0 + std::exp(-a[5])) * b[5]).epsilon(1e-12));
+
+  // Saturated gates (checked apart from the finite differences: out ~ 800 b would raise |L| and with it the
+  // rounding noise eps |L| / h of every numeric gradient). e^-a overflows to inf, or the vectorised exp clamps it
+  // to a huge finite value: either way silu(-800) = 0 and silu(800) = 800, with no NaN, in double and in float.
+  const double big[4] = {-800.0, 800.0, 0.5, -0.25}, g[4] = {1.0, 1.0, 1.0, 1.0};
+  double o[4], d1[4], d2[4];
+  swiglu_forward(o, big, big, 4);  // b = a, so out = silu(a) * a
+  swiglu_backward(d1, d2, g, big, big, 4);
+  CHECK(std::fabs(o[0]) < 1e-300);
+  CHECK(o[1] == 800.0 * 800.0);
+  CHECK(std::fabs(d1[0]) < 1e-300);  // d/da of silu(a) * b vanishes in the left tail
+  CHECK(d1[1] == 800.0);             // = b * sigmoid(800) * (1 + 800 (1 - sigmoid(800))) = b
+  CHECK(d2[1] == 800.0);             // = silu(800)
+  const float bigf[2] = {-100.0f, 100.0f}, gf[2] = {1.0f, 1.0f};
+  float of[2], df1[2], df2[2];
+  swiglu_forward(of, bigf, bigf, 2);
+  swiglu_backward(df1, df2, gf, bigf, bigf, 2);
+  for (float x : {of[0], of[1], df1[0], df1[1], df2[0], df2[1]}) CHECK(std::isfinite(x));
+  CHECK(of[1] == 10000.0f);
 }
 
 TEST_CASE("ops/cross_entropy: backward matches finite differences, with masked rows") {

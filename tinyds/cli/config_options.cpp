@@ -41,6 +41,7 @@ void ConfigOptions::add_to(Args& a, Config& cfg) {
   a.add("--seed", t.seed, "seed for initialisation and data order");
   a.add("--levels", cfg.data.levels, "difficulty levels to train on, e.g. 1,2");
   a.add("--n-train", cfg.data.n_train, "generated training problems");
+  a.add("--drill-frac", cfg.data.drill_frac, "fraction of training steps on bare arithmetic drills (curriculum)");
 }
 
 void ConfigOptions::finish(Config& cfg) {

@@ -90,6 +90,8 @@ void Config::validate() const {
   for (int level : data.levels) need(level >= 1 && level <= 4, "data.levels", level, "each level must be 1..4");
   need(!data.levels.empty(), "data.levels", 0, "needs at least one level");
   need(data.n_train >= 1, "data.n_train", data.n_train, "must be positive");
+  if (!(data.drill_frac >= 0 && data.drill_frac < 1))
+    throw_error("config: data.drill_frac = ", data.drill_frac, ": must be in [0, 1)");
 }
 
 int64_t Config::num_params() const { return ParamLayout(model).total(); }
@@ -200,7 +202,7 @@ json config_to_json(const Config& c) {
                          {"grad_clip", t.grad_clip}, {"eval_every", t.eval_every},
                          {"eval_problems", t.eval_problems}, {"ckpt_every", t.ckpt_every},
                          {"log_every", t.log_every}, {"seed", t.seed}}},
-              {"data", {{"levels", c.data.levels}, {"n_train", c.data.n_train}}}};
+              {"data", {{"levels", c.data.levels}, {"n_train", c.data.n_train}, {"drill_frac", c.data.drill_frac}}}};
 }
 
 Config config_from_json(const json& j, const std::string& where) {
@@ -226,9 +228,10 @@ Config config_from_json(const json& j, const std::string& where) {
   }
   if (j.contains("data")) {
     std::string w = where + ": data";
-    reject_unknown(j["data"], {"levels", "n_train"}, w);
+    reject_unknown(j["data"], {"levels", "n_train", "drill_frac"}, w);
     read_field(j["data"], "levels", c.data.levels, w);
     read_field(j["data"], "n_train", c.data.n_train, w);
+    read_field(j["data"], "drill_frac", c.data.drill_frac, w);
   }
   c.validate();
   return c;

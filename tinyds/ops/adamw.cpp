@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tinyds/core/error.h"
+#include "tinyds/ops/vmath.h"
 
 namespace tinyds {
 
@@ -24,7 +25,7 @@ void adamw_update(real* params,       // (n) updated in place
   const real bc1 = static_cast<real>(1.0 - std::pow(static_cast<double>(beta1), t));
   const real bc2 = static_cast<real>(1.0 - std::pow(static_cast<double>(beta2), t));
   const real b1 = beta1, b2 = beta2, e = eps, lr_ = lr, wd = weight_decay;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMinWork)
   for (long long i = 0; i < static_cast<long long>(n); i++) {
     const real g = grads[i];
     m[i] = b1 * m[i] + (real(1) - b1) * g;
@@ -44,7 +45,7 @@ double global_norm(const real* g,  // (n)
   const std::size_t chunk = 1 << 14;
   const long long nchunks = static_cast<long long>((n + chunk - 1) / chunk);
   std::vector<double> partial(static_cast<std::size_t>(nchunks), 0.0);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMinWork)
   for (long long c = 0; c < nchunks; c++) {
     const std::size_t i0 = static_cast<std::size_t>(c) * chunk;
     const std::size_t i1 = i0 + chunk < n ? i0 + chunk : n;
@@ -63,7 +64,7 @@ double clip_grad_norm(real* g,  // (n) scaled in place when clipped
   if (!(max_norm > 0.0) || !(norm > max_norm)) return 1.0;  // also leaves g alone when norm is NaN
   const double scale = max_norm / norm;
   const real s = static_cast<real>(scale);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMinWork)
   for (long long i = 0; i < static_cast<long long>(n); i++) g[i] *= s;
   return scale;
 }

@@ -72,8 +72,9 @@ void attention_forward(real* out,      // (B, T, H, Dv)
                        int B, int T, int H, int Hkv, int Dk, int Dv, real scale) {
   check_dims(B, T, H, Hkv, Dk, Dv, "attention_forward");
   const int group = H / Hkv;  // query heads per kv head
+  [[maybe_unused]] const long work = static_cast<long>(B) * H * T * T * (Dk + Dv);  // multiply-adds
   // Every (b, h) pair is independent: one OpenMP task each (Eigen stays single-threaded inside the region).
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (work >= kParallelMinWork)
   for (int bh = 0; bh < B * H; bh++) {
     const int b = bh / H, h = bh % H, g = h / group;
     auto Q = head(q, b, h, T, H, Dk);
@@ -81,7 +82,7 @@ void attention_forward(real* out,      // (B, T, H, Dv)
     auto V = head(v, b, g, T, Hkv, Dv);
     Eigen::Map<MatR<real>> A(att + static_cast<long>(bh) * T * T, T, T);
     A.noalias() = Q * K.transpose();  // (T, T); the upper triangle is computed and then masked
-    ExpBuffer<real> e(T);
+    ExpBuffer<real> e(exp_padded<real>(T));
     causal_softmax_rows(A, e, scale);
     auto O = head(out, b, h, T, H, Dv);
     // P is lower triangular: a triangular product skips the zero half.
@@ -108,7 +109,8 @@ void attention_backward(real* dq,         // (B, T, H, Dk) written
                         int B, int T, int H, int Hkv, int Dk, int Dv, real scale) {
   check_dims(B, T, H, Hkv, Dk, Dv, "attention_backward");
   const int group = H / Hkv;
-#pragma omp parallel for schedule(static)
+  [[maybe_unused]] const long work = static_cast<long>(B) * H * T * T * (Dk + Dv);  // multiply-adds
+#pragma omp parallel for schedule(static) if (work >= kParallelMinWork)
   for (int bg = 0; bg < B * Hkv; bg++) {
     const int b = bg / Hkv, g = bg % Hkv;
     auto K = head(k, b, g, T, Hkv, Dk);

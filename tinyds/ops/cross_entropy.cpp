@@ -26,9 +26,9 @@ void cross_entropy_forward(real* losses,        // (N)
                            const int* targets,  // (N), < 0 = masked
                            int N, int V) {
   check_targets(targets, N, V, "cross_entropy_forward");
-#pragma omp parallel
+#pragma omp parallel if (static_cast<long>(N) * V >= kParallelMinWork)
   {
-    ExpBuffer<real> e(V);  // per-thread aligned scratch for the row's exps (vmath.h)
+    ExpBuffer<real> e(exp_padded<real>(V));  // per-thread aligned scratch for the row's exps (vmath.h)
 #pragma omp for schedule(static)
     for (int n = 0; n < N; n++) {
       const real* x = logits + static_cast<long>(n) * V;
@@ -58,9 +58,9 @@ void cross_entropy_backward(real* dlogits,        // (N, V) written
                             const int* targets,   // (N)
                             int N, int V) {
   check_targets(targets, N, V, "cross_entropy_backward");
-#pragma omp parallel
+#pragma omp parallel if (static_cast<long>(N) * V >= kParallelMinWork)
   {
-    ExpBuffer<real> e(V);
+    ExpBuffer<real> e(exp_padded<real>(V));
 #pragma omp for schedule(static)
     for (int n = 0; n < N; n++) {
       const real* x = logits + static_cast<long>(n) * V;

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "tinyds/core/error.h"
+#include "tinyds/ops/vmath.h"
 
 namespace tinyds {
 
@@ -23,7 +24,7 @@ void embedding_forward(real* out,          // (N, C)
                        const real* wte,    // (V, C)
                        int N, int C) {
   check_tokens(tokens, N, "embedding_forward");
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<long>(N) * C >= kParallelMinWork)
   for (int n = 0; n < N; n++) {
     std::memcpy(out + static_cast<long>(n) * C, wte + static_cast<long>(tokens[n]) * C, sizeof(real) * C);
   }

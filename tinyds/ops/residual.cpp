@@ -1,6 +1,7 @@
 // tinyds/ops/residual.cpp — the residual connection and elementwise helpers (see residual.h).
 // Shapes: n elements. Gradients: da, db WRITTEN (=).
 #include "tinyds/ops/residual.h"
+#include "tinyds/ops/vmath.h"
 
 namespace tinyds {
 
@@ -9,7 +10,7 @@ void residual_forward(real* out,      // (n)
                       const real* a,  // (n)
                       const real* b,  // (n)
                       long n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMinWork)
   for (long i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
@@ -19,7 +20,7 @@ void residual_backward(real* da,          // (n) written, or nullptr
                        real* db,          // (n) written, or nullptr
                        const real* dout,  // (n)
                        long n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMinWork)
   for (long i = 0; i < n; i++) {
     if (da) da[i] = dout[i];
     if (db) db[i] = dout[i];
@@ -30,7 +31,7 @@ template <typename real>
 void add_inplace(real* acc,      // (n) accumulated
                  const real* x,  // (n)
                  long n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMinWork)
   for (long i = 0; i < n; i++) acc[i] += x[i];
 }
 

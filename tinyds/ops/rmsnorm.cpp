@@ -18,7 +18,7 @@ void rmsnorm_forward(real* out,           // (N, C)
                      const real* inp,     // (N, C)
                      const real* weight,  // (C)
                      int N, int C, real eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<long>(N) * C >= kParallelMinWork)
   for (int n = 0; n < N; n++) {
     const real* x = inp + static_cast<long>(n) * C;
     real* y = out + static_cast<long>(n) * C;
@@ -43,7 +43,7 @@ void rmsnorm_backward(real* dinp,          // (N, C) written
                       const real* weight,  // (C)
                       const real* rstd,    // (N) from forward
                       int N, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<long>(N) * C >= kParallelMinWork)
   for (int n = 0; n < N; n++) {
     const real* x = inp + static_cast<long>(n) * C;
     const real* g = dout + static_cast<long>(n) * C;
@@ -60,7 +60,7 @@ void rmsnorm_backward(real* dinp,          // (N, C) written
   // sum is added in the same order for any thread count: same bits with 1 or 16 threads, and no atomics.
   const int block = 64;
   const int nblocks = (C + block - 1) / block;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<long>(N) * C >= kParallelMinWork)
   for (int ib = 0; ib < nblocks; ib++) {
     const int c0 = ib * block, c1 = std::min(C, c0 + block);
     double acc[block] = {};

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tinyds/core/error.h"
+#include "tinyds/ops/vmath.h"
 
 namespace tinyds {
 
@@ -39,7 +40,7 @@ static void rope_rotate(real* y, const real* x, int B, int T, int H, int R, int 
   std::vector<real> cosv, sinv;
   rope_tables(cosv, sinv, T, R, pos0, static_cast<double>(theta));
   const int P = R / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<long>(B) * T * H * R >= kParallelMinWork)
   for (int bt = 0; bt < B * T; bt++) {
     const int t = bt % T;
     const real* c = cosv.data() + static_cast<size_t>(t) * P;

@@ -23,7 +23,7 @@ void swiglu_forward(real* out,      // (n)
                     const real* b,  // (n) up projection, w3 x
                     long n) {
   const long nchunks = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMinWork)
   for (long c = 0; c < nchunks; c++) {
     alignas(kExpAlign) real e[kChunk];
     const long i0 = c * kChunk, m = n - i0 < kChunk ? n - i0 : kChunk;
@@ -44,7 +44,7 @@ void swiglu_backward(real* da,          // (n) written
                      const real* b,     // (n)
                      long n) {
   const long nchunks = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMinWork)
   for (long c = 0; c < nchunks; c++) {
     alignas(kExpAlign) real e[kChunk];
     const long i0 = c * kChunk, m = n - i0 < kChunk ? n - i0 : kChunk;

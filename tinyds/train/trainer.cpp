@@ -13,6 +13,7 @@
 #include "tinyds/core/rng.h"
 #include "tinyds/core/timer.h"
 #include "tinyds/data/batch.h"
+#include "tinyds/data/drills.h"
 #include "tinyds/data/generator.h"
 #include "tinyds/data/gsm8k.h"
 #include "tinyds/model/transformer.h"
@@ -37,6 +38,7 @@ std::vector<Problem> heldout_problems(const Config& cfg, int level) {
 
 namespace {
 
+// Word problems: generated for the configured levels, or read from --train-file.
 std::vector<Problem> training_problems(const Config& cfg, const TrainOptions& opt) {
   if (!opt.train_file.empty()) return read_gsm8k_jsonl(opt.train_file);
   std::vector<Problem> all;
@@ -123,7 +125,13 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
   if (!opt.test_file.empty()) { heldout.push_back(read_gsm8k_jsonl(opt.test_file)); heldout_levels.push_back(0); }
   else for (int level : cfg.data.levels) { heldout.push_back(heldout_problems(cfg, level)); heldout_levels.push_back(level); }
 
+  // Curriculum: a fraction drill_frac of the steps train on a batch of bare drills (data/drills.h) instead of word
+  // problems. Whole batches of one kind keep the short drills from being padded to word-problem length. Which
+  // steps are drill steps depends only on (seed, step), so --resume stays exact.
+  std::vector<Problem> drills = cfg.data.drill_frac > 0 ? make_drills(problems, static_cast<int>(problems.size())) : std::vector<Problem>{};
+  const Rng drill_coin(tc.seed, 0xd7111);
   BatchOrder order(static_cast<int>(problems.size()), tc.seed);
+  BatchOrder drill_order(static_cast<int>(std::max<std::size_t>(1, drills.size())), tc.seed + 1);
   std::ofstream metrics(opt.out_dir + "/metrics.jsonl", opt.resume.empty() ? std::ios::trunc : std::ios::app);
   if (!metrics) throw_error("cannot write ", opt.out_dir, "/metrics.jsonl");
   int threads = 1;
@@ -131,8 +139,8 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
   threads = omp_get_max_threads();
 #endif
   if (!opt.quiet)
-    std::printf("[%s] %s preset: %.2fM parameters, %zu training problems (levels %s), B %d, T <= %d, %d steps from step %d, %d threads\n",
-                opt.label.c_str(), cfg.name.c_str(), model.num_params() / 1e6, problems.size(),
+    std::printf("[%s] %s preset: %.2fM parameters, %zu training problems (levels %s, %.0f%% of steps on drills), B %d, T <= %d, %d steps from step %d, %d threads\n",
+                opt.label.c_str(), cfg.name.c_str(), model.num_params() / 1e6, problems.size(), 100.0 * cfg.data.drill_frac,
                 json(cfg.data.levels).dump().c_str(), tc.batch_size, tc.seq_len, tc.steps, state.step, threads);
 
   auto evaluate_all = [&](int step) {
@@ -165,8 +173,10 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
   while (state.step < tc.steps) {
     if (opt.stop_after >= 0 && state.step >= opt.stop_after) break;
     const int step = state.step;
-    std::vector<int> rows = order.rows(step, tc.batch_size);
-    Batch batch = make_batch(problems, rows, tok, batch_time(problems, rows, tc.seq_len), opt.mask_prompt);
+    const bool drill_step = !drills.empty() && drill_coin.uniform_at(step) < cfg.data.drill_frac;
+    const std::vector<Problem>& pool = drill_step ? drills : problems;
+    std::vector<int> rows = (drill_step ? drill_order : order).rows(step, tc.batch_size);
+    Batch batch = make_batch(pool, rows, tok, batch_time(pool, rows, tc.seq_len), opt.mask_prompt);
 
     model.zero_grad();
     double loss = model.forward(batch.inputs.data(), batch.targets.data(), batch.B, batch.T);

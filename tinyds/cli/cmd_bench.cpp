@@ -1,0 +1,263 @@
+// tinyds/cli/cmd_bench.cpp — `tinyds bench`: training throughput against the machine's GEMM peak and against the
+// PyTorch twin, with a per-op profile of one step.
+//
+// Shapes: B batch, T time, N = B*T, C d_model, V vocab, H heads, D head_dim, F ffn_hidden.
+// Four parts, run one after another (never two timings at once: they would share the cores):
+//   1. the machine: CPU, OpenMP threads, Eigen fp32 GEMM GFLOP/s for n = 256, 512, 1024; the max is "GEMM peak"
+//   2. tinyds: median time of full training steps -> tokens/s = B*T / median; achieved GFLOP/s with
+//      FLOPs/token = 6 * N_matmul + 3*2*2 * n_layer * T * H * D / 2 (tinyds/train/bench.h), as a fraction of the
+//      GEMM peak (llm.c's MFU with the measured peak in place of the datasheet one)
+//   3. each op of a step timed in isolation at the model's shapes, times its calls per step (bench_profile.h)
+//   4. tests/reference/bench_torch.py on the same model, B, T and thread count (skipped with --no-torch)
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+#include <nlohmann/json.hpp>
+
+#include "tinyds/cli/args.h"
+#include "tinyds/cli/commands.h"
+#include "tinyds/core/error.h"
+#include "tinyds/model/config.h"
+#include "tinyds/train/bench.h"
+#include "tinyds/train/bench_profile.h"
+#include "tinyds/train/bench_torch.h"
+
+namespace tinyds {
+
+namespace {
+
+using json = nlohmann::json;
+
+// OpenMP threads spin-wait between parallel regions unless OMP_WAIT_POLICY=PASSIVE. On cores shared with other
+// busy processes a spinning thread burns the time slices its partner needs: measured here on 2 shared cores, an
+// (N 2048, C 256) rmsnorm took ~12 ms per call spinning and ~0.1 ms passive. libgomp reads the variable when it is
+// loaded, so the bench can only report it, not change it for itself.
+bool omp_threads_spin(const MachineInfo& mi) {
+  std::string p = mi.omp_wait_policy;
+  for (char& c : p) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return p != "passive";
+}
+
+void note(json& out, const std::string& text) {
+  std::printf("  note: %s\n", text.c_str());
+  out["notes"].push_back(text);
+}
+
+void progress_dot(int i, int total) {
+  std::printf(".");
+  if (i + 1 == total) std::printf("\n");
+  std::fflush(stdout);
+}
+
+// Part 1. Returns the GEMM peak in GFLOP/s.
+double bench_machine(const MachineInfo& mi, json& out) {
+  std::printf("measuring GEMM peak (Eigen sgemm, square row-major fp32)...\n");
+  std::fflush(stdout);
+  json gemm = json::object();
+  double peak = 0;
+  std::string line;
+  for (int n : {256, 512, 1024}) {
+    // A few reps each, median time; more for the small sizes, whose single product (~0.3 ms at n = 256) is
+    // short enough for one preemption on shared cores to swamp it.
+    const double g = gemm_gflops(n, n <= 256 ? 20 : n <= 512 ? 10 : 3);
+    gemm[std::to_string(n)] = g;
+    peak = std::max(peak, g);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%sn=%d %.1f", line.empty() ? "" : ", ", n, g);
+    line += buf;
+  }
+  std::printf("\nmachine\n");
+  std::printf("  CPU              %s (%d logical CPUs)\n", mi.cpu_model.c_str(), mi.logical_cpus);
+  std::printf("  OpenMP threads   %d\n", mi.omp_threads);
+  std::printf("  OMP_WAIT_POLICY  %s\n", mi.omp_wait_policy.empty()
+                                             ? "unset (OpenMP default: idle threads spin a while before sleeping)"
+                                             : mi.omp_wait_policy.c_str());
+  std::printf("  load average     %.2f (1 min; on shared cores other work slows every figure below)\n",
+              mi.load_avg_1min);
+  std::printf("  Eigen SIMD       %s\n", Eigen::SimdInstructionSetsInUse());
+  std::printf("  sgemm GFLOP/s    %s   (2 n^3 / median time)\n", line.c_str());
+  std::printf("  GEMM peak        %.1f GFLOP/s\n", peak);
+  if (omp_threads_spin(mi) && mi.load_avg_1min >= mi.logical_cpus)
+    note(out, "the load is at least the CPU count and OpenMP threads spin-wait (OMP_WAIT_POLICY is not PASSIVE): "
+              "spinning threads lose their cores to the other processes and every parallel op slows down; "
+              "`OMP_WAIT_POLICY=PASSIVE tinyds bench` measures a shared machine more fairly");
+  out["machine"] = {{"cpu_model", mi.cpu_model}, {"logical_cpus", mi.logical_cpus},
+                    {"omp_threads", mi.omp_threads}, {"omp_wait_policy", mi.omp_wait_policy},
+                    {"load_avg_1min_start", mi.load_avg_1min}, {"eigen_simd", Eigen::SimdInstructionSetsInUse()}};
+  out["gemm_gflops"] = gemm;
+  out["gemm_peak_gflops"] = peak;
+  return peak;
+}
+
+// Part 2. Returns tinyds's tokens/s; *median_step_s gets the median step time.
+double bench_training(const Config& cfg, int warmup, int steps, double peak, double* median_step_s, json& out) {
+  const ModelConfig& m = cfg.model;
+  const int B = cfg.train.batch_size, T = cfg.train.seq_len;
+  std::printf("\nmeasuring tinyds training steps (%d warmup + %d timed)", warmup, steps);
+  std::fflush(stdout);
+  const StepTimes st = time_training_steps(cfg, warmup, steps, cfg.train.seed, progress_dot);
+  const double med = median_of(st.step_s), tps = B * T / med;
+  const FlopCount f = training_flops_per_token(m, T);
+  const double gflops = f.per_token() * B * T / med / 1e9;
+  *median_step_s = med;
+  const auto [lo, hi] = std::minmax_element(st.step_s.begin(), st.step_s.end());
+
+  std::printf("\ntinyds training (%s: %lld params, %lld in matmuls; B %d, T %d; loss %.3f)\n", cfg.name.c_str(),
+              (long long)st.num_params, (long long)f.matmul_params, B, T, st.last_loss);
+  std::printf("  step time        %.1f ms median (min %.1f, max %.1f over %d steps)\n", 1e3 * med, 1e3 * *lo,
+              1e3 * *hi, steps);
+  std::printf("    phases         forward %.1f + backward %.1f + norm/clip %.1f + adamw %.1f ms (medians)\n",
+              1e3 * median_of(st.forward_s), 1e3 * median_of(st.backward_s), 1e3 * median_of(st.clip_s),
+              1e3 * median_of(st.adamw_s));
+  std::printf("  throughput       %.0f tokens/s (B*T / median step)\n", tps);
+  std::printf("  FLOPs/token      6 * N_matmul + 3*2*2 * n_layer * T * H * D / 2\n");
+  std::printf("                   = 6 * %lld + 3*2*2 * %d * %d * %d * %d / 2 = %.2f + %.2f = %.2f MFLOP\n",
+              (long long)f.matmul_params, m.n_layer, T, m.n_head, m.head_dim, f.matmul_flops / 1e6,
+              f.attention_flops / 1e6, f.per_token() / 1e6);
+  std::printf("                   (N_matmul: every 2-D parameter but the embed lookup;\n"
+              "                    attention: fwd+bwd, QK^T and PV, multiply-add, causal half)\n");
+  std::printf("  achieved         %.1f GFLOP/s = %.1f%% of the GEMM peak (%.1f)\n", gflops, 100 * gflops / peak, peak);
+  out["tinyds"] = {{"tokens_per_s", tps}, {"median_step_s", med}, {"step_s", st.step_s},
+                   {"median_forward_s", median_of(st.forward_s)}, {"median_backward_s", median_of(st.backward_s)},
+                   {"median_clip_s", median_of(st.clip_s)}, {"median_adamw_s", median_of(st.adamw_s)},
+                   {"params", st.num_params}, {"matmul_params", f.matmul_params},
+                   {"flops_per_token", f.per_token()}, {"matmul_flops_per_token", f.matmul_flops},
+                   {"attention_flops_per_token", f.attention_flops},
+                   {"flops_formula", "6 * N_matmul + 3*2*2 * n_layer * T * H * D / 2"},
+                   {"achieved_gflops", gflops}, {"fraction_of_gemm_peak", gflops / peak},
+                   {"warmup", warmup}, {"steps", steps}, {"last_loss", st.last_loss}};
+  return tps;
+}
+
+// Part 3.
+void bench_profile(const Config& cfg, double median_step_s, json& out) {
+  std::printf("\nprofiling each op in isolation at the model's shapes...\n");
+  std::fflush(stdout);
+  std::vector<OpProfileRow> rows = profile_training_ops(cfg);
+  std::sort(rows.begin(), rows.end(), [](const OpProfileRow& a, const OpProfileRow& b) {
+    return a.ms_per_step() > b.ms_per_step();
+  });
+  double sum = 0;
+  for (const OpProfileRow& r : rows) sum += r.ms_per_step();
+  const double step_ms = 1e3 * median_step_s, other = step_ms - sum;
+  std::printf("\nper-op profile of one training step (median of repeated isolated calls x calls per step)\n");
+  std::printf("  %-18s %-36s %5s %9s %9s %7s  %s\n", "op", "shape", "calls", "ms/call", "ms/step", "%", "where");
+  json jrows = json::array();
+  for (const OpProfileRow& r : rows) {
+    std::printf("  %-18s %-36s %5d %9.3f %9.2f %6.1f%%  %s\n", r.op.c_str(), r.shape.c_str(), r.calls, r.ms_per_call,
+                r.ms_per_step(), 100 * r.ms_per_step() / sum, r.what.c_str());
+    jrows.push_back({{"op", r.op}, {"shape", r.shape}, {"where", r.what}, {"calls", r.calls},
+                     {"ms_per_call", r.ms_per_call}, {"ms_per_step", r.ms_per_step()}, {"reps", r.reps},
+                     {"percent_of_sum", 100 * r.ms_per_step() / sum}});
+  }
+  std::printf("  %-18s %-36s %5s %9s %9.2f %6.1f%%\n", "sum of ops", "", "", "", sum, 100.0);
+  std::printf("  %-18s %-36s %5s %9s %9.2f\n", "measured step", "(median, part 2)", "", "", step_ms);
+  std::printf("  %-18s %-36s %5s %9s %9.2f %6.1f%%  of the measured step\n", "other", "(step - sum of ops)", "", "",
+              other, 100 * other / step_ms);
+  if (std::abs(other) > 0.25 * step_ms) {
+    char load[32];
+    std::snprintf(load, sizeof load, "%.2f", load_average_1min());
+    note(out, std::string("the isolated ops and the measured step disagree by more than 25%: the machine's load "
+                          "changed between the two measurements (load average now ") + load +
+              "), or threads spin-wait on busy cores; the per-op shares are still indicative");
+  }
+  out["profile"] = jrows;
+  out["profile_sum_ms"] = sum;
+  out["profile_other_ms"] = other;
+}
+
+// Part 4. Returns the torch tokens/s, or 0 when there is no result.
+double bench_torch(const Config& cfg, int threads, int warmup, int steps, json& out) {
+  const std::string script = std::string(TINYDS_SOURCE_DIR) + "/tests/reference/bench_torch.py";
+  std::printf("\nrunning the PyTorch reference (after tinyds, never alongside)...\n");
+  std::printf("  %s\n", torch_bench_command("/usr/bin/python3", script, cfg, threads, warmup, steps).c_str());
+  std::fflush(stdout);
+  const TorchBenchResult r = run_torch_bench("/usr/bin/python3", script, cfg, threads, warmup, steps);
+  std::printf("\nPyTorch reference\n");
+  for (const std::string& line : r.notes) std::printf("  (bench_torch.py) %s\n", line.c_str());
+  if (!r.ok) {
+    std::printf("  unavailable: %s\n", r.why.c_str());
+    out["torch"] = {{"skipped", r.why}, {"command", r.command}};
+    return 0;
+  }
+  const json& j = r.result;
+  const double tps = j["tokens_per_s"].get<double>();
+  std::printf("  torch            %s, %d threads\n", j.value("torch", std::string("?")).c_str(), j.value("threads", 0));
+  std::printf("  BLAS             %s\n", j.value("blas", std::string("?")).c_str());
+  std::printf("  step time        %.1f ms median (%d steps)\n", 1e3 * j.value("median_step_s", 0.0),
+              j.value("steps", 0));
+  std::printf("  throughput       %.0f tokens/s (%.1f GFLOP/s by the same FLOP count)\n", tps,
+              j.value("train_gflops_per_s", 0.0));
+  std::printf("  torch GEMM 512   %.1f GFLOP/s\n", j.value("gemm512_gflops", 0.0));
+  std::printf("  its environment  OMP_WAIT_POLICY=%s OPENBLAS_THREAD_TIMEOUT=%s, load average %.2f at its end\n",
+              j.value("omp_wait_policy", std::string("?")).c_str(),
+              j.value("openblas_thread_timeout", std::string("?")).c_str(), j.value("load_avg_1min", -1.0));
+  const std::string theirs = j.value("omp_wait_policy", std::string("?"));
+  const char* ours = std::getenv("OMP_WAIT_POLICY");
+  if (theirs != (ours ? ours : ""))
+    note(out, "bench_torch.py ran with OMP_WAIT_POLICY=" + theirs + ", tinyds with " +
+              (ours ? std::string("OMP_WAIT_POLICY=") + ours : std::string("it unset")) +
+              ": on busy shared cores that alone can change the ratio below");
+  out["torch"] = j;
+  out["torch"]["command"] = r.command;
+  return tps;
+}
+
+}  // namespace
+
+int cmd_bench(int argc, char** argv) {
+  Args a("tinyds bench",
+         "Training throughput of tinyds against the machine's measured fp32 GEMM peak and the PyTorch twin "
+         "(tests/reference/bench_torch.py), with a per-op profile of one step. Takes about a minute on 2 cores.");
+  std::string preset = "base", json_path;
+  int steps = 10, warmup = 3;
+  bool no_torch = false;
+  a.add("--preset", preset, "model and batch (B, T) to time: nano, small or base");
+  a.add("--steps", steps, "timed training steps (median taken)");
+  a.add("--warmup", warmup, "untimed training steps first");
+  a.add_flag("--no-torch", no_torch, "skip the PyTorch reference");
+  a.add("--json", json_path, "also write every figure to this JSON file");
+  if (!a.parse(argc, argv)) return 0;
+  if (steps < 1) throw_error("option --steps: ", steps, " must be at least 1");
+  if (warmup < 0) throw_error("option --warmup: ", warmup, " must not be negative");
+  const Config cfg = Config::preset(preset);  // an unknown name is an error listing the presets
+  std::ofstream json_file;
+  if (!json_path.empty()) {  // open now: a bad path should fail before a minute of measuring, not after
+    json_file.open(json_path);
+    if (!json_file) throw_error("option --json: cannot open '", json_path, "' for writing");
+  }
+
+  const ModelConfig& m = cfg.model;
+  std::printf("tinyds bench: preset %s (C %d, %d layers, %s H %d Hkv %d D %d, F %d, V %d), B %d, T %d\n",
+              cfg.name.c_str(), m.d_model, m.n_layer, attention_kind_name(m.attention), m.n_head, m.n_kv_head,
+              m.head_dim, m.ffn_hidden, m.vocab_size, cfg.train.batch_size, cfg.train.seq_len);
+  json out = {{"preset", cfg.name}, {"config", config_to_json(cfg)}, {"notes", json::array()}};
+  const MachineInfo mi = machine_info();
+  const double peak = bench_machine(mi, out);
+  double median_step_s = 0;
+  const double tps = bench_training(cfg, warmup, steps, peak, &median_step_s, out);
+  bench_profile(cfg, median_step_s, out);
+  if (no_torch) {
+    std::printf("\nPyTorch reference: skipped (--no-torch)\n");
+    out["torch"] = {{"skipped", "--no-torch"}};
+  } else if (const double torch_tps = bench_torch(cfg, mi.omp_threads, warmup, steps, out); torch_tps > 0) {
+    std::printf("\ntinyds / PyTorch    %.2fx  (%.0f vs %.0f tokens/s)\n", tps / torch_tps, tps, torch_tps);
+    out["tinyds_over_torch"] = tps / torch_tps;
+  }
+  out["machine"]["load_avg_1min_end"] = load_average_1min();
+  if (json_file.is_open()) {
+    json_file << out.dump(2) << "\n";
+    if (!json_file) throw_error("option --json: writing '", json_path, "' failed");
+    std::printf("\nwrote %s\n", json_path.c_str());
+  }
+  return 0;
+}
+
+}  // namespace tinyds

@@ -1,0 +1,70 @@
+// tinyds/train/bench.h — what `tinyds bench` measures: the machine's fp32 GEMM peak, the FLOPs of one training
+// token, and the time of full training steps.
+//
+// Shapes: B batch, T time, N = B*T, C d_model, V vocab, H heads, Hkv kv heads, D head_dim, F ffn_hidden.
+//
+// FLOPs per token of training (Kaplan et al. 2020, as in llm.c's MFU):
+//   6 * N_matmul + attention
+//   N_matmul  = parameters of the matrices used as matmuls: wq, wk, wv, wo, w1, w2, w3 of every layer and head
+//               (every 2-D tensor except `embed`, which is a row lookup, not a GEMM; norm gains are 1-D)
+//   6         = 2 (multiply + add) * 3 (forward, backward to the input, backward to the weight)
+//   attention = 3 (fwd + bwd) * 2 (QK^T and PV) * 2 (multiply + add) * n_layer * T * H * D / 2 (causal half)
+// The PyTorch twin (tests/reference/bench_torch.py) counts the same number (6 * n_layer * T * H * D).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tinyds/model/config.h"
+
+namespace tinyds {
+
+// ---- the machine ----
+
+struct MachineInfo {
+  std::string cpu_model;       // "model name" of /proc/cpuinfo, e.g. "AMD EPYC" ("unknown" if absent)
+  int logical_cpus = 0;        // "processor" entries of /proc/cpuinfo
+  int omp_threads = 1;         // omp_get_max_threads() (1 without OpenMP)
+  std::string omp_wait_policy; // the OMP_WAIT_POLICY environment variable, "" if unset
+  double load_avg_1min = -1;   // /proc/loadavg (-1 if unreadable): on shared cores a high load slows everything
+};
+MachineInfo machine_info();
+double load_average_1min();   // -1 if /proc/loadavg is unreadable
+
+// GFLOP/s of Eigen's fp32 GEMM C = A B on square row-major n x n matrices: 2 n^3 / (median time of `reps`
+// products, after one untimed product). Uses Eigen's own OpenMP threading, like matmul_forward.
+double gemm_gflops(int n, int reps);
+
+// ---- FLOPs ----
+
+struct FlopCount {
+  int64_t matmul_params = 0;     // N_matmul (above)
+  double matmul_flops = 0;       // 6 * N_matmul, per token
+  double attention_flops = 0;    // 3 * 2 * 2 * n_layer * T * H * D / 2, per token
+  double per_token() const { return matmul_flops + attention_flops; }
+};
+// Counted from the model's ParamLayout (every 2-D tensor but `embed`), T the training sequence length.
+FlopCount training_flops_per_token(const ModelConfig& m, int T);
+
+// ---- training steps ----
+
+// One full training step: zero_grad, forward with targets, backward, global_norm + clip_grad_norm, AdamW step.
+struct StepTimes {
+  std::vector<double> step_s;      // every timed step, seconds
+  std::vector<double> forward_s;   // the phases of each timed step (zero_grad is counted with forward)
+  std::vector<double> backward_s;
+  std::vector<double> clip_s;      // global_norm + clip_grad_norm
+  std::vector<double> adamw_s;
+  int64_t num_params = 0;
+  double last_loss = 0;            // a sanity figure: ~log(V) for a fresh model on random tokens
+};
+// `warmup` untimed then `steps` timed steps of Transformer<float> on one random batch (tokens uniform in [0, V),
+// targets likewise, all valid), weights from init_weights(seed), AdamW with cfg.train's settings.
+// `on_step(i)` (may be empty) is called after each step i (0-based, warmup included) for progress output.
+StepTimes time_training_steps(const Config& cfg, int warmup, int steps, uint64_t seed,
+                              void (*on_step)(int i, int total) = nullptr);
+
+// The median of a non-empty list (the mean of the two middle values for an even count).
+double median_of(std::vector<double> v);
+
+}  // namespace tinyds
