@@ -35,7 +35,7 @@ int cmd_sample(int argc, char** argv) {
   ids.insert(ids.end(), body.begin(), body.end());
   std::vector<std::vector<int>> prompts(n, ids);
   // Different rows draw different tokens: one Rng stream is shared across the batch in order.
-  std::vector<std::vector<int>> outs = generate(model, prompts, sp, Tokenizer::EOS, Tokenizer::PAD);
+  std::vector<std::vector<int>> outs = generate(model, prompts, sp, ck.tokenizer.vocab_size(), Tokenizer::EOS, Tokenizer::PAD);
   for (int i = 0; i < n; i++) {
     if (n > 1) std::printf("--- sample %d\n", i + 1);
     std::printf("%s%s\n", raw ? prompt.c_str() : (prompt + "\n").c_str(), ck.tokenizer.decode(outs[i]).c_str());

@@ -42,8 +42,9 @@ int sample_token(const float* logits, int V, const SamplingParams& sp, Rng& rng)
 }
 
 std::vector<std::vector<int>> generate(Transformer<float>& model, const std::vector<std::vector<int>>& prompts,
-                                       const SamplingParams& sp, int eos, int pad, int batch) {
+                                       const SamplingParams& sp, int n_tokens, int eos, int pad, int batch) {
   const int V = model.config().vocab_size, max_len = model.config().max_seq_len;
+  if (n_tokens < 1 || n_tokens > V) throw_error("generate: n_tokens ", n_tokens, " must be in [1, vocab_size = ", V, "]");
   std::vector<std::vector<int>> out(prompts.size());
   Rng rng(sp.seed);
   for (std::size_t start = 0; start < prompts.size(); start += batch) {
@@ -69,7 +70,7 @@ std::vector<std::vector<int>> generate(Transformer<float>& model, const std::vec
       for (int r = 0; r < A; r++) {
         const int b = active[r];
         const float* row = model.logits() + (static_cast<std::size_t>(r) * T + seq[b].size() - 1) * V;
-        int next = sample_token(row, V, sp, rng);
+        int next = sample_token(row, n_tokens, sp, rng);  // ids >= n_tokens are vocab padding
         seq[b].push_back(next);
         out[start + b].push_back(next);
         if (next == eos || static_cast<int>(seq[b].size()) >= max_len) done[b] = true;

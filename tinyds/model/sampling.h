@@ -26,9 +26,11 @@ struct SamplingParams {
 int sample_token(const float* logits, int V, const SamplingParams& sp, Rng& rng);
 
 // Completes each prompt (token ids, starting with <bos>) until `eos` (included in the output), max_new_tokens,
-// or the model's max_seq_len. Prompts run in batches of up to `batch` rows, right-padded (causal attention makes
-// the padding invisible to earlier positions). Returns the new tokens of each prompt.
+// or the model's max_seq_len. Only ids < n_tokens are ever chosen: the model's vocab_size is padded past the
+// tokenizer's vocabulary (to a GEMM-friendly 128), and those padding ids mean nothing. Prompts run in batches of
+// up to `batch` rows, right-padded (causal attention makes the padding invisible to earlier positions).
+// Returns the new tokens of each prompt.
 std::vector<std::vector<int>> generate(Transformer<float>& model, const std::vector<std::vector<int>>& prompts,
-                                       const SamplingParams& sp, int eos, int pad, int batch = 64);
+                                       const SamplingParams& sp, int n_tokens, int eos, int pad, int batch = 64);
 
 }  // namespace tinyds

@@ -14,7 +14,7 @@ EvalResult evaluate_exact_match(Transformer<float>& model, const Tokenizer& tok,
   SamplingParams greedy;
   greedy.temperature = 0.0f;
   greedy.max_new_tokens = max_new_tokens;
-  std::vector<std::vector<int>> completions = generate(model, prompts, greedy, Tokenizer::EOS, Tokenizer::PAD);
+  std::vector<std::vector<int>> completions = generate(model, prompts, greedy, tok.vocab_size(), Tokenizer::EOS, Tokenizer::PAD);
 
   EvalResult r;
   r.n = static_cast<int>(problems.size());

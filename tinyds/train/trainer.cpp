@@ -140,8 +140,8 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
 #endif
   if (!opt.quiet)
     std::printf("[%s] %s preset: %.2fM parameters, %zu training problems (levels %s, %.0f%% of steps on drills), B %d, T <= %d, %d steps from step %d, %d threads\n",
-                opt.label.c_str(), cfg.name.c_str(), model.num_params() / 1e6, problems.size(), 100.0 * cfg.data.drill_frac,
-                json(cfg.data.levels).dump().c_str(), tc.batch_size, tc.seq_len, tc.steps, state.step, threads);
+                opt.label.c_str(), cfg.name.c_str(), model.num_params() / 1e6, problems.size(),
+                json(cfg.data.levels).dump().c_str(), 100.0 * cfg.data.drill_frac, tc.batch_size, tc.seq_len, tc.steps, state.step, threads);
 
   auto evaluate_all = [&](int step) {
     double correct = 0, n = 0;

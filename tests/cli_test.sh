@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# tests/cli_test.sh — the `tinyds` command's bad-input behaviour, end to end: every case must exit non-zero and
+# print a message naming what was wrong. Usage: cli_test.sh /path/to/tinyds
+set -u
+exe="$1"
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+pass=0; fail=0
+
+# expect_error DESCRIPTION EXPECTED_SUBSTRING -- command...
+expect_error() {
+  local what="$1" want="$2"; shift 3
+  local out rc
+  out=$("$@" 2>&1); rc=$?
+  if [ "$rc" -ne 0 ] && printf '%s' "$out" | grep -qF -- "$want"; then
+    pass=$((pass + 1))
+  else
+    fail=$((fail + 1)); echo "FAIL: $what (exit $rc): expected an error containing '$want', got: $out"
+  fi
+}
+expect_ok() {
+  local what="$1" want="$2"; shift 3
+  local out rc
+  out=$("$@" 2>&1); rc=$?
+  if [ "$rc" -eq 0 ] && printf '%s' "$out" | grep -qF -- "$want"; then
+    pass=$((pass + 1))
+  else
+    fail=$((fail + 1)); echo "FAIL: $what (exit $rc): expected success with '$want', got: $out"
+  fi
+}
+
+expect_error "unknown command"        "unknown command 'fly'"       -- "$exe" fly
+expect_error "unknown option"         "unknown option '--bogus'"    -- "$exe" sft --bogus 1
+expect_error "bad number"             "option --lr: 'abc'"          -- "$exe" sft --lr abc
+expect_error "missing value"          "option --steps needs a value" -- "$exe" sft --steps
+expect_error "unknown preset"         "unknown preset 'huge'"       -- "$exe" sft --preset huge
+expect_error "bad config combination" "must be divisible by model.n_head" -- "$exe" init --d-model 30 --out "$dir/x.safetensors"
+expect_error "bad level"              "level"                       -- "$exe" data --level 7 --out "$dir/x.jsonl"
+expect_error "missing required"       "missing required option --out" -- "$exe" data --level 1
+expect_error "missing checkpoint"     "$dir/none.safetensors"       -- "$exe" sample --ckpt "$dir/none.safetensors" --prompt hi
+printf 'not a checkpoint at all' > "$dir/garbage.safetensors"
+expect_error "garbage checkpoint"     "$dir/garbage.safetensors"    -- "$exe" eval --ckpt "$dir/garbage.safetensors"
+expect_ok    "init"                   "wrote"                       -- "$exe" init --preset nano --out "$dir/ok.safetensors"
+head -c 1000 "$dir/ok.safetensors" > "$dir/truncated.safetensors"
+expect_error "truncated checkpoint"   "$dir/truncated.safetensors"  -- "$exe" sample --ckpt "$dir/truncated.safetensors" --prompt hi
+expect_error "character outside vocab" "position 2"                 -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt $'ab\tc'
+expect_error "bad sampling value"     "top_p"                       -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --top-p 0
+printf '{"question": "q", "answer": "no marker"}\n' > "$dir/bad.jsonl"
+expect_error "bad JSONL"              "$dir/bad.jsonl:1"            -- "$exe" eval --ckpt "$dir/ok.safetensors" --test-file "$dir/bad.jsonl"
+expect_ok    "help lists defaults"    "[default: 0.003]"             -- "$exe" sft --help
+expect_ok    "sample runs"            "hi"                          -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --max-new-tokens 3
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
