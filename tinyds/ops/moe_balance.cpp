@@ -2,6 +2,7 @@
 // expert-level balance losses with their backward (see moe_balance.h for the formulas).
 //
 // Shapes: N = B*T tokens, E experts, K slots per token.  Gradients: dscores WRITTEN (=).
+#include "tinyds/ops/vmath.h"
 #include "tinyds/ops/moe_balance.h"
 
 #include <algorithm>
@@ -98,7 +99,7 @@ void moe_seqaux_backward(real* dscores,       // (N, E) written
   check_loss_dims(B, T, E, 1, "moe_seqaux_backward");
   const int N = B * T;
   const double c = static_cast<double>(dloss) * alpha / (static_cast<double>(B) * T);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<long>(N) * E >= kParallelMinWork)
   for (int n = 0; n < N; n++) {
     const real* s = scores + static_cast<long>(n) * E;
     const real* fb = f + static_cast<long>(n / T) * E;

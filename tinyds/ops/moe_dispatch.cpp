@@ -5,6 +5,7 @@
 // Gradients: dx, dye, dtopk_w WRITTEN (=).
 // Determinism: every parallel loop writes disjoint rows, and each sum (over a token's K rows, or over C for a dot
 // product) is done by one thread in a fixed order, so the bits never depend on the thread count.
+#include "tinyds/ops/vmath.h"
 #include "tinyds/ops/moe_dispatch.h"
 
 #include <cstring>
@@ -61,7 +62,7 @@ void moe_gather_forward(real* xe,                // (P, C) out
   for (int r = 0; r < P; r++)
     if (sorted_token[r] < 0)
       throw_error("moe_gather_forward: sorted_token[", r, "] = ", sorted_token[r], " is negative");
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<long>(P) * C >= kParallelMinWork)
   for (int r = 0; r < P; r++)
     std::memcpy(xe + static_cast<long>(r) * C, x + static_cast<long>(sorted_token[r]) * C, sizeof(real) * C);
 }
@@ -75,7 +76,7 @@ void moe_gather_backward(real* dx,             // (N, C) written
                          const int* pair_pos,  // (N, K)
                          int N, int K, int C) {
   check_pair_pos(pair_pos, N, K, "moe_gather_backward");
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<long>(N) * K * C >= kParallelMinWork)
   for (int n = 0; n < N; n++) {
     real* d = dx + static_cast<long>(n) * C;
     const int* pos = pair_pos + static_cast<long>(n) * K;
@@ -94,7 +95,7 @@ void moe_combine_forward(real* out,            // (N, C) out
                          const int* pair_pos,  // (N, K)
                          int N, int K, int C) {
   check_pair_pos(pair_pos, N, K, "moe_combine_forward");
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<long>(N) * K * C >= kParallelMinWork)
   for (int n = 0; n < N; n++) {
     real* o = out + static_cast<long>(n) * C;
     const int* pos = pair_pos + static_cast<long>(n) * K;
@@ -119,7 +120,7 @@ void moe_combine_backward(real* dye,            // (P, C) written
                           const int* pair_pos,  // (N, K)
                           int N, int K, int C) {
   check_pair_pos(pair_pos, N, K, "moe_combine_backward");
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (static_cast<long>(N) * K * C >= kParallelMinWork)
   for (int n = 0; n < N; n++) {
     const real* g = dout + static_cast<long>(n) * C;
     for (int k = 0; k < K; k++) {

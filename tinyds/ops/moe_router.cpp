@@ -7,6 +7,7 @@
 // Gradients: dlogits WRITTEN (=). No parameter gradient here (the centroids' gradient is matmul_backward's; the
 // bias has none: it is moved by moe_update_bias, not by the optimizer).
 // Every token is independent, so the loops run in parallel over tokens with the same bits for any thread count.
+#include "tinyds/ops/vmath.h"
 #include "tinyds/ops/moe_router.h"
 
 #include <algorithm>
@@ -136,7 +137,7 @@ void moe_router_forward(real* scores,        // (N, E) out
   check_finite(logits, static_cast<long>(N) * E, E, "logits", "moe_router_forward");
   if (bias) check_finite(bias, E, E, "bias", "moe_router_forward");
   const int ng = n_group > 1 ? n_group : 1;
-#pragma omp parallel
+#pragma omp parallel if (static_cast<long>(N) * E >= kParallelMinWork)
   {
     std::vector<real> biased(E), gscore(ng);
     std::vector<int> cand(E), gcand(ng);
@@ -184,7 +185,7 @@ void moe_router_backward(real* dlogits,              // (N, E) written
     if (topk_idx[i] < 0 || topk_idx[i] >= E)
       throw_error("moe_router_backward: topk_idx[", i / K, ", ", i % K, "] = ", topk_idx[i], " is outside [0, E=", E,
                   ")");
-#pragma omp parallel
+#pragma omp parallel if (static_cast<long>(N) * E >= kParallelMinWork)
   {
     std::vector<double> ds(E);
 #pragma omp for schedule(static)

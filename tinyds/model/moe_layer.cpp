@@ -1,0 +1,314 @@
+// tinyds/model/moe_layer.cpp — the MoE FFN layer: forward and hand-written backward side by side (see
+// moe_layer.h for the formulas). Every backward line names the forward line it differentiates.
+//
+// Shapes: N tokens, C width, E routed experts, K slots per token, F expert hidden, S = Ns*F shared hidden,
+// P = N*K sorted (token, slot) rows.  Gradients: du WRITTEN (=), parameters ACCUMULATED (+=).
+#include "tinyds/model/moe_layer.h"
+
+#include <cmath>
+#include <vector>
+
+#include "tinyds/core/error.h"
+#include "tinyds/ops/matmul.h"
+#include "tinyds/ops/moe_balance.h"
+#include "tinyds/ops/moe_dispatch.h"
+#include "tinyds/ops/residual.h"
+#include "tinyds/ops/swiglu.h"
+
+namespace tinyds {
+
+void check_moe_dims(const MoeDims& d, const char* where) {
+  auto need = [&](bool ok, const char* field, long value, const char* rule) {
+    if (!ok) throw_error(where, ": MoE ", field, " = ", value, " ", rule);
+  };
+  need(d.N >= 1, "N (tokens)", d.N, "must be >= 1");
+  need(d.B >= 1, "B (sequences)", d.B, "must be >= 1");
+  need(d.T >= 1, "T (sequence length)", d.T, "must be >= 1");
+  need(static_cast<long>(d.B) * d.T == d.N, "N (tokens)", d.N, "must equal B * T (the balance losses need them)");
+  need(d.C >= 1, "C (width)", d.C, "must be >= 1");
+  need(d.E >= 1, "E (routed experts)", d.E, "must be >= 1");
+  need(d.K >= 1 && d.K <= d.E, "K (active experts)", d.K, "must be in [1, E]");
+  need(d.F >= 1, "F (expert hidden)", d.F, "must be >= 1");
+  need(d.Ns >= 0, "Ns (shared experts)", d.Ns, "must be >= 0");
+  if (!std::isfinite(d.route_scale)) throw_error(where, ": MoE route_scale = ", d.route_scale, " is not finite");
+  if (d.seqaux && !(d.alpha_seq >= 0)) throw_error(where, ": MoE alpha_seq = ", d.alpha_seq, " must be >= 0");
+  if (d.aux && !(d.alpha_aux >= 0)) throw_error(where, ": MoE alpha_aux = ", d.alpha_aux, " must be >= 0");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Memory
+// ---------------------------------------------------------------------------------------------------------
+namespace {
+
+// The bump allocator of transformer.cpp, for any element type (counts when base == nullptr).
+template <typename T>
+struct Bump {
+  T* base;
+  std::size_t used = 0;
+  T* take(std::size_t n) {
+    T* p = base ? base + used : nullptr;
+    used += (n + 15) / 16 * 16;  // 64-byte aligned starts for 4-byte elements (and more for 8-byte ones)
+    return p;
+  }
+};
+
+// Grows buf to hold `need` elements (never shrinks: a smaller batch reuses the allocation).
+template <typename T>
+void ensure_size(Buffer<T>& buf, std::size_t need, Role role) {
+  if (need > buf.size()) buf.reset(need, role, Category::activations);
+}
+
+}  // namespace
+
+template <typename real>
+MoeActivations<real>& MoeBuffers<real>::activations(const MoeDims& d) {
+  check_moe_dims(d, "MoeBuffers::activations");  // before any size is computed from the dims
+  Bump<real> rcount{nullptr};
+  Bump<int> icount{nullptr};
+  carve_moe_activations<real>(rcount, icount, d);
+  ensure_size(act_real_, rcount.used, role_);
+  ensure_size(act_int_, icount.used, role_);
+  Bump<real> rc{act_real_.data()};
+  Bump<int> ic{act_int_.data()};
+  acts_ = carve_moe_activations<real>(rc, ic, d);
+  return acts_;
+}
+
+template <typename real>
+MoeBackwardScratch<real>& MoeBuffers<real>::scratch(const MoeDims& d) {
+  check_moe_dims(d, "MoeBuffers::scratch");
+  Bump<real> count{nullptr};
+  carve_moe_scratch<real>(count, d);
+  ensure_size(bwd_real_, count.used, role_);
+  Bump<real> rc{bwd_real_.data()};
+  scratch_ = carve_moe_scratch<real>(rc, d);
+  return scratch_;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Routed experts: one GEMM per projection on each expert's contiguous rows (empty experts are skipped)
+// ---------------------------------------------------------------------------------------------------------
+namespace {
+
+template <typename real>
+void routed_experts_forward(const MoeActivations<real>& a, const MoeWeights<real>& w, const MoeDims& d) {
+  const int E = d.E, C = d.C, F = d.F;
+  const long P = static_cast<long>(d.N) * d.K, FC = static_cast<long>(F) * C;
+  for (int e = 0; e < E; e++) {
+    const long r0 = a.offsets[e];
+    const int n = a.offsets[e + 1] - a.offsets[e];
+    if (n == 0) continue;
+    matmul_forward(a.a1 + r0 * F, a.xe + r0 * C, w.w1 + e * FC, (const real*)nullptr, n, C, F);
+    matmul_forward(a.a3 + r0 * F, a.xe + r0 * C, w.w3 + e * FC, (const real*)nullptr, n, C, F);
+  }
+  // Elementwise, so one call covers every expert's rows.
+  swiglu_forward(a.gate, a.a1, a.a3, P * F);
+  for (int e = 0; e < E; e++) {
+    const long r0 = a.offsets[e];
+    const int n = a.offsets[e + 1] - a.offsets[e];
+    if (n == 0) continue;
+    matmul_forward(a.ye + r0 * C, a.gate + r0 * F, w.w2 + e * FC, (const real*)nullptr, n, F, C);
+  }
+}
+
+// On entry s.dye holds d(ye); on exit s.dxe holds d(xe). Expert weight gradients accumulate.
+template <typename real>
+void routed_experts_backward(const MoeBackwardScratch<real>& s, const MoeWeights<real>& dw,
+                             const MoeActivations<real>& a, const MoeWeights<real>& w, const MoeDims& d) {
+  const int E = d.E, C = d.C, F = d.F;
+  const long P = static_cast<long>(d.N) * d.K, FC = static_cast<long>(F) * C;
+  // forward: ye = gate @ w2_e^T   (on expert e's rows)
+  for (int e = 0; e < E; e++) {
+    const long r0 = a.offsets[e];
+    const int n = a.offsets[e + 1] - a.offsets[e];
+    if (n == 0) continue;  // an unused expert's weights get no gradient (its rows do not exist)
+    matmul_backward(s.dgate + r0 * F, dw.w2 + e * FC, (real*)nullptr, s.dye + r0 * C, a.gate + r0 * F,
+                    w.w2 + e * FC, n, F, C);
+  }
+  // forward: gate = silu(a1) * a3
+  swiglu_backward(s.da1, s.da3, s.dgate, a.a1, a.a3, P * F);
+  // forward: a1 = xe @ w1_e^T;  a3 = xe @ w3_e^T   (xe feeds both: its gradients sum)
+  for (int e = 0; e < E; e++) {
+    const long r0 = a.offsets[e];
+    const int n = a.offsets[e + 1] - a.offsets[e];
+    if (n == 0) continue;
+    matmul_backward(s.dxe + r0 * C, dw.w1 + e * FC, (real*)nullptr, s.da1 + r0 * F, a.xe + r0 * C, w.w1 + e * FC,
+                    n, C, F);
+    matmul_backward(s.dxe_tmp + r0 * C, dw.w3 + e * FC, (real*)nullptr, s.da3 + r0 * F, a.xe + r0 * C,
+                    w.w3 + e * FC, n, C, F);
+  }
+  // The experts' slices tile [0, P) (offsets[E] = P), so every row of dxe and dxe_tmp was written above.
+  add_inplace(s.dxe, s.dxe_tmp, P * C);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Shared experts: one dense SwiGLU of hidden S = Ns*F on every token
+// ---------------------------------------------------------------------------------------------------------
+template <typename real>
+void shared_experts_forward(const MoeActivations<real>& a, const real* u, const MoeWeights<real>& w,
+                            const MoeDims& d) {
+  const int N = d.N, C = d.C, S = d.Ns * d.F;
+  matmul_forward(a.shared_a1, u, w.shared_w1, (const real*)nullptr, N, C, S);
+  matmul_forward(a.shared_a3, u, w.shared_w3, (const real*)nullptr, N, C, S);
+  swiglu_forward(a.shared_gate, a.shared_a1, a.shared_a3, static_cast<long>(N) * S);
+  matmul_forward(a.shared_out, a.shared_gate, w.shared_w2, (const real*)nullptr, N, S, C);
+}
+
+// du (N, C) += the shared experts' part. dout (N, C) is d(out) (the shared output enters out with weight 1).
+template <typename real>
+void shared_experts_backward(real* du, const MoeWeights<real>& dw, const real* dout,
+                             const MoeBackwardScratch<real>& s, const MoeActivations<real>& a, const real* u,
+                             const MoeWeights<real>& w, const MoeDims& d) {
+  const int N = d.N, C = d.C, S = d.Ns * d.F;
+  const long NC = static_cast<long>(N) * C;
+  // forward: shared_out = shared_gate @ shared_w2^T
+  matmul_backward(s.dshared_gate, dw.shared_w2, (real*)nullptr, dout, a.shared_gate, w.shared_w2, N, S, C);
+  // forward: shared_gate = silu(shared_a1) * shared_a3
+  swiglu_backward(s.dshared_a1, s.dshared_a3, s.dshared_gate, a.shared_a1, a.shared_a3, static_cast<long>(N) * S);
+  // forward: shared_a1 = u @ shared_w1^T;  shared_a3 = u @ shared_w3^T
+  matmul_backward(s.dtmp, dw.shared_w1, (real*)nullptr, s.dshared_a1, u, w.shared_w1, N, C, S);
+  add_inplace(du, s.dtmp, NC);
+  matmul_backward(s.dtmp, dw.shared_w3, (real*)nullptr, s.dshared_a3, u, w.shared_w3, N, C, S);
+  add_inplace(du, s.dtmp, NC);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Balance losses (DESIGN 4.3): functions of the scores, with the choice (f) held constant
+// ---------------------------------------------------------------------------------------------------------
+template <typename real>
+real balance_forward(const MoeActivations<real>& a, const MoeDims& d) {
+  real loss = real(0);
+  if (d.seqaux)
+    loss += moe_seqaux_forward(a.f_seq, a.scores, a.topk_idx, d.B, d.T, d.E, d.K, static_cast<real>(d.alpha_seq));
+  if (d.aux) loss += moe_aux_forward(a.f_aux, a.scores, a.topk_idx, d.N, d.E, d.K, static_cast<real>(d.alpha_aux));
+  return loss;
+}
+
+// Returns d(dbalance * balance)/d(scores) (N, E) in s.dscores, or nullptr when no balance loss is on.
+template <typename real>
+const real* balance_backward(const MoeBackwardScratch<real>& s, real dbalance, const MoeActivations<real>& a,
+                             const MoeDims& d) {
+  if (!d.seqaux && !d.aux) return nullptr;
+  if (d.seqaux)
+    moe_seqaux_backward(s.dscores, dbalance, a.f_seq, a.scores, d.B, d.T, d.E, static_cast<real>(d.alpha_seq));
+  if (d.aux) {
+    // Both losses read the same scores: their gradients sum.
+    real* target = d.seqaux ? s.dscores_tmp : s.dscores;
+    moe_aux_backward(target, dbalance, a.f_aux, a.scores, d.N, d.E, static_cast<real>(d.alpha_aux));
+    if (d.seqaux) add_inplace(s.dscores, s.dscores_tmp, static_cast<long>(d.N) * d.E);
+  }
+  return s.dscores;
+}
+
+void check_weights_present(const void* sw1, const void* sw3, const void* sw2, const MoeDims& d, const char* where) {
+  if (d.Ns > 0 && (!sw1 || !sw3 || !sw2))
+    throw_error(where, ": Ns = ", d.Ns, " shared experts but a shared weight pointer (shared_w1/w3/w2) is null");
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------
+// The layer
+// ---------------------------------------------------------------------------------------------------------
+template <typename real>
+real moe_layer_forward(real* out,                  // (N, C) written
+                       MoeActivations<real>& a,    // saved for backward
+                       const real* u,              // (N, C)
+                       const MoeWeights<real>& w,  // see MoeWeights
+                       const real* bias,           // (E) or nullptr
+                       const MoeDims& d) {
+  check_moe_dims(d, "moe_layer_forward");
+  check_weights_present(w.shared_w1, w.shared_w3, w.shared_w2, d, "moe_layer_forward");
+  const int N = d.N, C = d.C, E = d.E, K = d.K, P = N * K;
+  // Router: scores from the logits; the bias only reorders the choice, topk_w uses the unbiased scores (V3 Eq. 13-16).
+  matmul_forward(a.logits, u, w.gate, (const real*)nullptr, N, C, E);
+  moe_router_forward(a.scores, a.topk_idx, a.topk_w, a.logits, bias, N, E, K, d.score, static_cast<real>(d.route_scale),
+                     d.n_group, d.topk_group);
+  // Dispatch: sort the P pairs by expert so each expert's tokens are one contiguous block of rows.
+  moe_dispatch_sort(a.offsets, a.sorted_token, a.sorted_slot, a.pair_pos, a.topk_idx, N, K, E);
+  moe_gather_forward(a.xe, u, a.sorted_token, P, C);
+  routed_experts_forward(a, w, d);
+  // Combine: out[n] = sum_k topk_w[n, k] * ye[pair_pos[n, k]]
+  moe_combine_forward(out, a.ye, a.topk_w, a.pair_pos, N, K, C);
+  if (d.Ns > 0) {
+    shared_experts_forward(a, u, w, d);
+    add_inplace(out, a.shared_out, static_cast<long>(N) * C);  // out = routed + shared
+  }
+  return balance_forward(a, d);
+}
+
+template <typename real>
+void moe_layer_backward(real* du,                           // (N, C) written
+                        const MoeWeights<real>& dw,         // accumulated
+                        const real* dout,                   // (N, C)
+                        real dbalance,                      // d(objective) / d(returned balance loss)
+                        const MoeActivations<real>& a,      // from forward
+                        const real* u,                      // (N, C) forward's input
+                        const MoeWeights<real>& w,          // forward's weights
+                        const MoeDims& d,
+                        const MoeBackwardScratch<real>& s) {
+  check_moe_dims(d, "moe_layer_backward");
+  check_weights_present(w.shared_w1, w.shared_w3, w.shared_w2, d, "moe_layer_backward");
+  check_weights_present(dw.shared_w1, dw.shared_w3, dw.shared_w2, d, "moe_layer_backward (gradients)");
+  const int N = d.N, C = d.C, E = d.E, K = d.K;
+  const long NC = static_cast<long>(N) * C;
+  // forward: out = sum_k topk_w[n, k] * ye[pair_pos[n, k]] (+ shared)  -> d(ye) and d(topk_w)
+  moe_combine_backward(s.dye, s.dtopk_w, dout, a.ye, a.topk_w, a.pair_pos, N, K, C);
+  // forward: ye = FFN_e(xe) on each expert's rows
+  routed_experts_backward(s, dw, a, w, d);
+  // forward: xe = u[sorted_token]   (each token's K rows sum back into it; du is written here)
+  moe_gather_backward(du, s.dxe, a.pair_pos, N, K, C);
+  // forward: scores, topk_w = router(logits); balance = losses(scores). The choice carries no gradient.
+  const real* dscores_extra = balance_backward(s, dbalance, a, d);
+  moe_router_backward(s.dlogits, s.dtopk_w, dscores_extra, a.scores, a.topk_idx, N, E, K, d.score,
+                      static_cast<real>(d.route_scale));
+  // forward: logits = u @ gate^T
+  matmul_backward(s.dtmp, dw.gate, (real*)nullptr, s.dlogits, u, w.gate, N, C, E);
+  add_inplace(du, s.dtmp, NC);
+  // forward: out += shared(u)
+  if (d.Ns > 0) shared_experts_backward(du, dw, dout, s, a, u, w, d);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// After the optimizer step
+// ---------------------------------------------------------------------------------------------------------
+template <typename real>
+void moe_layer_load(int* load, const MoeActivations<real>& a, const MoeDims& d) {
+  // The dispatch's offsets are the per-expert counts (a counting sort): no second pass over topk_idx.
+  for (int e = 0; e < d.E; e++) load[e] = a.offsets[e + 1] - a.offsets[e];
+}
+
+template <typename real>
+double moe_layer_maxvio(const MoeActivations<real>& a, const MoeDims& d) {
+  std::vector<int> load(d.E);
+  moe_layer_load(load.data(), a, d);
+  return moe_maxvio(load.data(), d.E);
+}
+
+template <typename real>
+void moe_layer_update_bias(real* bias, const MoeActivations<real>& a, const MoeDims& d, real gamma) {
+  std::vector<int> load(d.E);
+  moe_layer_load(load.data(), a, d);
+  moe_update_bias(bias, load.data(), d.E, gamma);
+}
+
+template class MoeBuffers<float>;
+template float moe_layer_forward<float>(float*, MoeActivations<float>&, const float*, const MoeWeights<float>&,
+                                  const float*, const MoeDims&);
+template void moe_layer_backward<float>(float*, const MoeWeights<float>&, const float*, float,
+                                     const MoeActivations<float>&, const float*, const MoeWeights<float>&,
+                                     const MoeDims&, const MoeBackwardScratch<float>&);
+template void moe_layer_load<float>(int*, const MoeActivations<float>&, const MoeDims&);
+template double moe_layer_maxvio<float>(const MoeActivations<float>&, const MoeDims&);
+template void moe_layer_update_bias<float>(float*, const MoeActivations<float>&, const MoeDims&, float);
+template class MoeBuffers<double>;
+template double moe_layer_forward<double>(double*, MoeActivations<double>&, const double*, const MoeWeights<double>&,
+                                  const double*, const MoeDims&);
+template void moe_layer_backward<double>(double*, const MoeWeights<double>&, const double*, double,
+                                     const MoeActivations<double>&, const double*, const MoeWeights<double>&,
+                                     const MoeDims&, const MoeBackwardScratch<double>&);
+template void moe_layer_load<double>(int*, const MoeActivations<double>&, const MoeDims&);
+template double moe_layer_maxvio<double>(const MoeActivations<double>&, const MoeDims&);
+template void moe_layer_update_bias<double>(double*, const MoeActivations<double>&, const MoeDims&, double);
+
+}  // namespace tinyds
