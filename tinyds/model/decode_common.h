@@ -1,0 +1,42 @@
+// tinyds/model/decode_common.h — small helpers shared by the kv-cache decoders (mla_decode.cpp,
+// decode_dense.cpp): one new query token attends over the cached positions 0..p.
+//
+// Shapes: n cached positions (p + 1), w vector width.
+#pragma once
+#include <algorithm>
+#include <cmath>
+
+namespace tinyds::decode {
+
+// sum_i a[i] * b[i] over w values, a (w), b (w)
+template <typename real>
+inline real dot(const real* a, const real* b, int w) {
+  real s = real(0);
+  for (int i = 0; i < w; i++) s += a[i] * b[i];
+  return s;
+}
+
+// s (n) = softmax(scale * s) in place. Every cached position is visible: the causal mask of training is the
+// fact that positions after p are not in the cache yet.
+template <typename real>
+inline void softmax_scaled(real* s, int n, real scale) {
+  real mx = scale * s[0];
+  for (int j = 1; j < n; j++) mx = std::max(mx, scale * s[j]);
+  double sum = 0.0;  // a row reduction: summed in double, like the training attention
+  for (int j = 0; j < n; j++) {
+    s[j] = std::exp(scale * s[j] - mx);  // minus the max: every exponent <= 0, so exp cannot overflow
+    sum += s[j];
+  }
+  const real inv = static_cast<real>(1.0 / sum);
+  for (int j = 0; j < n; j++) s[j] *= inv;
+}
+
+// out (w) = sum_j p[j] * rows[j * stride + 0..w)  for j < n: the probability-weighted sum of cached rows.
+template <typename real>
+inline void weighted_sum(real* out, const real* p, const real* rows, long stride, int n, int w) {
+  for (int i = 0; i < w; i++) out[i] = real(0);
+  for (int j = 0; j < n; j++)
+    for (int i = 0; i < w; i++) out[i] += p[j] * rows[j * stride + i];
+}
+
+}  // namespace tinyds::decode

@@ -1,0 +1,135 @@
+// tinyds/model/mla_decode.cpp — naive and absorbed MLA decoding over a latent kv-cache (see mla_decode.h).
+//
+// Shapes: B sequences (one new token each, at position pos), C width, H heads, D content/value head dim, R rope
+// dim, L latent rank, Q query latent rank, Tmax cache length, n = pos + 1 cached rows visible.
+#include "tinyds/model/mla_decode.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "tinyds/core/error.h"
+#include "tinyds/model/decode_common.h"
+#include "tinyds/ops/matmul.h"
+#include "tinyds/ops/rmsnorm.h"
+#include "tinyds/ops/rope.h"
+
+namespace tinyds {
+
+namespace {
+
+template <typename real>
+void check_cache(const KvCache<real>& cache, const MlaDims<real>& d, int pos, const char* where) {
+  mla_check_dims(d, where);
+  const KvCacheDims& c = cache.dims();
+  if (cache.kind() != KvCacheKind::mla)
+    throw_error(where, ": needs an mla kv-cache, got a ", kv_cache_kind_name(cache.kind()), " cache");
+  if (c.B != d.B || c.L != d.L || c.R != d.R)
+    throw_error(where, ": cache dims (B ", c.B, ", L ", c.L, ", R ", c.R, ") differ from the block's (B ", d.B,
+                ", L ", d.L, ", R ", d.R, ")");
+  cache.check_position(pos, where);
+}
+
+// The projections of the new token, shared by both paths (the lines of mla_forward for one row at pos):
+// q (B, H, D+R) with its rope part rotated; c_KV and k_R written into row pos of the cache.
+template <typename real>
+void project_token(std::vector<real>& q, const real* x, const MlaParams<real>& p, const MlaDims<real>& d,
+                   KvCache<real>& cache, int layer, int pos) {
+  const int B = d.B, C = d.C, H = d.H, D = d.D, R = d.R, L = d.L, Q = d.Q, Tmax = cache.dims().Tmax;
+  const real* none = nullptr;
+  std::vector<real> cq_pre(B * Q), cq(B * Q), rstd(B), qr(B * H * R), ckv_pre(B * L), ckv(B * L), kr(B * R);
+  // c_Q = RMSNorm(x wq_a^T);  q = c_Q wq_b^T;  q_R = RoPE_pos(q_R)
+  matmul_forward(cq_pre.data(), x, p.wq_a, none, B, C, Q);
+  rmsnorm_forward(cq.data(), rstd.data(), cq_pre.data(), p.q_norm, B, Q, d.eps);
+  q.resize(static_cast<std::size_t>(B) * H * (D + R));
+  matmul_forward(q.data(), cq.data(), p.wq_b, none, B, Q, H * (D + R));
+  mla_gather_rope_part(qr.data(), q.data(), B, H, D, R);
+  rope_forward(qr.data(), qr.data(), B, 1, H, R, pos, d.theta);  // T = 1 row at position pos
+  mla_scatter_rope_part(q.data(), qr.data(), B, H, D, R);
+  // c_KV = RMSNorm(x wkv_a[0:L]^T);  k_R = RoPE_pos(x wkv_a[L:]^T)
+  matmul_forward(ckv_pre.data(), x, p.wkv_a, none, B, C, L);
+  rmsnorm_forward(ckv.data(), rstd.data(), ckv_pre.data(), p.kv_norm, B, L, d.eps);
+  matmul_forward(kr.data(), x, p.wkv_a + static_cast<long>(L) * C, none, B, C, R);
+  rope_forward(kr.data(), kr.data(), B, 1, 1, R, pos, d.theta);
+  // The cache keeps exactly these two per token: (L + R) values.
+  for (int b = 0; b < B; b++) {
+    const long row = static_cast<long>(b) * Tmax + pos;
+    std::copy(ckv.begin() + b * L, ckv.begin() + (b + 1) * L, cache.ckv(layer) + row * L);
+    std::copy(kr.begin() + b * R, kr.begin() + (b + 1) * R, cache.kr(layer) + row * R);
+  }
+}
+
+}  // namespace
+
+template <typename real>
+void mla_decode_naive(real* out,        // (B, C)
+                      const real* x,    // (B, C)
+                      const MlaParams<real>& p, const MlaDims<real>& d, KvCache<real>& cache, int layer, int pos) {
+  check_cache(cache, d, pos, "mla_decode_naive");
+  const int B = d.B, C = d.C, H = d.H, D = d.D, R = d.R, L = d.L, Tmax = cache.dims().Tmax, n = pos + 1;
+  const real scale = real(1) / std::sqrt(real(D + R));
+  std::vector<real> q, kv(static_cast<std::size_t>(n) * H * 2 * D), s(n), o(static_cast<std::size_t>(B) * H * D);
+  project_token(q, x, p, d, cache, layer, pos);
+  for (int b = 0; b < B; b++) {
+    const real* ckv = cache.ckv(layer) + static_cast<long>(b) * Tmax * L;  // (n, L) rows of this sequence
+    const real* kr = cache.kr(layer) + static_cast<long>(b) * Tmax * R;    // (n, R)
+    // Materialise [k_C; v] (n, H, 2D) = c_KV wkv_b^T for every cached row: the cost the absorbed path avoids.
+    matmul_forward(kv.data(), ckv, p.wkv_b, (const real*)nullptr, n, L, H * 2 * D);
+    for (int h = 0; h < H; h++) {
+      const real* qh = q.data() + (static_cast<long>(b) * H + h) * (D + R);  // [q_C (D); q_R (R)]
+      for (int j = 0; j < n; j++) {
+        const real* kc = kv.data() + (static_cast<long>(j) * H + h) * 2 * D;
+        s[j] = decode::dot(qh, kc, D) + decode::dot(qh + D, kr + static_cast<long>(j) * R, R);
+      }
+      decode::softmax_scaled(s.data(), n, scale);
+      // o[h] = sum_j p_j v[j, h]: v is the second half of each head's [k_C; v]
+      decode::weighted_sum(o.data() + (static_cast<long>(b) * H + h) * D, s.data(), kv.data() + h * 2 * D + D,
+                           static_cast<long>(H) * 2 * D, n, D);
+    }
+  }
+  matmul_forward(out, o.data(), p.wo, (const real*)nullptr, B, H * D, C);
+}
+
+template <typename real>
+void mla_decode_absorbed(real* out,      // (B, C)
+                         const real* x,  // (B, C)
+                         const MlaParams<real>& p, const MlaDims<real>& d, KvCache<real>& cache, int layer, int pos) {
+  check_cache(cache, d, pos, "mla_decode_absorbed");
+  const int B = d.B, C = d.C, H = d.H, D = d.D, R = d.R, L = d.L, Tmax = cache.dims().Tmax, n = pos + 1;
+  const real scale = real(1) / std::sqrt(real(D + R));
+  std::vector<real> q, q_lat(L), o_lat(L), s(n), o(static_cast<std::size_t>(B) * H * D);
+  project_token(q, x, p, d, cache, layer, pos);
+  for (int b = 0; b < B; b++) {
+    const real* ckv = cache.ckv(layer) + static_cast<long>(b) * Tmax * L;  // (n, L)
+    const real* kr = cache.kr(layer) + static_cast<long>(b) * Tmax * R;    // (n, R)
+    for (int h = 0; h < H; h++) {
+      const real* qh = q.data() + (static_cast<long>(b) * H + h) * (D + R);  // [q_C (D); q_R (R)]
+      const real* w_uk = p.wkv_b + static_cast<long>(h) * 2 * D * L;         // (D, L)
+      const real* w_uv = w_uk + static_cast<long>(D) * L;                   // (D, L)
+      // q_lat = W_UK[h]^T q_C (L): the query moved into latent space, so keys are never rebuilt
+      for (int i = 0; i < L; i++) q_lat[i] = real(0);
+      for (int e = 0; e < D; e++)
+        for (int i = 0; i < L; i++) q_lat[i] += w_uk[static_cast<long>(e) * L + i] * qh[e];
+      for (int j = 0; j < n; j++)
+        s[j] = decode::dot(q_lat.data(), ckv + static_cast<long>(j) * L, L) +
+               decode::dot(qh + D, kr + static_cast<long>(j) * R, R);
+      decode::softmax_scaled(s.data(), n, scale);
+      // o_lat = sum_j p_j c_KV[j] (L), then o[h] = W_UV[h] o_lat (D): values are never rebuilt either
+      decode::weighted_sum(o_lat.data(), s.data(), ckv, L, n, L);
+      real* oh = o.data() + (static_cast<long>(b) * H + h) * D;
+      for (int e = 0; e < D; e++) oh[e] = decode::dot(w_uv + static_cast<long>(e) * L, o_lat.data(), L);
+    }
+  }
+  matmul_forward(out, o.data(), p.wo, (const real*)nullptr, B, H * D, C);
+}
+
+template void mla_decode_naive<float>(float*, const float*, const MlaParams<float>&, const MlaDims<float>&,
+                                      KvCache<float>&, int, int);
+template void mla_decode_naive<double>(double*, const double*, const MlaParams<double>&, const MlaDims<double>&,
+                                       KvCache<double>&, int, int);
+template void mla_decode_absorbed<float>(float*, const float*, const MlaParams<float>&, const MlaDims<float>&,
+                                         KvCache<float>&, int, int);
+template void mla_decode_absorbed<double>(double*, const double*, const MlaParams<double>&,
+                                          const MlaDims<double>&, KvCache<double>&, int, int);
+
+}  // namespace tinyds

@@ -1,0 +1,37 @@
+// tinyds/model/mla_decode.h — incremental MLA decoding with a latent kv-cache: the naive and the absorbed path
+// (DeepSeek-V3 inference/model.py calls them "naive" and "absorb"; DESIGN section 4.1), kept side by side.
+//
+// Shapes: B sequences, one new token each, at the same position p; C width, H heads, D content/value head dim,
+// R rope dim, L kv latent rank, Q query latent rank; Tmax cache length.
+//
+// Both paths first project the new token exactly like mla_forward does for one row (mla.h):
+//   c_Q = RMSNorm(x wq_a^T);  [q_C; q_R] = c_Q wq_b^T;  q_R = RoPE_p(q_R)
+//   c_KV = RMSNorm(x wkv_a[0:L]^T) -> cache.ckv[b, p];   k_R = RoPE_p(x wkv_a[L:]^T) -> cache.kr[b, p]
+// and differ in how they attend over the cached rows j = 0..p (scale = 1/sqrt(D+R)):
+//   naive:    k_C[j,h], v[j,h] = W_UK[h] c_KV[j], W_UV[h] c_KV[j]      (materialised for every cached row)
+//             s_j = q_C[h].k_C[j,h] + q_R[h].k_R[j];  o[h] = sum_j softmax(scale s)_j v[j,h]
+//   absorbed: q_lat[h] = W_UK[h]^T q_C[h]   (L)        W_UK folded into the query, once per token
+//             s_j = q_lat[h].c_KV[j] + q_R[h].k_R[j];  o_lat[h] = sum_j softmax(scale s)_j c_KV[j]   (L)
+//             o[h] = W_UV[h] o_lat[h]                 W_UV folded into the output, once per token
+// Both: out = concat_h o[h] wo^T. The two are equal because q_C.(W_UK c) = (W_UK^T q_C).c and the weighted sum
+// commutes with W_UV; the absorbed path reads only c_KV and k_R (L + R values per cached row) and does
+// O(L (D + p)) work per head instead of O(p L D).
+// W_UK[h] is rows [h*2D, h*2D+D) of wkv_b and W_UV[h] rows [h*2D+D, h*2D+2D), each (D, L).
+#pragma once
+#include "tinyds/model/kv_cache.h"
+#include "tinyds/model/mla.h"
+
+namespace tinyds {
+
+// One decode step of one MLA layer. out (B, C); x (B, C) the normed input of the new token at position pos.
+// Uses d.B, C, H, D, R, L, Q, eps, theta (d.T and d.pos0 are ignored: one token, at pos). The cache must be an
+// MLA cache with the same B, L, R, holding this layer's rows 0..pos-1; row pos is written here.
+template <typename real>
+void mla_decode_naive(real* out, const real* x, const MlaParams<real>& p, const MlaDims<real>& d,
+                      KvCache<real>& cache, int layer, int pos);
+
+template <typename real>
+void mla_decode_absorbed(real* out, const real* x, const MlaParams<real>& p, const MlaDims<real>& d,
+                         KvCache<real>& cache, int layer, int pos);
+
+}  // namespace tinyds
