@@ -127,3 +127,17 @@ TEST_CASE("model/causality: changing a later token leaves earlier logits unchang
     else CHECK(diff > 0.0);          // and position 7 onward does depend on it
   }
 }
+
+TEST_CASE("model/whole nano model with Multi-head Latent Attention: gradients match finite differences") {
+  Config cfg = Config::preset("nano");
+  cfg.model.attention = AttentionKind::mla;
+  cfg.model.n_kv_head = cfg.model.n_head;
+  cfg.model.q_lora_rank = 8;
+  cfg.model.kv_lora_rank = 12;
+  cfg.model.rope_dim = 4;
+  cfg.validate();
+  GradCheckResult r = check_model_grads(cfg.model, 2, 7, 4, 21);
+  MESSAGE("mla: checked " << r.checked << " elements; worst " << r.max_rel << " in " << r.worst);
+  CHECK(r.checked >= 4 * 24);  // 2 layers x 11 tensors + embed, norm, head
+  CHECK(r.max_rel < 1e-5);
+}

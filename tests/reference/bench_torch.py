@@ -26,8 +26,8 @@ import sys
 import time
 
 MODEL_FLAGS = {"vocab_size": int, "max_seq_len": int, "n_layer": int, "d_model": int, "attention": str,
-               "n_head": int, "n_kv_head": int, "head_dim": int, "ffn_hidden": int, "rope_theta": float,
-               "norm_eps": float}
+               "n_head": int, "n_kv_head": int, "head_dim": int, "q_lora_rank": int, "kv_lora_rank": int,
+               "rope_dim": int, "ffn_hidden": int, "rope_theta": float, "norm_eps": float}
 
 
 def parse_args(argv):

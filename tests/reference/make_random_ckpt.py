@@ -5,6 +5,9 @@
         [--with-adam]   also write zero "adam_m.<name>" / "adam_v.<name>" tensors (the twin ignores them,
                         tinyds loads them as optimizer state)
         [--std S]       override init_std (a larger std gives larger activations and gradients)
+        [--attention mla [--q-lora-rank Q --kv-lora-rank L --rope-dim R]]
+                        switch the preset's attention (mha | gqa | mqa | mla); for mla the ranks default to the
+                        golden test's for nano (Q 8, L 12, R 4) and must be given for other presets
 
 The file holds every parameter under its tinyds name (F32) and the __metadata__ of a tinyds checkpoint
 (tinyds/train/checkpoint.h: format, format_version, config, tokenizer, train_state), as `tinyds init` writes it,
@@ -19,7 +22,7 @@ import sys
 import numpy as np
 import torch
 
-from config import config_json, preset
+from config import MLA_DIMS, config_json, preset
 from model import TinyDS
 from safetensors_io import write_safetensors
 
@@ -31,16 +34,44 @@ def char_vocab():
     return {"type": "char", "tokens": specials + ["\n"] + [chr(c) for c in range(32, 127)]}
 
 
+def model_overrides(args, ap):
+    """The model fields that --attention and the MLA rank flags change (validated later by preset())."""
+    ranks = {"q_lora_rank": args.q_lora_rank, "kv_lora_rank": args.kv_lora_rank, "rope_dim": args.rope_dim}
+    given = {k: v for k, v in ranks.items() if v is not None}
+    if args.attention is None:
+        if given:
+            ap.error("--q-lora-rank / --kv-lora-rank / --rope-dim need --attention mla")
+        return {}
+    if args.attention != "mla":
+        if given:
+            ap.error(f"--q-lora-rank / --kv-lora-rank / --rope-dim are MLA dims; --attention is {args.attention}")
+        # A dense kind on another preset shape: the kv-head count must fit it (mha: H, mqa: 1; gqa: keep).
+        n_head = preset(args.preset)["model"]["n_head"]
+        kv = {"mha": n_head, "mqa": 1}.get(args.attention)
+        return {"attention": args.attention, **({"n_kv_head": kv} if kv else {})}
+    missing = [k for k in ranks if k not in given and k not in MLA_DIMS.get(args.preset, {})]
+    if missing:
+        flags = " ".join("--" + m.replace("_", "-") for m in missing)
+        ap.error(f"--attention mla on preset {args.preset}: give {flags} (no default MLA dims for this preset)")
+    # MLA ignores n_kv_head (every head has its own k_C and v, from the one latent); write n_head, the MHA value.
+    n_head = preset(args.preset)["model"]["n_head"]
+    return {"attention": "mla", "n_kv_head": n_head, **MLA_DIMS.get(args.preset, {}), **given}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="nano", help="nano | small | base (tinyds presets)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--std", type=float, default=None, help="override model.init_std")
     ap.add_argument("--with-adam", action="store_true", help="add zero adam_m.* / adam_v.* tensors")
+    ap.add_argument("--attention", default=None, help="mha | gqa | mqa | mla (default: the preset's)")
+    ap.add_argument("--q-lora-rank", type=int, default=None, help="MLA query latent rank Q")
+    ap.add_argument("--kv-lora-rank", type=int, default=None, help="MLA key/value latent rank L")
+    ap.add_argument("--rope-dim", type=int, default=None, help="MLA rope dim R (even)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
 
-    cfg = preset(args.preset)
+    cfg = preset(args.preset, **model_overrides(args, ap))
     if args.std is not None:
         cfg["model"]["init_std"] = args.std
     cfg["train"]["seed"] = args.seed
@@ -57,7 +88,8 @@ def main(argv=None):
                 "written_by": "tests/reference/make_random_ckpt.py"}
     write_safetensors(args.out, tensors, metadata)
     n = sum(p.numel() for p in model.parameters())
-    print(f"make_random_ckpt: wrote {args.out} ({args.preset}, {n} parameters, seed {args.seed})")
+    print(f"make_random_ckpt: wrote {args.out} ({args.preset}, attention {cfg['model']['attention']}, "
+          f"{n} parameters, seed {args.seed})")
     return 0
 
 

@@ -20,10 +20,13 @@ void ConfigOptions::add_to(Args& a, Config& cfg) {
   ModelConfig& m = cfg.model;
   a.add("--n-layer", m.n_layer, "transformer blocks");
   a.add("--d-model", m.d_model, "model width C");
-  a.add("--attention", attention, "attention kind: mha | gqa | mqa");
+  a.add("--attention", attention, "attention kind: mha | gqa | mqa | mla");
   a.add("--n-head", m.n_head, "query heads H");
   a.add("--n-kv-head", m.n_kv_head, "key/value heads (gqa/mqa)");
-  a.add("--head-dim", m.head_dim, "head dimension D");
+  a.add("--head-dim", m.head_dim, "head dimension D (mla: content and value dim)");
+  a.add("--q-lora-rank", m.q_lora_rank, "mla: query latent rank Q");
+  a.add("--kv-lora-rank", m.kv_lora_rank, "mla: key/value latent rank L");
+  a.add("--rope-dim", m.rope_dim, "mla: decoupled RoPE dim R");
   a.add("--ffn-hidden", m.ffn_hidden, "SwiGLU hidden width F");
   a.add("--max-seq-len", m.max_seq_len, "longest sequence (RoPE positions)");
   TrainConfig& t = cfg.train;

@@ -69,6 +69,17 @@ void Config::validate() const {
     case AttentionKind::gqa:
       need(m.n_kv_head > 1 && m.n_kv_head < m.n_head, "model.n_kv_head", m.n_kv_head,
            "must be between 2 and n_head-1 for attention 'gqa'"); break;
+    case AttentionKind::mla:
+      need(m.n_kv_head == m.n_head, "model.n_kv_head", m.n_kv_head, "must equal n_head for attention 'mla'");
+      need(m.q_lora_rank >= 1, "model.q_lora_rank", m.q_lora_rank, "must be positive for attention 'mla'");
+      need(m.kv_lora_rank >= 1, "model.kv_lora_rank", m.kv_lora_rank, "must be positive for attention 'mla'");
+      need(m.rope_dim >= 2 && m.rope_dim % 2 == 0, "model.rope_dim", m.rope_dim,
+           "must be a positive even number for attention 'mla' (RoPE rotates pairs)"); break;
+  }
+  if (m.attention != AttentionKind::mla) {
+    need(m.q_lora_rank == 0, "model.q_lora_rank", m.q_lora_rank, "is only used with attention 'mla' (set it to 0)");
+    need(m.kv_lora_rank == 0, "model.kv_lora_rank", m.kv_lora_rank, "is only used with attention 'mla' (set it to 0)");
+    need(m.rope_dim == 0, "model.rope_dim", m.rope_dim, "is only used with attention 'mla' (set it to 0)");
   }
   need(m.ffn_hidden >= 1, "model.ffn_hidden", m.ffn_hidden, "must be positive");
   need(m.max_seq_len >= 2, "model.max_seq_len", m.max_seq_len, "must be at least 2");
@@ -102,6 +113,7 @@ const char* attention_kind_name(AttentionKind k) {
     case AttentionKind::mha: return "mha";
     case AttentionKind::gqa: return "gqa";
     case AttentionKind::mqa: return "mqa";
+    case AttentionKind::mla: return "mla";
   }
   return "?";
 }
@@ -110,7 +122,8 @@ AttentionKind parse_attention_kind(const std::string& s) {
   if (s == "mha") return AttentionKind::mha;
   if (s == "gqa") return AttentionKind::gqa;
   if (s == "mqa") return AttentionKind::mqa;
-  throw_error("unknown attention kind '", s, "' (expected mha, gqa or mqa)");
+  if (s == "mla") return AttentionKind::mla;
+  throw_error("unknown attention kind '", s, "' (expected mha, gqa, mqa or mla)");
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -164,13 +177,15 @@ void reject_unknown(const json& j, std::initializer_list<const char*> known, con
 json model_config_to_json(const ModelConfig& m) {
   return json{{"vocab_size", m.vocab_size}, {"max_seq_len", m.max_seq_len}, {"n_layer", m.n_layer},
               {"d_model", m.d_model}, {"attention", attention_kind_name(m.attention)}, {"n_head", m.n_head},
-              {"n_kv_head", m.n_kv_head}, {"head_dim", m.head_dim}, {"ffn_hidden", m.ffn_hidden},
+              {"n_kv_head", m.n_kv_head}, {"head_dim", m.head_dim}, {"q_lora_rank", m.q_lora_rank},
+              {"kv_lora_rank", m.kv_lora_rank}, {"rope_dim", m.rope_dim}, {"ffn_hidden", m.ffn_hidden},
               {"rope_theta", m.rope_theta}, {"norm_eps", m.norm_eps}, {"init_std", m.init_std}};
 }
 
 ModelConfig model_config_from_json(const json& j, const std::string& where) {
   reject_unknown(j, {"vocab_size", "max_seq_len", "n_layer", "d_model", "attention", "n_head", "n_kv_head",
-                     "head_dim", "ffn_hidden", "rope_theta", "norm_eps", "init_std"}, where);
+                     "head_dim", "q_lora_rank", "kv_lora_rank", "rope_dim", "ffn_hidden", "rope_theta", "norm_eps",
+                     "init_std"}, where);
   ModelConfig m;
   read_field(j, "vocab_size", m.vocab_size, where);
   read_field(j, "max_seq_len", m.max_seq_len, where);
@@ -186,6 +201,9 @@ ModelConfig model_config_from_json(const json& j, const std::string& where) {
   read_field(j, "n_head", m.n_head, where);
   read_field(j, "n_kv_head", m.n_kv_head, where);
   read_field(j, "head_dim", m.head_dim, where);
+  read_field(j, "q_lora_rank", m.q_lora_rank, where);
+  read_field(j, "kv_lora_rank", m.kv_lora_rank, where);
+  read_field(j, "rope_dim", m.rope_dim, where);
   read_field(j, "ffn_hidden", m.ffn_hidden, where);
   read_field(j, "rope_theta", m.rope_theta, where);
   read_field(j, "norm_eps", m.norm_eps, where);

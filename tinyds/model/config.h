@@ -17,9 +17,9 @@
 
 namespace tinyds {
 
-// Attention kind: multi-head, grouped-query (n_kv_head < n_head), multi-query (n_kv_head = 1).
-// The three differ only in the number of key/value heads; MLA arrives with the architecture issue.
-enum class AttentionKind { mha, gqa, mqa };
+// Attention kind: multi-head, grouped-query (n_kv_head < n_head), multi-query (n_kv_head = 1) — these differ
+// only in the number of key/value heads — or Multi-head Latent Attention (DESIGN 4.1, model/mla.h).
+enum class AttentionKind { mha, gqa, mqa, mla };
 
 struct ModelConfig {
   int vocab_size = 128;      // V, e.g. 128 (character vocab padded to a multiple of 64 for GEMM)
@@ -29,7 +29,11 @@ struct ModelConfig {
   AttentionKind attention = AttentionKind::mha;
   int n_head = 8;            // H query heads, e.g. 8
   int n_kv_head = 8;         // key/value heads: H for mha, 1 < n_kv < H for gqa, 1 for mqa
-  int head_dim = 32;         // D, e.g. 32 (C / H by default)
+  int head_dim = 32;         // D, e.g. 32 (C / H by default); for mla the content and value head dim
+  // Multi-head Latent Attention (attention = mla only; 0 otherwise)
+  int q_lora_rank = 0;       // Q query latent rank (d_c'), e.g. 128
+  int kv_lora_rank = 0;      // L key/value latent rank (d_c), e.g. 64 — with rope_dim, all an MLA kv-cache holds
+  int rope_dim = 0;          // R decoupled RoPE dim of queries and the one shared rope key, even, e.g. 16
   int ffn_hidden = 683;      // F of the dense SwiGLU FFN, e.g. 683 (~ 8C/3)
   float rope_theta = 10000.0f;
   float norm_eps = 1e-5f;
@@ -75,7 +79,7 @@ struct Config {
 };
 
 const char* attention_kind_name(AttentionKind k);
-AttentionKind parse_attention_kind(const std::string& s);  // "mha" | "gqa" | "mqa"
+AttentionKind parse_attention_kind(const std::string& s);  // "mha" | "gqa" | "mqa" | "mla"
 
 // JSON (stored in checkpoint metadata). from_json validates and names unknown or ill-typed fields.
 nlohmann::json model_config_to_json(const ModelConfig& m);

@@ -11,10 +11,21 @@ ParamLayout::ParamLayout(const ModelConfig& c) {
   for (int l = 0; l < c.n_layer; l++) {
     std::string p = "layers." + std::to_string(l) + ".";
     add(p + "attn_norm", {C}, false);
-    add(p + "attn.wq", {H * D, C}, true);
-    add(p + "attn.wk", {Hkv * D, C}, true);
-    add(p + "attn.wv", {Hkv * D, C}, true);
-    add(p + "attn.wo", {C, H * D}, true);
+    if (c.attention == AttentionKind::mla) {
+      const int64_t Q = c.q_lora_rank, L = c.kv_lora_rank, R = c.rope_dim;
+      add(p + "attn.wq_a", {Q, C}, true);
+      add(p + "attn.q_norm", {Q}, false);
+      add(p + "attn.wq_b", {H * (D + R), Q}, true);
+      add(p + "attn.wkv_a", {L + R, C}, true);
+      add(p + "attn.kv_norm", {L}, false);
+      add(p + "attn.wkv_b", {H * 2 * D, L}, true);
+      add(p + "attn.wo", {C, H * D}, true);
+    } else {
+      add(p + "attn.wq", {H * D, C}, true);
+      add(p + "attn.wk", {Hkv * D, C}, true);
+      add(p + "attn.wv", {Hkv * D, C}, true);
+      add(p + "attn.wo", {C, H * D}, true);
+    }
     add(p + "ffn_norm", {C}, false);
     add(p + "ffn.w1", {F, C}, true);
     add(p + "ffn.w3", {F, C}, true);
@@ -48,11 +59,20 @@ ModelParams<real> view_params(real* base, const ParamLayout& layout, const Model
   auto at = [&](const std::string& name) { return base + layout.find(name).offset; };
   ModelParams<real> p;
   p.embed = at("embed");
+  const bool mla = cfg.attention == AttentionKind::mla;
   for (int l = 0; l < cfg.n_layer; l++) {
     std::string s = "layers." + std::to_string(l) + ".";
-    p.layers.push_back(LayerParams<real>{at(s + "attn_norm"), at(s + "attn.wq"), at(s + "attn.wk"),
-                                         at(s + "attn.wv"), at(s + "attn.wo"), at(s + "ffn_norm"),
-                                         at(s + "ffn.w1"), at(s + "ffn.w3"), at(s + "ffn.w2")});
+    LayerParams<real> lp{};
+    lp.attn_norm = at(s + "attn_norm");
+    if (mla) {
+      lp.mla = MlaParams<real>{at(s + "attn.wq_a"), at(s + "attn.q_norm"), at(s + "attn.wq_b"), at(s + "attn.wkv_a"),
+                               at(s + "attn.kv_norm"), at(s + "attn.wkv_b"), at(s + "attn.wo")};
+    } else {
+      lp.wq = at(s + "attn.wq"); lp.wk = at(s + "attn.wk"); lp.wv = at(s + "attn.wv"); lp.wo = at(s + "attn.wo");
+    }
+    lp.ffn_norm = at(s + "ffn_norm");
+    lp.w1 = at(s + "ffn.w1"); lp.w3 = at(s + "ffn.w3"); lp.w2 = at(s + "ffn.w2");
+    p.layers.push_back(lp);
   }
   p.norm = at("norm");
   p.head = at("head");

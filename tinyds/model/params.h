@@ -12,6 +12,8 @@
 //   layers.{l}.attn.wk       (Hkv*D, C)
 //   layers.{l}.attn.wv       (Hkv*D, C)
 //   layers.{l}.attn.wo       (C, H*D)
+//   (attention mla instead: layers.{l}.attn.{wq_a (Q,C), q_norm (Q), wq_b (H*(D+R),Q), wkv_a (L+R,C), kv_norm (L),
+//    wkv_b (H*2D,L), wo (C,H*D)}; see model/mla.h)
 //   layers.{l}.ffn_norm      (C)
 //   layers.{l}.ffn.w1        (F, C)     gate projection
 //   layers.{l}.ffn.w3        (F, C)     up projection
@@ -25,6 +27,7 @@
 #include <vector>
 
 #include "tinyds/model/config.h"
+#include "tinyds/model/mla.h"
 
 namespace tinyds {
 
@@ -54,14 +57,15 @@ class ParamLayout {
 template <typename real>
 struct LayerParams {
   real* attn_norm;  // (C)
-  real* wq;         // (H*D, C)
-  real* wk;         // (Hkv*D, C)
-  real* wv;         // (Hkv*D, C)
-  real* wo;         // (C, H*D)
+  real* wq;         // (H*D, C)       mha/gqa/mqa only (nullptr for mla)
+  real* wk;         // (Hkv*D, C)     mha/gqa/mqa only
+  real* wv;         // (Hkv*D, C)     mha/gqa/mqa only
+  real* wo;         // (C, H*D)       mha/gqa/mqa only (mla's is mla.wo)
   real* ffn_norm;   // (C)
   real* w1;         // (F, C)
   real* w3;         // (F, C)
   real* w2;         // (C, F)
+  MlaParams<real> mla;  // attention mla only (all nullptr otherwise)
 };
 
 template <typename real>

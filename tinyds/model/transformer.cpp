@@ -34,17 +34,28 @@ struct Carver {
 };
 
 template <typename real>
+MlaDims<real> mla_dims_of(const ModelConfig& m, int B, int T) {
+  return MlaDims<real>{B, T, m.d_model, m.n_head, m.head_dim, m.rope_dim, m.kv_lora_rank, m.q_lora_rank,
+                       real(m.norm_eps), real(m.rope_theta), 0};
+}
+
+template <typename real>
 ActivationViews<real> carve_activations(Carver<real>& c, const ModelConfig& m, int B, int T) {
   const std::size_t N = static_cast<std::size_t>(B) * T, C = m.d_model, V = m.vocab_size;
   const std::size_t HD = static_cast<std::size_t>(m.n_head) * m.head_dim, KD = static_cast<std::size_t>(m.n_kv_head) * m.head_dim;
   const std::size_t F = m.ffn_hidden, att = static_cast<std::size_t>(B) * m.n_head * T * T;
-  ActivationViews<real> a;
+  ActivationViews<real> a{};
   a.x0 = c.take(N * C);
   for (int l = 0; l < m.n_layer; l++) {
-    LayerActivations<real> L;
+    LayerActivations<real> L{};
     L.attn_in = c.take(N * C); L.attn_rstd = c.take(N);
-    L.q = c.take(N * HD); L.k = c.take(N * KD); L.v = c.take(N * KD);
-    L.att = c.take(att); L.att_out = c.take(N * HD); L.h = c.take(N * C);
+    if (m.attention == AttentionKind::mla) {
+      L.mla = carve_mla_activations<real>(c, mla_dims_of<real>(m, B, T));
+    } else {
+      L.q = c.take(N * HD); L.k = c.take(N * KD); L.v = c.take(N * KD);
+      L.att = c.take(att); L.att_out = c.take(N * HD);
+    }
+    L.h = c.take(N * C);
     L.ffn_in = c.take(N * C); L.ffn_rstd = c.take(N);
     L.a1 = c.take(N * F); L.a3 = c.take(N * F); L.gate = c.take(N * F); L.out = c.take(N * C);
     a.layers.push_back(L);
@@ -52,6 +63,7 @@ ActivationViews<real> carve_activations(Carver<real>& c, const ModelConfig& m, i
   a.final_in = c.take(N * C); a.final_rstd = c.take(N);
   a.logits = c.take(N * V); a.losses = c.take(N); a.lse = c.take(N);
   a.scratch = c.take(N * C);
+  if (m.attention == AttentionKind::mla) a.mla_fwd = carve_mla_forward_scratch<real>(c, mla_dims_of<real>(m, B, T));
   return a;
 }
 
@@ -59,9 +71,13 @@ template <typename real>
 BackwardViews<real> carve_backward(Carver<real>& c, const ModelConfig& m, int B, int T) {
   const std::size_t N = static_cast<std::size_t>(B) * T, C = m.d_model, V = m.vocab_size, F = m.ffn_hidden;
   const std::size_t HD = static_cast<std::size_t>(m.n_head) * m.head_dim, KD = static_cast<std::size_t>(m.n_kv_head) * m.head_dim;
-  BackwardViews<real> b;
+  BackwardViews<real> b{};
   b.dres = c.take(N * C); b.dnorm_in = c.take(N * C); b.dtmp = c.take(N * C);
-  b.dq = c.take(N * HD); b.dk = c.take(N * KD); b.dv = c.take(N * KD); b.datt_out = c.take(N * HD);
+  if (m.attention == AttentionKind::mla) {
+    b.mla_bwd = carve_mla_backward_scratch<real>(c, mla_dims_of<real>(m, B, T));
+  } else {
+    b.dq = c.take(N * HD); b.dk = c.take(N * KD); b.dv = c.take(N * KD); b.datt_out = c.take(N * HD);
+  }
   b.dgate = c.take(N * F); b.da1 = c.take(N * F); b.da3 = c.take(N * F);
   b.dlogits = c.take(N * V); b.dlosses = c.take(N);
   return b;
@@ -105,6 +121,11 @@ void Transformer<real>::init_weights(uint64_t seed) {
 }
 
 template <typename real>
+MlaDims<real> Transformer<real>::mla_dims() const {
+  return mla_dims_of<real>(cfg_, B_, T_);
+}
+
+template <typename real>
 void Transformer<real>::ensure_activations(int B, int T) {
   Carver<real> count{nullptr};
   carve_activations(count, cfg_, B, T);
@@ -140,13 +161,18 @@ void Transformer<real>::layer_forward(int l, const real* x) {
   const real theta = m.rope_theta, scale = real(1) / std::sqrt(real(D));
 
   rmsnorm_forward(a.attn_in, a.attn_rstd, x, p.attn_norm, N, C, real(m.norm_eps));
-  matmul_forward(a.q, a.attn_in, p.wq, (const real*)nullptr, N, C, H * D);
-  matmul_forward(a.k, a.attn_in, p.wk, (const real*)nullptr, N, C, Hkv * D);
-  matmul_forward(a.v, a.attn_in, p.wv, (const real*)nullptr, N, C, Hkv * D);
-  rope_forward(a.q, a.q, B, T, H, D, 0, theta);  // rotate queries and keys in place
-  rope_forward(a.k, a.k, B, T, Hkv, D, 0, theta);
-  attention_forward(a.att_out, a.att, a.q, a.k, a.v, B, T, H, Hkv, D, D, scale);
-  matmul_forward(acts_.scratch, a.att_out, p.wo, (const real*)nullptr, N, H * D, C);
+  if (m.attention == AttentionKind::mla) {
+    // Multi-head Latent Attention (model/mla.h): latent queries and keys/values, decoupled RoPE.
+    mla_forward(acts_.scratch, a.mla, acts_.mla_fwd, a.attn_in, p.mla, mla_dims());
+  } else {
+    matmul_forward(a.q, a.attn_in, p.wq, (const real*)nullptr, N, C, H * D);
+    matmul_forward(a.k, a.attn_in, p.wk, (const real*)nullptr, N, C, Hkv * D);
+    matmul_forward(a.v, a.attn_in, p.wv, (const real*)nullptr, N, C, Hkv * D);
+    rope_forward(a.q, a.q, B, T, H, D, 0, theta);  // rotate queries and keys in place
+    rope_forward(a.k, a.k, B, T, Hkv, D, 0, theta);
+    attention_forward(a.att_out, a.att, a.q, a.k, a.v, B, T, H, Hkv, D, D, scale);
+    matmul_forward(acts_.scratch, a.att_out, p.wo, (const real*)nullptr, N, H * D, C);
+  }
   residual_forward(a.h, x, acts_.scratch, static_cast<long>(N) * C);
 
   rmsnorm_forward(a.ffn_in, a.ffn_rstd, a.h, p.ffn_norm, N, C, real(m.norm_eps));
@@ -181,19 +207,24 @@ void Transformer<real>::layer_backward(int l, const real* x) {
   rmsnorm_backward(d.dtmp, g.ffn_norm, d.dnorm_in, a.h, p.ffn_norm, a.ffn_rstd, N, C);
   add_inplace(d.dres, d.dtmp, NC);  // dres = d(h): the residual path plus the FFN branch
 
-  // forward: h = x + att_out @ wo^T
-  matmul_backward(d.datt_out, g.wo, (real*)nullptr, d.dres, a.att_out, p.wo, N, H * D, C);
-  // forward: att_out = attention(q, k, v)
-  attention_backward(d.dq, d.dk, d.dv, d.datt_out, a.q, a.k, a.v, a.att, B, T, H, Hkv, D, D, scale);
-  // forward: q = RoPE(q), k = RoPE(k)   (in place; undo the rotation on the gradients)
-  rope_backward(d.dq, d.dq, B, T, H, D, 0, theta);
-  rope_backward(d.dk, d.dk, B, T, Hkv, D, 0, theta);
-  // forward: q, k, v = attn_in @ {wq, wk, wv}^T   (attn_in feeds all three)
-  matmul_backward(d.dnorm_in, g.wq, (real*)nullptr, d.dq, a.attn_in, p.wq, N, C, H * D);
-  matmul_backward(d.dtmp, g.wk, (real*)nullptr, d.dk, a.attn_in, p.wk, N, C, Hkv * D);
-  add_inplace(d.dnorm_in, d.dtmp, NC);
-  matmul_backward(d.dtmp, g.wv, (real*)nullptr, d.dv, a.attn_in, p.wv, N, C, Hkv * D);
-  add_inplace(d.dnorm_in, d.dtmp, NC);
+  if (m.attention == AttentionKind::mla) {
+    // forward: h = x + MLA(attn_in)
+    mla_backward(d.dnorm_in, g.mla, d.mla_bwd, d.dres, a.attn_in, a.mla, p.mla, mla_dims());
+  } else {
+    // forward: h = x + att_out @ wo^T
+    matmul_backward(d.datt_out, g.wo, (real*)nullptr, d.dres, a.att_out, p.wo, N, H * D, C);
+    // forward: att_out = attention(q, k, v)
+    attention_backward(d.dq, d.dk, d.dv, d.datt_out, a.q, a.k, a.v, a.att, B, T, H, Hkv, D, D, scale);
+    // forward: q = RoPE(q), k = RoPE(k)   (in place; undo the rotation on the gradients)
+    rope_backward(d.dq, d.dq, B, T, H, D, 0, theta);
+    rope_backward(d.dk, d.dk, B, T, Hkv, D, 0, theta);
+    // forward: q, k, v = attn_in @ {wq, wk, wv}^T   (attn_in feeds all three)
+    matmul_backward(d.dnorm_in, g.wq, (real*)nullptr, d.dq, a.attn_in, p.wq, N, C, H * D);
+    matmul_backward(d.dtmp, g.wk, (real*)nullptr, d.dk, a.attn_in, p.wk, N, C, Hkv * D);
+    add_inplace(d.dnorm_in, d.dtmp, NC);
+    matmul_backward(d.dtmp, g.wv, (real*)nullptr, d.dv, a.attn_in, p.wv, N, C, Hkv * D);
+    add_inplace(d.dnorm_in, d.dtmp, NC);
+  }
   // forward: attn_in = RMSNorm(x)
   rmsnorm_backward(d.dtmp, g.attn_norm, d.dnorm_in, x, p.attn_norm, a.attn_rstd, N, C);
   add_inplace(d.dres, d.dtmp, NC);  // dres = d(x)

@@ -18,6 +18,7 @@
 
 #include "tinyds/core/ledger.h"
 #include "tinyds/model/config.h"
+#include "tinyds/model/mla.h"
 #include "tinyds/model/params.h"
 
 namespace tinyds {
@@ -32,6 +33,7 @@ struct LayerActivations {
   real* v;          // (B, T, Hkv, D) attn_in @ wv^T
   real* att;        // (B, H, T, T)  causal softmax probabilities
   real* att_out;    // (N, H*D)      att @ v, heads concatenated
+  MlaActivations<real> mla;  // attention mla: its own saved tensors (q, k, v, att, ... above are nullptr)
   real* h;          // (N, C)        x + att_out @ wo^T              residual after attention
   real* ffn_in;     // (N, C)        RMSNorm(h)
   real* ffn_rstd;   // (N)
@@ -51,6 +53,7 @@ struct ActivationViews {
   real* losses;      // (N)     per-position cross-entropy (0 where masked)
   real* lse;         // (N)     log-sum-exp of each logits row
   real* scratch;     // (N, C)  a projection's output before it is added to the residual (not saved)
+  MlaForwardScratch<real> mla_fwd;  // attention mla: forward scratch shared by all layers
 };
 
 // Scratch for the backward pass (nothing here outlives one backward call).
@@ -68,6 +71,7 @@ struct BackwardViews {
   real* da3;       // (N, F)
   real* dlogits;   // (N, V)
   real* dlosses;   // (N)
+  MlaBackwardScratch<real> mla_bwd;  // attention mla: backward scratch shared by all layers
 };
 
 template <typename real>
@@ -105,6 +109,7 @@ class Transformer {
   void ensure_backward_scratch();
   void layer_forward(int l, const real* x);
   void layer_backward(int l, const real* x);
+  MlaDims<real> mla_dims() const;
 
   ModelConfig cfg_;
   Role role_;
