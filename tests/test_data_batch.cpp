@@ -1,6 +1,8 @@
 // tests/test_data_batch.cpp — problems -> (inputs, targets): shifting, prompt masking, padding, truncation.
 #include <doctest/doctest.h>
 
+#include "test_error_util.h"
+
 #include <string>
 #include <vector>
 
@@ -14,17 +16,8 @@ using tinyds::Tokenizer;
 
 namespace {
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const tinyds::Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
-
-bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using tinyds_test::error_of;
+using tinyds_test::has;
 
 Problem make(const std::string& q, const std::string& a) {
   Problem p;

@@ -3,6 +3,8 @@
 // The arithmetic checks re-parse each answer line and recompute it here, independently of the generator.
 #include <doctest/doctest.h>
 
+#include "test_error_util.h"
+
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -35,17 +37,8 @@ constexpr bool kSanitized = true;  // ASan makes string work several times slowe
 constexpr bool kSanitized = false;
 #endif
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const tinyds::Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
-
-bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using tinyds_test::error_of;
+using tinyds_test::has;
 
 std::vector<std::string> lines_of(const std::string& s) {
   std::vector<std::string> out;

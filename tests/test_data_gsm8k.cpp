@@ -1,6 +1,8 @@
 // tests/test_data_gsm8k.cpp — the final-answer parser and the GSM8K JSONL reader/writer.
 #include <doctest/doctest.h>
 
+#include "test_error_util.h"
+
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -18,17 +20,8 @@ using tinyds::Problem;
 
 namespace {
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const tinyds::Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
-
-bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using tinyds_test::error_of;
+using tinyds_test::has;
 
 // A fresh directory under the system temp dir, removed with everything in it when the test ends.
 struct TempDir {

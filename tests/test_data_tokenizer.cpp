@@ -1,6 +1,8 @@
 // tests/test_data_tokenizer.cpp — the character-level tokenizer: layout, round trips, errors, JSON.
 #include <doctest/doctest.h>
 
+#include "test_error_util.h"
+
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -13,17 +15,8 @@ using tinyds::Tokenizer;
 namespace {
 
 // The message of the tinyds::Error that f throws; "<no error>" when it throws nothing (so checks on it fail).
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const tinyds::Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
-
-bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using tinyds_test::error_of;
+using tinyds_test::has;
 
 // Every character the default vocabulary should hold: '\n' and printable ASCII.
 std::string all_vocab_chars() {
