@@ -49,5 +49,6 @@ printf '{"question": "q", "answer": "no marker"}\n' > "$dir/bad.jsonl"
 expect_error "bad JSONL"              "$dir/bad.jsonl:1"            -- "$exe" eval --ckpt "$dir/ok.safetensors" --test-file "$dir/bad.jsonl"
 expect_ok    "help lists defaults"    "[default: 0.003]"             -- "$exe" sft --help
 expect_ok    "sample runs"            "hi"                          -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --max-new-tokens 3
+expect_ok    "kvcache runs"           "98.2%"                       -- "$exe" kvcache --no-bench
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -12,5 +12,6 @@ int cmd_eval(int argc, char** argv);      // held-out exact match of a checkpoin
 int cmd_sample(int argc, char** argv);    // generate text from a checkpoint          (cmd_sample.cpp)
 int cmd_demo(int argc, char** argv);      // the end-to-end demo                      (cmd_demo.cpp)
 int cmd_bench(int argc, char** argv);     // throughput vs GEMM peak and PyTorch      (cmd_bench.cpp)
+int cmd_kvcache(int argc, char** argv);   // kv-cache sizes, naive vs absorbed MLA    (cmd_kvcache.cpp)
 
 }  // namespace tinyds

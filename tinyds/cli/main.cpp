@@ -25,6 +25,7 @@ const Command kCommands[] = {
     {"sample", tinyds::cmd_sample, "generate a completion from a checkpoint"},
     {"demo", tinyds::cmd_demo, "the end-to-end demo: train the toy model and report accuracy"},
     {"bench", tinyds::cmd_bench, "training throughput vs the GEMM peak and the PyTorch reference"},
+    {"kvcache", tinyds::cmd_kvcache, "kv-cache sizes of MHA/GQA/MQA/MLA, naive vs absorbed MLA decode speed"},
 };
 
 void usage(FILE* f) {
