@@ -50,8 +50,11 @@ int cmd_demo(int argc, char** argv) {
   std::printf("  accuracy during training:");
   for (auto& [step, acc] : r.evals) std::printf("  step %d: %.1f%%", step, 100 * acc);
   std::printf("\n  metrics          %s/metrics.jsonl\n  checkpoint       %s\n", opt.out_dir.c_str(), r.final_ckpt.c_str());
-  std::printf("  try it           build/tinyds sample --ckpt %s --prompt \"Sam has 23 apples and buys 45 more. How many apples does Sam have now?\"\n",
-              r.final_ckpt.c_str());
+  // A held-out question the model never trained on, in the generator's phrasing.
+  const std::vector<Problem> unseen = heldout_problems(cfg, cfg.data.levels.front());
+  if (!unseen.empty())
+    std::printf("  try it           build/tinyds sample --ckpt %s --prompt \"%s\"\n", r.final_ckpt.c_str(),
+                unseen.back().question.c_str());
   std::printf("  peak RSS         %s\n", format_bytes(peak_rss_bytes()).c_str());
   std::printf("======================================================\n");
   return 0;
