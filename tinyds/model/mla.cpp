@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "tinyds/core/carver.h"
 #include "tinyds/core/error.h"
 #include "tinyds/ops/attention.h"
 #include "tinyds/ops/matmul.h"
@@ -18,18 +19,6 @@
 namespace tinyds {
 
 namespace {
-
-// A bump allocator like the model's (transformer.cpp): null base = count only; 64-byte aligned starts.
-template <typename real>
-struct BlockCarver {
-  real* base;
-  std::size_t used = 0;
-  real* take(std::size_t n) {
-    real* p = base ? base + used : nullptr;
-    used += (n + 15) / 16 * 16;
-    return p;
-  }
-};
 
 // dst[n, dcol + i] = src[n, scol + i] for i < w, on rows n < N of row-major (N, dst_width) / (N, src_width).
 template <typename real>
@@ -96,12 +85,12 @@ void mla_check_dims(const MlaDims<real>& d, const char* where) {
 template <typename real>
 MlaWorkspace<real>::MlaWorkspace(const MlaDims<real>& d, Role role) {
   mla_check_dims(d, "MlaWorkspace");
-  BlockCarver<real> count{nullptr};
+  Carver<real> count{nullptr};
   carve_mla_activations(count, d);
   carve_mla_forward_scratch(count, d);
   carve_mla_backward_scratch(count, d);
   buf.reset(count.used, role, Category::activations);
-  BlockCarver<real> c{buf.data()};
+  Carver<real> c{buf.data()};
   acts = carve_mla_activations(c, d);
   fwd = carve_mla_forward_scratch(c, d);
   bwd = carve_mla_backward_scratch(c, d);

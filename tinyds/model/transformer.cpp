@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "tinyds/core/carver.h"
 #include "tinyds/core/error.h"
 #include "tinyds/core/rng.h"
 #include "tinyds/ops/attention.h"
@@ -19,19 +20,6 @@
 namespace tinyds {
 
 namespace {
-
-// A bump allocator over one buffer: with base == nullptr it only counts, so the same carving code gives the
-// size and the views, and offsets are never written twice by hand.
-template <typename real>
-struct Carver {
-  real* base;
-  std::size_t used = 0;
-  real* take(std::size_t n) {
-    real* p = base ? base + used : nullptr;
-    used += (n + 15) / 16 * 16;  // 64-byte aligned starts
-    return p;
-  }
-};
 
 template <typename real>
 MlaDims<real> mla_dims_of(const ModelConfig& m, int B, int T) {
@@ -88,12 +76,22 @@ BackwardViews<real> carve_backward(Carver<real>& c, const ModelConfig& m, int B,
 template <typename real>
 Transformer<real>::Transformer(const ModelConfig& cfg, Role role) : cfg_(cfg), role_(role), layout_(cfg) {
   params_.reset(layout_.total(), role_, Category::weights);
+  pview_ = view_params(params_.data(), layout_, cfg_);  // the allocation never moves: build the views once
 }
 
 template <typename real>
 real* Transformer<real>::grads() {
-  if (grads_.size() == 0) grads_.reset(layout_.total(), role_, Category::grads);
+  if (grads_.size() == 0) {
+    grads_.reset(layout_.total(), role_, Category::grads);
+    gview_ = view_params(grads_.data(), layout_, cfg_);
+  }
   return grads_.data();
+}
+
+template <typename real>
+const ModelParams<real>& Transformer<real>::grad_view() {
+  grads();  // allocates on first use
+  return gview_;
 }
 
 template <typename real>
@@ -156,7 +154,7 @@ template <typename real>
 void Transformer<real>::layer_forward(int l, const real* x) {
   const ModelConfig& m = cfg_;
   const int B = B_, T = T_, N = B * T, C = m.d_model, H = m.n_head, Hkv = m.n_kv_head, D = m.head_dim, F = m.ffn_hidden;
-  const LayerParams<real> p = view_params(params_.data(), layout_, cfg_).layers[l];
+  const LayerParams<real>& p = pview_.layers[l];
   LayerActivations<real>& a = acts_.layers[l];
   const real theta = m.rope_theta, scale = real(1) / std::sqrt(real(D));
 
@@ -189,8 +187,8 @@ void Transformer<real>::layer_backward(int l, const real* x) {
   const ModelConfig& m = cfg_;
   const int B = B_, T = T_, N = B * T, C = m.d_model, H = m.n_head, Hkv = m.n_kv_head, D = m.head_dim, F = m.ffn_hidden;
   const long NC = static_cast<long>(N) * C;
-  const LayerParams<real> p = view_params(params_.data(), layout_, cfg_).layers[l];
-  const LayerParams<real> g = view_params(grads(), layout_, cfg_).layers[l];
+  const LayerParams<real>& p = pview_.layers[l];
+  const LayerParams<real>& g = grad_view().layers[l];
   const LayerActivations<real>& a = acts_.layers[l];
   const BackwardViews<real>& d = bwd_;
   const real theta = m.rope_theta, scale = real(1) / std::sqrt(real(D));
@@ -247,7 +245,7 @@ double Transformer<real>::forward(const int* tokens, const int* targets, int B, 
   ensure_activations(B, T);
   tokens_.assign(tokens, tokens + N);
   if (targets) targets_.assign(targets, targets + N); else targets_.clear();
-  const ModelParams<real> p = view_params(params_.data(), layout_, cfg_);
+  const ModelParams<real>& p = pview_;
 
   embedding_forward(acts_.x0, tokens, p.embed, N, C);
   const real* x = acts_.x0;
@@ -273,8 +271,8 @@ void Transformer<real>::backward() {
   const ModelConfig& m = cfg_;
   const int N = B_ * T_, C = m.d_model, V = m.vocab_size;
   ensure_backward_scratch();
-  const ModelParams<real> p = view_params(params_.data(), layout_, cfg_);
-  const ModelParams<real> g = view_params(grads(), layout_, cfg_);
+  const ModelParams<real>& p = pview_;
+  const ModelParams<real>& g = grad_view();
   const BackwardViews<real>& d = bwd_;
 
   // forward: loss = sum_n losses[n] / num_targets  (masked positions contribute nothing)

@@ -86,7 +86,7 @@ class Transformer {
   const real* params() const { return params_.data(); }
   // Gradients (allocated on first use, same layout as params).
   real* grads();
-  ModelParams<real> param_view() { return view_params(params_.data(), layout_, cfg_); }
+  const ModelParams<real>& param_view() const { return pview_; }
 
   // Normal(0, init_std) matrices, output projections (wo, w2) scaled by 1/sqrt(2 n_layer) (GPT-2), norm gains 1.
   // Deterministic in the seed; each tensor draws from its own stream.
@@ -110,11 +110,13 @@ class Transformer {
   void layer_forward(int l, const real* x);
   void layer_backward(int l, const real* x);
   MlaDims<real> mla_dims() const;
+  const ModelParams<real>& grad_view();
 
   ModelConfig cfg_;
   Role role_;
   ParamLayout layout_;
   Buffer<real> params_, grads_;
+  ModelParams<real> pview_, gview_;  // named views into params_ and grads_, built once
   Buffer<real> act_buf_, bwd_buf_;
   ActivationViews<real> acts_{};
   BackwardViews<real> bwd_{};
