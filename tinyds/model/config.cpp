@@ -83,6 +83,37 @@ void Config::validate() const {
   }
   need(m.ffn_hidden >= 1, "model.ffn_hidden", m.ffn_hidden, "must be positive");
   need(m.max_seq_len >= 2, "model.max_seq_len", m.max_seq_len, "must be at least 2");
+  if (m.n_routed_experts != 0) {
+    need(m.n_routed_experts >= 2, "model.n_routed_experts", m.n_routed_experts, "must be 0 (dense) or at least 2");
+    need(m.n_activated_experts >= 1 && m.n_activated_experts <= m.n_routed_experts, "model.n_activated_experts",
+         m.n_activated_experts, "must be in [1, n_routed_experts = " + std::to_string(m.n_routed_experts) + "]");
+    need(m.n_shared_experts >= 0, "model.n_shared_experts", m.n_shared_experts, "must not be negative");
+    need(m.moe_inter_dim >= 1, "model.moe_inter_dim", m.moe_inter_dim, "must be positive");
+    need(m.n_dense_layers >= 0 && m.n_dense_layers <= m.n_layer, "model.n_dense_layers", m.n_dense_layers,
+         "must be in [0, n_layer = " + std::to_string(m.n_layer) + "]");
+    if (m.score_func != "sigmoid" && m.score_func != "softmax")
+      throw_error("config: model.score_func = '", m.score_func, "': must be sigmoid or softmax");
+    if (!(m.route_scale > 0)) throw_error("config: model.route_scale = ", m.route_scale, ": must be positive");
+    need(m.n_expert_groups >= 1, "model.n_expert_groups", m.n_expert_groups, "must be at least 1 (1 = off)");
+    if (m.n_expert_groups > 1) {
+      need(m.n_routed_experts % m.n_expert_groups == 0, "model.n_expert_groups", m.n_expert_groups,
+           "must divide n_routed_experts = " + std::to_string(m.n_routed_experts));
+      need(m.n_limited_groups >= 1 && m.n_limited_groups <= m.n_expert_groups, "model.n_limited_groups",
+           m.n_limited_groups, "must be in [1, n_expert_groups]");
+      need(m.n_activated_experts <= m.n_limited_groups * (m.n_routed_experts / m.n_expert_groups),
+           "model.n_activated_experts", m.n_activated_experts, "exceeds the experts of the n_limited_groups eligible groups");
+    }
+    try {
+      parse_balance(m.balance);
+    } catch (const Error& e) {
+      throw_error("config: model.balance: ", e.what());
+    }
+    if (!(m.bias_update_speed >= 0)) throw_error("config: model.bias_update_speed = ", m.bias_update_speed, ": must not be negative");
+    if (!(m.seq_aux_alpha >= 0)) throw_error("config: model.seq_aux_alpha = ", m.seq_aux_alpha, ": must not be negative");
+    if (!(m.aux_alpha >= 0)) throw_error("config: model.aux_alpha = ", m.aux_alpha, ": must not be negative");
+  }
+  need(m.mtp_depth >= 0, "model.mtp_depth", m.mtp_depth, "must not be negative (0 = no MTP)");
+  if (!(m.mtp_lambda >= 0)) throw_error("config: model.mtp_lambda = ", m.mtp_lambda, ": must not be negative");
   if (!(m.norm_eps > 0)) throw_error("config: model.norm_eps = ", m.norm_eps, ": must be positive");
   if (!(m.rope_theta > 0)) throw_error("config: model.rope_theta = ", m.rope_theta, ": must be positive");
   if (!(m.init_std > 0)) throw_error("config: model.init_std = ", m.init_std, ": must be positive");
@@ -107,6 +138,24 @@ void Config::validate() const {
 }
 
 int64_t Config::num_params() const { return ParamLayout(model).total(); }
+
+bool is_moe_layer(const ModelConfig& m, int l) { return m.n_routed_experts > 0 && l >= m.n_dense_layers; }
+
+BalanceModes parse_balance(const std::string& s) {
+  BalanceModes b;
+  if (s == "none") return b;
+  std::size_t start = 0;
+  while (true) {
+    std::size_t plus = s.find('+', start);
+    std::string part = s.substr(start, plus == std::string::npos ? std::string::npos : plus - start);
+    bool* flag = part == "bias" ? &b.bias : part == "seqaux" ? &b.seqaux : part == "aux" ? &b.aux : nullptr;
+    if (!flag) throw_error("'", s, "': unknown balance mode '", part, "' (expected none or a '+'-joined combination of bias, seqaux, aux)");
+    if (*flag) throw_error("'", s, "': balance mode '", part, "' is given twice");
+    *flag = true;
+    if (plus == std::string::npos) return b;
+    start = plus + 1;
+  }
+}
 
 const char* attention_kind_name(AttentionKind k) {
   switch (k) {
@@ -179,13 +228,22 @@ json model_config_to_json(const ModelConfig& m) {
               {"d_model", m.d_model}, {"attention", attention_kind_name(m.attention)}, {"n_head", m.n_head},
               {"n_kv_head", m.n_kv_head}, {"head_dim", m.head_dim}, {"q_lora_rank", m.q_lora_rank},
               {"kv_lora_rank", m.kv_lora_rank}, {"rope_dim", m.rope_dim}, {"ffn_hidden", m.ffn_hidden},
+              {"n_routed_experts", m.n_routed_experts}, {"n_activated_experts", m.n_activated_experts},
+              {"n_shared_experts", m.n_shared_experts}, {"moe_inter_dim", m.moe_inter_dim},
+              {"n_dense_layers", m.n_dense_layers}, {"score_func", m.score_func}, {"route_scale", m.route_scale},
+              {"n_expert_groups", m.n_expert_groups}, {"n_limited_groups", m.n_limited_groups},
+              {"balance", m.balance}, {"bias_update_speed", m.bias_update_speed},
+              {"seq_aux_alpha", m.seq_aux_alpha}, {"aux_alpha", m.aux_alpha}, {"mtp_depth", m.mtp_depth},
+              {"mtp_lambda", m.mtp_lambda},
               {"rope_theta", m.rope_theta}, {"norm_eps", m.norm_eps}, {"init_std", m.init_std}};
 }
 
 ModelConfig model_config_from_json(const json& j, const std::string& where) {
   reject_unknown(j, {"vocab_size", "max_seq_len", "n_layer", "d_model", "attention", "n_head", "n_kv_head",
-                     "head_dim", "q_lora_rank", "kv_lora_rank", "rope_dim", "ffn_hidden", "rope_theta", "norm_eps",
-                     "init_std"}, where);
+                     "head_dim", "q_lora_rank", "kv_lora_rank", "rope_dim", "ffn_hidden", "n_routed_experts", "n_activated_experts", "n_shared_experts",
+                     "moe_inter_dim", "n_dense_layers", "score_func", "route_scale", "n_expert_groups",
+                     "n_limited_groups", "balance", "bias_update_speed", "seq_aux_alpha", "aux_alpha", "mtp_depth",
+                     "mtp_lambda", "rope_theta", "norm_eps", "init_std"}, where);
   ModelConfig m;
   read_field(j, "vocab_size", m.vocab_size, where);
   read_field(j, "max_seq_len", m.max_seq_len, where);
@@ -205,6 +263,21 @@ ModelConfig model_config_from_json(const json& j, const std::string& where) {
   read_field(j, "kv_lora_rank", m.kv_lora_rank, where);
   read_field(j, "rope_dim", m.rope_dim, where);
   read_field(j, "ffn_hidden", m.ffn_hidden, where);
+  read_field(j, "n_routed_experts", m.n_routed_experts, where);
+  read_field(j, "n_activated_experts", m.n_activated_experts, where);
+  read_field(j, "n_shared_experts", m.n_shared_experts, where);
+  read_field(j, "moe_inter_dim", m.moe_inter_dim, where);
+  read_field(j, "n_dense_layers", m.n_dense_layers, where);
+  read_field(j, "score_func", m.score_func, where);
+  read_field(j, "route_scale", m.route_scale, where);
+  read_field(j, "n_expert_groups", m.n_expert_groups, where);
+  read_field(j, "n_limited_groups", m.n_limited_groups, where);
+  read_field(j, "balance", m.balance, where);
+  read_field(j, "bias_update_speed", m.bias_update_speed, where);
+  read_field(j, "seq_aux_alpha", m.seq_aux_alpha, where);
+  read_field(j, "aux_alpha", m.aux_alpha, where);
+  read_field(j, "mtp_depth", m.mtp_depth, where);
+  read_field(j, "mtp_lambda", m.mtp_lambda, where);
   read_field(j, "rope_theta", m.rope_theta, where);
   read_field(j, "norm_eps", m.norm_eps, where);
   read_field(j, "init_std", m.init_std, where);

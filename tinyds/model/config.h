@@ -35,6 +35,24 @@ struct ModelConfig {
   int kv_lora_rank = 0;      // L key/value latent rank (d_c), e.g. 64 — with rope_dim, all an MLA kv-cache holds
   int rope_dim = 0;          // R decoupled RoPE dim of queries and the one shared rope key, even, e.g. 16
   int ffn_hidden = 683;      // F of the dense SwiGLU FFN, e.g. 683 (~ 8C/3)
+  // Fine-grained MoE with shared experts (DESIGN 4.2; model/moe_layer.h). n_routed_experts = 0: every FFN dense.
+  int n_routed_experts = 0;     // E routed experts, e.g. 16 (0 = dense model)
+  int n_activated_experts = 2;  // K routed experts per token, e.g. 2
+  int n_shared_experts = 1;     // Ns shared experts every token uses, e.g. 1
+  int moe_inter_dim = 128;      // hidden width of one expert, e.g. 128
+  int n_dense_layers = 1;       // the first n_dense_layers blocks keep the dense FFN (V3: 3 of 61), e.g. 1
+  std::string score_func = "sigmoid";  // router scores: sigmoid (V3) | softmax (DeepSeekMoE, V2)
+  float route_scale = 1.0f;     // routing weights g *= route_scale (V3 671B: 2.5)
+  int n_expert_groups = 1;      // group-limited routing: experts in groups (1 = off), e.g. 4
+  int n_limited_groups = 1;     // ... and only the best n_limited_groups groups are eligible, e.g. 2
+  // Load balancing (DESIGN 4.3): "none" or a '+'-joined combination of bias | seqaux | aux, e.g. "bias+seqaux".
+  std::string balance = "bias";
+  float bias_update_speed = 1e-3f;  // gamma of the auxiliary-loss-free bias update (V3: 0.001)
+  float seq_aux_alpha = 1e-4f;      // alpha of the sequence-wise balance loss (V3 Eq. 17; V3: 0.0001)
+  float aux_alpha = 1e-2f;          // alpha of the expert-level balance loss (DeepSeekMoE)
+  // Multi-Token Prediction (DESIGN 4.4; model/mtp.h)
+  int mtp_depth = 0;            // D extra-token modules (0 = none), e.g. 1
+  float mtp_lambda = 0.3f;      // weight lambda of the MTP loss (V3: 0.3 early, 0.1 late)
   float rope_theta = 10000.0f;
   float norm_eps = 1e-5f;
   float init_std = 0.02f;    // normal init of every matrix; output projections scaled by 1/sqrt(2 n_layer)
@@ -77,6 +95,12 @@ struct Config {
   // Number of parameters of the model this config describes.
   int64_t num_params() const;
 };
+
+// Is layer l (0-based; n_layer + k is MTP module k's block) an MoE layer?
+bool is_moe_layer(const ModelConfig& m, int l);
+// The balance modes of m.balance (validated by Config::validate).
+struct BalanceModes { bool bias = false, seqaux = false, aux = false; };
+BalanceModes parse_balance(const std::string& s);  // throws naming the bad part
 
 const char* attention_kind_name(AttentionKind k);
 AttentionKind parse_attention_kind(const std::string& s);  // "mha" | "gqa" | "mqa" | "mla"

@@ -53,7 +53,8 @@ Decoder::Decoder(const Transformer<float>& model, int B, int Tmax, MlaPath path,
       // view_params wants a mutable base; the decoder only ever reads through these pointers.
       p_(view_params(const_cast<float*>(model.params()), model.layout(), model.config())),
       B_(checked_batch(B)), Tmax_(checked_tmax(Tmax, model.config())), path_(path),
-      cache_(kv_cache_kind_of(model.config().attention), kv_cache_dims_of(model.config(), B, Tmax), role) {
+      cache_(kv_cache_kind_of(model.config().attention), kv_cache_dims_of(model.config(), B, Tmax), role),
+      moe_(role) {
   const ModelConfig& m = model.config();
   const std::size_t b = B, C = m.d_model, F = m.ffn_hidden, V = m.vocab_size;
   scratch_.reset(b * (4 * C + 1 + 3 * F + V), role, Category::activations);
@@ -89,10 +90,17 @@ void Decoder::layer_step(int l) {
   residual_forward(h_, x_, tmp_, static_cast<long>(B) * C);
 
   rmsnorm_forward(xn_, rstd_, h_, p.ffn_norm, B, C, eps);
-  matmul_forward(a1_, xn_, p.w1, (const float*)nullptr, B, C, F);  // N = B: one row per sequence
-  matmul_forward(a3_, xn_, p.w3, (const float*)nullptr, B, C, F);
-  swiglu_forward(gate_, a1_, a3_, static_cast<long>(B) * F);
-  matmul_forward(tmp_, gate_, p.w2, (const float*)nullptr, B, F, C);
+  if (model_.moe_slot(l) >= 0) {
+    // The B rows as B one-token sequences; no balance losses at inference. The bias still chooses the experts.
+    const MoeDims d = moe_dims_of(m, B, 1, false);
+    const float* bias = model_.moe_bias() + static_cast<std::size_t>(model_.moe_slot(l)) * m.n_routed_experts;
+    moe_layer_forward(tmp_, moe_.activations(d), xn_, p.moe, bias, d);
+  } else {
+    matmul_forward(a1_, xn_, p.w1, (const float*)nullptr, B, C, F);  // N = B: one row per sequence
+    matmul_forward(a3_, xn_, p.w3, (const float*)nullptr, B, C, F);
+    swiglu_forward(gate_, a1_, a3_, static_cast<long>(B) * F);
+    matmul_forward(tmp_, gate_, p.w2, (const float*)nullptr, B, F, C);
+  }
   residual_forward(x_, h_, tmp_, static_cast<long>(B) * C);
 }
 

@@ -6,7 +6,8 @@
 //   x = embed[tokens]                                         (B, C)   the B new tokens, all at position pos()
 //   for each layer:  h = x + AttnDecode(RMSNorm(x), cache)    dense kinds: dense_attention_decode (decode_dense.h)
 //                                                             mla: mla_decode_naive / mla_decode_absorbed
-//                    x = h + FFN(RMSNorm(h))                  FFN(a) = w2(silu(w1 a) * w3 a), on the B rows
+//                    x = h + FFN(RMSNorm(h))                  dense FFN(a) = w2(silu(w1 a) * w3 a), or the MoE
+//                                                             layer (moe_layer.h) on the B rows
 //   logits = head(RMSNorm(x))                                 (B, V)
 //
 // Step p writes cache row p of every layer and reads rows 0..p, so the logits of step p equal the full
@@ -61,6 +62,7 @@ class Decoder {
   int pos_ = 0;
   KvCache<float> cache_;
   Buffer<float> scratch_;
+  MoeBuffers<float> moe_;  // the MoE layers' routing and expert activations of one step (reused by every layer)
   float *x_, *h_, *xn_, *tmp_, *rstd_, *a1_, *a3_, *gate_, *logits_;  // views into scratch_ (see decoder.cpp)
 };
 

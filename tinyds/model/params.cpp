@@ -5,34 +5,70 @@
 
 namespace tinyds {
 
+std::string layer_prefix(const ModelConfig& cfg, int l) {
+  if (l < cfg.n_layer) return "layers." + std::to_string(l) + ".";
+  return "mtp." + std::to_string(l - cfg.n_layer) + ".block.";
+}
+
+std::vector<std::string> moe_bias_names(const ModelConfig& cfg) {
+  std::vector<std::string> names;
+  for (int l = 0; l < cfg.n_layer + cfg.mtp_depth; l++)
+    if (is_moe_layer(cfg, l)) names.push_back(layer_prefix(cfg, l) + "ffn.gate.bias");
+  return names;
+}
+
 ParamLayout::ParamLayout(const ModelConfig& c) {
-  const int64_t V = c.vocab_size, C = c.d_model, H = c.n_head, Hkv = c.n_kv_head, D = c.head_dim, F = c.ffn_hidden;
+  const int64_t V = c.vocab_size, C = c.d_model;
   add("embed", {V, C}, true);
-  for (int l = 0; l < c.n_layer; l++) {
-    std::string p = "layers." + std::to_string(l) + ".";
-    add(p + "attn_norm", {C}, false);
-    if (c.attention == AttentionKind::mla) {
-      const int64_t Q = c.q_lora_rank, L = c.kv_lora_rank, R = c.rope_dim;
-      add(p + "attn.wq_a", {Q, C}, true);
-      add(p + "attn.q_norm", {Q}, false);
-      add(p + "attn.wq_b", {H * (D + R), Q}, true);
-      add(p + "attn.wkv_a", {L + R, C}, true);
-      add(p + "attn.kv_norm", {L}, false);
-      add(p + "attn.wkv_b", {H * 2 * D, L}, true);
-      add(p + "attn.wo", {C, H * D}, true);
-    } else {
-      add(p + "attn.wq", {H * D, C}, true);
-      add(p + "attn.wk", {Hkv * D, C}, true);
-      add(p + "attn.wv", {Hkv * D, C}, true);
-      add(p + "attn.wo", {C, H * D}, true);
+  for (int l = 0; l < c.n_layer; l++) add_block(c, l);
+  add("norm", {C}, false);
+  add("head", {V, C}, true);
+  for (int k = 0; k < c.mtp_depth; k++) {
+    std::string p = "mtp." + std::to_string(k) + ".";
+    add(p + "hnorm", {C}, false);
+    add(p + "enorm", {C}, false);
+    add(p + "proj", {C, 2 * C}, true);
+    add_block(c, c.n_layer + k);
+  }
+}
+
+// One transformer block: attention (dense kinds or MLA) and FFN (dense SwiGLU or MoE).
+void ParamLayout::add_block(const ModelConfig& c, int l) {
+  const int64_t C = c.d_model, H = c.n_head, Hkv = c.n_kv_head, D = c.head_dim, F = c.ffn_hidden;
+  const std::string p = layer_prefix(c, l);
+  add(p + "attn_norm", {C}, false);
+  if (c.attention == AttentionKind::mla) {
+    const int64_t Q = c.q_lora_rank, L = c.kv_lora_rank, R = c.rope_dim;
+    add(p + "attn.wq_a", {Q, C}, true);
+    add(p + "attn.q_norm", {Q}, false);
+    add(p + "attn.wq_b", {H * (D + R), Q}, true);
+    add(p + "attn.wkv_a", {L + R, C}, true);
+    add(p + "attn.kv_norm", {L}, false);
+    add(p + "attn.wkv_b", {H * 2 * D, L}, true);
+    add(p + "attn.wo", {C, H * D}, true);
+  } else {
+    add(p + "attn.wq", {H * D, C}, true);
+    add(p + "attn.wk", {Hkv * D, C}, true);
+    add(p + "attn.wv", {Hkv * D, C}, true);
+    add(p + "attn.wo", {C, H * D}, true);
+  }
+  add(p + "ffn_norm", {C}, false);
+  if (is_moe_layer(c, l)) {
+    const int64_t E = c.n_routed_experts, Fe = c.moe_inter_dim, S = static_cast<int64_t>(c.n_shared_experts) * Fe;
+    add(p + "ffn.gate", {E, C}, true);
+    add(p + "ffn.experts.w1", {E, Fe, C}, true);
+    add(p + "ffn.experts.w3", {E, Fe, C}, true);
+    add(p + "ffn.experts.w2", {E, C, Fe}, true);
+    if (S > 0) {
+      add(p + "ffn.shared_experts.w1", {S, C}, true);
+      add(p + "ffn.shared_experts.w3", {S, C}, true);
+      add(p + "ffn.shared_experts.w2", {C, S}, true);
     }
-    add(p + "ffn_norm", {C}, false);
+  } else {
     add(p + "ffn.w1", {F, C}, true);
     add(p + "ffn.w3", {F, C}, true);
     add(p + "ffn.w2", {C, F}, true);
   }
-  add("norm", {C}, false);
-  add("head", {V, C}, true);
 }
 
 void ParamLayout::add(const std::string& name, std::vector<int64_t> shape, bool decay) {
@@ -60,8 +96,8 @@ ModelParams<real> view_params(real* base, const ParamLayout& layout, const Model
   ModelParams<real> p;
   p.embed = at("embed");
   const bool mla = cfg.attention == AttentionKind::mla;
-  for (int l = 0; l < cfg.n_layer; l++) {
-    std::string s = "layers." + std::to_string(l) + ".";
+  for (int l = 0; l < cfg.n_layer + cfg.mtp_depth; l++) {
+    const std::string s = layer_prefix(cfg, l);
     LayerParams<real> lp{};
     lp.attn_norm = at(s + "attn_norm");
     if (mla) {
@@ -71,11 +107,23 @@ ModelParams<real> view_params(real* base, const ParamLayout& layout, const Model
       lp.wq = at(s + "attn.wq"); lp.wk = at(s + "attn.wk"); lp.wv = at(s + "attn.wv"); lp.wo = at(s + "attn.wo");
     }
     lp.ffn_norm = at(s + "ffn_norm");
-    lp.w1 = at(s + "ffn.w1"); lp.w3 = at(s + "ffn.w3"); lp.w2 = at(s + "ffn.w2");
+    if (is_moe_layer(cfg, l)) {
+      const bool shared = cfg.n_shared_experts > 0;
+      lp.moe = MoeWeights<real>{at(s + "ffn.gate"), at(s + "ffn.experts.w1"), at(s + "ffn.experts.w3"),
+                                at(s + "ffn.experts.w2"), shared ? at(s + "ffn.shared_experts.w1") : nullptr,
+                                shared ? at(s + "ffn.shared_experts.w3") : nullptr,
+                                shared ? at(s + "ffn.shared_experts.w2") : nullptr};
+    } else {
+      lp.w1 = at(s + "ffn.w1"); lp.w3 = at(s + "ffn.w3"); lp.w2 = at(s + "ffn.w2");
+    }
     p.layers.push_back(lp);
   }
   p.norm = at("norm");
   p.head = at("head");
+  for (int k = 0; k < cfg.mtp_depth; k++) {
+    const std::string s = "mtp." + std::to_string(k) + ".";
+    p.mtp.push_back(MtpParams<real>{at(s + "hnorm"), at(s + "enorm"), at(s + "proj")});
+  }
   return p;
 }
 

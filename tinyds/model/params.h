@@ -15,11 +15,21 @@
 //   (attention mla instead: layers.{l}.attn.{wq_a (Q,C), q_norm (Q), wq_b (H*(D+R),Q), wkv_a (L+R,C), kv_norm (L),
 //    wkv_b (H*2D,L), wo (C,H*D)}; see model/mla.h)
 //   layers.{l}.ffn_norm      (C)
-//   layers.{l}.ffn.w1        (F, C)     gate projection
+//   layers.{l}.ffn.w1        (F, C)     gate projection        dense FFN (l < n_dense_layers, or no MoE)
 //   layers.{l}.ffn.w3        (F, C)     up projection
 //   layers.{l}.ffn.w2        (C, F)     down projection
+//   (MoE layers instead, Fe = moe_inter_dim, S = Ns*Fe: layers.{l}.ffn.{gate (E,C), experts.w1 (E,Fe,C),
+//    experts.w3 (E,Fe,C), experts.w2 (E,C,Fe), shared_experts.w1 (S,C), shared_experts.w3 (S,C),
+//    shared_experts.w2 (C,S)}; see model/moe_layer.h)
 //   norm                     (C)
 //   head                     (V, C)     untied from embed (DeepSeek-V3 default)
+//   mtp.{k}.hnorm            (C)        Multi-Token Prediction module k (model/mtp.h): RMSNorm of h^{k-1}
+//   mtp.{k}.enorm            (C)        RMSNorm of the embedding of token t+k+1
+//   mtp.{k}.proj             (C, 2C)    M_k (V3 Eq. 21)
+//   mtp.{k}.block.*                     one transformer block, named like a layer (its FFN is MoE iff the model's is)
+// Not parameters (no gradient, never touched by AdamW, saved in checkpoints): each MoE layer's router bias
+// "<layer>.ffn.gate.bias" (E), held by the model (Transformer::moe_bias()).
+// Layer index l in [0, n_layer) is a main block; l = n_layer + k is MTP module k's block.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -28,6 +38,7 @@
 
 #include "tinyds/model/config.h"
 #include "tinyds/model/mla.h"
+#include "tinyds/model/moe_layer.h"
 
 namespace tinyds {
 
@@ -49,6 +60,7 @@ class ParamLayout {
 
  private:
   void add(const std::string& name, std::vector<int64_t> shape, bool decay);
+  void add_block(const ModelConfig& c, int l);
   std::vector<TensorSpec> tensors_;
   std::size_t total_ = 0;
 };
@@ -62,19 +74,35 @@ struct LayerParams {
   real* wv;         // (Hkv*D, C)     mha/gqa/mqa only
   real* wo;         // (C, H*D)       mha/gqa/mqa only (mla's is mla.wo)
   real* ffn_norm;   // (C)
-  real* w1;         // (F, C)
+  real* w1;         // (F, C)         dense FFN only (nullptr in MoE layers)
   real* w3;         // (F, C)
   real* w2;         // (C, F)
   MlaParams<real> mla;  // attention mla only (all nullptr otherwise)
+  MoeWeights<real> moe; // MoE layers only (all nullptr otherwise)
+};
+
+// One Multi-Token Prediction module's own tensors (its block is layers[n_layer + k]).
+template <typename real>
+struct MtpParams {
+  real* hnorm;  // (C)
+  real* enorm;  // (C)
+  real* proj;   // (C, 2C)
 };
 
 template <typename real>
 struct ModelParams {
   real* embed;                             // (V, C)
-  std::vector<LayerParams<real>> layers;   // n_layer views
+  std::vector<LayerParams<real>> layers;   // n_layer main blocks, then mtp_depth MTP blocks
   real* norm;                              // (C)
   real* head;                              // (V, C)
+  std::vector<MtpParams<real>> mtp;        // mtp_depth modules
 };
+
+// The checkpoint-name prefix of layer l: "layers.{l}." or, for l = n_layer + k, "mtp.{k}.block.".
+std::string layer_prefix(const ModelConfig& cfg, int l);
+// The names of the MoE router biases (buffers, not parameters): "<layer prefix>ffn.gate.bias" for every MoE layer,
+// main layers first, then the MTP blocks. Empty for a dense model.
+std::vector<std::string> moe_bias_names(const ModelConfig& cfg);
 
 // Views `base` (an array of layout.total() elements: params or grads) through named pointers.
 template <typename real>

@@ -12,6 +12,7 @@
 #include "tinyds/ops/cross_entropy.h"
 #include "tinyds/ops/embedding.h"
 #include "tinyds/ops/matmul.h"
+#include "tinyds/ops/moe_router.h"
 #include "tinyds/ops/residual.h"
 #include "tinyds/ops/rmsnorm.h"
 #include "tinyds/ops/rope.h"
@@ -27,14 +28,31 @@ MlaDims<real> mla_dims_of(const ModelConfig& m, int B, int T) {
                        real(m.norm_eps), real(m.rope_theta), 0};
 }
 
+}  // namespace
+
+MoeDims moe_dims_of(const ModelConfig& m, int B, int T, bool with_losses) {
+  const BalanceModes bal = parse_balance(m.balance);
+  MoeDims d{};
+  d.N = B * T; d.B = B; d.T = T; d.C = m.d_model;
+  d.E = m.n_routed_experts; d.K = m.n_activated_experts; d.F = m.moe_inter_dim; d.Ns = m.n_shared_experts;
+  d.score = parse_score_func(m.score_func);
+  d.route_scale = m.route_scale;
+  d.n_group = m.n_expert_groups; d.topk_group = m.n_limited_groups;
+  d.seqaux = with_losses && bal.seqaux; d.alpha_seq = m.seq_aux_alpha;
+  d.aux = with_losses && bal.aux; d.alpha_aux = m.aux_alpha;
+  return d;
+}
+
+namespace {
+
 template <typename real>
-ActivationViews<real> carve_activations(Carver<real>& c, const ModelConfig& m, int B, int T) {
+ActivationViews<real> carve_activations(Carver<real>& c, Carver<int>& ic, const ModelConfig& m, int B, int T) {
   const std::size_t N = static_cast<std::size_t>(B) * T, C = m.d_model, V = m.vocab_size;
   const std::size_t HD = static_cast<std::size_t>(m.n_head) * m.head_dim, KD = static_cast<std::size_t>(m.n_kv_head) * m.head_dim;
   const std::size_t F = m.ffn_hidden, att = static_cast<std::size_t>(B) * m.n_head * T * T;
   ActivationViews<real> a{};
   a.x0 = c.take(N * C);
-  for (int l = 0; l < m.n_layer; l++) {
+  for (int l = 0; l < m.n_layer + m.mtp_depth; l++) {
     LayerActivations<real> L{};
     L.attn_in = c.take(N * C); L.attn_rstd = c.take(N);
     if (m.attention == AttentionKind::mla) {
@@ -45,8 +63,18 @@ ActivationViews<real> carve_activations(Carver<real>& c, const ModelConfig& m, i
     }
     L.h = c.take(N * C);
     L.ffn_in = c.take(N * C); L.ffn_rstd = c.take(N);
-    L.a1 = c.take(N * F); L.a3 = c.take(N * F); L.gate = c.take(N * F); L.out = c.take(N * C);
+    if (is_moe_layer(m, l)) L.moe = carve_moe_activations<real>(c, ic, moe_dims_of(m, B, T, true));
+    else { L.a1 = c.take(N * F); L.a3 = c.take(N * F); L.gate = c.take(N * F); }
+    L.out = c.take(N * C);
     a.layers.push_back(L);
+  }
+  for (int k = 0; k < m.mtp_depth; k++) {
+    MtpActivations<real> t{};
+    t.hn = c.take(N * C); t.hn_rstd = c.take(N); t.emb = c.take(N * C); t.en = c.take(N * C); t.en_rstd = c.take(N);
+    t.cat = c.take(2 * N * C); t.m = c.take(N * C);
+    t.final_in = c.take(N * C); t.final_rstd = c.take(N); t.logits = c.take(N * V); t.losses = c.take(N);
+    t.lse = c.take(N);
+    a.mtp.push_back(t);
   }
   a.final_in = c.take(N * C); a.final_rstd = c.take(N);
   a.logits = c.take(N * V); a.losses = c.take(N); a.lse = c.take(N);
@@ -68,6 +96,8 @@ BackwardViews<real> carve_backward(Carver<real>& c, const ModelConfig& m, int B,
   }
   b.dgate = c.take(N * F); b.da1 = c.take(N * F); b.da3 = c.take(N * F);
   b.dlogits = c.take(N * V); b.dlosses = c.take(N);
+  if (m.n_routed_experts > 0) b.moe_bwd = carve_moe_scratch<real>(c, moe_dims_of(m, B, T, true));
+  if (m.mtp_depth > 0) { b.dcat = c.take(2 * N * C); b.dcarry = c.take(N * C); }
   return b;
 }
 
@@ -77,6 +107,52 @@ template <typename real>
 Transformer<real>::Transformer(const ModelConfig& cfg, Role role) : cfg_(cfg), role_(role), layout_(cfg) {
   params_.reset(layout_.total(), role_, Category::weights);
   pview_ = view_params(params_.data(), layout_, cfg_);  // the allocation never moves: build the views once
+  moe_slot_.assign(cfg_.n_layer + cfg_.mtp_depth, -1);
+  for (int l = 0; l < cfg_.n_layer + cfg_.mtp_depth; l++)
+    if (is_moe_layer(cfg_, l)) { moe_slot_[l] = static_cast<int>(moe_layers_.size()); moe_layers_.push_back(l); }
+  if (!moe_layers_.empty()) {  // zero bias: routing starts from the scores alone
+    moe_bias_.reset(moe_layers_.size() * cfg_.n_routed_experts, role_, Category::weights);
+    std::fill(moe_bias_.data(), moe_bias_.data() + moe_bias_.size(), real(0));
+  }
+}
+
+template <typename real>
+std::vector<std::string> Transformer<real>::moe_bias_names() const {
+  return tinyds::moe_bias_names(cfg_);
+}
+
+template <typename real>
+MoeDims Transformer<real>::moe_dims(bool with_losses) const {
+  return moe_dims_of(cfg_, B_, T_, with_losses);
+}
+
+template <typename real>
+void Transformer<real>::update_moe_bias() {
+  if (!parse_balance(cfg_.balance).bias || B_ == 0) return;
+  const int E = cfg_.n_routed_experts;
+  for (std::size_t i = 0; i < moe_layers_.size(); i++)
+    moe_layer_update_bias(moe_bias_.data() + i * E, acts_.layers[moe_layers_[i]].moe, moe_dims(true),
+                          real(cfg_.bias_update_speed));
+}
+
+template <typename real>
+std::vector<double> Transformer<real>::moe_maxvio() const {
+  std::vector<double> v;
+  if (B_ == 0) return v;
+  for (int l : moe_layers_) v.push_back(moe_layer_maxvio(acts_.layers[l].moe, moe_dims(true)));
+  return v;
+}
+
+template <typename real>
+std::vector<std::vector<int>> Transformer<real>::moe_load() const {
+  std::vector<std::vector<int>> v;
+  if (B_ == 0) return v;
+  for (int l : moe_layers_) {
+    std::vector<int> load(cfg_.n_routed_experts);
+    moe_layer_load(load.data(), acts_.layers[l].moe, moe_dims(true));
+    v.push_back(load);
+  }
+  return v;
 }
 
 template <typename real>
@@ -113,7 +189,11 @@ void Transformer<real>::init_weights(uint64_t seed) {
       std::fill(p, p + t.numel, real(1));
       continue;
     }
-    bool residual_proj = t.name.find("attn.wo") != std::string::npos || t.name.find("ffn.w2") != std::string::npos;
+    // Residual projections: attn.wo and every FFN down projection (ffn.w2, ffn.experts.w2, ffn.shared_experts.w2).
+    auto ends_with = [&](const std::string& suffix) {
+      return t.name.size() >= suffix.size() && t.name.compare(t.name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    bool residual_proj = ends_with("attn.wo") || ends_with(".w2");
     fill_normal(p, t.numel, residual_proj ? std0 * proj_scale : std0, rng.split(i));
   }
 }
@@ -126,13 +206,16 @@ MlaDims<real> Transformer<real>::mla_dims() const {
 template <typename real>
 void Transformer<real>::ensure_activations(int B, int T) {
   Carver<real> count{nullptr};
-  carve_activations(count, cfg_, B, T);
+  Carver<int> icount{nullptr};
+  carve_activations(count, icount, cfg_, B, T);
   if (count.used > act_capacity_) {
     act_buf_.reset(count.used, role_, Category::activations);
     act_capacity_ = count.used;
   }
+  if (icount.used > act_int_buf_.size()) act_int_buf_.reset(icount.used, role_, Category::activations);
   Carver<real> carve{act_buf_.data()};
-  acts_ = carve_activations(carve, cfg_, B, T);
+  Carver<int> icarve{act_int_buf_.data()};
+  acts_ = carve_activations(carve, icarve, cfg_, B, T);
 }
 
 template <typename real>
@@ -174,10 +257,16 @@ void Transformer<real>::layer_forward(int l, const real* x) {
   residual_forward(a.h, x, acts_.scratch, static_cast<long>(N) * C);
 
   rmsnorm_forward(a.ffn_in, a.ffn_rstd, a.h, p.ffn_norm, N, C, real(m.norm_eps));
-  matmul_forward(a.a1, a.ffn_in, p.w1, (const real*)nullptr, N, C, F);
-  matmul_forward(a.a3, a.ffn_in, p.w3, (const real*)nullptr, N, C, F);
-  swiglu_forward(a.gate, a.a1, a.a3, static_cast<long>(N) * F);
-  matmul_forward(acts_.scratch, a.gate, p.w2, (const real*)nullptr, N, F, C);
+  if (moe_slot_[l] >= 0) {
+    // Fine-grained MoE with shared experts (model/moe_layer.h); the bias only chooses experts.
+    const real* bias = moe_bias_.data() + static_cast<std::size_t>(moe_slot_[l]) * m.n_routed_experts;
+    balance_loss_ += moe_layer_forward(acts_.scratch, a.moe, a.ffn_in, p.moe, bias, moe_dims(true));
+  } else {
+    matmul_forward(a.a1, a.ffn_in, p.w1, (const real*)nullptr, N, C, F);
+    matmul_forward(a.a3, a.ffn_in, p.w3, (const real*)nullptr, N, C, F);
+    swiglu_forward(a.gate, a.a1, a.a3, static_cast<long>(N) * F);
+    matmul_forward(acts_.scratch, a.gate, p.w2, (const real*)nullptr, N, F, C);
+  }
   residual_forward(a.out, a.h, acts_.scratch, static_cast<long>(N) * C);
 }
 
@@ -193,14 +282,19 @@ void Transformer<real>::layer_backward(int l, const real* x) {
   const BackwardViews<real>& d = bwd_;
   const real theta = m.rope_theta, scale = real(1) / std::sqrt(real(D));
 
-  // forward: out = h + gate @ w2^T    -> d(h) gets dres directly (kept in dres), d(gate) through w2
-  matmul_backward(d.dgate, g.w2, (real*)nullptr, d.dres, a.gate, p.w2, N, F, C);
-  // forward: gate = silu(a1) * a3
-  swiglu_backward(d.da1, d.da3, d.dgate, a.a1, a.a3, static_cast<long>(N) * F);
-  // forward: a1 = ffn_in @ w1^T;  a3 = ffn_in @ w3^T   (ffn_in feeds both: its gradients sum)
-  matmul_backward(d.dnorm_in, g.w1, (real*)nullptr, d.da1, a.ffn_in, p.w1, N, C, F);
-  matmul_backward(d.dtmp, g.w3, (real*)nullptr, d.da3, a.ffn_in, p.w3, N, C, F);
-  add_inplace(d.dnorm_in, d.dtmp, NC);
+  if (moe_slot_[l] >= 0) {
+    // forward: out = h + moe_layer(ffn_in)   (the objective holds its balance loss with weight 1)
+    moe_layer_backward(d.dnorm_in, g.moe, d.dres, real(1), a.moe, a.ffn_in, p.moe, moe_dims(true), d.moe_bwd);
+  } else {
+    // forward: out = h + gate @ w2^T    -> d(h) gets dres directly (kept in dres), d(gate) through w2
+    matmul_backward(d.dgate, g.w2, (real*)nullptr, d.dres, a.gate, p.w2, N, F, C);
+    // forward: gate = silu(a1) * a3
+    swiglu_backward(d.da1, d.da3, d.dgate, a.a1, a.a3, static_cast<long>(N) * F);
+    // forward: a1 = ffn_in @ w1^T;  a3 = ffn_in @ w3^T   (ffn_in feeds both: its gradients sum)
+    matmul_backward(d.dnorm_in, g.w1, (real*)nullptr, d.da1, a.ffn_in, p.w1, N, C, F);
+    matmul_backward(d.dtmp, g.w3, (real*)nullptr, d.da3, a.ffn_in, p.w3, N, C, F);
+    add_inplace(d.dnorm_in, d.dtmp, NC);
+  }
   // forward: ffn_in = RMSNorm(h)
   rmsnorm_backward(d.dtmp, g.ffn_norm, d.dnorm_in, a.h, p.ffn_norm, a.ffn_rstd, N, C);
   add_inplace(d.dres, d.dtmp, NC);  // dres = d(h): the residual path plus the FFN branch
@@ -247,6 +341,7 @@ double Transformer<real>::forward(const int* tokens, const int* targets, int B, 
   if (targets) targets_.assign(targets, targets + N); else targets_.clear();
   const ModelParams<real>& p = pview_;
 
+  main_loss_ = mtp_loss_ = balance_loss_ = 0;  // layer_forward adds each MoE layer's balance loss
   embedding_forward(acts_.x0, tokens, p.embed, N, C);
   const real* x = acts_.x0;
   for (int l = 0; l < m.n_layer; l++) {
@@ -257,33 +352,55 @@ double Transformer<real>::forward(const int* tokens, const int* targets, int B, 
   matmul_forward(acts_.logits, acts_.final_in, p.head, (const real*)nullptr, N, C, V);
 
   num_targets_ = 0;
-  if (!targets) return 0.0;
+  if (!targets) return balance_loss_;
   cross_entropy_forward(acts_.losses, acts_.lse, acts_.logits, targets, N, V);
   double sum = 0;
   for (int i = 0; i < N; i++)
     if (targets[i] >= 0) { sum += acts_.losses[i]; num_targets_++; }
-  return num_targets_ ? sum / num_targets_ : 0.0;
+  main_loss_ = num_targets_ ? sum / num_targets_ : 0.0;
+  if (m.mtp_depth > 0) mtp_forward(tokens, targets);  // sets mtp_loss_, adds the MTP blocks' balance losses
+  return main_loss_ + mtp_loss_ + balance_loss_;
 }
 
 template <typename real>
 void Transformer<real>::backward() {
   if (targets_.empty()) throw_error("backward: the last forward() had no targets");
-  const ModelConfig& m = cfg_;
-  const int N = B_ * T_, C = m.d_model, V = m.vocab_size;
+  const int N = B_ * T_, V = cfg_.vocab_size;
   ensure_backward_scratch();
-  const ModelParams<real>& p = pview_;
-  const ModelParams<real>& g = grad_view();
   const BackwardViews<real>& d = bwd_;
-
-  // forward: loss = sum_n losses[n] / num_targets  (masked positions contribute nothing)
+  // The MTP modules first: they leave their gradient w.r.t. x_L (their h^0) in dcarry.
+  if (cfg_.mtp_depth > 0) mtp_backward();
+  // forward: main_loss = sum_n losses[n] / num_targets  (masked positions contribute nothing)
   const real inv = num_targets_ ? real(1) / real(num_targets_) : real(0);
   for (int i = 0; i < N; i++) d.dlosses[i] = targets_[i] >= 0 ? inv : real(0);
   cross_entropy_backward(d.dlogits, d.dlosses, acts_.logits, acts_.lse, targets_.data(), N, V);
+  backward_trunk(cfg_.mtp_depth > 0 ? d.dcarry : nullptr);
+}
+
+template <typename real>
+void Transformer<real>::backward_from_logits(const real* dlogits) {
+  if (B_ == 0) throw_error("backward_from_logits: no forward() yet");
+  ensure_backward_scratch();
+  const long NV = static_cast<long>(B_) * T_ * cfg_.vocab_size;
+  std::copy(dlogits, dlogits + NV, bwd_.dlogits);
+  backward_trunk(nullptr);
+}
+
+// From d(logits) (in bwd_.dlogits) down to the embedding; dxL_extra (N, C) or nullptr is a further gradient
+// w.r.t. x_L (from the MTP modules).
+template <typename real>
+void Transformer<real>::backward_trunk(const real* dxL_extra) {
+  const ModelConfig& m = cfg_;
+  const int N = B_ * T_, C = m.d_model, V = m.vocab_size;
+  const ModelParams<real>& p = pview_;
+  const ModelParams<real>& g = grad_view();
+  const BackwardViews<real>& d = bwd_;
   // forward: logits = final_in @ head^T
   matmul_backward(d.dnorm_in, g.head, (real*)nullptr, d.dlogits, acts_.final_in, p.head, N, C, V);
   // forward: final_in = RMSNorm(x_L)
   const real* xL = m.n_layer ? acts_.layers[m.n_layer - 1].out : acts_.x0;
   rmsnorm_backward(d.dres, g.norm, d.dnorm_in, xL, p.norm, acts_.final_rstd, N, C);
+  if (dxL_extra) add_inplace(d.dres, dxL_extra, static_cast<long>(N) * C);  // x_L also fed the MTP modules
   for (int l = m.n_layer - 1; l >= 0; l--) layer_backward(l, l ? acts_.layers[l - 1].out : acts_.x0);
   // forward: x0 = embed[tokens]
   embedding_backward(g.embed, d.dres, tokens_.data(), N, C);

@@ -1,12 +1,17 @@
-// tinyds/model/transformer.h — the dense pre-norm transformer: forward, hand-written backward, init.
+// tinyds/model/transformer.h — the DeepSeek-style pre-norm transformer: forward, hand-written backward, init.
 //
 // Shapes: B batch, T time, N = B*T rows, C d_model, V vocab, H heads, Hkv kv heads, D head_dim, F ffn_hidden.
 //
 //   x = embed[tokens]                                      (N, C)
 //   for each layer:  h = x + Attn(RMSNorm(x))              pre-norm residual blocks (DESIGN section 4)
-//                    x = h + FFN(RMSNorm(h))               FFN(a) = w2(silu(w1 a) * w3 a)
+//                    x = h + FFN(RMSNorm(h))               Attn: mha/gqa/mqa or MLA (mla.h)
+//                                                          FFN: dense SwiGLU w2(silu(w1 a) * w3 a) in the first
+//                                                          n_dense_layers, MoE (moe_layer.h) after them
 //   logits = head(RMSNorm(x))                              (N, V)
-//   loss = mean over unmasked targets of cross-entropy     (targets < 0 are masked)
+//   main_loss = mean over unmasked targets of cross-entropy     (targets < 0 are masked)
+//   mtp_loss  = lambda/D sum_k CE of MTP module k (mtp.h: predicts the token k+1 places ahead; V3 Eq. 21-25)
+//   balance   = sum over MoE layers of their balance losses (seqaux / aux, when on; moe_layer.h)
+//   objective = main_loss + mtp_loss + balance              what forward() returns and backward() differentiates
 //
 // All parameters live in one ledgered allocation (see params.h), and so do their gradients; the forward
 // activations live in one allocation viewed through ActivationViews (below), and the backward pass's scratch
@@ -14,11 +19,13 @@
 // differences in double precision; training uses Transformer<float>.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "tinyds/core/ledger.h"
 #include "tinyds/model/config.h"
 #include "tinyds/model/mla.h"
+#include "tinyds/model/moe_layer.h"
 #include "tinyds/model/params.h"
 
 namespace tinyds {
@@ -39,8 +46,26 @@ struct LayerActivations {
   real* ffn_rstd;   // (N)
   real* a1;         // (N, F)        ffn_in @ w1^T                   gate pre-activation
   real* a3;         // (N, F)        ffn_in @ w3^T                   up projection
-  real* gate;       // (N, F)        silu(a1) * a3
-  real* out;        // (N, C)        h + gate @ w2^T                 the block's output (next layer's x)
+  real* gate;       // (N, F)        silu(a1) * a3                   (a1, a3, gate: dense FFN only)
+  MoeActivations<real> moe;  // MoE layers: the router's and experts' saved tensors (moe_layer.h)
+  real* out;        // (N, C)        h + FFN(ffn_in)                 the block's output (next layer's x)
+};
+
+// Multi-Token Prediction module k's own saved tensors (its block's are layers[n_layer + k]); model/mtp.h.
+template <typename real>
+struct MtpActivations {
+  real* hn;          // (N, C)   RMSNorm(h^{k-1}; hnorm)
+  real* hn_rstd;     // (N)
+  real* emb;         // (N, C)   embed[tokens[i+k]]: module k (1-based) sees the token k places ahead (mtp.h)
+  real* en;          // (N, C)   RMSNorm(emb; enorm)
+  real* en_rstd;     // (N)
+  real* cat;         // (N, 2C)  [hn, en] per row (V3 Eq. 21's concatenation)
+  real* m;           // (N, C)   cat @ proj^T: the input of the module's block
+  real* final_in;    // (N, C)   RMSNorm(h^k; norm)   (the main model's final norm: shared with the head)
+  real* final_rstd;  // (N)
+  real* logits;      // (N, V)   final_in @ head^T
+  real* losses;      // (N)
+  real* lse;         // (N)
 };
 
 template <typename real>
@@ -54,6 +79,7 @@ struct ActivationViews {
   real* lse;         // (N)     log-sum-exp of each logits row
   real* scratch;     // (N, C)  a projection's output before it is added to the residual (not saved)
   MlaForwardScratch<real> mla_fwd;  // attention mla: forward scratch shared by all layers
+  std::vector<MtpActivations<real>> mtp;  // mtp_depth modules
 };
 
 // Scratch for the backward pass (nothing here outlives one backward call).
@@ -72,7 +98,13 @@ struct BackwardViews {
   real* dlogits;   // (N, V)
   real* dlosses;   // (N)
   MlaBackwardScratch<real> mla_bwd;  // attention mla: backward scratch shared by all layers
+  MoeBackwardScratch<real> moe_bwd;  // MoE layers: backward scratch shared by all of them
+  real* dcat;      // (N, 2C)  MTP: gradient w.r.t. [hn, en]
+  real* dcarry;    // (N, C)   MTP: gradient w.r.t. h^{k-1} carried down to the module before (then to x_L)
 };
+
+// The MoE layer dims of this model for B sequences of T tokens; with_losses: the configured balance losses on.
+MoeDims moe_dims_of(const ModelConfig& m, int B, int T, bool with_losses);
 
 template <typename real>
 class Transformer {
@@ -92,14 +124,43 @@ class Transformer {
   // Deterministic in the seed; each tensor draws from its own stream.
   void init_weights(uint64_t seed);
 
-  // tokens (B, T); targets (B, T) or nullptr. Computes logits (B, T, V); returns the mean cross-entropy over
-  // targets >= 0 (0 if targets is nullptr or all are masked). B*T may vary between calls.
+  // tokens (B, T); targets (B, T) or nullptr. Computes logits (B, T, V); returns the objective main_loss +
+  // mtp_loss + balance_loss (each 0 when off; with targets == nullptr only the MoE balance part and no MTP).
+  // B*T may vary between calls.
   double forward(const int* tokens, const int* targets, int B, int T);
-  // d(mean loss)/d(params), ACCUMULATED into grads(). Needs the preceding forward() to have had targets.
+  // d(objective)/d(params), ACCUMULATED into grads(). Needs the preceding forward() to have had targets.
   void backward();
+  // The same with an arbitrary upstream gradient of the main logits: d(sum dlogits * logits + balance)/d(params),
+  // ACCUMULATED. For losses computed outside the model (post-training). dlogits (B, T, V) of the last forward
+  // (which may have had no targets); the MTP modules are not involved.
+  void backward_from_logits(const real* dlogits);
   void zero_grad();
 
+  double main_loss() const { return main_loss_; }        // parts of the last forward's objective
+  double mtp_loss() const { return mtp_loss_; }
+  double balance_loss() const { return balance_loss_; }
+
+  // ---- MoE router biases (DESIGN 4.3): buffers, not parameters ----
+  int num_moe_layers() const { return static_cast<int>(moe_layers_.size()); }
+  real* moe_bias() { return moe_bias_.data(); }                      // (num_moe_layers, E)
+  const real* moe_bias() const { return moe_bias_.data(); }
+  std::size_t moe_bias_size() const { return moe_bias_.size(); }
+  std::vector<std::string> moe_bias_names() const;                    // "<layer prefix>ffn.gate.bias" each
+  int moe_slot(int l) const { return moe_slot_[l]; }                  // layer l's row of moe_bias(), or -1
+  // After the optimizer step: bias += gamma * sign(mean(load) - load) per MoE layer, with the last forward's loads
+  // (no-op unless balance has "bias").
+  void update_moe_bias();
+  std::vector<double> moe_maxvio() const;            // per MoE layer, of the last forward
+  std::vector<std::vector<int>> moe_load() const;    // per MoE layer: (E) routed pairs per expert, last forward
+
+  // ---- Multi-Token Prediction (model/mtp.h) ----
+  const real* mtp_logits(int k) const { return acts_.mtp[k].logits; }  // (B, T, V) of module k, last forward
+
   const real* logits() const { return acts_.logits; }   // (B, T, V) of the last forward
+  const LayerActivations<real>& layer_activations(int l) const { return acts_.layers[l]; }  // of the last forward
+  const real* final_hidden() const {                    // (B, T, C) x_L of the last forward (before the final norm)
+    return cfg_.n_layer ? acts_.layers[cfg_.n_layer - 1].out : acts_.x0;
+  }
   int last_B() const { return B_; }
   int last_T() const { return T_; }
   int num_targets() const { return num_targets_; }      // unmasked targets in the last forward
@@ -109,7 +170,11 @@ class Transformer {
   void ensure_backward_scratch();
   void layer_forward(int l, const real* x);
   void layer_backward(int l, const real* x);
+  void backward_trunk(const real* dxL_extra);   // from bwd_.dnorm_in = d(final_in) down to the embedding
+  void mtp_forward(const int* tokens, const int* targets);  // model/mtp.cpp
+  void mtp_backward();                                      // leaves d(x_L) from the MTP modules in bwd_.dcarry
   MlaDims<real> mla_dims() const;
+  MoeDims moe_dims(bool with_losses) const;
   const ModelParams<real>& grad_view();
 
   ModelConfig cfg_;
@@ -118,9 +183,16 @@ class Transformer {
   Buffer<real> params_, grads_;
   ModelParams<real> pview_, gview_;  // named views into params_ and grads_, built once
   Buffer<real> act_buf_, bwd_buf_;
+  Buffer<int> act_int_buf_;           // the MoE layers' routing indices
+  Buffer<real> moe_bias_;             // (num_moe_layers, E) router biases (Category::weights)
+  std::vector<int> moe_layers_;       // the layer index of each MoE layer
+  std::vector<int> moe_slot_;         // per layer: its MoE index, or -1
   ActivationViews<real> acts_{};
   BackwardViews<real> bwd_{};
   int B_ = 0, T_ = 0, num_targets_ = 0;
+  double main_loss_ = 0, mtp_loss_ = 0, balance_loss_ = 0;
+  std::vector<int> mtp_num_targets_;                // per module: unmasked MTP targets of the last forward
+  std::vector<std::vector<int>> mtp_tokens_, mtp_targets_;  // per module (N): embedded tokens, targets
   std::size_t act_capacity_ = 0, bwd_capacity_ = 0;  // elements currently allocated
   std::vector<int> tokens_, targets_;
 };

@@ -27,6 +27,10 @@ void save_checkpoint(const std::string& path, const Config& config, const Tokeni
       st.put_f32("adam_v." + t.name, t.shape, const_cast<AdamW*>(opt)->v() + t.offset);
     }
   }
+  // Buffers: each MoE layer's router bias (E), not a parameter (no Adam moments).
+  const std::vector<std::string> names = model.moe_bias_names();
+  const int64_t E = model.config().n_routed_experts;
+  for (std::size_t i = 0; i < names.size(); i++) st.put_f32(names[i], {E}, model.moe_bias() + i * E);
   write_safetensors(path, st);
 }
 
@@ -83,6 +87,16 @@ LoadedCheckpoint load_checkpoint(const std::string& path) {
   }
   for (float x : ck.params)
     if (!std::isfinite(x)) throw_error(path, ": parameters contain NaN or Inf (corrupted or diverged checkpoint)");
+  // The MoE router biases, in the model's order.
+  const int64_t E = ck.config.model.n_routed_experts;
+  if (E > 0) {
+    for (const std::string& name : moe_bias_names(ck.config.model)) {
+      std::vector<float> b = st.get_f32(name, {E}, path);
+      for (float x : b)
+        if (!std::isfinite(x)) throw_error(path, ": buffer '", name, "' contains NaN or Inf");
+      ck.buffers.insert(ck.buffers.end(), b.begin(), b.end());
+    }
+  }
   return ck;
 }
 
@@ -91,6 +105,9 @@ void load_params_into(const LoadedCheckpoint& ck, Transformer<float>& model) {
     throw_error(ck.path, ": checkpoint model config ", model_config_to_json(ck.config.model).dump(),
                 " does not match the model being loaded ", model_config_to_json(model.config()).dump());
   std::copy(ck.params.begin(), ck.params.end(), model.params());
+  if (ck.buffers.size() != model.moe_bias_size())
+    throw_error(ck.path, ": has ", ck.buffers.size(), " router-bias values, the model needs ", model.moe_bias_size());
+  std::copy(ck.buffers.begin(), ck.buffers.end(), model.moe_bias());
 }
 
 }  // namespace tinyds

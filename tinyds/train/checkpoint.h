@@ -1,7 +1,8 @@
 // tinyds/train/checkpoint.h — model checkpoints in the safetensors format.
 //
 // A checkpoint holds the parameters (names from params.h), optionally the AdamW moments ("adam_m.<name>",
-// "adam_v.<name>") and the training state, and in __metadata__: "format" = "tinyds", "format_version" = "1",
+// "adam_v.<name>"), the model's non-parameter buffers (the MoE router biases "<layer>.ffn.gate.bias") and the
+// training state, and in __metadata__: "format" = "tinyds", "format_version" = "1",
 // "config" (the Config as JSON), "tokenizer" (the vocab as JSON), "train_state" ({"step", "adam_t"}).
 // Written to a temporary file and renamed (safetensors.cpp), so an interrupted write never leaves a
 // half-written checkpoint. Loading checks every tensor's presence and shape against the stored config and
@@ -27,6 +28,7 @@ struct LoadedCheckpoint {
   Config config;
   Tokenizer tokenizer;
   std::vector<float> params;  // in the layout of ParamLayout(config.model)
+  std::vector<float> buffers; // the MoE router biases, (num_moe_layers, E) in Transformer::moe_bias_names() order
   bool has_optimizer = false;
   std::vector<float> adam_m, adam_v;
   TrainState state;
