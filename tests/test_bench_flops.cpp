@@ -50,9 +50,36 @@ TEST_CASE("bench/flops per token match a hand count of the matmul shapes") {
   CHECK(f.per_token() == f.matmul_flops + f.attention_flops);
 
   // A second route: all parameters minus the embed lookup (V, C) and the 1-D norm gains (2 per layer + final).
-  Config c = Config::preset("nano");
+  Config c = Config::preset("nano-dense");
   c.model = m;
   CHECK(f.matmul_params == c.num_params() - 32 * 16 - (2 * 2 + 1) * 16);
+}
+
+TEST_CASE("bench/flops of a DeepSeek-style model count active parameters only") {
+  ModelConfig m = tiny_model();
+  m.attention = AttentionKind::mla; m.n_kv_head = 4; m.q_lora_rank = 8; m.kv_lora_rank = 10; m.rope_dim = 4;
+  m.n_routed_experts = 4; m.n_activated_experts = 2; m.n_shared_experts = 1; m.moe_inter_dim = 12;
+  m.n_dense_layers = 1; m.mtp_depth = 1;
+  const int T = 8;
+  // By hand (C 16, H 4, D 6, R 4, Q 8, L 10, F 20, Fe 12, E 4, K 2, V 32):
+  const long mla = 8 * 16            // wq_a (Q, C)
+                   + 4 * (6 + 4) * 8 // wq_b (H*(D+R), Q)
+                   + (10 + 4) * 16   // wkv_a (L+R, C)
+                   + 4 * 2 * 6 * 10  // wkv_b (H*2D, L)
+                   + 16 * 4 * 6;     // wo (C, H*D)
+  const long dense_ffn = 3 * 20 * 16;
+  const long moe_ffn = 4 * 16                // gate (E, C): every token scores every expert
+                       + 3 * 12 * 16 * 2     // experts w1, w3, w2: K = 2 of the E = 4 experts' (Fe x C) each
+                       + 3 * 12 * 16;        // the shared expert (Ns Fe = 12)
+  const long head = 32 * 16;
+  const long active = (mla + dense_ffn) + (mla + moe_ffn)  // layer 0 dense, layer 1 MoE
+                      + (16 * 32 + mla + moe_ffn)          // the MTP module: proj (C, 2C) and its (MoE) block
+                      + 2 * head;                          // the head, for the main model and the MTP module
+  const FlopCount f = training_flops_per_token(m, T);
+  CHECK(f.matmul_params == active);
+  CHECK(f.matmul_flops == 6.0 * active);
+  // 3 blocks (2 + the MTP block) x 3 (fwd + bwd) x 2 (mul + add) x T/2 x H x ((D + R) for QK^T + D for PV)
+  CHECK(f.attention_flops == 3.0 * 6 * 4 * 4 * (10 + 6));
 }
 
 TEST_CASE("bench/gemm probe returns a positive rate and rejects bad sizes") {
@@ -70,7 +97,7 @@ TEST_CASE("bench/median of odd and even counts") {
 }
 
 TEST_CASE("bench/training step timer runs full steps on the nano preset") {
-  const Config c = Config::preset("nano");
+  const Config c = Config::preset("nano-dense");
   const StepTimes st = time_training_steps(c, 1, 2, 7);
   REQUIRE(st.step_s.size() == 2);  // warmup steps are not recorded
   CHECK(st.forward_s.size() == 2);
@@ -83,7 +110,7 @@ TEST_CASE("bench/training step timer runs full steps on the nano preset") {
 }
 
 TEST_CASE("bench/op profile counts every call of a training step") {
-  const Config c = Config::preset("nano");  // gqa: wk/wv differ from wq in shape, so rows do not all merge
+  const Config c = Config::preset("nano-dense");  // gqa: wk/wv differ from wq in shape, so rows do not all merge
   const int L = c.model.n_layer;
   std::map<std::string, int> calls;
   for (const OpProfileRow& r : profile_training_ops(c, 1)) {
@@ -104,7 +131,7 @@ TEST_CASE("bench/op profile counts every call of a training step") {
 }
 
 TEST_CASE("bench/torch command passes the whole config, and a missing python is reported, not thrown") {
-  Config c = Config::preset("nano");
+  Config c = Config::preset("nano-dense");
   c.model = tiny_model();
   const std::string cmd = torch_bench_command("/usr/bin/python3", "/x/it's/bench_torch.py", c, 2, 1, 4);
   for (const char* part : {"--json", "--batch 2", "--seq 16", "--threads 2", "--warmup 1", "--steps 4",

@@ -13,6 +13,8 @@
 
 using tinyds::AttentionKind;
 using tinyds::Config;
+using tinyds::ModelConfig;
+using tinyds::parse_balance;
 using json = nlohmann::json;
 
 namespace {
@@ -59,12 +61,56 @@ TEST_CASE("core/config presets validate and base is the benchmark shape") {
     CHECK_NOTHROW(c.validate());
     CHECK(c.num_params() > 0);
   }
-  CHECK(Config::preset_names() == std::vector<std::string>{"nano", "small", "base"});
+  CHECK(Config::preset_names() ==
+        std::vector<std::string>{"nano", "small", "base", "nano-dense", "small-dense", "base-dense"});
+  // base is the benchmark shape: C 256, 4 layers, first dense, MLA H 8 D 32 R 16 L 64 Q 128, 16 routed
+  // experts top-2 + 1 shared of F 128, MTP depth 1, B 16, T 128, vocab 128.
   Config base = Config::preset("base");
-  CHECK(base.model.d_model == 256);
-  CHECK(base.model.n_layer == 4);
+  const ModelConfig& m = base.model;
+  CHECK(m.d_model == 256);
+  CHECK(m.n_layer == 4);
+  CHECK(m.n_dense_layers == 1);
+  CHECK(m.attention == AttentionKind::mla);
+  CHECK(m.n_head == 8); CHECK(m.head_dim == 32); CHECK(m.rope_dim == 16);
+  CHECK(m.kv_lora_rank == 64); CHECK(m.q_lora_rank == 128);
+  CHECK(m.n_routed_experts == 16); CHECK(m.n_activated_experts == 2); CHECK(m.n_shared_experts == 1);
+  CHECK(m.moe_inter_dim == 128);
+  CHECK(m.balance == "bias");
+  CHECK(m.mtp_depth == 1);
+  CHECK(m.vocab_size == 128);
   CHECK(base.train.batch_size == 16);
   CHECK(base.train.seq_len == 128);
+  // The -dense twin has the same sizes with the baseline architecture.
+  Config dense = Config::preset("base-dense");
+  CHECK(dense.model.d_model == 256);
+  CHECK(dense.model.attention == AttentionKind::mha);
+  CHECK(dense.model.n_routed_experts == 0);
+  CHECK(dense.model.mtp_depth == 0);
+}
+
+TEST_CASE("core/config MoE and MTP fields are validated with the field named") {
+  Config c = Config::preset("nano");
+  c.model.n_activated_experts = 9;
+  check_error(error_of([&] { c.validate(); }), {"model.n_activated_experts", "9"});
+  c = Config::preset("nano");
+  c.model.balance = "bias+magic";
+  check_error(error_of([&] { c.validate(); }), {"model.balance", "magic"});
+  c = Config::preset("nano");
+  c.model.balance = "bias+bias";
+  check_error(error_of([&] { c.validate(); }), {"model.balance", "twice"});
+  c = Config::preset("nano");
+  c.model.score_func = "relu";
+  check_error(error_of([&] { c.validate(); }), {"model.score_func", "relu"});
+  c = Config::preset("nano");
+  c.model.n_expert_groups = 3;  // does not divide E = 4
+  check_error(error_of([&] { c.validate(); }), {"model.n_expert_groups", "3"});
+  c = Config::preset("nano");
+  c.model.mtp_depth = -1;
+  check_error(error_of([&] { c.validate(); }), {"model.mtp_depth", "-1"});
+  CHECK(parse_balance("seqaux+bias").bias);
+  CHECK(parse_balance("seqaux+bias").seqaux);
+  CHECK_FALSE(parse_balance("seqaux+bias").aux);
+  CHECK_FALSE(parse_balance("none").bias);
 }
 
 TEST_CASE("core/config unknown preset lists the known ones") {
@@ -117,7 +163,7 @@ TEST_CASE("core/config JSON round trip gives back the same config") {
     check_equal(c, back);
   }
   // Non-default values everywhere it matters, and through text (as stored in checkpoint metadata).
-  Config c = Config::preset("nano");
+  Config c = Config::preset("nano-dense");
   c.name = "custom run";
   c.model.attention = AttentionKind::mqa;
   c.model.n_kv_head = 1;
@@ -135,7 +181,7 @@ TEST_CASE("core/config JSON round trip gives back the same config") {
 }
 
 TEST_CASE("core/config JSON unknown and wrong-typed fields are errors naming the field") {
-  json j = tinyds::config_to_json(Config::preset("nano"));
+  json j = tinyds::config_to_json(Config::preset("nano-dense"));
   json bad = j;
   bad["model"]["n_layers"] = 3;  // typo of n_layer
   check_error(error_of([&] { tinyds::config_from_json(bad, "ckpt.safetensors"); }),

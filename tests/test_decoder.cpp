@@ -27,7 +27,7 @@ constexpr int kB = 2, kT = 10;
 
 // The nano preset with the given attention kind (for mla: n_kv_head = n_head, Q 8, L 12, R 4).
 ModelConfig nano_with(AttentionKind kind) {
-  ModelConfig m = Config::preset("nano").model;
+  ModelConfig m = Config::preset("nano-dense").model;
   m.attention = kind;
   m.init_std = 0.2f;  // see the file header
   if (kind == AttentionKind::mha || kind == AttentionKind::mla) m.n_kv_head = m.n_head;

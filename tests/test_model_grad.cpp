@@ -73,7 +73,7 @@ GradCheckResult check_model_grads(const ModelConfig& mc, int B, int T, int per_t
 }  // namespace
 
 TEST_CASE("model/whole nano model gradients match finite differences (double)") {
-  Config cfg = Config::preset("nano");
+  Config cfg = Config::preset("nano-dense");
   GradCheckResult r = check_model_grads(cfg.model, 2, 9, 6, 42);
   MESSAGE("checked " << r.checked << " elements; worst " << r.max_rel << " in " << r.worst);
   CHECK(r.checked >= 6 * 20);
@@ -82,7 +82,7 @@ TEST_CASE("model/whole nano model gradients match finite differences (double)") 
 
 TEST_CASE("model/gradients match finite differences for mha and mqa") {
   for (AttentionKind kind : {AttentionKind::mha, AttentionKind::mqa}) {
-    Config cfg = Config::preset("nano");
+    Config cfg = Config::preset("nano-dense");
     cfg.model.attention = kind;
     cfg.model.n_kv_head = kind == AttentionKind::mha ? cfg.model.n_head : 1;
     cfg.validate();
@@ -96,7 +96,7 @@ TEST_CASE("model/float and double forward agree") {
   // The float model is what trains; the double model is what the finite differences check. Same weights
   // (float-rounded) must give the same loss to float precision: 1e-5 relative covers accumulated rounding
   // of ~1e-7 per operation across a few hundred operations per output.
-  Config cfg = Config::preset("nano");
+  Config cfg = Config::preset("nano-dense");
   Transformer<float> mf(cfg.model);
   Transformer<double> md(cfg.model);
   mf.init_weights(3);
@@ -110,7 +110,7 @@ TEST_CASE("model/float and double forward agree") {
 }
 
 TEST_CASE("model/causality: changing a later token leaves earlier logits unchanged") {
-  Config cfg = Config::preset("nano");
+  Config cfg = Config::preset("nano-dense");
   Transformer<double> m(cfg.model);
   m.init_weights(5);
   const int T = 10, V = cfg.model.vocab_size;
@@ -129,7 +129,7 @@ TEST_CASE("model/causality: changing a later token leaves earlier logits unchang
 }
 
 TEST_CASE("model/whole nano model with Multi-head Latent Attention: gradients match finite differences") {
-  Config cfg = Config::preset("nano");
+  Config cfg = Config::preset("nano-dense");
   cfg.model.attention = AttentionKind::mla;
   cfg.model.n_kv_head = cfg.model.n_head;
   cfg.model.q_lora_rank = 8;
@@ -152,7 +152,7 @@ TEST_CASE("model/whole nano model with Multi-head Latent Attention: gradients ma
 namespace {
 
 ModelConfig deepseek_nano(int mtp_depth, const std::string& balance) {
-  Config cfg = Config::preset("nano");
+  Config cfg = Config::preset("nano-dense");
   ModelConfig& m = cfg.model;
   m.attention = AttentionKind::mla; m.n_kv_head = m.n_head; m.q_lora_rank = 8; m.kv_lora_rank = 12; m.rope_dim = 4;
   m.n_routed_experts = 4; m.n_activated_experts = 2; m.n_shared_experts = 1; m.moe_inter_dim = 16;

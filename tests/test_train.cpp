@@ -27,7 +27,7 @@ std::string temp_dir(const std::string& name) {
 }
 
 Config nano_run(int steps) {
-  Config c = Config::preset("nano");
+  Config c = Config::preset("nano");  // DeepSeek-style: MLA + MoE (router biases in the checkpoint) + MTP
   c.train.steps = steps;
   c.train.eval_problems = 0;  // no evaluation: these tests are about the optimisation itself
   c.train.seq_len = 64;

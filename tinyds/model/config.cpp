@@ -13,39 +13,63 @@ namespace tinyds {
 
 using json = nlohmann::json;
 
+namespace {
+
+// The DeepSeek-style parts of a preset: MLA, fine-grained MoE with a shared expert after n_dense_layers dense
+// blocks, bias (auxiliary-loss-free) balancing, one MTP module.
+void make_deepseek_style(ModelConfig& m, int q_rank, int kv_rank, int rope, int experts, int expert_hidden) {
+  m.attention = AttentionKind::mla; m.n_kv_head = m.n_head;
+  m.q_lora_rank = q_rank; m.kv_lora_rank = kv_rank; m.rope_dim = rope;
+  m.n_routed_experts = experts; m.n_activated_experts = 2; m.n_shared_experts = 1; m.moe_inter_dim = expert_hidden;
+  m.n_dense_layers = 1; m.balance = "bias";
+  m.mtp_depth = 1;
+}
+
+}  // namespace
+
 Config Config::preset(const std::string& name) {
   Config c;
   c.name = name;
   ModelConfig& m = c.model;
   TrainConfig& t = c.train;
-  if (name == "nano") {
-    // Tests: two tiny layers with grouped-query attention so every code path runs in milliseconds.
+  // "<preset>-dense" is the same size with the baseline architecture: multi-head (nano: grouped-query) attention,
+  // a dense SwiGLU FFN in every block, no MTP. For comparisons and for the dense-only tests.
+  const bool dense = name.size() > 6 && name.compare(name.size() - 6, 6, "-dense") == 0;
+  const std::string base = dense ? name.substr(0, name.size() - 6) : name;
+  if (base == "nano") {
+    // Tests: two tiny layers so every code path runs in milliseconds.
     m.n_layer = 2; m.d_model = 32; m.attention = AttentionKind::gqa; m.n_head = 4; m.n_kv_head = 2;
     m.head_dim = 8; m.ffn_hidden = 64; m.max_seq_len = 64;
     t.batch_size = 2; t.seq_len = 16; t.steps = 20; t.warmup_steps = 2; t.eval_every = 0; t.ckpt_every = 0;
     t.log_every = 5; t.eval_problems = 20;
     c.data.n_train = 200;
-  } else if (name == "small") {
-    // The demo model (~0.6M parameters): small enough to take many steps per minute on 2 cores.
+    if (!dense) make_deepseek_style(m, /*Q*/ 8, /*L*/ 12, /*R*/ 4, /*E*/ 4, /*F_e*/ 16);
+  } else if (base == "small") {
+    // The demo model: small enough to take many steps per minute on 2 cores.
     m.n_layer = 4; m.d_model = 128; m.n_head = 4; m.n_kv_head = 4; m.head_dim = 32; m.ffn_hidden = 352;
     m.max_seq_len = 160;
-    // 4000 steps of B 32 take ~8 minutes on 2 cores (~9 steps/s measured), leaving room for 4 evaluations.
     t.batch_size = 32; t.seq_len = 128; t.steps = 4000; t.lr = 3e-3f; t.min_lr = 1e-4f; t.warmup_steps = 100;
     t.eval_every = 1000; t.eval_problems = 200; t.ckpt_every = 1000; t.log_every = 50;
     c.data.n_train = 128000;
-  } else if (name == "base") {
-    // The benchmark: C 256, 4 layers, B 16, T 128.
+    // 8 experts of hidden 128, 2 active + 1 shared: 384 active hidden units per token, as the dense FFN's 352.
+    if (!dense) { make_deepseek_style(m, /*Q*/ 64, /*L*/ 32, /*R*/ 16, /*E*/ 8, /*F_e*/ 128); m.bias_update_speed = 1e-3f; }
+  } else if (base == "base") {
+    // The benchmark: C 256, 4 layers, B 16, T 128 (DeepSeek-style: MLA H 8, D 32, R 16, L 64, Q 128; 16 routed
+    // experts top-2 + 1 shared, F 128; first layer dense; MTP depth 1).
     m.n_layer = 4; m.d_model = 256; m.n_head = 8; m.n_kv_head = 8; m.head_dim = 32; m.ffn_hidden = 683;
     m.max_seq_len = 128;
     t.batch_size = 16; t.seq_len = 128;
+    if (!dense) make_deepseek_style(m, /*Q*/ 128, /*L*/ 64, /*R*/ 16, /*E*/ 16, /*F_e*/ 128);
   } else {
-    throw_error("unknown preset '", name, "' (known presets: nano, small, base)");
+    throw_error("unknown preset '", name, "' (known presets: nano, small, base, and nano-dense, small-dense, base-dense)");
   }
   c.validate();
   return c;
 }
 
-std::vector<std::string> Config::preset_names() { return {"nano", "small", "base"}; }
+std::vector<std::string> Config::preset_names() {
+  return {"nano", "small", "base", "nano-dense", "small-dense", "base-dense"};
+}
 
 void Config::validate() const {
   const ModelConfig& m = model;

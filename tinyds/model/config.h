@@ -7,6 +7,8 @@
 //   nano   tests: a training step in milliseconds
 //   small  the demo: trains to high level-1 accuracy on 2 cores in minutes
 //   base   the benchmark: C 256, 4 layers, B 16, T 128
+// All three are DeepSeek-style (MLA + fine-grained MoE with a shared expert and bias balancing + one MTP module);
+// "nano-dense", "small-dense", "base-dense" are the same sizes with the baseline architecture (MHA/GQA, dense FFN).
 // A config is validated on load (Config::validate) with errors that name the field and the value.
 #pragma once
 #include <cstdint>

@@ -82,11 +82,22 @@ double gemm_gflops(int n, int reps) {
 FlopCount training_flops_per_token(const ModelConfig& m, int T) {
   FlopCount f;
   ParamLayout layout(m);
-  for (const TensorSpec& t : layout.tensors())
-    if (t.shape.size() == 2 && t.name != "embed") f.matmul_params += static_cast<int64_t>(t.numel);
-  f.matmul_flops = 6.0 * double(f.matmul_params);
-  // 3 (fwd + bwd) * 2 (QK^T and PV) * 2 (mul + add) * n_layer * T * H * D / 2: on average a query sees T/2 keys.
-  f.attention_flops = 3.0 * 2.0 * 2.0 * m.n_layer * double(T) * m.n_head * m.head_dim / 2.0;
+  // Counted on ACTIVE parameters (Kaplan et al.'s 6N with N the weights a token multiplies): every matrix but the
+  // embedding (a lookup); of the routed experts' (E, F, C) tensors only the K of E a token uses; the output head
+  // once more per MTP module (shared, and applied to each module's hidden state).
+  const double routed_share = m.n_routed_experts > 0 ? double(m.n_activated_experts) / m.n_routed_experts : 0.0;
+  double active = 0;
+  for (const TensorSpec& t : layout.tensors()) {
+    if (t.name == "embed" || t.shape.size() < 2) continue;
+    active += t.shape.size() == 3 ? routed_share * double(t.numel) : double(t.numel);
+    if (t.name == "head") active += m.mtp_depth * double(t.numel);
+  }
+  f.matmul_params = static_cast<int64_t>(active);
+  f.matmul_flops = 6.0 * active;
+  // 3 (fwd + bwd) * 2 (mul + add) * (QK^T over dqk + PV over dv) * H * T/2 (a query sees T/2 keys on average),
+  // for each block (the MTP blocks too). MLA scores over D + R dims (content + rope) and averages D-dim values.
+  const double dqk = m.head_dim + (m.attention == AttentionKind::mla ? m.rope_dim : 0), dv = m.head_dim;
+  f.attention_flops = 3.0 * 2.0 * (m.n_layer + m.mtp_depth) * double(T) / 2.0 * m.n_head * (dqk + dv);
   return f;
 }
 

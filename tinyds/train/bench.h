@@ -5,11 +5,12 @@
 //
 // FLOPs per token of training (Kaplan et al. 2020, as in llm.c's MFU):
 //   6 * N_matmul + attention
-//   N_matmul  = parameters of the matrices used as matmuls: wq, wk, wv, wo, w1, w2, w3 of every layer and head
-//               (every 2-D tensor except `embed`, which is a row lookup, not a GEMM; norm gains are 1-D)
+//   N_matmul  = ACTIVE parameters of the matrices used as matmuls: every matrix except `embed` (a row lookup,
+//               not a GEMM; norm gains are 1-D), the routed experts' (E, F, C) tensors counted K/E (a token uses
+//               K of the E experts), and the head once more per MTP module (shared by the main model and each module)
 //   6         = 2 (multiply + add) * 3 (forward, backward to the input, backward to the weight)
-//   attention = 3 (fwd + bwd) * 2 (QK^T and PV) * 2 (multiply + add) * n_layer * T * H * D / 2 (causal half)
-// The PyTorch twin (tests/reference/bench_torch.py) counts the same number (6 * n_layer * T * H * D).
+//   attention = 3 (fwd + bwd) * 2 (multiply + add) * blocks * T/2 (causal half) * H * (dqk + dv)
+//               blocks = n_layer + mtp_depth; dqk = D (+ R for MLA), dv = D
 #pragma once
 #include <cstdint>
 #include <string>
@@ -40,10 +41,11 @@ double gemm_gflops(int n, int reps);
 struct FlopCount {
   int64_t matmul_params = 0;     // N_matmul (above)
   double matmul_flops = 0;       // 6 * N_matmul, per token
-  double attention_flops = 0;    // 3 * 2 * 2 * n_layer * T * H * D / 2, per token
+  double attention_flops = 0;    // 3 * 2 * (n_layer + mtp_depth) * T/2 * H * (dqk + dv), per token
   double per_token() const { return matmul_flops + attention_flops; }
 };
-// Counted from the model's ParamLayout (every 2-D tensor but `embed`), T the training sequence length.
+// Counted from the model's ParamLayout on active parameters (every matrix but `embed`, K/E of the routed experts,
+// the head once more per MTP module), T the training sequence length.
 FlopCount training_flops_per_token(const ModelConfig& m, int T);
 
 // ---- training steps ----

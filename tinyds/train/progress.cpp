@@ -11,7 +11,7 @@ Progress::Progress(std::string label, int total, int start, bool quiet, int ever
   if (every_ <= 0) every_ = std::max(1, (total_ - start_) / 40);
 }
 
-void Progress::step_done(int step, double loss, double lr, double grad_norm, long tokens) {
+void Progress::step_done(int step, double loss, double lr, double grad_norm, long tokens, const std::string& extra) {
   interval_tokens_ += tokens;
   if (step % every_ != 0 && step != total_) return;
   double dt = interval_.seconds();
@@ -22,8 +22,9 @@ void Progress::step_done(int step, double loss, double lr, double grad_norm, lon
   if (quiet_) return;
   double elapsed = timer_.seconds();
   double eta = step > start_ ? elapsed / (step - start_) * (total_ - step) : 0;
-  std::printf("[%s] step %5d/%d | loss %.4f | lr %.2e | grad norm %.3f | %.1fK tok/s | elapsed %s | ETA %s\n",
-              label_.c_str(), step, total_, loss, lr, grad_norm, last_tps_ / 1000, format_duration(elapsed).c_str(),
+  std::printf("[%s] step %5d/%d | loss %.4f%s%s | lr %.2e | grad norm %.3f | %.1fK tok/s | elapsed %s | ETA %s\n",
+              label_.c_str(), step, total_, loss, extra.empty() ? "" : " | ", extra.c_str(), lr, grad_norm,
+              last_tps_ / 1000, format_duration(elapsed).c_str(),
               format_duration(eta).c_str());
   std::fflush(stdout);
 }

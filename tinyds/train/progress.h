@@ -12,7 +12,8 @@ class Progress {
   // total: the step count the run ends at; start: the step it starts from (non-zero when resuming).
   Progress(std::string label, int total, int start, bool quiet, int every = 0);
   // Call after each step; prints a line every `every` steps (default: ~40 lines per run) and at the end.
-  void step_done(int step, double loss, double lr, double grad_norm, long tokens);
+  // extra: more fields for the line (e.g. "mtp 1.23 | maxvio 0.41"), printed after the loss.
+  void step_done(int step, double loss, double lr, double grad_norm, long tokens, const std::string& extra = "");
   double tokens_per_s() const { return last_tps_; }
   double median_tokens_per_s() const;
 

@@ -91,6 +91,12 @@ int batch_time(const std::vector<Problem>& problems, const std::vector<int>& idx
   return std::min(longest, T);
 }
 
+std::string fixed(double v, int digits) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
 }  // namespace
 
 TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
@@ -179,20 +185,37 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
     Batch batch = make_batch(pool, rows, tok, batch_time(pool, rows, tc.seq_len), opt.mask_prompt);
 
     model.zero_grad();
-    double loss = model.forward(batch.inputs.data(), batch.targets.data(), batch.B, batch.T);
-    if (!std::isfinite(loss)) throw_error("loss became ", loss, " at step ", step, " (try a lower --lr)");
+    double objective = model.forward(batch.inputs.data(), batch.targets.data(), batch.B, batch.T);
+    if (!std::isfinite(objective)) throw_error("loss became ", objective, " at step ", step, " (try a lower --lr)");
     model.backward();
     double norm = global_norm(model.grads(), model.num_params());
     if (tc.grad_clip > 0) clip_grad_norm(model.grads(), model.num_params(), norm, tc.grad_clip);
     as.lr = static_cast<float>(lr_at(step, tc.lr, tc.min_lr, tc.warmup_steps, tc.steps));
     adam.step(model.params(), model.grads(), as);
+    // Auxiliary-loss-free balancing (DESIGN 4.3): after the optimizer step, from this batch's expert loads.
+    model.update_moe_bias();
     state.step++;
+    const double loss = model.main_loss();  // the next-token loss: comparable across dense and MoE/MTP models
     result.losses.push_back(loss);
 
-    progress.step_done(state.step, loss, as.lr, norm, static_cast<long>(batch.B) * batch.T);
-    metrics << json{{"step", state.step}, {"loss", loss}, {"lr", as.lr}, {"grad_norm", norm},
-                    {"tokens", batch.B * batch.T}, {"tokens_per_s", progress.tokens_per_s()},
-                    {"elapsed_s", total_timer.seconds()}}.dump() << "\n";
+    json rec{{"step", state.step}, {"loss", loss}, {"objective", objective}, {"lr", as.lr}, {"grad_norm", norm},
+             {"tokens", batch.B * batch.T}, {"elapsed_s", total_timer.seconds()}};
+    std::string extra;
+    if (cfg.model.mtp_depth > 0) {
+      rec["mtp_loss"] = model.mtp_loss();
+      extra += "mtp " + fixed(model.mtp_loss(), 3);
+    }
+    if (model.num_moe_layers() > 0) {
+      const std::vector<double> maxvio = model.moe_maxvio();
+      rec["balance_loss"] = model.balance_loss();
+      rec["maxvio"] = maxvio;              // per MoE layer: max load / mean load - 1
+      rec["expert_load"] = model.moe_load();  // per MoE layer: (token, slot) pairs per expert
+      result.final_maxvio = maxvio;
+      extra += std::string(extra.empty() ? "" : " | ") + "maxvio " + fixed(*std::max_element(maxvio.begin(), maxvio.end()), 2);
+    }
+    progress.step_done(state.step, loss, as.lr, norm, static_cast<long>(batch.B) * batch.T, extra);
+    rec["tokens_per_s"] = progress.tokens_per_s();
+    metrics << rec.dump() << "\n";
     if (tc.eval_every > 0 && state.step % tc.eval_every == 0 && state.step < tc.steps)
       result.evals.push_back({state.step, evaluate_all(state.step).first});
     if (tc.ckpt_every > 0 && state.step % tc.ckpt_every == 0) save(opt.out_dir + "/latest.safetensors");

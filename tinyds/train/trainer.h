@@ -38,6 +38,7 @@ struct TrainResult {
   double seconds = 0;
   int steps_done = 0;
   std::string final_ckpt;
+  std::vector<double> final_maxvio;            // MoE models: MaxVio per MoE layer at the last step
 };
 
 TrainResult run_training(const Config& cfg, const TrainOptions& opt);
