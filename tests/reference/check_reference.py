@@ -10,6 +10,7 @@ complex multiply, the masked loss via F.cross_entropy(ignore_index=-1), RMSNorm 
 also that the causal mask holds for dense and MLA attention (a future token cannot change an earlier logit), that
 the config accepts MLA's fields and rejects bad ones, that load_state refuses a missing or misshapen parameter and
 ignores optimizer tensors, and that the safetensors reader round-trips every dtype and rejects malformed files.
+The MoE layer, balance losses, bias update and MTP modules have their own checks in check_moe_mtp.py, run here too.
 """
 import json
 import math
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import check_moe_mtp
 from config import MLA_DIMS, ModelConfig, config_json, preset
 from model import TinyDS, apply_rope, load_state, masked_cross_entropy, rms_norm, rope_tables
 from safetensors_io import SafetensorsError, read_safetensors, write_safetensors
@@ -281,14 +283,15 @@ def main():
     torch.manual_seed(0)
     torch.set_num_threads(2)
     checks = [check_rope, check_attention_and_norm, check_mla_absorbed, check_mla_model_wiring,
-              check_causal_and_loss, check_config]
+              check_causal_and_loss, check_config] + check_moe_mtp.CHECKS
     observed = {}   # the MLA checks return their observed relative errors, printed for the record
     for check in checks:
         observed.update(check() or {})
     with tempfile.TemporaryDirectory() as tmp:
         check_safetensors_and_loading(tmp)
+        check_moe_mtp.check_ds_loading(tmp)
     errors = ", ".join(f"{k} {v:.1e}" for k, v in observed.items())
-    print(f"check_reference: all {len(checks) + 1} checks passed (MLA vs absorbed form, relative: {errors})")
+    print(f"check_reference: all {len(checks) + 2} checks passed (MLA vs absorbed form, relative: {errors})")
     return 0
 
 

@@ -8,8 +8,17 @@
         [--attention mla [--q-lora-rank Q --kv-lora-rank L --rope-dim R]]
                         switch the preset's attention (mha | gqa | mqa | mla); for mla the ranks default to the
                         golden test's for nano (Q 8, L 12, R 4) and must be given for other presets
+        [--ds]          the DeepSeek-style shape of the MoE+MTP golden test (config.DS_OVERRIDES; for nano:
+                        MLA as above, layer 0 dense, layer 1 MoE with E 4, K 2, Ns 1, Fe 16, one MTP module,
+                        balance bias+seqaux, seq_aux_alpha 0.01, bias_update_speed 0.01): "nano_ds"
+        [--n-routed-experts E --n-activated-experts K --n-shared-experts Ns --moe-inter-dim Fe
+         --n-dense-layers N --score-func sigmoid|softmax --route-scale X --n-expert-groups G --n-limited-groups M
+         --balance none|bias+seqaux+aux --bias-update-speed X --seq-aux-alpha X --aux-alpha X
+         --mtp-depth D --mtp-lambda X]
+                        single MoE / MTP fields (the names of `tinyds init`), applied after --ds
 
-The file holds every parameter under its tinyds name (F32) and the __metadata__ of a tinyds checkpoint
+The file holds every parameter under its tinyds name (F32), every MoE layer's "<prefix>ffn.gate.bias" buffer
+(zeros, as tinyds's init), and the __metadata__ of a tinyds checkpoint
 (tinyds/train/checkpoint.h: format, format_version, config, tokenizer, train_state), as `tinyds init` writes it,
 so the golden pipeline can be exercised without the C++ tool, and tinyds's checkpoint reader can be tested on a
 file it did not write itself. The weights are NOT tinyds's init (a different random generator): only the
@@ -22,7 +31,7 @@ import sys
 import numpy as np
 import torch
 
-from config import MLA_DIMS, config_json, preset
+from config import DS_OVERRIDES, MLA_DIMS, MOE_MTP_FIELDS, ModelConfig, config_json, preset
 from model import TinyDS
 from safetensors_io import write_safetensors
 
@@ -58,6 +67,28 @@ def model_overrides(args, ap):
     return {"attention": "mla", "n_kv_head": n_head, **MLA_DIMS.get(args.preset, {}), **given}
 
 
+def moe_mtp_overrides(args, ap):
+    """The model fields that --ds and the single MoE / MTP flags set (validated later by preset())."""
+    out = {}
+    if args.ds:
+        if args.preset not in DS_OVERRIDES:
+            ap.error(f"--ds: no DeepSeek-style shape for preset {args.preset} (known: {', '.join(DS_OVERRIDES)})")
+        out.update(DS_OVERRIDES[args.preset])
+        if args.attention not in (None, "mla"):   # --ds with a dense attention kind: keep the MoE + MTP part only
+            for name in ("attention", "n_kv_head", *MLA_DIMS.get(args.preset, {})):
+                out.pop(name, None)
+    out.update({f: getattr(args, f) for f in MOE_MTP_FIELDS if getattr(args, f) is not None})
+    return out
+
+
+def add_moe_mtp_flags(ap):
+    """--n-routed-experts ... --mtp-lambda: one flag per MoE / MTP model field, typed like the field."""
+    defaults = ModelConfig()
+    for f in MOE_MTP_FIELDS:
+        ap.add_argument("--" + f.replace("_", "-"), type=type(getattr(defaults, f)), default=None,
+                        help=f"model.{f} (default {getattr(defaults, f)!r})")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="nano", help="nano | small | base (tinyds presets)")
@@ -68,10 +99,12 @@ def main(argv=None):
     ap.add_argument("--q-lora-rank", type=int, default=None, help="MLA query latent rank Q")
     ap.add_argument("--kv-lora-rank", type=int, default=None, help="MLA key/value latent rank L")
     ap.add_argument("--rope-dim", type=int, default=None, help="MLA rope dim R (even)")
+    ap.add_argument("--ds", action="store_true", help="the DeepSeek-style MoE + MTP shape (nano_ds for nano)")
+    add_moe_mtp_flags(ap)
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
 
-    cfg = preset(args.preset, **model_overrides(args, ap))
+    cfg = preset(args.preset, **{**moe_mtp_overrides(args, ap), **model_overrides(args, ap)})
     if args.std is not None:
         cfg["model"]["init_std"] = args.std
     cfg["train"]["seed"] = args.seed
@@ -79,6 +112,7 @@ def main(argv=None):
     model.reset_parameters(generator=torch.Generator().manual_seed(args.seed))
 
     tensors = {name: p.detach().numpy().astype(np.float32) for name, p in model.tinyds_parameters()}
+    tensors.update({name: b.numpy().astype(np.float32) for name, b in model.tinyds_buffers()})   # zeros
     if args.with_adam:
         for name, p in model.tinyds_parameters():
             tensors["adam_m." + name] = np.zeros(tuple(p.shape), np.float32)
@@ -88,7 +122,9 @@ def main(argv=None):
                 "written_by": "tests/reference/make_random_ckpt.py"}
     write_safetensors(args.out, tensors, metadata)
     n = sum(p.numel() for p in model.parameters())
-    print(f"make_random_ckpt: wrote {args.out} ({args.preset}, attention {cfg['model']['attention']}, "
+    moe = (f", {cfg['model']['n_routed_experts']} routed experts, MTP depth {cfg['model']['mtp_depth']}"
+           if args.ds or any(getattr(args, f) is not None for f in MOE_MTP_FIELDS) else "")
+    print(f"make_random_ckpt: wrote {args.out} ({args.preset}, attention {cfg['model']['attention']}{moe}, "
           f"{n} parameters, seed {args.seed})")
     return 0
 

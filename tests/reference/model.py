@@ -1,31 +1,39 @@
-"""tests/reference/model.py — an independent PyTorch twin of the tinyds model (dense FFN; MHA/GQA/MQA or MLA).
+"""tests/reference/model.py — an independent PyTorch twin of the tinyds model (MHA/GQA/MQA or MLA attention; dense
+SwiGLU or MoE FFNs; optional Multi-Token Prediction).
 
 Written from the model's math (DESIGN.md section 4), not translated from the C++: autograd supplies every
 gradient, so tinyds's hand-written backward passes can be checked against it (tests/reference/golden.py).
 
 Shape legend: B batch, T time, C d_model, V vocab, H query heads, Hkv key/value heads, D head_dim, F ffn_hidden;
-MLA only: Q q_lora_rank, L kv_lora_rank, R rope_dim.
+MLA only: Q q_lora_rank, L kv_lora_rank, R rope_dim; MoE (moe.py): E routed experts, K per token; Dmtp mtp_depth.
 
     x = embed[tokens]                                   (B, T, C)
-    for each layer:
+    for each layer l:
         h = x + Attention(RMSNorm(x; attn_norm))        pre-norm residual blocks (Attention or MLA)
-        x = h + FeedForward(RMSNorm(h; ffn_norm))
+        x = h + FFN(RMSNorm(h; ffn_norm))               FFN: dense SwiGLU if l < n_dense_layers or E == 0, else MoE
     logits = RMSNorm(x; norm) @ head^T                  (B, T, V)   head is untied from embed (DeepSeek-V3)
+    h^0 = x; for k = 1..Dmtp (MTPModule, V3 Eq. 21-25):
+        h^k = Block_k(proj_k [RMSNorm(h^{k-1}; hnorm_k); RMSNorm(embed[t_{i+k}]; enorm_k)])
+        logits_k = RMSNorm(h^k; norm) @ head^T, scored against t_{i+k+1}
+    total = main CE + (mtp_lambda / Dmtp) sum_k CE_k + the balance losses of every MoE layer
 
-Parameter names equal tinyds's (tinyds/model/params.h): model.named_parameters() yields "embed",
-"layers.0.attn_norm", "layers.0.attn.wq", ..., "norm", "head", with the same shapes, so a tinyds checkpoint
-loads by name. Matrices are stored (out_features, in_features) like nn.Linear: y = x @ w^T.
+Parameter names equal tinyds's (tinyds/model/params.h and the MoE/MTP spec): tinyds_parameters() yields "embed",
+"layers.0.attn_norm", "layers.0.attn.wq", ..., "norm", "head", "mtp.0.hnorm", ..., with the same shapes, so a
+tinyds checkpoint loads by name (named_parameters() agrees except for the router: "ffn.gate.weight" here is
+tinyds's "ffn.gate"). Matrices are stored (out_features, in_features) like nn.Linear: y = x @ w^T.
 An MLA layer's attention parameters are attn.wq_a, q_norm, wq_b, wkv_a, kv_norm, wkv_b, wo (see class MLA;
-their row orders are tinyds/model/mla.h's).
+their row orders are tinyds/model/mla.h's). MoE layers also hold the buffer "ffn.gate.bias" (tinyds_buffers()).
 """
 import json
 import math
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from config import ModelConfig
+from moe import MoE, expert_load, update_bias
 from safetensors_io import read_safetensors
 
 
@@ -151,7 +159,7 @@ class MLA(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """SwiGLU FFN (Shazeer 2020): w2( silu(w1 a) * (w3 a) )."""
+    """SwiGLU FFN (Shazeer 2020): w2( silu(w1 a) * (w3 a) ), hidden width F = ffn_hidden (the dense layers)."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -168,24 +176,83 @@ class FeedForward(nn.Module):
 
 
 class Block(nn.Module):
-    """One pre-norm transformer layer."""
+    """One pre-norm transformer layer; its FFN is the dense SwiGLU or, with moe=True, the MoE layer (moe.py)."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, moe=False):
         super().__init__()
         self.eps = cfg.norm_eps
         self.attn_norm = nn.Parameter(torch.empty(cfg.d_model))       # (C)
         self.attn = MLA(cfg) if cfg.attention == "mla" else Attention(cfg)
         self.ffn_norm = nn.Parameter(torch.empty(cfg.d_model))        # (C)
-        self.ffn = FeedForward(cfg)
+        self.is_moe = moe
+        self.ffn = MoE(cfg) if moe else FeedForward(cfg)
 
     def forward(self, x, cos, sin):
-        """x (B, T, C) -> (B, T, C); cos, sin: the RoPE tables of the attention's rotated width (D, or R for MLA)."""
+        """x (B, T, C) -> (x' (B, T, C), Routing of the MoE FFN or None); cos, sin: the RoPE tables of the
+        attention's rotated width (D, or R for MLA)."""
         h = x + self.attn(rms_norm(x, self.attn_norm, self.eps), cos, sin)
-        return h + self.ffn(rms_norm(h, self.ffn_norm, self.eps))
+        a = rms_norm(h, self.ffn_norm, self.eps)                      # (B, T, C) u of DESIGN 4.2
+        if not self.is_moe:
+            return h + self.ffn(a), None
+        out, routing = self.ffn(a)
+        return h + out, routing
+
+
+class MTPModule(nn.Module):
+    """Multi-Token Prediction module k (V3 section 2.2, Eq. 21-24; DESIGN 4.4), k = 1..Dmtp, predicting the token
+    k+1 places ahead at each position i:
+        h'_i = M_k [RMSNorm(h^{k-1}_i; hnorm); RMSNorm(Emb(t_{i+k}); enorm)]     (C)   V3 Eq. 21, h FIRST (paper)
+        h^k  = TRM_k(h')                                                          (C)   V3 Eq. 22: one full block
+        P^k  = softmax(OutHead(RMSNorm(h^k; norm)))                                     V3 Eq. 23: the main
+    model's final norm and head, and its embedding Emb, are shared (applied by TinyDS). M_k = proj (C, 2C): its
+    first C columns read the normed h, the last C the normed embedding."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        C = cfg.d_model
+        self.eps = cfg.norm_eps
+        self.hnorm = nn.Parameter(torch.empty(C))                     # (C) RMSNorm gain of h^{k-1}
+        self.enorm = nn.Parameter(torch.empty(C))                     # (C) RMSNorm gain of the embedding
+        self.proj = nn.Parameter(torch.empty(C, 2 * C))               # (C, 2C) M_k
+        self.block = Block(cfg, moe=cfg.n_routed_experts > 0)
+
+    def forward(self, h_prev, emb, cos, sin):
+        """h_prev (B, T, C) = h^{k-1}; emb (B, T, C) = Emb(t_{i+k}) -> (h^k (B, T, C), Routing or None)."""
+        both = torch.cat([rms_norm(h_prev, self.hnorm, self.eps), rms_norm(emb, self.enorm, self.eps)], dim=-1)
+        return self.block(both @ self.proj.t(), cos, sin)             # (B, T, 2C) -> (B, T, C) -> block
+
+
+def mtp_shift(tokens, targets, k):
+    """The inputs and targets of MTP module k (V3 Eq. 21, 24) at positions i = 0..T-1 of each sequence:
+        emb_tok[b, i]    = tokens[b, i+k]    if i+k < T else 0     (t_{i+k}; 0 is a placeholder ...)
+        mtp_target[b, i] = targets[b, i+k]   if i+k < T else -1    (... because its target is masked)
+    targets[b, j] is the main model's target at j (the token after j), so mtp_target[b, i] is t_{i+k+1}.
+    tokens, targets (B, T) int64 -> emb_tok, mtp_target (B, T) int64."""
+    B, T = tokens.shape
+    emb_tok = torch.zeros_like(tokens)                                # (B, T)
+    mtp_target = torch.full_like(targets, -1)                         # (B, T)
+    if k < T:
+        emb_tok[:, :T - k] = tokens[:, k:]
+        mtp_target[:, :T - k] = targets[:, k:]
+    return emb_tok, mtp_target
+
+
+@dataclass
+class ForwardResult:
+    """Everything one forward computes. Losses are scalars with autograd graphs (None without targets)."""
+    logits: torch.Tensor                    # (B, T, V) main model
+    mtp_logits: list                        # [(B, T, V)] per MTP module k = 1..Dmtp (empty without targets)
+    main_loss: torch.Tensor = None          # mean CE over unmasked targets
+    mtp_loss: torch.Tensor = None           # (mtp_lambda / Dmtp) sum_k L_k   (V3 Eq. 25); 0 without MTP
+    mtp_losses: list = field(default_factory=list)   # [L_k]
+    balance_loss: torch.Tensor = None       # sum over every MoE layer (main and MTP blocks); 0 without MoE
+    total: torch.Tensor = None              # main_loss + mtp_loss + balance_loss: the training objective
+    routings: list = field(default_factory=list)     # [Routing] per MoE layer: main layers, then MTP blocks
 
 
 class TinyDS(nn.Module):
-    """The tinyds language model (dense FFN). Build from a ModelConfig (or its dict), or load_state(path)."""
+    """The tinyds language model: dense or MoE FFNs, optional MTP modules. Build from a ModelConfig (or its dict),
+    or load_state(path)."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -193,15 +260,17 @@ class TinyDS(nn.Module):
             cfg = ModelConfig.from_dict(cfg)
         self.cfg = cfg
         self.embed = nn.Parameter(torch.empty(cfg.vocab_size, cfg.d_model))   # (V, C)
-        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.layers = nn.ModuleList(Block(cfg, moe=cfg.is_moe_layer(l)) for l in range(cfg.n_layer))
         self.norm = nn.Parameter(torch.empty(cfg.d_model))                     # (C)
         self.head = nn.Parameter(torch.empty(cfg.vocab_size, cfg.d_model))    # (V, C)
+        self.mtp = nn.ModuleList(MTPModule(cfg) for _ in range(cfg.mtp_depth))
         self.reset_parameters()
 
     @torch.no_grad()
     def reset_parameters(self, generator=None):
-        """Random init like tinyds's: N(0, init_std) matrices, output projections (wo, w2) additionally scaled by
-        1/sqrt(2 n_layer) (GPT-2's residual scaling), norm gains (attn_norm, q_norm, kv_norm, ...) 1.
+        """Random init like tinyds's: N(0, init_std) matrices (expert stacks included), output projections (wo, w2)
+        additionally scaled by 1/sqrt(2 n_layer) (GPT-2's residual scaling), norm gains (attn_norm, q_norm,
+        kv_norm, hnorm, ...) 1, MoE biases 0.
         Used by benchmarks and random checkpoints; golden tests always start from weights loaded from a checkpoint."""
         std = self.cfg.init_std
         for name, p in self.tinyds_parameters():
@@ -210,10 +279,18 @@ class TinyDS(nn.Module):
             else:
                 scale = 1.0 / math.sqrt(2 * self.cfg.n_layer) if name.endswith((".wo", ".w2")) else 1.0
                 p.normal_(0.0, std * scale, generator=generator)
+        for _, b in self.tinyds_buffers():
+            b.zero_()
 
     def forward(self, tokens, targets=None):
-        """tokens (B, T) int64 in [0, V); targets (B, T) int64, < 0 = ignored. Returns (logits (B, T, V), loss),
-        loss None without targets."""
+        """tokens (B, T) int64 in [0, V); targets (B, T) int64, < 0 = ignored. Returns (logits (B, T, V), loss):
+        loss is the TOTAL objective (main + MTP + balance; just the main loss for a dense model without MTP),
+        None without targets. forward_parts gives the parts."""
+        result = self.forward_parts(tokens, targets)
+        return result.logits, result.total
+
+    def forward_parts(self, tokens, targets=None):
+        """The whole forward as a ForwardResult. Without targets only the main logits (and routings) are computed."""
         B, T = tokens.shape
         if T > self.cfg.max_seq_len:
             raise ValueError(f"sequence length {T} exceeds model.max_seq_len = {self.cfg.max_seq_len}")
@@ -221,38 +298,114 @@ class TinyDS(nn.Module):
         rotated = self.cfg.rope_dim if self.cfg.attention == "mla" else self.cfg.head_dim
         cos, sin = rope_tables(T, rotated, self.cfg.rope_theta)               # (T, D/2) or (T, R/2) each
         x = self.embed[tokens]                                                 # (B, T, C)
+        routings = []
         for layer in self.layers:
-            x = layer(x, cos, sin)                                             # (B, T, C)
-        logits = rms_norm(x, self.norm, self.cfg.norm_eps) @ self.head.t()    # (B, T, V)
-        loss = None if targets is None else masked_cross_entropy(logits, targets)
-        return logits, loss
+            x, routing = layer(x, cos, sin)                                    # (B, T, C)
+            routings += [routing] if routing is not None else []
+        logits = self.output_head(x)                                           # (B, T, V)
+        result = ForwardResult(logits=logits, mtp_logits=[], routings=routings)
+        if targets is None:
+            return result
+        result.main_loss = masked_cross_entropy(logits, targets)
+        result.total = result.main_loss
+        if self.mtp:
+            self.mtp_forward(result, x, tokens, targets, cos, sin)
+            result.total = result.total + result.mtp_loss
+        else:
+            result.mtp_loss = result.main_loss.new_zeros(())
+        result.balance_loss = sum((r.balance for r in result.routings), result.main_loss.new_zeros(()))
+        if result.routings:
+            result.total = result.total + result.balance_loss
+        return result
 
-    def tinyds_parameters(self):
-        """[(name, parameter)] in tinyds's layout order (tinyds/model/params.h). named_parameters() yields the same
-        set in another order (a module's own parameters before its children's)."""
+    def output_head(self, x):
+        """The final RMSNorm and head, shared by the main model and every MTP module (V3 Eq. 23).
+        x (B, T, C) -> logits (B, T, V); the head is untied from embed (DeepSeek-V3)."""
+        return rms_norm(x, self.norm, self.cfg.norm_eps) @ self.head.t()
+
+    def mtp_forward(self, result, x_last, tokens, targets, cos, sin):
+        """The MTP chain (V3 Eq. 21-25): h^0 = x_last, the main residual stream after the last layer (before the
+        final norm); module k reads h^{k-1} and Emb(t_{i+k}) and is scored against t_{i+k+1}. Fills result's
+        mtp_logits, mtp_losses, mtp_loss and appends the MTP blocks' routings. Gradients flow back into the main
+        model through h^0 and the shared embed / norm / head."""
+        h = x_last                                                             # (B, T, C) h^0
+        for k, module in enumerate(self.mtp, start=1):
+            emb_tok, mtp_target = mtp_shift(tokens, targets, k)                # (B, T) each
+            h, routing = module(h, self.embed[emb_tok], cos, sin)             # (B, T, C) h^k
+            result.routings += [routing] if routing is not None else []
+            logits_k = self.output_head(h)                                     # (B, T, V)
+            result.mtp_logits.append(logits_k)
+            result.mtp_losses.append(masked_cross_entropy(logits_k, mtp_target))   # V3 Eq. 24
+        result.mtp_loss = (self.cfg.mtp_lambda / self.cfg.mtp_depth) * sum(result.mtp_losses)   # V3 Eq. 25
+
+    @torch.no_grad()
+    def update_moe_bias(self, routings):
+        """The after-step auxiliary-loss-free bias update (V3 section 2.1.2; DESIGN 4.3), when balance has "bias":
+        for every MoE layer, load_i = (token, slot) pairs routed to expert i in the WHOLE batch of the forward that
+        gave `routings` (ForwardResult.routings); b_i += gamma * sign(mean(load) - load_i). No-op otherwise."""
+        if "bias" not in self.cfg.balance_terms():
+            return
+        for r in routings:
+            update_bias(r.gate.bias, expert_load(r.topk_idx, self.cfg.n_routed_experts), self.cfg.bias_update_speed)
+
+    def layer_names(self):
+        """tinyds's parameter names of one layer (attention, FFN) for a dense and an MoE FFN, relative to it."""
         if self.cfg.attention == "mla":
             attn = ["attn.wq_a", "attn.q_norm", "attn.wq_b", "attn.wkv_a", "attn.kv_norm", "attn.wkv_b", "attn.wo"]
         else:
             attn = ["attn.wq", "attn.wk", "attn.wv", "attn.wo"]
-        per_layer = ["attn_norm"] + attn + ["ffn_norm", "ffn.w1", "ffn.w3", "ffn.w2"]
-        names = (["embed"] + [f"layers.{l}.{n}" for l in range(self.cfg.n_layer) for n in per_layer]
-                 + ["norm", "head"])
-        params = dict(self.named_parameters())
+        dense = ["ffn.w1", "ffn.w3", "ffn.w2"]
+        moe = ["ffn.gate", "ffn.experts.w1", "ffn.experts.w3", "ffn.experts.w2"]
+        if self.cfg.n_shared_experts > 0:
+            moe += ["ffn.shared_experts.w1", "ffn.shared_experts.w3", "ffn.shared_experts.w2"]
+        return ["attn_norm"] + attn + ["ffn_norm"], dense, moe
+
+    def blocks(self):
+        """[(tinyds name prefix, Block)] in tinyds's order: main layers, then the MTP modules' blocks."""
+        return ([(f"layers.{l}.", layer) for l, layer in enumerate(self.layers)]
+                + [(f"mtp.{k}.block.", m.block) for k, m in enumerate(self.mtp)])
+
+    def tinyds_parameters(self):
+        """[(name, parameter)] in tinyds's layout order (tinyds/model/params.h and the MoE/MTP spec): embed, the
+        layers, norm, head, then per MTP module hnorm, enorm, proj and its block. named_parameters() yields the same
+        set in another order, and names the router weight "ffn.gate.weight" where tinyds says "ffn.gate"."""
+        common, dense, moe = self.layer_names()
+        names = ["embed"]
+        for l, layer in enumerate(self.layers):
+            names += [f"layers.{l}.{n}" for n in common + (moe if layer.is_moe else dense)]
+        names += ["norm", "head"]
+        for k, module in enumerate(self.mtp):
+            names += [f"mtp.{k}.hnorm", f"mtp.{k}.enorm", f"mtp.{k}.proj"]
+            names += [f"mtp.{k}.block.{n}" for n in common + (moe if module.block.is_moe else dense)]
+        params = {tinyds_name(n): p for n, p in self.named_parameters()}
         assert sorted(names) == sorted(params), "tinyds_parameters() is out of date with the modules"
         return [(name, params[name]) for name in names]
 
+    def tinyds_buffers(self):
+        """[(name, bias buffer (E))] of every MoE layer in tinyds's order (main layers, then MTP blocks), e.g.
+        "layers.1.ffn.gate.bias", "mtp.0.block.ffn.gate.bias". Empty for a dense model."""
+        return [(prefix + "ffn.gate.bias", block.ffn.gate.bias) for prefix, block in self.blocks() if block.is_moe]
+
     def load_tensors(self, tensors, where):
-        """Copies parameters from {name: np.ndarray}; every parameter must be present with its exact shape.
-        Names the twin does not know (e.g. "adam_m.<name>") are ignored."""
+        """Copies parameters and MoE bias buffers from {name: np.ndarray}; every one must be present with its exact
+        shape. Names the twin does not know (e.g. "adam_m.<name>") are ignored."""
         with torch.no_grad():
-            for name, p in self.tinyds_parameters():
+            for name, p in self.tinyds_parameters() + self.tinyds_buffers():
                 if name not in tensors:
-                    raise KeyError(f"{where}: parameter '{name}' is missing")
+                    kind = "buffer" if name.endswith(".gate.bias") else "parameter"
+                    raise KeyError(f"{where}: {kind} '{name}' is missing")
                 value = tensors[name]
                 if tuple(value.shape) != tuple(p.shape):
                     raise ValueError(f"{where}: parameter '{name}' has shape {list(value.shape)}, "
                                      f"the model expects {list(p.shape)}")
-                p.copy_(torch.from_numpy(value).to(torch.float32))
+                p.copy_(torch.from_numpy(value).to(p.dtype))
+
+
+def tinyds_name(torch_name):
+    """tinyds's name of a parameter: the same as PyTorch's, except the router weight (Gate is a module here, as in
+    V3's code): "<prefix>ffn.gate.weight" -> "<prefix>ffn.gate"."""
+    suffix = "ffn.gate.weight"
+    return torch_name[:-len(".weight")] if torch_name.endswith(suffix) else torch_name
 
 
 def masked_cross_entropy(logits, targets):
