@@ -2,16 +2,16 @@
 # tests/reference/make_golden.sh — write the PyTorch golden state that tinyds's "golden" tests compare against.
 #
 #   TINYDS_EXE=build/tinyds tests/reference/make_golden.sh DIR
-#       1. $TINYDS_EXE init --preset nano --seed 7 --out DIR/nano_init.safetensors     (tinyds's own init)
+#       1. $TINYDS_EXE init --preset nano-dense --seed 7 --out DIR/nano_init.safetensors     (tinyds's own init)
 #       2. /usr/bin/python3 check_reference.py     (self-tests of the twin and of the safetensors reader)
 #       3. /usr/bin/python3 golden.py --ckpt DIR/nano_init.safetensors --out DIR/nano_golden.safetensors
 #       4. MLA, only if `$TINYDS_EXE init --help` mentions --kv-lora-rank (otherwise a note is printed and the MLA
 #          files are absent):
-#          $TINYDS_EXE init --preset nano --attention mla --q-lora-rank 8 --kv-lora-rank 12 --rope-dim 4
+#          $TINYDS_EXE init --preset nano-dense --attention mla --q-lora-rank 8 --kv-lora-rank 12 --rope-dim 4
 #            --n-kv-head 4 --seed 7 --out DIR/nano_mla_init.safetensors,
 #          then golden.py -> DIR/nano_mla_golden.safetensors
 #       5. MoE + MTP ("nano_ds"), only if `$TINYDS_EXE init --help` mentions --n-routed-experts (otherwise a note):
-#          $TINYDS_EXE init --preset nano <the MLA flags> --n-routed-experts 4 --n-activated-experts 2
+#          $TINYDS_EXE init --preset nano-dense <the MLA flags> --n-routed-experts 4 --n-activated-experts 2
 #            --n-shared-experts 1 --moe-inter-dim 16 --n-dense-layers 1 --mtp-depth 1 --balance bias+seqaux
 #            --seq-aux-alpha 0.01 --bias-update-speed 0.01 --seed 7 --out DIR/nano_ds_init.safetensors,
 #          then golden.py -> DIR/nano_ds_golden.safetensors
@@ -61,8 +61,8 @@ if [ "$random_init" = 1 ]; then
 else
   [ -n "${TINYDS_EXE:-}" ] || die "TINYDS_EXE is not set: point it at the tinyds binary (or pass --random-init)"
   [ -x "$TINYDS_EXE" ] || die "TINYDS_EXE='$TINYDS_EXE' is not an executable file (build it: make)"
-  "$TINYDS_EXE" init --preset nano --seed 7 --out "$init" \
-    || die "'$TINYDS_EXE init --preset nano --seed 7 --out $init' failed"
+  "$TINYDS_EXE" init --preset nano-dense --seed 7 --out "$init" \
+    || die "'$TINYDS_EXE init --preset nano-dense --seed 7 --out $init' failed"
   [ -f "$init" ] || die "tinyds init exited 0 but wrote no $init"
 fi
 
@@ -95,8 +95,8 @@ extra_golden() {
       return 0
     fi
     # shellcheck disable=SC2086
-    "$TINYDS_EXE" init --preset nano $tinyds_flags --seed 7 --out "$ckpt" \
-      || die "'$TINYDS_EXE init --preset nano $tinyds_flags --seed 7 --out $ckpt' failed"
+    "$TINYDS_EXE" init --preset nano-dense $tinyds_flags --seed 7 --out "$ckpt" \
+      || die "'$TINYDS_EXE init --preset nano-dense $tinyds_flags --seed 7 --out $ckpt' failed"
     [ -f "$ckpt" ] || die "tinyds init exited 0 but wrote no $ckpt"
   fi
   "$py" "$here/golden.py" --ckpt "$ckpt" --out "$out" || die "golden.py failed on $ckpt"
