@@ -29,11 +29,16 @@ int cmd_demo(int argc, char** argv) {
   co.finish(cfg);
   opt.mask_prompt = true;
 
-  std::printf("tinyds demo: a %.2fM-parameter dense transformer (%d layers, C %d, %s attention) learns arithmetic word\n"
-              "problems from scratch on the CPU. Progress lines show loss, tokens/s and ETA; held-out exact match is\n"
-              "measured every %d steps by greedy decoding.\n\n",
-              cfg.num_params() / 1e6, cfg.model.n_layer, cfg.model.d_model, attention_kind_name(cfg.model.attention),
-              cfg.train.eval_every);
+  const ModelConfig& m = cfg.model;
+  std::string arch = std::string(attention_kind_name(m.attention)) + " attention";
+  if (m.n_routed_experts > 0)
+    arch += ", MoE " + std::to_string(m.n_routed_experts) + " routed experts top-" + std::to_string(m.n_activated_experts) +
+            " + " + std::to_string(m.n_shared_experts) + " shared (balance " + m.balance + ")";
+  if (m.mtp_depth > 0) arch += ", MTP depth " + std::to_string(m.mtp_depth);
+  std::printf("tinyds demo: a %.2fM-parameter DeepSeek-style transformer (%d layers, C %d, %s) learns arithmetic\n"
+              "word problems from scratch on the CPU. Progress lines show loss, tokens/s and ETA; held-out exact match\n"
+              "is measured every %d steps by greedy decoding.\n\n",
+              cfg.num_params() / 1e6, m.n_layer, m.d_model, arch.c_str(), cfg.train.eval_every);
   TrainResult r = run_training(cfg, opt);
 
   int threads = 1;
@@ -47,6 +52,11 @@ int cmd_demo(int argc, char** argv) {
   for (const LevelAccuracy& l : r.final_eval)
     std::printf("  held-out level %d exact match: %.1f%% of %d problems (mean completion %.1f tokens)\n", l.level,
                 100 * l.accuracy, l.n, l.mean_len);
+  if (!r.final_maxvio.empty()) {
+    std::printf("  MoE balance      final MaxVio per MoE layer:");
+    for (double v : r.final_maxvio) std::printf(" %.3f", v);
+    std::printf("  (max load / mean load - 1; 0 = perfectly even)\n");
+  }
   std::printf("  accuracy during training:");
   for (auto& [step, acc] : r.evals) std::printf("  step %d: %.1f%%", step, 100 * acc);
   std::printf("\n  metrics          %s/metrics.jsonl\n  checkpoint       %s\n", opt.out_dir.c_str(), r.final_ckpt.c_str());
