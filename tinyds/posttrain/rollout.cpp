@@ -1,0 +1,153 @@
+// tinyds/posttrain/rollout.cpp — see rollout.h.
+//
+// Shapes: B sequences (a chunk of Bc <= opt.batch of them per Decoder), T columns per row, V vocab.
+#include "tinyds/posttrain/rollout.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "tinyds/core/error.h"
+
+namespace tinyds {
+
+double token_logprob(const float* logits, int V, int token, float tau) {
+  // Max subtraction: every exponent is <= 0, so the sum cannot overflow, and it is >= 1 (the max's own term).
+  const double mx = *std::max_element(logits, logits + V);
+  double sum = 0;
+  for (int v = 0; v < V; v++) sum += std::exp((logits[v] - mx) / tau);
+  return (logits[token] - mx) / tau - std::log(sum);
+}
+
+Rng rollout_rng(uint64_t seed, int sequence, int position) {
+  Rng rng(seed, static_cast<uint64_t>(sequence));
+  rng.set_counter(static_cast<uint64_t>(position));  // sample_token's one draw is at(position)
+  return rng;
+}
+
+namespace {
+
+void check_inputs(const Transformer<float>& model, const std::vector<std::vector<int>>& prompts,
+                  const RolloutOptions& opt) {
+  const int V = model.config().vocab_size;
+  if (prompts.empty()) throw_error("rollout: no prompts");
+  if (opt.n_tokens < 1 || opt.n_tokens > V)
+    throw_error("rollout: n_tokens ", opt.n_tokens, " must be in [1, vocab_size = ", V, "]");
+  if (opt.batch < 1) throw_error("rollout: batch ", opt.batch, " must be at least 1");
+  if (opt.sampling.max_new_tokens < 0)
+    throw_error("rollout: max_new_tokens ", opt.sampling.max_new_tokens, " must be >= 0");
+  for (std::size_t i = 0; i < prompts.size(); i++) {
+    if (prompts[i].empty()) throw_error("rollout: prompt ", i, " is empty (it needs at least <bos>)");
+    for (std::size_t t = 0; t < prompts[i].size(); t++)
+      if (prompts[i][t] < 0 || prompts[i][t] >= V)
+        throw_error("rollout: prompt ", i, " token ", t, " is ", prompts[i][t], ", outside [0, vocab_size = ", V, ")");
+  }
+  // sample_token validates temperature / top_k / top_p itself, but only once it is first called: check now,
+  // so that bad parameters fail even when no sequence reaches a sampling step.
+  std::vector<float> one(1, 0.0f);
+  Rng probe(0);
+  sample_token(one.data(), 1, opt.sampling, probe);
+}
+
+// Decodes sequences [first, first + Bc) of r (their prompts already in r.tokens) until each is done.
+void rollout_chunk(Rollout& r, const Transformer<float>& model, int first, int Bc, const RolloutOptions& opt) {
+  const ModelConfig& m = model.config();
+  const SamplingParams& sp = opt.sampling;
+  const int V = m.vocab_size, T = r.T;
+  const float tau = r.logprob_temperature;
+  std::vector<int> len(Bc);        // current length of each sequence (prompt + sampled so far)
+  std::vector<char> done(Bc, 0);
+  for (int i = 0; i < Bc; i++) {
+    const int b = first + i;
+    len[i] = r.prompt_len[b];
+    // A prompt that fills the context, or no new tokens allowed: nothing to sample (generate() agrees).
+    if (len[i] >= m.max_seq_len || sp.max_new_tokens == 0) done[i] = 1;
+  }
+  Decoder dec(model, Bc, std::min(T, m.max_seq_len), opt.mla_path, opt.role);
+  std::vector<int> in(Bc);         // (Bc) this step's input tokens, all at position p
+  for (int p = 0;; p++) {
+    bool any = false;
+    for (int i = 0; i < Bc; i++) {
+      // Sequence i needs this step while it has a token at position p whose successor is still unknown.
+      const bool needs = !done[i] && p < len[i];
+      in[i] = needs ? r.tokens[static_cast<std::size_t>(first + i) * T + p] : opt.pad;
+      any = any || needs;
+    }
+    if (!any) break;
+    const float* logits = dec.step(in.data());  // (Bc, V): row i predicts position p+1 of sequence i
+    // Serial on purpose: one sort of V ids per sequence is small next to the Decoder step, and a plain loop
+    // cannot make the result depend on the thread count (the randomness is keyed anyway, see rollout.h).
+    for (int i = 0; i < Bc; i++) {
+      if (done[i] || p + 1 < len[i]) continue;  // finished, or still reading its prompt (input forced above)
+      const int b = first + i;
+      const float* row = logits + static_cast<std::size_t>(i) * V;
+      Rng rng = rollout_rng(sp.seed, b, p + 1);  // the draw for (seed, sequence b, position p+1)
+      const int next = sample_token(row, opt.n_tokens, sp, rng);  // ids >= n_tokens are vocab padding
+      const std::size_t at = static_cast<std::size_t>(b) * T + (p + 1);
+      r.tokens[at] = next;
+      r.mask[at] = 1.0f;
+      r.logprobs[at] = static_cast<float>(token_logprob(row, V, next, tau));
+      len[i]++;
+      r.completion_len[b]++;
+      if (next == opt.eos) { done[i] = 1; r.ended_with_eos[b] = 1; }
+      if (r.completion_len[b] >= sp.max_new_tokens || len[i] >= m.max_seq_len) done[i] = 1;
+    }
+  }
+}
+
+}  // namespace
+
+Rollout rollout(const Transformer<float>& model, const std::vector<std::vector<int>>& prompts,
+                const RolloutOptions& opt) {
+  check_inputs(model, prompts, opt);
+  const ModelConfig& m = model.config();
+  Rollout r;
+  r.B = static_cast<int>(prompts.size());
+  int max_prompt = 0;
+  for (const auto& p : prompts) max_prompt = std::max(max_prompt, static_cast<int>(p.size()));
+  // Room for the longest prompt plus max_new_tokens, but no sequence grows past max_seq_len.
+  r.T = std::max(max_prompt, std::min(m.max_seq_len, max_prompt + opt.sampling.max_new_tokens));
+  r.logprob_temperature = opt.sampling.temperature > 0 ? opt.sampling.temperature : 1.0f;
+  const std::size_t BT = static_cast<std::size_t>(r.B) * r.T;
+  r.tokens.reset(BT, opt.role, Category::rollout);
+  r.mask.reset(BT, opt.role, Category::rollout);      // zero-filled by the ledger
+  r.logprobs.reset(BT, opt.role, Category::rollout);
+  std::fill(r.tokens.data(), r.tokens.data() + BT, opt.pad);
+  r.prompt_len.resize(r.B);
+  r.completion_len.assign(r.B, 0);
+  r.ended_with_eos.assign(r.B, 0);
+  for (int b = 0; b < r.B; b++) {
+    r.prompt_len[b] = static_cast<int>(prompts[b].size());
+    std::copy(prompts[b].begin(), prompts[b].end(), r.tokens.data() + static_cast<std::size_t>(b) * r.T);
+  }
+  for (int first = 0; first < r.B; first += opt.batch)
+    rollout_chunk(r, model, first, std::min(opt.batch, r.B - first), opt);
+  return r;
+}
+
+PolicyBatch pack_for_forward(const Rollout& r, int pad, Role role) {
+  PolicyBatch pb;
+  pb.B = r.B;
+  int max_len = 0;
+  for (int b = 0; b < r.B; b++) max_len = std::max(max_len, r.length(b));
+  pb.T = std::max(1, max_len - 1);
+  const std::size_t BT = static_cast<std::size_t>(pb.B) * pb.T;
+  pb.inputs.reset(BT, role, Category::rollout);
+  pb.targets.reset(BT, role, Category::rollout);
+  pb.mask.reset(BT, role, Category::rollout);
+  pb.old_logprobs.reset(BT, role, Category::rollout);
+  for (int b = 0; b < r.B; b++) {
+    const int n = r.length(b);
+    const int* seq = r.row(b);
+    for (int t = 0; t < pb.T; t++) {
+      const std::size_t o = static_cast<std::size_t>(b) * pb.T + t;
+      pb.inputs[o] = t < n - 1 ? seq[t] : pad;              // inputs = seq[:-1]
+      pb.targets[o] = t + 1 < n ? seq[t + 1] : -1;          // targets = seq[1:]; -1 is masked in the forward
+      // Column t's logits predict position t+1: that token's mask and lp_old (t+1 < n whenever mask is 1).
+      pb.mask[o] = t + 1 < r.T ? r.mask_row(b)[t + 1] : 0.0f;
+      pb.old_logprobs[o] = t + 1 < r.T ? r.logprob_row(b)[t + 1] : 0.0f;
+    }
+  }
+  return pb;
+}
+
+}  // namespace tinyds
