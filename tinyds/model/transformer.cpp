@@ -401,9 +401,24 @@ void Transformer<real>::backward_trunk(const real* dxL_extra) {
   const real* xL = m.n_layer ? acts_.layers[m.n_layer - 1].out : acts_.x0;
   rmsnorm_backward(d.dres, g.norm, d.dnorm_in, xL, p.norm, acts_.final_rstd, N, C);
   if (dxL_extra) add_inplace(d.dres, dxL_extra, static_cast<long>(N) * C);  // x_L also fed the MTP modules
-  for (int l = m.n_layer - 1; l >= 0; l--) layer_backward(l, l ? acts_.layers[l - 1].out : acts_.x0);
+  backward_layers();
+}
+
+template <typename real>
+void Transformer<real>::backward_from_hidden(const real* dxL) {
+  if (B_ == 0) throw_error("backward_from_hidden: no forward() yet");
+  ensure_backward_scratch();
+  const long NC = static_cast<long>(B_) * T_ * cfg_.d_model;
+  std::copy(dxL, dxL + NC, bwd_.dres);
+  backward_layers();
+}
+
+template <typename real>
+void Transformer<real>::backward_layers() {
+  const int N = B_ * T_, C = cfg_.d_model;
+  for (int l = cfg_.n_layer - 1; l >= 0; l--) layer_backward(l, l ? acts_.layers[l - 1].out : acts_.x0);
   // forward: x0 = embed[tokens]
-  embedding_backward(g.embed, d.dres, tokens_.data(), N, C);
+  embedding_backward(grad_view().embed, bwd_.dres, tokens_.data(), N, C);
 }
 
 template class Transformer<float>;

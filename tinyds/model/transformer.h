@@ -134,6 +134,10 @@ class Transformer {
   // ACCUMULATED. For losses computed outside the model (post-training). dlogits (B, T, V) of the last forward
   // (which may have had no targets); the MTP modules are not involved.
   void backward_from_logits(const real* dlogits);
+  // The same from a gradient w.r.t. the final hidden state x_L (B, T, C) (before the final norm): for heads that
+  // read x_L instead of the logits (the critic's value head, the reward model's score head). The output head and
+  // final norm get no gradient.
+  void backward_from_hidden(const real* dxL);
   void zero_grad();
 
   double main_loss() const { return main_loss_; }        // parts of the last forward's objective
@@ -170,7 +174,8 @@ class Transformer {
   void ensure_backward_scratch();
   void layer_forward(int l, const real* x);
   void layer_backward(int l, const real* x);
-  void backward_trunk(const real* dxL_extra);   // from bwd_.dnorm_in = d(final_in) down to the embedding
+  void backward_trunk(const real* dxL_extra);   // from bwd_.dlogits down to the embedding
+  void backward_layers();                       // from bwd_.dres = d(x_L) down to the embedding
   void mtp_forward(const int* tokens, const int* targets);  // model/mtp.cpp
   void mtp_backward();                                      // leaves d(x_L) from the MTP modules in bwd_.dcarry
   MlaDims<real> mla_dims() const;
