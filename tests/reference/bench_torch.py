@@ -27,7 +27,12 @@ import time
 
 MODEL_FLAGS = {"vocab_size": int, "max_seq_len": int, "n_layer": int, "d_model": int, "attention": str,
                "n_head": int, "n_kv_head": int, "head_dim": int, "q_lora_rank": int, "kv_lora_rank": int,
-               "rope_dim": int, "ffn_hidden": int, "rope_theta": float, "norm_eps": float}
+               "rope_dim": int, "ffn_hidden": int, "rope_theta": float, "norm_eps": float,
+               # MoE and MTP (DESIGN 4.2-4.4)
+               "n_routed_experts": int, "n_activated_experts": int, "n_shared_experts": int, "moe_inter_dim": int,
+               "n_dense_layers": int, "score_func": str, "route_scale": float, "n_expert_groups": int,
+               "n_limited_groups": int, "balance": str, "bias_update_speed": float, "seq_aux_alpha": float,
+               "aux_alpha": float, "mtp_depth": int, "mtp_lambda": float}
 
 
 def parse_args(argv):
@@ -139,8 +144,8 @@ def main(argv=None):
     gemm = gemm_gflops(torch)
 
     model = TinyDS(cfg)
-    decay = [p for p in model.parameters() if p.dim() == 2]
-    no_decay = [p for p in model.parameters() if p.dim() != 2]
+    decay = [p for p in model.parameters() if p.dim() >= 2]     # matrices and the stacked (E, ., .) experts
+    no_decay = [p for p in model.parameters() if p.dim() < 2]   # norm gains
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=3e-3, betas=(0.9, 0.95), eps=1e-8)
     tokens = torch.randint(0, cfg.vocab_size, (B, T))                 # (B, T)
@@ -150,16 +155,19 @@ def main(argv=None):
     for step in range(args.warmup + args.steps):
         start = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        _, loss = model(tokens, targets)
-        loss.backward()
+        result = model.forward_parts(tokens, targets)   # the whole objective: main + MTP + balance losses
+        result.total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        model.update_moe_bias(result.routings)        # the aux-loss-free bias update, as tinyds's trainer does
         if step >= args.warmup:
             times.append(time.perf_counter() - start)
     median = statistics.median(times)
 
     n_params = sum(p.numel() for p in model.parameters())
     matmul_params = n_params - model.embed.numel() - sum(p.numel() for p in no_decay)  # lookups and gains: no GEMM
+    # Dense models only: tinyds's bench counts FLOPs on ACTIVE parameters (train/bench.h) and reports both
+    # throughputs with that one count; this figure is the twin's own estimate for a dense model.
     flops_per_token = 6 * matmul_params + 6 * cfg.n_layer * T * cfg.n_head * cfg.head_dim
     result = {"tokens_per_s": B * T / median, "median_step_s": median, "threads": args.threads,
               "torch": torch.__version__, "blas": blas, "openblas": is_openblas, "gemm512_gflops": gemm,

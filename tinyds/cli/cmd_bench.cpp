@@ -97,6 +97,25 @@ double bench_machine(const MachineInfo& mi, json& out) {
 }
 
 // Part 2. Returns tinyds's tokens/s; *median_step_s gets the median step time.
+// Where forward + backward spend their time inside real training steps, by phase (attention / MLA, dense FFN /
+// MoE, head + loss), measured with timers in the model itself: the profile that holds for every architecture.
+void print_phase_profile(const StepTimes& st, json& out) {
+  const double fb = median_of(st.forward_s) + median_of(st.backward_s);
+  std::printf("  inside forward + backward (%.1f ms, timers in the model, mean of the timed steps):\n", 1e3 * fb);
+  double sum = 0;
+  json rows = json::array();
+  std::vector<std::pair<std::string, double>> sorted = st.phase_s;
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  for (const auto& [name, sec] : sorted) {
+    std::printf("    %-18s %8.1f ms  %5.1f%%\n", name.c_str(), 1e3 * sec, 100 * sec / fb);
+    rows.push_back({{"phase", name}, {"ms_per_step", 1e3 * sec}, {"percent_of_fwd_bwd", 100 * sec / fb}});
+    sum += sec;
+  }
+  std::printf("    %-18s %8.1f ms  %5.1f%%  (embedding, MTP norms/projection/head/loss, gradient views)\n", "other",
+              1e3 * (fb - sum), 100 * (fb - sum) / fb);
+  out["tinyds"]["phases"] = rows;
+}
+
 double bench_training(const Config& cfg, int warmup, int steps, double peak, double* median_step_s, json& out) {
   const ModelConfig& m = cfg.model;
   const int B = cfg.train.batch_size, T = cfg.train.seq_len;
@@ -117,20 +136,20 @@ double bench_training(const Config& cfg, int warmup, int steps, double peak, dou
               1e3 * median_of(st.forward_s), 1e3 * median_of(st.backward_s), 1e3 * median_of(st.clip_s),
               1e3 * median_of(st.adamw_s));
   std::printf("  throughput       %.0f tokens/s (B*T / median step)\n", tps);
-  std::printf("  FLOPs/token      6 * N_matmul + 3*2*2 * n_layer * T * H * D / 2\n");
-  std::printf("                   = 6 * %lld + 3*2*2 * %d * %d * %d * %d / 2 = %.2f + %.2f = %.2f MFLOP\n",
-              (long long)f.matmul_params, m.n_layer, T, m.n_head, m.head_dim, f.matmul_flops / 1e6,
+  std::printf("  FLOPs/token      6 * N_active + attention = %.2f + %.2f = %.2f MFLOP\n", f.matmul_flops / 1e6,
               f.attention_flops / 1e6, f.per_token() / 1e6);
-  std::printf("                   (N_matmul: every 2-D parameter but the embed lookup;\n"
-              "                    attention: fwd+bwd, QK^T and PV, multiply-add, causal half)\n");
+  std::printf("                   (N_active = %lld: every matrix but the embed lookup, K/E of the routed experts,\n"
+              "                    the head once more per MTP module; attention: fwd+bwd, QK^T and PV, causal half,\n"
+              "                    over %d blocks)\n", (long long)f.matmul_params, m.n_layer + m.mtp_depth);
   std::printf("  achieved         %.1f GFLOP/s = %.1f%% of the GEMM peak (%.1f)\n", gflops, 100 * gflops / peak, peak);
+  print_phase_profile(st, out);
   out["tinyds"] = {{"tokens_per_s", tps}, {"median_step_s", med}, {"step_s", st.step_s},
                    {"median_forward_s", median_of(st.forward_s)}, {"median_backward_s", median_of(st.backward_s)},
                    {"median_clip_s", median_of(st.clip_s)}, {"median_adamw_s", median_of(st.adamw_s)},
                    {"params", st.num_params}, {"matmul_params", f.matmul_params},
                    {"flops_per_token", f.per_token()}, {"matmul_flops_per_token", f.matmul_flops},
                    {"attention_flops_per_token", f.attention_flops},
-                   {"flops_formula", "6 * N_matmul + 3*2*2 * n_layer * T * H * D / 2"},
+                   {"flops_formula", "6 * N_active + 3*2 * (n_layer + mtp_depth) * T/2 * H * (dqk + dv)"},
                    {"achieved_gflops", gflops}, {"fraction_of_gemm_peak", gflops / peak},
                    {"warmup", warmup}, {"steps", steps}, {"last_loss", st.last_loss}};
   return tps;
@@ -175,6 +194,7 @@ void bench_profile(const Config& cfg, double median_step_s, json& out) {
 
 // Part 4. Returns the torch tokens/s, or 0 when there is no result.
 double bench_torch(const Config& cfg, int threads, int warmup, int steps, json& out) {
+  const double flops_per_token = training_flops_per_token(cfg.model, cfg.train.seq_len).per_token();
   const std::string script = std::string(TINYDS_SOURCE_DIR) + "/tests/reference/bench_torch.py";
   std::printf("\nrunning the PyTorch reference (after tinyds, never alongside)...\n");
   std::printf("  %s\n", torch_bench_command("/usr/bin/python3", script, cfg, threads, warmup, steps).c_str());
@@ -193,8 +213,8 @@ double bench_torch(const Config& cfg, int threads, int warmup, int steps, json& 
   std::printf("  BLAS             %s\n", j.value("blas", std::string("?")).c_str());
   std::printf("  step time        %.1f ms median (%d steps)\n", 1e3 * j.value("median_step_s", 0.0),
               j.value("steps", 0));
-  std::printf("  throughput       %.0f tokens/s (%.1f GFLOP/s by the same FLOP count)\n", tps,
-              j.value("train_gflops_per_s", 0.0));
+  std::printf("  throughput       %.0f tokens/s (%.1f GFLOP/s by tinyds's FLOP count above)\n", tps,
+              tps * flops_per_token / 1e9);
   std::printf("  torch GEMM 512   %.1f GFLOP/s\n", j.value("gemm512_gflops", 0.0));
   std::printf("  its environment  OMP_WAIT_POLICY=%s OPENBLAS_THREAD_TIMEOUT=%s, load average %.2f at its end\n",
               j.value("omp_wait_policy", std::string("?")).c_str(),
@@ -219,7 +239,7 @@ int cmd_bench(int argc, char** argv) {
   std::string preset = "base", json_path;
   int steps = 10, warmup = 3;
   bool no_torch = false;
-  a.add("--preset", preset, "model and batch (B, T) to time: nano, small or base");
+  a.add("--preset", preset, "model and batch (B, T) to time: nano, small, base (DeepSeek-style) or their -dense twins");
   a.add("--steps", steps, "timed training steps (median taken)");
   a.add("--warmup", warmup, "untimed training steps first");
   a.add_flag("--no-torch", no_torch, "skip the PyTorch reference");
@@ -238,12 +258,22 @@ int cmd_bench(int argc, char** argv) {
   std::printf("tinyds bench: preset %s (C %d, %d layers, %s H %d Hkv %d D %d, F %d, V %d), B %d, T %d\n",
               cfg.name.c_str(), m.d_model, m.n_layer, attention_kind_name(m.attention), m.n_head, m.n_kv_head,
               m.head_dim, m.ffn_hidden, m.vocab_size, cfg.train.batch_size, cfg.train.seq_len);
+  if (m.attention == AttentionKind::mla)
+    std::printf("  MLA              Q %d, L %d, R %d\n", m.q_lora_rank, m.kv_lora_rank, m.rope_dim);
+  if (m.n_routed_experts > 0)
+    std::printf("  MoE              %d routed experts top-%d + %d shared, F %d, first %d layer(s) dense, balance %s\n",
+                m.n_routed_experts, m.n_activated_experts, m.n_shared_experts, m.moe_inter_dim, m.n_dense_layers,
+                m.balance.c_str());
+  if (m.mtp_depth > 0) std::printf("  MTP              depth %d, lambda %.2f\n", m.mtp_depth, m.mtp_lambda);
   json out = {{"preset", cfg.name}, {"config", config_to_json(cfg)}, {"notes", json::array()}};
   const MachineInfo mi = machine_info();
   const double peak = bench_machine(mi, out);
   double median_step_s = 0;
   const double tps = bench_training(cfg, warmup, steps, peak, &median_step_s, out);
-  bench_profile(cfg, median_step_s, out);
+  // The isolated-op profile knows the dense block's ops and shapes; the in-model phase profile above covers MLA,
+  // MoE and MTP.
+  if (m.attention != AttentionKind::mla && m.n_routed_experts == 0 && m.mtp_depth == 0)
+    bench_profile(cfg, median_step_s, out);
   if (no_torch) {
     std::printf("\nPyTorch reference: skipped (--no-torch)\n");
     out["torch"] = {{"skipped", "--no-torch"}};

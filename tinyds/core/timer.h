@@ -1,6 +1,8 @@
 // tinyds/core/timer.h — wall-clock timing for progress lines and benchmarks.
 #pragma once
 #include <chrono>
+#include <string>
+#include <vector>
 
 namespace tinyds {
 
@@ -13,6 +15,30 @@ class Timer {
  private:
   using clock = std::chrono::steady_clock;
   clock::time_point t0_;
+};
+
+// Seconds spent per named phase (e.g. "moe fwd"), accumulated over calls: the bench's profile of a real step.
+struct PhaseTimes {
+  std::vector<std::pair<std::string, double>> seconds;  // in first-seen order
+  void add(const char* name, double s) {
+    for (auto& [n, t] : seconds)
+      if (n == name) { t += s; return; }
+    seconds.emplace_back(name, s);
+  }
+};
+
+// Adds the time from construction to destruction to `into` under `name`; does nothing when `into` is nullptr.
+class ScopedPhase {
+ public:
+  ScopedPhase(PhaseTimes* into, const char* name) : into_(into), name_(name) {}
+  ~ScopedPhase() { if (into_) into_->add(name_, timer_.seconds()); }
+  ScopedPhase(const ScopedPhase&) = delete;
+  ScopedPhase& operator=(const ScopedPhase&) = delete;
+
+ private:
+  PhaseTimes* into_;
+  const char* name_;
+  Timer timer_;
 };
 
 }  // namespace tinyds

@@ -241,21 +241,25 @@ void Transformer<real>::layer_forward(int l, const real* x) {
   LayerActivations<real>& a = acts_.layers[l];
   const real theta = m.rope_theta, scale = real(1) / std::sqrt(real(D));
 
-  rmsnorm_forward(a.attn_in, a.attn_rstd, x, p.attn_norm, N, C, real(m.norm_eps));
-  if (m.attention == AttentionKind::mla) {
-    // Multi-head Latent Attention (model/mla.h): latent queries and keys/values, decoupled RoPE.
-    mla_forward(acts_.scratch, a.mla, acts_.mla_fwd, a.attn_in, p.mla, mla_dims());
-  } else {
-    matmul_forward(a.q, a.attn_in, p.wq, (const real*)nullptr, N, C, H * D);
-    matmul_forward(a.k, a.attn_in, p.wk, (const real*)nullptr, N, C, Hkv * D);
-    matmul_forward(a.v, a.attn_in, p.wv, (const real*)nullptr, N, C, Hkv * D);
-    rope_forward(a.q, a.q, B, T, H, D, 0, theta);  // rotate queries and keys in place
-    rope_forward(a.k, a.k, B, T, Hkv, D, 0, theta);
-    attention_forward(a.att_out, a.att, a.q, a.k, a.v, B, T, H, Hkv, D, D, scale);
-    matmul_forward(acts_.scratch, a.att_out, p.wo, (const real*)nullptr, N, H * D, C);
+  {
+    ScopedPhase phase(phases_, m.attention == AttentionKind::mla ? "mla fwd" : "attention fwd");
+    rmsnorm_forward(a.attn_in, a.attn_rstd, x, p.attn_norm, N, C, real(m.norm_eps));
+    if (m.attention == AttentionKind::mla) {
+      // Multi-head Latent Attention (model/mla.h): latent queries and keys/values, decoupled RoPE.
+      mla_forward(acts_.scratch, a.mla, acts_.mla_fwd, a.attn_in, p.mla, mla_dims());
+    } else {
+      matmul_forward(a.q, a.attn_in, p.wq, (const real*)nullptr, N, C, H * D);
+      matmul_forward(a.k, a.attn_in, p.wk, (const real*)nullptr, N, C, Hkv * D);
+      matmul_forward(a.v, a.attn_in, p.wv, (const real*)nullptr, N, C, Hkv * D);
+      rope_forward(a.q, a.q, B, T, H, D, 0, theta);  // rotate queries and keys in place
+      rope_forward(a.k, a.k, B, T, Hkv, D, 0, theta);
+      attention_forward(a.att_out, a.att, a.q, a.k, a.v, B, T, H, Hkv, D, D, scale);
+      matmul_forward(acts_.scratch, a.att_out, p.wo, (const real*)nullptr, N, H * D, C);
+    }
+    residual_forward(a.h, x, acts_.scratch, static_cast<long>(N) * C);
   }
-  residual_forward(a.h, x, acts_.scratch, static_cast<long>(N) * C);
 
+  ScopedPhase phase(phases_, moe_slot_[l] >= 0 ? "moe fwd" : "dense ffn fwd");
   rmsnorm_forward(a.ffn_in, a.ffn_rstd, a.h, p.ffn_norm, N, C, real(m.norm_eps));
   if (moe_slot_[l] >= 0) {
     // Fine-grained MoE with shared experts (model/moe_layer.h); the bias only chooses experts.
@@ -282,23 +286,27 @@ void Transformer<real>::layer_backward(int l, const real* x) {
   const BackwardViews<real>& d = bwd_;
   const real theta = m.rope_theta, scale = real(1) / std::sqrt(real(D));
 
-  if (moe_slot_[l] >= 0) {
-    // forward: out = h + moe_layer(ffn_in)   (the objective holds its balance loss with weight 1)
-    moe_layer_backward(d.dnorm_in, g.moe, d.dres, real(1), a.moe, a.ffn_in, p.moe, moe_dims(true), d.moe_bwd);
-  } else {
-    // forward: out = h + gate @ w2^T    -> d(h) gets dres directly (kept in dres), d(gate) through w2
-    matmul_backward(d.dgate, g.w2, (real*)nullptr, d.dres, a.gate, p.w2, N, F, C);
-    // forward: gate = silu(a1) * a3
-    swiglu_backward(d.da1, d.da3, d.dgate, a.a1, a.a3, static_cast<long>(N) * F);
-    // forward: a1 = ffn_in @ w1^T;  a3 = ffn_in @ w3^T   (ffn_in feeds both: its gradients sum)
-    matmul_backward(d.dnorm_in, g.w1, (real*)nullptr, d.da1, a.ffn_in, p.w1, N, C, F);
-    matmul_backward(d.dtmp, g.w3, (real*)nullptr, d.da3, a.ffn_in, p.w3, N, C, F);
-    add_inplace(d.dnorm_in, d.dtmp, NC);
+  {
+    ScopedPhase phase(phases_, moe_slot_[l] >= 0 ? "moe bwd" : "dense ffn bwd");
+    if (moe_slot_[l] >= 0) {
+      // forward: out = h + moe_layer(ffn_in)   (the objective holds its balance loss with weight 1)
+      moe_layer_backward(d.dnorm_in, g.moe, d.dres, real(1), a.moe, a.ffn_in, p.moe, moe_dims(true), d.moe_bwd);
+    } else {
+      // forward: out = h + gate @ w2^T    -> d(h) gets dres directly (kept in dres), d(gate) through w2
+      matmul_backward(d.dgate, g.w2, (real*)nullptr, d.dres, a.gate, p.w2, N, F, C);
+      // forward: gate = silu(a1) * a3
+      swiglu_backward(d.da1, d.da3, d.dgate, a.a1, a.a3, static_cast<long>(N) * F);
+      // forward: a1 = ffn_in @ w1^T;  a3 = ffn_in @ w3^T   (ffn_in feeds both: its gradients sum)
+      matmul_backward(d.dnorm_in, g.w1, (real*)nullptr, d.da1, a.ffn_in, p.w1, N, C, F);
+      matmul_backward(d.dtmp, g.w3, (real*)nullptr, d.da3, a.ffn_in, p.w3, N, C, F);
+      add_inplace(d.dnorm_in, d.dtmp, NC);
+    }
+    // forward: ffn_in = RMSNorm(h)
+    rmsnorm_backward(d.dtmp, g.ffn_norm, d.dnorm_in, a.h, p.ffn_norm, a.ffn_rstd, N, C);
+    add_inplace(d.dres, d.dtmp, NC);  // dres = d(h): the residual path plus the FFN branch
   }
-  // forward: ffn_in = RMSNorm(h)
-  rmsnorm_backward(d.dtmp, g.ffn_norm, d.dnorm_in, a.h, p.ffn_norm, a.ffn_rstd, N, C);
-  add_inplace(d.dres, d.dtmp, NC);  // dres = d(h): the residual path plus the FFN branch
 
+  ScopedPhase phase(phases_, m.attention == AttentionKind::mla ? "mla bwd" : "attention bwd");
   if (m.attention == AttentionKind::mla) {
     // forward: h = x + MLA(attn_in)
     mla_backward(d.dnorm_in, g.mla, d.mla_bwd, d.dres, a.attn_in, a.mla, p.mla, mla_dims());
@@ -348,16 +356,18 @@ double Transformer<real>::forward(const int* tokens, const int* targets, int B, 
     layer_forward(l, x);
     x = acts_.layers[l].out;
   }
-  rmsnorm_forward(acts_.final_in, acts_.final_rstd, x, p.norm, N, C, real(m.norm_eps));
-  matmul_forward(acts_.logits, acts_.final_in, p.head, (const real*)nullptr, N, C, V);
-
-  num_targets_ = 0;
-  if (!targets) return balance_loss_;
-  cross_entropy_forward(acts_.losses, acts_.lse, acts_.logits, targets, N, V);
-  double sum = 0;
-  for (int i = 0; i < N; i++)
-    if (targets[i] >= 0) { sum += acts_.losses[i]; num_targets_++; }
-  main_loss_ = num_targets_ ? sum / num_targets_ : 0.0;
+  {
+    ScopedPhase phase(phases_, "head + loss fwd");
+    rmsnorm_forward(acts_.final_in, acts_.final_rstd, x, p.norm, N, C, real(m.norm_eps));
+    matmul_forward(acts_.logits, acts_.final_in, p.head, (const real*)nullptr, N, C, V);
+    num_targets_ = 0;
+    if (!targets) return balance_loss_;
+    cross_entropy_forward(acts_.losses, acts_.lse, acts_.logits, targets, N, V);
+    double sum = 0;
+    for (int i = 0; i < N; i++)
+      if (targets[i] >= 0) { sum += acts_.losses[i]; num_targets_++; }
+    main_loss_ = num_targets_ ? sum / num_targets_ : 0.0;
+  }
   if (m.mtp_depth > 0) mtp_forward(tokens, targets);  // sets mtp_loss_, adds the MTP blocks' balance losses
   return main_loss_ + mtp_loss_ + balance_loss_;
 }
@@ -395,11 +405,14 @@ void Transformer<real>::backward_trunk(const real* dxL_extra) {
   const ModelParams<real>& p = pview_;
   const ModelParams<real>& g = grad_view();
   const BackwardViews<real>& d = bwd_;
-  // forward: logits = final_in @ head^T
-  matmul_backward(d.dnorm_in, g.head, (real*)nullptr, d.dlogits, acts_.final_in, p.head, N, C, V);
-  // forward: final_in = RMSNorm(x_L)
-  const real* xL = m.n_layer ? acts_.layers[m.n_layer - 1].out : acts_.x0;
-  rmsnorm_backward(d.dres, g.norm, d.dnorm_in, xL, p.norm, acts_.final_rstd, N, C);
+  {
+    ScopedPhase phase(phases_, "head + loss bwd");
+    // forward: logits = final_in @ head^T
+    matmul_backward(d.dnorm_in, g.head, (real*)nullptr, d.dlogits, acts_.final_in, p.head, N, C, V);
+    // forward: final_in = RMSNorm(x_L)
+    const real* xL = m.n_layer ? acts_.layers[m.n_layer - 1].out : acts_.x0;
+    rmsnorm_backward(d.dres, g.norm, d.dnorm_in, xL, p.norm, acts_.final_rstd, N, C);
+  }
   if (dxL_extra) add_inplace(d.dres, dxL_extra, static_cast<long>(N) * C);  // x_L also fed the MTP modules
   backward_layers();
 }

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "tinyds/core/ledger.h"
+#include "tinyds/core/timer.h"
 #include "tinyds/model/config.h"
 #include "tinyds/model/mla.h"
 #include "tinyds/model/moe_layer.h"
@@ -157,6 +158,9 @@ class Transformer {
   std::vector<double> moe_maxvio() const;            // per MoE layer, of the last forward
   std::vector<std::vector<int>> moe_load() const;    // per MoE layer: (E) routed pairs per expert, last forward
 
+  // Time every forward/backward phase (attention, FFN/MoE, MTP, head) into `into` (nullptr: off, the default).
+  void set_phase_times(PhaseTimes* into) { phases_ = into; }
+
   // ---- Multi-Token Prediction (model/mtp.h) ----
   const real* mtp_logits(int k) const { return acts_.mtp[k].logits; }  // (B, T, V) of module k, last forward
 
@@ -194,6 +198,7 @@ class Transformer {
   std::vector<int> moe_slot_;         // per layer: its MoE index, or -1
   ActivationViews<real> acts_{};
   BackwardViews<real> bwd_{};
+  PhaseTimes* phases_ = nullptr;
   int B_ = 0, T_ = 0, num_targets_ = 0;
   double main_loss_ = 0, mtp_loss_ = 0, balance_loss_ = 0;
   std::vector<int> mtp_num_targets_;                // per module: unmasked MTP targets of the last forward

@@ -121,7 +121,9 @@ StepTimes time_training_steps(const Config& cfg, int warmup, int steps, uint64_t
   StepTimes st;
   st.num_params = static_cast<int64_t>(model.num_params());
   const std::size_t n = model.num_params();
+  PhaseTimes phases;
   for (int s = 0; s < warmup + steps; s++) {
+    if (s == warmup) model.set_phase_times(&phases);  // time the phases of the timed steps only
     Timer step, phase;
     model.zero_grad();
     st.last_loss = model.forward(tokens.data(), targets.data(), B, T);
@@ -146,6 +148,7 @@ StepTimes time_training_steps(const Config& cfg, int warmup, int steps, uint64_t
     }
     if (on_step) on_step(s, warmup + steps);
   }
+  for (const auto& [name, sec] : phases.seconds) st.phase_s.emplace_back(name, sec / steps);
   return st;
 }
 

@@ -59,6 +59,9 @@ struct StepTimes {
   std::vector<double> adamw_s;
   int64_t num_params = 0;
   double last_loss = 0;            // a sanity figure: ~log(V) for a fresh model on random tokens
+  // Inside forward + backward of the timed steps (Transformer::set_phase_times): seconds per step of each phase
+  // ("mla fwd", "moe bwd", "head + loss fwd", ...), averaged over the timed steps.
+  std::vector<std::pair<std::string, double>> phase_s;
 };
 // `warmup` untimed then `steps` timed steps of Transformer<float> on one random batch (tokens uniform in [0, V),
 // targets likewise, all valid), weights from init_weights(seed), AdamW with cfg.train's settings.

@@ -36,8 +36,15 @@ std::string torch_bench_command(const std::string& python, const std::string& sc
      << " --warmup " << warmup << " --steps " << steps << " --vocab-size " << m.vocab_size << " --max-seq-len "
      << m.max_seq_len << " --n-layer " << m.n_layer << " --d-model " << m.d_model << " --attention "
      << attention_kind_name(m.attention) << " --n-head " << m.n_head << " --n-kv-head " << m.n_kv_head
-     << " --head-dim " << m.head_dim << " --ffn-hidden " << m.ffn_hidden << " --rope-theta " << m.rope_theta
-     << " --norm-eps " << m.norm_eps;
+     << " --head-dim " << m.head_dim << " --q-lora-rank " << m.q_lora_rank << " --kv-lora-rank " << m.kv_lora_rank
+     << " --rope-dim " << m.rope_dim << " --ffn-hidden " << m.ffn_hidden << " --rope-theta " << m.rope_theta
+     << " --norm-eps " << m.norm_eps << " --n-routed-experts " << m.n_routed_experts << " --n-activated-experts "
+     << m.n_activated_experts << " --n-shared-experts " << m.n_shared_experts << " --moe-inter-dim " << m.moe_inter_dim
+     << " --n-dense-layers " << m.n_dense_layers << " --score-func " << shell_quote(m.score_func) << " --route-scale "
+     << m.route_scale << " --n-expert-groups " << m.n_expert_groups << " --n-limited-groups " << m.n_limited_groups
+     << " --balance " << shell_quote(m.balance) << " --bias-update-speed " << m.bias_update_speed
+     << " --seq-aux-alpha " << m.seq_aux_alpha << " --aux-alpha " << m.aux_alpha << " --mtp-depth " << m.mtp_depth
+     << " --mtp-lambda " << m.mtp_lambda;
   return os.str();
 }
 

@@ -1,6 +1,6 @@
 // tinyds/train/evaluate.h — held-out evaluation: greedy decoding, exact match of the final answer.
 //
-// For each problem the model sees <bos> question '\n' and greedily writes until <eos>; the completion is correct
+// For each problem the model sees <bos> question '\n' and greedily writes (kv-cache decoding) until <eos>; the completion is correct
 // when the integer after its last "####" equals the problem's answer (parse_final_answer, DESIGN section 5).
 #pragma once
 #include <string>
