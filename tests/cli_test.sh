@@ -49,6 +49,10 @@ printf '{"question": "q", "answer": "no marker"}\n' > "$dir/bad.jsonl"
 expect_error "bad JSONL"              "$dir/bad.jsonl:1"            -- "$exe" eval --ckpt "$dir/ok.safetensors" --test-file "$dir/bad.jsonl"
 expect_ok    "help lists defaults"    "[default: 0.003]"             -- "$exe" sft --help
 expect_ok    "sample runs"            "hi"                          -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --max-new-tokens 3
+expect_error "speculative needs greedy" "needs greedy decoding"     -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --speculative --temperature 0.7
+expect_ok    "init dense"             "wrote"                       -- "$exe" init --preset nano-dense --out "$dir/dense.safetensors"
+expect_error "speculative needs MTP"  "mtp_depth = 0"               -- "$exe" sample --ckpt "$dir/dense.safetensors" --prompt hi --speculative
+expect_ok    "speculative runs"       "identical to plain greedy: yes" -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --max-new-tokens 8 --speculative
 expect_ok    "kvcache runs"           "98.2%"                       -- "$exe" kvcache --no-bench
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1,13 +1,58 @@
-// tinyds/cli/cmd_sample.cpp — `tinyds sample`: complete a prompt with a trained checkpoint.
+// tinyds/cli/cmd_sample.cpp — `tinyds sample`: complete a prompt with a trained checkpoint; with --speculative,
+// greedy decoding both plainly and self-speculatively with the MTP module as drafter (model/speculative.h).
 #include <cstdio>
+#include <string>
 
 #include "tinyds/cli/args.h"
 #include "tinyds/cli/commands.h"
 #include "tinyds/core/error.h"
 #include "tinyds/model/sampling.h"
+#include "tinyds/model/speculative.h"
 #include "tinyds/train/checkpoint.h"
 
 namespace tinyds {
+
+namespace {
+
+// Greedy decoding of one prompt both ways (kv-cache Decoder each, batch 1), `repeat` times each for the timing:
+// prints the completion, whether the two agree, the acceptance rate and tokens/s of each.
+int sample_speculative(const LoadedCheckpoint& ck, const Transformer<float>& model, const std::vector<int>& ids,
+                       const SamplingParams& sp, const std::string& shown_prompt, MlaPath path, int repeat) {
+  GreedyOptions o;
+  o.max_new_tokens = sp.max_new_tokens;
+  o.n_tokens = ck.tokenizer.vocab_size();  // ids past the tokenizer's vocabulary are GEMM padding
+  o.eos = Tokenizer::EOS;
+  o.path = path;
+  DecodeResult plain, spec;
+  double plain_s = 0, spec_s = 0;
+  long plain_tokens = 0, spec_tokens = 0;
+  for (int i = 0; i < repeat; i++) {  // alternate, so a machine slowing down during the run hits both alike
+    plain = greedy_decode(model, ids, o);
+    spec = speculative_decode(model, ids, o);
+    plain_s += plain.stats.seconds; plain_tokens += plain.stats.tokens;
+    spec_s += spec.stats.seconds; spec_tokens += spec.stats.tokens;
+  }
+  std::printf("%s%s\n", shown_prompt.c_str(), ck.tokenizer.decode(spec.tokens).c_str());
+  const bool same = spec.tokens == plain.tokens;
+  std::printf("--- self-speculative greedy decoding (MTP module 0 drafts one token, the main model verifies; "
+              "MLA path %s)\n", mla_path_name(path));
+  std::printf("identical to plain greedy: %s (%d tokens)\n", same ? "yes" : "NO", spec.stats.tokens);
+  std::printf("drafts: %d proposed, %d accepted, acceptance rate %.1f%%\n", spec.stats.proposed,
+              spec.stats.accepted, 100.0 * spec.stats.acceptance_rate());
+  std::printf("main-model calls after the prompt: %d speculative vs %d plain\n", spec.stats.main_calls,
+              plain.stats.main_calls);
+  const double plain_tps = plain_s > 0 ? plain_tokens / plain_s : 0, spec_tps = spec_s > 0 ? spec_tokens / spec_s : 0;
+  std::printf("tokens/s over %d run%s each: plain greedy %.1f, speculative %.1f (%.2fx)\n", repeat,
+              repeat > 1 ? "s" : "", plain_tps, spec_tps, plain_tps > 0 ? spec_tps / plain_tps : 0.0);
+  if (!same) {
+    std::fprintf(stderr, "error: speculative output differs from plain greedy decoding (a near-tie of two logits "
+                         "in fp32, or a bug)\n");
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
 
 int cmd_sample(int argc, char** argv) {
   Args a("tinyds sample", "Complete a prompt with a checkpoint: greedy (temperature 0) or temperature / top-k / top-p "
@@ -25,20 +70,45 @@ int cmd_sample(int argc, char** argv) {
   a.add("--seed", sp.seed, "sampling seed");
   a.add("--n", n, "number of completions");
   a.add_flag("--raw", raw, "do not append the newline that ends a question");
+  bool speculative = false;
+  std::string mla_path = "absorbed";
+  int repeat = 3;
+  a.add_flag("--speculative", speculative,
+             "greedy only: decode plainly and self-speculatively (MTP module drafts, main model verifies) and "
+             "report the acceptance rate and tokens/s of both");
+  a.add("--mla-path", mla_path, "with --speculative: MLA decode path, naive | absorbed");
+  a.add("--repeat", repeat, "with --speculative: decodes per method for the tokens/s");
   if (!a.parse(argc, argv)) return 0;
   if (n < 1) throw_error("option --n: ", n, " must be at least 1");
+  if (speculative) {
+    // Checked before loading: these are mistakes in the command line, whatever the checkpoint.
+    if (sp.temperature > 0)
+      throw_error("option --speculative: needs greedy decoding (--temperature 0), got --temperature ", sp.temperature,
+                  "; speculative decoding here verifies drafts against the greedy choice");
+    if (n > 1) throw_error("option --speculative: greedy decoding gives one completion, so --n must be 1 (got ", n, ")");
+    if (repeat < 1) throw_error("option --repeat: ", repeat, " must be at least 1");
+    if (mla_path != "naive" && mla_path != "absorbed")
+      throw_error("option --mla-path: '", mla_path, "' must be naive or absorbed");
+  }
   LoadedCheckpoint ck = load_checkpoint(ckpt);
+  if (speculative && ck.config.model.mtp_depth < 1)
+    throw_error("option --speculative: checkpoint ", ckpt, " has mtp_depth = ", ck.config.model.mtp_depth,
+                ": there is no MTP module to draft with (train with --mtp-depth 1, as the DeepSeek-style presets do)");
   Transformer<float> model(ck.config.model);
   load_params_into(ck, model);
   std::vector<int> ids = {Tokenizer::BOS};
   std::vector<int> body = ck.tokenizer.encode(raw ? prompt : prompt + "\n");  // errors name a bad character
   ids.insert(ids.end(), body.begin(), body.end());
+  const std::string shown = raw ? prompt : prompt + "\n";
+  if (speculative)
+    return sample_speculative(ck, model, ids, sp, shown, mla_path == "naive" ? MlaPath::naive : MlaPath::absorbed,
+                              repeat);
   std::vector<std::vector<int>> prompts(n, ids);
   // Different rows draw different tokens: one Rng stream is shared across the batch in order.
   std::vector<std::vector<int>> outs = generate(model, prompts, sp, ck.tokenizer.vocab_size(), Tokenizer::EOS, Tokenizer::PAD);
   for (int i = 0; i < n; i++) {
     if (n > 1) std::printf("--- sample %d\n", i + 1);
-    std::printf("%s%s\n", raw ? prompt.c_str() : (prompt + "\n").c_str(), ck.tokenizer.decode(outs[i]).c_str());
+    std::printf("%s%s\n", shown.c_str(), ck.tokenizer.decode(outs[i]).c_str());
   }
   return 0;
 }

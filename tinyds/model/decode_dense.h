@@ -1,12 +1,14 @@
 // tinyds/model/decode_dense.h — incremental decoding of the dense attention block (MHA / GQA / MQA) with a
 // per-kv-head key/value cache: the decode twin of the attention half of Transformer::layer_forward.
 //
-// Shapes: B sequences, one new token each, at the same position p; C width, H query heads, Hkv kv heads
-// (H % Hkv == 0; MHA Hkv = H, MQA Hkv = 1), D head dim, Tmax cache length.
+// Shapes: B sequences, T new tokens each (T = 1 in plain decoding) at positions p..p+T-1; C width, H query heads,
+// Hkv kv heads (H % Hkv == 0; MHA Hkv = H, MQA Hkv = 1), D head dim, Tmax cache length.
 //
 //   q = RoPE_p(x wq^T) (B, H, D);  k = RoPE_p(x wk^T), v = x wv^T (B, Hkv, D) -> cache.k/v[b, p]
 //   o[b, h] = sum_{j <= p} softmax_j(q[b,h] . K[b,j,g] / sqrt(D)) V[b,j,g],   g = h / (H / Hkv)
 //   out = concat_h o[b, h] wo^T (B, C)
+// With T > 1 (a speculative-decoding verification) all T keys/values are cached first and new token t attends
+// over rows j <= p + t: the causal mask within the new tokens.
 #pragma once
 #include "tinyds/model/kv_cache.h"
 
@@ -29,11 +31,12 @@ struct DenseAttnDims {
   int Hkv;     // key/value heads
   int D;       // head dim (RoPE rotates all D, as in the training block)
   real theta;  // RoPE base
+  int T = 1;   // new tokens per sequence, at positions pos..pos+T-1 (1 in plain decoding)
 };
 
-// One decode step of one dense attention layer. out (B, C); x (B, C) the normed input of the new token at pos.
-// The cache must be a dense cache (mha/gqa/mqa) with the same B, Hkv, D holding this layer's rows 0..pos-1;
-// row pos is written here.
+// One decode step of one dense attention layer. out (B, T, C); x (B, T, C) the normed inputs of the T = d.T new
+// tokens of each sequence at pos..pos+T-1. The cache must be a dense cache (mha/gqa/mqa) with the same B, Hkv, D
+// holding this layer's rows 0..pos-1; rows pos..pos+T-1 are written here.
 template <typename real>
 void dense_attention_decode(real* out, const real* x, const DenseAttnParams<real>& p, const DenseAttnDims<real>& d,
                             KvCache<real>& cache, int layer, int pos);

@@ -2,8 +2,11 @@
 //
 // Shapes: B sequences, C d_model, V vocab, F ffn_hidden, H heads, Hkv kv heads, D head dim, L/R/Q MLA ranks.
 // Forward only (decoding has no backward); every op is the one Transformer::layer_forward uses, run on the
-// B rows of the current position instead of the B*T rows of a sequence.
+// B*T rows of the new positions (T = 1 for step()) instead of the rows of whole sequences.
 #include "tinyds/model/decoder.h"
+
+#include <algorithm>
+#include <vector>
 
 #include "tinyds/core/error.h"
 #include "tinyds/model/decode_dense.h"
@@ -52,78 +55,151 @@ Decoder::Decoder(const Transformer<float>& model, int B, int Tmax, MlaPath path,
     : model_(model),
       // view_params wants a mutable base; the decoder only ever reads through these pointers.
       p_(view_params(const_cast<float*>(model.params()), model.layout(), model.config())),
-      B_(checked_batch(B)), Tmax_(checked_tmax(Tmax, model.config())), path_(path),
+      B_(checked_batch(B)), Tmax_(checked_tmax(Tmax, model.config())), path_(path), role_(role),
       cache_(kv_cache_kind_of(model.config().attention), kv_cache_dims_of(model.config(), B, Tmax), role),
       moe_(role) {
-  const ModelConfig& m = model.config();
-  const std::size_t b = B, C = m.d_model, F = m.ffn_hidden, V = m.vocab_size;
-  scratch_.reset(b * (4 * C + 1 + 3 * F + V), role, Category::activations);
-  float* s = scratch_.data();
-  x_ = s; s += b * C;        // (B, C) residual stream entering a layer
-  h_ = s; s += b * C;        // (B, C) residual after attention
-  xn_ = s; s += b * C;       // (B, C) a normed input (attention, FFN or final norm)
-  tmp_ = s; s += b * C;      // (B, C) a sublayer's output before it joins the residual
-  rstd_ = s; s += b;         // (B)    1/rms (rmsnorm_forward writes it; decoding has no use for it)
-  a1_ = s; s += b * F;       // (B, F) gate pre-activation
-  a3_ = s; s += b * F;       // (B, F) up projection
-  gate_ = s; s += b * F;     // (B, F) silu(a1) * a3
-  logits_ = s;               // (B, V)
+  ensure_rows(B);  // one token per sequence: what step() needs
 }
 
-// One block on the B rows of the current position: x_ (B, C) in, x_ (B, C) out.
-void Decoder::layer_step(int l) {
+void Decoder::ensure_rows(int rows) {
+  if (rows <= rows_) return;
   const ModelConfig& m = model_.config();
-  const int B = B_, C = m.d_model, F = m.ffn_hidden;
+  const std::size_t r = rows, C = m.d_model, F = m.ffn_hidden, V = m.vocab_size;
+  // hidden() must survive a regrow (mtp_step may grow the scratch while hidden() is still the caller's input).
+  std::vector<float> kept_hidden;
+  if (rows_) kept_hidden.assign(hidden_, hidden_ + static_cast<std::size_t>(rows_) * C);
+  scratch_.reset(r * (7 * C + 1 + 3 * F + 2 * V), role_, Category::activations);
+  float* s = scratch_.data();
+  x_ = s; s += r * C;        // (rows, C) residual stream entering a layer
+  h_ = s; s += r * C;        // (rows, C) residual after attention
+  xn_ = s; s += r * C;       // (rows, C) a normed input (attention, FFN or final norm)
+  tmp_ = s; s += r * C;      // (rows, C) a sublayer's output before it joins the residual
+  rstd_ = s; s += r;         // (rows)    1/rms (rmsnorm_forward writes it; decoding has no use for it)
+  a1_ = s; s += r * F;       // (rows, F) gate pre-activation
+  a3_ = s; s += r * F;       // (rows, F) up projection
+  gate_ = s; s += r * F;     // (rows, F) silu(a1) * a3
+  logits_ = s; s += r * V;   // (rows, V) main logits
+  hidden_ = s; s += r * C;   // (rows, C) x_L of the last main step (hidden())
+  cat_ = s; s += 2 * r * C;  // (rows, 2C) MTP: [RMSNorm(x_L; hnorm), RMSNorm(emb; enorm)]
+  mtp_logits_ = s;           // (rows, V) MTP draft logits
+  std::copy(kept_hidden.begin(), kept_hidden.end(), hidden_);
+  rows_ = rows;
+}
+
+// One block on the B*T rows of the new positions: x_ (B, T, C) in, x_ (B, T, C) out. l is the model's layer
+// index (n_layer + k for MTP module k's block); `cache` layer `cache_layer` holds its rows 0..pos-1.
+void Decoder::layer_step(int l, KvCache<float>& cache, int cache_layer, int pos, int T) {
+  const ModelConfig& m = model_.config();
+  const int B = B_, N = B * T, C = m.d_model, F = m.ffn_hidden;
   const LayerParams<float>& p = p_.layers[l];
   const float eps = m.norm_eps;
-  rmsnorm_forward(xn_, rstd_, x_, p.attn_norm, B, C, eps);
+  rmsnorm_forward(xn_, rstd_, x_, p.attn_norm, N, C, eps);
   if (m.attention == AttentionKind::mla) {
-    const MlaDims<float> d{B, 1, C, m.n_head, m.head_dim, m.rope_dim, m.kv_lora_rank, m.q_lora_rank,
-                           eps, m.rope_theta, pos_};
-    if (path_ == MlaPath::naive) mla_decode_naive(tmp_, xn_, p.mla, d, cache_, l, pos_);
-    else mla_decode_absorbed(tmp_, xn_, p.mla, d, cache_, l, pos_);
+    const MlaDims<float> d{B, T, C, m.n_head, m.head_dim, m.rope_dim, m.kv_lora_rank, m.q_lora_rank,
+                           eps, m.rope_theta, pos};
+    if (path_ == MlaPath::naive) mla_decode_naive(tmp_, xn_, p.mla, d, cache, cache_layer, pos);
+    else mla_decode_absorbed(tmp_, xn_, p.mla, d, cache, cache_layer, pos);
   } else {
     const DenseAttnParams<float> ap{p.wq, p.wk, p.wv, p.wo};
-    const DenseAttnDims<float> d{B, C, m.n_head, m.n_kv_head, m.head_dim, m.rope_theta};
-    dense_attention_decode(tmp_, xn_, ap, d, cache_, l, pos_);
+    const DenseAttnDims<float> d{B, C, m.n_head, m.n_kv_head, m.head_dim, m.rope_theta, T};
+    dense_attention_decode(tmp_, xn_, ap, d, cache, cache_layer, pos);
   }
-  residual_forward(h_, x_, tmp_, static_cast<long>(B) * C);
+  residual_forward(h_, x_, tmp_, static_cast<long>(N) * C);
 
-  rmsnorm_forward(xn_, rstd_, h_, p.ffn_norm, B, C, eps);
+  rmsnorm_forward(xn_, rstd_, h_, p.ffn_norm, N, C, eps);
   if (model_.moe_slot(l) >= 0) {
-    // The B rows as B one-token sequences; no balance losses at inference. The bias still chooses the experts.
-    const MoeDims d = moe_dims_of(m, B, 1, false);
+    // The N rows as N one-token sequences; no balance losses at inference. The bias still chooses the experts.
+    const MoeDims d = moe_dims_of(m, N, 1, false);
     const float* bias = model_.moe_bias() + static_cast<std::size_t>(model_.moe_slot(l)) * m.n_routed_experts;
     moe_layer_forward(tmp_, moe_.activations(d), xn_, p.moe, bias, d);
   } else {
-    matmul_forward(a1_, xn_, p.w1, (const float*)nullptr, B, C, F);  // N = B: one row per sequence
-    matmul_forward(a3_, xn_, p.w3, (const float*)nullptr, B, C, F);
-    swiglu_forward(gate_, a1_, a3_, static_cast<long>(B) * F);
-    matmul_forward(tmp_, gate_, p.w2, (const float*)nullptr, B, F, C);
+    matmul_forward(a1_, xn_, p.w1, (const float*)nullptr, N, C, F);  // one row per new token
+    matmul_forward(a3_, xn_, p.w3, (const float*)nullptr, N, C, F);
+    swiglu_forward(gate_, a1_, a3_, static_cast<long>(N) * F);
+    matmul_forward(tmp_, gate_, p.w2, (const float*)nullptr, N, F, C);
   }
-  residual_forward(x_, h_, tmp_, static_cast<long>(B) * C);
+  residual_forward(x_, h_, tmp_, static_cast<long>(N) * C);
 }
 
 void Decoder::truncate(int pos) {
   if (pos < 0 || pos > pos_) throw_error("Decoder::truncate: position ", pos, " is outside [0, ", pos_, "]");
   pos_ = pos;  // rows >= pos are stale but never read: step p reads rows 0..p after writing row p
+  // MTP row p embedded the token at p+1: rows p >= pos-1 saw a token that is now forgotten.
+  mtp_pos_ = std::min(mtp_pos_, std::max(pos - 1, 0));
 }
 
-const float* Decoder::step(const int* tokens) {
+void Decoder::check_tokens(const int* tokens, int T, int pos, const char* where) const {
+  const int V = model_.config().vocab_size;
+  for (int b = 0; b < B_; b++)
+    for (int t = 0; t < T; t++) {
+      const int tok = tokens[b * T + t];
+      if (tok < 0 || tok >= V)
+        throw_error(where, ": token ", tok, " of sequence ", b, " at position ", pos + t,
+                    " is outside the vocab [0, ", V, ")");
+    }
+}
+
+const float* Decoder::step_many(const int* tokens, int T) {
   const ModelConfig& m = model_.config();
-  const int B = B_, C = m.d_model, V = m.vocab_size;
-  if (pos_ >= Tmax_)
-    throw_error("Decoder::step: position ", pos_, " is past the cache (Tmax = ", Tmax_, "); call reset()");
-  for (int b = 0; b < B; b++)
-    if (tokens[b] < 0 || tokens[b] >= V)
-      throw_error("Decoder::step: token ", tokens[b], " of sequence ", b, " at position ", pos_,
-                  " is outside the vocab [0, ", V, ")");
-  embedding_forward(x_, tokens, p_.embed, B, C);
-  for (int l = 0; l < m.n_layer; l++) layer_step(l);
-  rmsnorm_forward(xn_, rstd_, x_, p_.norm, B, C, m.norm_eps);
-  matmul_forward(logits_, xn_, p_.head, (const float*)nullptr, B, C, V);
-  pos_++;
+  const int N = B_ * T, C = m.d_model, V = m.vocab_size;
+  if (T < 1) throw_error("Decoder::step: T = ", T, " new tokens per sequence must be at least 1");
+  if (pos_ + T > Tmax_)
+    throw_error("Decoder::step: position ", pos_ + T - 1, " is past the cache (Tmax = ", Tmax_, "); call reset()");
+  check_tokens(tokens, T, pos_, "Decoder::step");
+  ensure_rows(N);
+  embedding_forward(x_, tokens, p_.embed, N, C);
+  for (int l = 0; l < m.n_layer; l++) layer_step(l, cache_, l, pos_, T);
+  std::copy(x_, x_ + static_cast<std::size_t>(N) * C, hidden_);  // x_L: the MTP drafter's input
+  rmsnorm_forward(xn_, rstd_, x_, p_.norm, N, C, m.norm_eps);
+  matmul_forward(logits_, xn_, p_.head, (const float*)nullptr, N, C, V);
+  pos_ += T;
+  last_T_ = T;
   return logits_;
+}
+
+// The MTP module-0 step (decode twin of Transformer::mtp_forward for k = 0; formulas in decoder.h and mtp.h).
+const float* Decoder::mtp_step(const float* hidden, const int* next_tokens, int T) {
+  const ModelConfig& m = model_.config();
+  if (!has_mtp())
+    throw_error("Decoder::mtp_step: the model has mtp_depth = ", m.mtp_depth, ": no MTP module to draft with");
+  if (T < 1) throw_error("Decoder::mtp_step: T = ", T, " must be at least 1");
+  if (mtp_pos_ + T > pos_)
+    throw_error("Decoder::mtp_step: MTP positions ", mtp_pos_, "..", mtp_pos_ + T - 1,
+                " need the main model's x_L there, but it has decoded only positions 0..", pos_ - 1);
+  check_tokens(next_tokens, T, mtp_pos_ + 1, "Decoder::mtp_step");
+  const int N = B_ * T, C = m.d_model, V = m.vocab_size;
+  const float eps = m.norm_eps;
+  const MtpParams<float>& mp = p_.mtp[0];
+  if (!mtp_cache_) {
+    // Allocated on the first draft, so decoders that never draft (rollouts, plain sampling) do not pay for it.
+    // MTP module 0's block is an ordinary block (same attention kind and dims): a one-layer cache of that kind.
+    KvCacheDims d = kv_cache_dims_of(m, B_, Tmax_);
+    d.n_layer = 1;
+    mtp_cache_ = std::make_unique<KvCache<float>>(kv_cache_kind_of(m.attention), d, role_);
+  }
+  // A regrow would move hidden_, which `hidden` may point into: read it from a copy then.
+  std::vector<float> hidden_copy;
+  if (N > rows_) {
+    hidden_copy.assign(hidden, hidden + static_cast<std::size_t>(N) * C);
+    hidden = hidden_copy.data();
+    ensure_rows(N);
+  }
+  // cat = [RMSNorm(x_L; hnorm), RMSNorm(embed[token p+1]; enorm)]           V3 Eq. 21 ([h; emb], as mtp.h)
+  rmsnorm_forward(xn_, rstd_, hidden, mp.hnorm, N, C, eps);
+  embedding_forward(tmp_, next_tokens, p_.embed, N, C);
+  rmsnorm_forward(h_, rstd_, tmp_, mp.enorm, N, C, eps);
+  for (long n = 0; n < N; n++) {
+    std::copy(xn_ + n * C, xn_ + (n + 1) * C, cat_ + 2 * n * C);
+    std::copy(h_ + n * C, h_ + (n + 1) * C, cat_ + 2 * n * C + C);
+  }
+  matmul_forward(x_, cat_, mp.proj, (const float*)nullptr, N, 2 * C, C);
+  // h^1 = Block_0(m): layer n_layer of the model, with its own one-layer cache   V3 Eq. 22
+  layer_step(m.n_layer, *mtp_cache_, 0, mtp_pos_, T);
+  // draft logits = head(RMSNorm(h^1; norm)): the main model's shared norm and head   V3 Eq. 23
+  rmsnorm_forward(xn_, rstd_, x_, p_.norm, N, C, eps);
+  matmul_forward(mtp_logits_, xn_, p_.head, (const float*)nullptr, N, C, V);
+  mtp_pos_ += T;
+  return mtp_logits_;
 }
 
 }  // namespace tinyds

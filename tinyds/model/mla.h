@@ -32,7 +32,7 @@ namespace tinyds {
 
 template <typename real>
 struct MlaDims {
-  int B, T;       // batch, time (the decoders use B and ignore T and pos0: one token at their `pos`)
+  int B, T;       // batch, time (the decoders: T new tokens per sequence from their `pos`; they ignore pos0)
   int C;          // model width, e.g. 256
   int H;          // heads, e.g. 8
   int D;          // per-head content dim of q/k and value dim (qk_nope_head_dim = v_head_dim), e.g. 32

@@ -1,7 +1,8 @@
 // tinyds/model/mla_decode.cpp — naive and absorbed MLA decoding over a latent kv-cache (see mla_decode.h).
 //
-// Shapes: B sequences (one new token each, at position pos), C width, H heads, D content/value head dim, R rope
-// dim, L latent rank, Q query latent rank, Tmax cache length, n = pos + 1 cached rows visible.
+// Shapes: B sequences, T new tokens each (at positions pos..pos+T-1; T = 1 in plain decoding), C width, H heads,
+// D content/value head dim, R rope dim, L latent rank, Q query latent rank, Tmax cache length; new token t sees
+// n = pos + t + 1 cached rows.
 #include "tinyds/model/mla_decode.h"
 
 #include <algorithm>
@@ -28,99 +29,113 @@ void check_cache(const KvCache<real>& cache, const MlaDims<real>& d, int pos, co
     throw_error(where, ": cache dims (B ", c.B, ", L ", c.L, ", R ", c.R, ") differ from the block's (B ", d.B,
                 ", L ", d.L, ", R ", d.R, ")");
   cache.check_position(pos, where);
+  cache.check_position(pos + d.T - 1, where);  // the last of the T new tokens must fit too
 }
 
-// The projections of the new token, shared by both paths (the lines of mla_forward for one row at pos):
-// q (B, H, D+R) with its rope part rotated; c_KV and k_R written into row pos of the cache.
+// The projections of the T new tokens of each sequence (the lines of mla_forward for rows at pos..pos+T-1):
+// q (B, T, H, D+R) with its rope part rotated; c_KV and k_R written into rows pos..pos+T-1 of the cache.
 template <typename real>
-void project_token(std::vector<real>& q, const real* x, const MlaParams<real>& p, const MlaDims<real>& d,
-                   KvCache<real>& cache, int layer, int pos) {
-  const int B = d.B, C = d.C, H = d.H, D = d.D, R = d.R, L = d.L, Q = d.Q, Tmax = cache.dims().Tmax;
+void project_tokens(std::vector<real>& q, const real* x, const MlaParams<real>& p, const MlaDims<real>& d,
+                    KvCache<real>& cache, int layer, int pos) {
+  const int B = d.B, T = d.T, N = B * T, C = d.C, H = d.H, D = d.D, R = d.R, L = d.L, Q = d.Q;
+  const int Tmax = cache.dims().Tmax;
   const real* none = nullptr;
-  std::vector<real> cq_pre(B * Q), cq(B * Q), rstd(B), qr(B * H * R), ckv_pre(B * L), ckv(B * L), kr(B * R);
-  // c_Q = RMSNorm(x wq_a^T);  q = c_Q wq_b^T;  q_R = RoPE_pos(q_R)
-  matmul_forward(cq_pre.data(), x, p.wq_a, none, B, C, Q);
-  rmsnorm_forward(cq.data(), rstd.data(), cq_pre.data(), p.q_norm, B, Q, d.eps);
-  q.resize(static_cast<std::size_t>(B) * H * (D + R));
-  matmul_forward(q.data(), cq.data(), p.wq_b, none, B, Q, H * (D + R));
-  mla_gather_rope_part(qr.data(), q.data(), B, H, D, R);
-  rope_forward(qr.data(), qr.data(), B, 1, H, R, pos, d.theta);  // T = 1 row at position pos
-  mla_scatter_rope_part(q.data(), qr.data(), B, H, D, R);
-  // c_KV = RMSNorm(x wkv_a[0:L]^T);  k_R = RoPE_pos(x wkv_a[L:]^T)
-  matmul_forward(ckv_pre.data(), x, p.wkv_a, none, B, C, L);
-  rmsnorm_forward(ckv.data(), rstd.data(), ckv_pre.data(), p.kv_norm, B, L, d.eps);
-  matmul_forward(kr.data(), x, p.wkv_a + static_cast<long>(L) * C, none, B, C, R);
-  rope_forward(kr.data(), kr.data(), B, 1, 1, R, pos, d.theta);
-  // The cache keeps exactly these two per token: (L + R) values.
-  for (int b = 0; b < B; b++) {
-    const long row = static_cast<long>(b) * Tmax + pos;
-    std::copy(ckv.begin() + b * L, ckv.begin() + (b + 1) * L, cache.ckv(layer) + row * L);
-    std::copy(kr.begin() + b * R, kr.begin() + (b + 1) * R, cache.kr(layer) + row * R);
-  }
+  std::vector<real> cq_pre(N * Q), cq(N * Q), rstd(N), qr(N * H * R), ckv_pre(N * L), ckv(N * L), kr(N * R);
+  // c_Q = RMSNorm(x wq_a^T);  q = c_Q wq_b^T;  q_R = RoPE(q_R) at positions pos + t   (N = B*T rows, one GEMM)
+  matmul_forward(cq_pre.data(), x, p.wq_a, none, N, C, Q);
+  rmsnorm_forward(cq.data(), rstd.data(), cq_pre.data(), p.q_norm, N, Q, d.eps);
+  q.resize(static_cast<std::size_t>(N) * H * (D + R));
+  matmul_forward(q.data(), cq.data(), p.wq_b, none, N, Q, H * (D + R));
+  mla_gather_rope_part(qr.data(), q.data(), N, H, D, R);
+  rope_forward(qr.data(), qr.data(), B, T, H, R, pos, d.theta);  // row (b, t) at position pos + t
+  mla_scatter_rope_part(q.data(), qr.data(), N, H, D, R);
+  // c_KV = RMSNorm(x wkv_a[0:L]^T);  k_R = RoPE(x wkv_a[L:]^T)
+  matmul_forward(ckv_pre.data(), x, p.wkv_a, none, N, C, L);
+  rmsnorm_forward(ckv.data(), rstd.data(), ckv_pre.data(), p.kv_norm, N, L, d.eps);
+  matmul_forward(kr.data(), x, p.wkv_a + static_cast<long>(L) * C, none, N, C, R);
+  rope_forward(kr.data(), kr.data(), B, T, 1, R, pos, d.theta);
+  // The cache keeps exactly these two per token: (L + R) values. All T rows are written before any attends,
+  // and row t reads only rows <= pos + t: the causal mask within the new tokens.
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < T; t++) {
+      const long src = static_cast<long>(b) * T + t, row = static_cast<long>(b) * Tmax + pos + t;
+      std::copy(ckv.begin() + src * L, ckv.begin() + (src + 1) * L, cache.ckv(layer) + row * L);
+      std::copy(kr.begin() + src * R, kr.begin() + (src + 1) * R, cache.kr(layer) + row * R);
+    }
 }
 
 }  // namespace
 
 template <typename real>
-void mla_decode_naive(real* out,        // (B, C)
-                      const real* x,    // (B, C)
+void mla_decode_naive(real* out,        // (B, T, C)
+                      const real* x,    // (B, T, C)
                       const MlaParams<real>& p, const MlaDims<real>& d, KvCache<real>& cache, int layer, int pos) {
   check_cache(cache, d, pos, "mla_decode_naive");
-  const int B = d.B, C = d.C, H = d.H, D = d.D, R = d.R, L = d.L, Tmax = cache.dims().Tmax, n = pos + 1;
+  const int B = d.B, T = d.T, C = d.C, H = d.H, D = d.D, R = d.R, L = d.L, Tmax = cache.dims().Tmax;
+  const int n_all = pos + T;  // cached rows the last new token sees
   const real scale = real(1) / std::sqrt(real(D + R));
-  std::vector<real> q, kv(static_cast<std::size_t>(n) * H * 2 * D), s(n), o(static_cast<std::size_t>(B) * H * D);
-  project_token(q, x, p, d, cache, layer, pos);
+  std::vector<real> q, kv(static_cast<std::size_t>(n_all) * H * 2 * D), s(n_all);
+  std::vector<real> o(static_cast<std::size_t>(B) * T * H * D);
+  project_tokens(q, x, p, d, cache, layer, pos);
   for (int b = 0; b < B; b++) {
-    const real* ckv = cache.ckv(layer) + static_cast<long>(b) * Tmax * L;  // (n, L) rows of this sequence
-    const real* kr = cache.kr(layer) + static_cast<long>(b) * Tmax * R;    // (n, R)
-    // Materialise [k_C; v] (n, H, 2D) = c_KV wkv_b^T for every cached row: the cost the absorbed path avoids.
-    matmul_forward(kv.data(), ckv, p.wkv_b, (const real*)nullptr, n, L, H * 2 * D);
-    for (int h = 0; h < H; h++) {
-      const real* qh = q.data() + (static_cast<long>(b) * H + h) * (D + R);  // [q_C (D); q_R (R)]
-      for (int j = 0; j < n; j++) {
-        const real* kc = kv.data() + (static_cast<long>(j) * H + h) * 2 * D;
-        s[j] = decode::dot(qh, kc, D) + decode::dot(qh + D, kr + static_cast<long>(j) * R, R);
+    const real* ckv = cache.ckv(layer) + static_cast<long>(b) * Tmax * L;  // (n_all, L) rows of this sequence
+    const real* kr = cache.kr(layer) + static_cast<long>(b) * Tmax * R;    // (n_all, R)
+    // Materialise [k_C; v] (n_all, H, 2D) = c_KV wkv_b^T for every cached row: the cost the absorbed path avoids.
+    matmul_forward(kv.data(), ckv, p.wkv_b, (const real*)nullptr, n_all, L, H * 2 * D);
+    for (int t = 0; t < T; t++) {
+      const int n = pos + t + 1;  // new token t sees rows 0..pos+t (causal)
+      const long row = static_cast<long>(b) * T + t;
+      for (int h = 0; h < H; h++) {
+        const real* qh = q.data() + (row * H + h) * (D + R);  // [q_C (D); q_R (R)]
+        for (int j = 0; j < n; j++) {
+          const real* kc = kv.data() + (static_cast<long>(j) * H + h) * 2 * D;
+          s[j] = decode::dot(qh, kc, D) + decode::dot(qh + D, kr + static_cast<long>(j) * R, R);
+        }
+        decode::softmax_scaled(s.data(), n, scale);
+        // o[h] = sum_j p_j v[j, h]: v is the second half of each head's [k_C; v]
+        decode::weighted_sum(o.data() + (row * H + h) * D, s.data(), kv.data() + h * 2 * D + D,
+                             static_cast<long>(H) * 2 * D, n, D);
       }
-      decode::softmax_scaled(s.data(), n, scale);
-      // o[h] = sum_j p_j v[j, h]: v is the second half of each head's [k_C; v]
-      decode::weighted_sum(o.data() + (static_cast<long>(b) * H + h) * D, s.data(), kv.data() + h * 2 * D + D,
-                           static_cast<long>(H) * 2 * D, n, D);
     }
   }
-  matmul_forward(out, o.data(), p.wo, (const real*)nullptr, B, H * D, C);
+  matmul_forward(out, o.data(), p.wo, (const real*)nullptr, B * T, H * D, C);
 }
 
 template <typename real>
-void mla_decode_absorbed(real* out,      // (B, C)
-                         const real* x,  // (B, C)
+void mla_decode_absorbed(real* out,      // (B, T, C)
+                         const real* x,  // (B, T, C)
                          const MlaParams<real>& p, const MlaDims<real>& d, KvCache<real>& cache, int layer, int pos) {
   check_cache(cache, d, pos, "mla_decode_absorbed");
-  const int B = d.B, C = d.C, H = d.H, D = d.D, R = d.R, L = d.L, Tmax = cache.dims().Tmax, n = pos + 1;
+  const int B = d.B, T = d.T, C = d.C, H = d.H, D = d.D, R = d.R, L = d.L, Tmax = cache.dims().Tmax;
   const real scale = real(1) / std::sqrt(real(D + R));
-  std::vector<real> q, q_lat(L), o_lat(L), s(n), o(static_cast<std::size_t>(B) * H * D);
-  project_token(q, x, p, d, cache, layer, pos);
+  std::vector<real> q, q_lat(L), o_lat(L), s(pos + T), o(static_cast<std::size_t>(B) * T * H * D);
+  project_tokens(q, x, p, d, cache, layer, pos);
   for (int b = 0; b < B; b++) {
-    const real* ckv = cache.ckv(layer) + static_cast<long>(b) * Tmax * L;  // (n, L)
-    const real* kr = cache.kr(layer) + static_cast<long>(b) * Tmax * R;    // (n, R)
-    for (int h = 0; h < H; h++) {
-      const real* qh = q.data() + (static_cast<long>(b) * H + h) * (D + R);  // [q_C (D); q_R (R)]
-      const real* w_uk = p.wkv_b + static_cast<long>(h) * 2 * D * L;         // (D, L)
-      const real* w_uv = w_uk + static_cast<long>(D) * L;                   // (D, L)
-      // q_lat = W_UK[h]^T q_C (L): the query moved into latent space, so keys are never rebuilt
-      for (int i = 0; i < L; i++) q_lat[i] = real(0);
-      for (int e = 0; e < D; e++)
-        for (int i = 0; i < L; i++) q_lat[i] += w_uk[static_cast<long>(e) * L + i] * qh[e];
-      for (int j = 0; j < n; j++)
-        s[j] = decode::dot(q_lat.data(), ckv + static_cast<long>(j) * L, L) +
-               decode::dot(qh + D, kr + static_cast<long>(j) * R, R);
-      decode::softmax_scaled(s.data(), n, scale);
-      // o_lat = sum_j p_j c_KV[j] (L), then o[h] = W_UV[h] o_lat (D): values are never rebuilt either
-      decode::weighted_sum(o_lat.data(), s.data(), ckv, L, n, L);
-      real* oh = o.data() + (static_cast<long>(b) * H + h) * D;
-      for (int e = 0; e < D; e++) oh[e] = decode::dot(w_uv + static_cast<long>(e) * L, o_lat.data(), L);
+    const real* ckv = cache.ckv(layer) + static_cast<long>(b) * Tmax * L;  // (pos + T, L)
+    const real* kr = cache.kr(layer) + static_cast<long>(b) * Tmax * R;    // (pos + T, R)
+    for (int t = 0; t < T; t++) {
+      const int n = pos + t + 1;  // new token t sees rows 0..pos+t (causal)
+      const long row = static_cast<long>(b) * T + t;
+      for (int h = 0; h < H; h++) {
+        const real* qh = q.data() + (row * H + h) * (D + R);                   // [q_C (D); q_R (R)]
+        const real* w_uk = p.wkv_b + static_cast<long>(h) * 2 * D * L;         // (D, L)
+        const real* w_uv = w_uk + static_cast<long>(D) * L;                   // (D, L)
+        // q_lat = W_UK[h]^T q_C (L): the query moved into latent space, so keys are never rebuilt
+        for (int i = 0; i < L; i++) q_lat[i] = real(0);
+        for (int e = 0; e < D; e++)
+          for (int i = 0; i < L; i++) q_lat[i] += w_uk[static_cast<long>(e) * L + i] * qh[e];
+        for (int j = 0; j < n; j++)
+          s[j] = decode::dot(q_lat.data(), ckv + static_cast<long>(j) * L, L) +
+                 decode::dot(qh + D, kr + static_cast<long>(j) * R, R);
+        decode::softmax_scaled(s.data(), n, scale);
+        // o_lat = sum_j p_j c_KV[j] (L), then o[h] = W_UV[h] o_lat (D): values are never rebuilt either
+        decode::weighted_sum(o_lat.data(), s.data(), ckv, L, n, L);
+        real* oh = o.data() + (row * H + h) * D;
+        for (int e = 0; e < D; e++) oh[e] = decode::dot(w_uv + static_cast<long>(e) * L, o_lat.data(), L);
+      }
     }
   }
-  matmul_forward(out, o.data(), p.wo, (const real*)nullptr, B, H * D, C);
+  matmul_forward(out, o.data(), p.wo, (const real*)nullptr, B * T, H * D, C);
 }
 
 template void mla_decode_naive<float>(float*, const float*, const MlaParams<float>&, const MlaDims<float>&,

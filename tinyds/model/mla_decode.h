@@ -1,13 +1,14 @@
 // tinyds/model/mla_decode.h — incremental MLA decoding with a latent kv-cache: the naive and the absorbed path
 // (DeepSeek-V3 inference/model.py calls them "naive" and "absorb"; DESIGN section 4.1), kept side by side.
 //
-// Shapes: B sequences, one new token each, at the same position p; C width, H heads, D content/value head dim,
-// R rope dim, L kv latent rank, Q query latent rank; Tmax cache length.
+// Shapes: B sequences, T new tokens each (T = d.T, 1 in plain decoding) at positions p..p+T-1; C width, H heads,
+// D content/value head dim, R rope dim, L kv latent rank, Q query latent rank; Tmax cache length.
 //
-// Both paths first project the new token exactly like mla_forward does for one row (mla.h):
+// Both paths first project the new tokens exactly like mla_forward does for their rows (mla.h):
 //   c_Q = RMSNorm(x wq_a^T);  [q_C; q_R] = c_Q wq_b^T;  q_R = RoPE_p(q_R)
 //   c_KV = RMSNorm(x wkv_a[0:L]^T) -> cache.ckv[b, p];   k_R = RoPE_p(x wkv_a[L:]^T) -> cache.kr[b, p]
-// and differ in how they attend over the cached rows j = 0..p (scale = 1/sqrt(D+R)):
+// and differ in how they attend over the cached rows j = 0..p (scale = 1/sqrt(D+R)); with T > 1, new token t
+// attends over rows 0..p+t (all T rows are cached first; the causal mask is how far each one reads):
 //   naive:    k_C[j,h], v[j,h] = W_UK[h] c_KV[j], W_UV[h] c_KV[j]      (materialised for every cached row)
 //             s_j = q_C[h].k_C[j,h] + q_R[h].k_R[j];  o[h] = sum_j softmax(scale s)_j v[j,h]
 //   absorbed: q_lat[h] = W_UK[h]^T q_C[h]   (L)        W_UK folded into the query, once per token
@@ -23,9 +24,11 @@
 
 namespace tinyds {
 
-// One decode step of one MLA layer. out (B, C); x (B, C) the normed input of the new token at position pos.
-// Uses d.B, C, H, D, R, L, Q, eps, theta (d.T and d.pos0 are ignored: one token, at pos). The cache must be an
-// MLA cache with the same B, L, R, holding this layer's rows 0..pos-1; row pos is written here.
+// One decode step of one MLA layer. out (B, T, C); x (B, T, C) the normed inputs of the T = d.T new tokens of
+// each sequence, at positions pos..pos+T-1 (T = 1: one token per sequence; T > 1: a speculative-decoding
+// verification, model/speculative.h). Uses d.B, T, C, H, D, R, L, Q, eps, theta (d.pos0 is ignored: the new
+// tokens start at pos). The cache must be an MLA cache with the same B, L, R, holding this layer's rows
+// 0..pos-1; rows pos..pos+T-1 are written here.
 template <typename real>
 void mla_decode_naive(real* out, const real* x, const MlaParams<real>& p, const MlaDims<real>& d,
                       KvCache<real>& cache, int layer, int pos);
