@@ -1,6 +1,6 @@
 // tests/test_posttrain_rollout.cpp — batched rollouts with the kv-cache Decoder (posttrain/rollout.h).
 //
-// Shapes: nano preset (C 32, 2 layers, V 128, max_seq_len 64); B 3..8 prompts of different lengths.
+// Shapes: nano-dense preset (C 32, 2 layers, V 128, max_seq_len 64); B 3..8 prompts of different lengths.
 // Weights: random init with init_std 0.2 instead of the preset's 0.02, so logits are O(1) and far from uniform
 // (as in test_decoder.cpp): greedy choices are then not near-ties that decoding-order rounding could flip, and a
 // log-prob taken from the wrong logits row or at the wrong temperature is visibly wrong.
@@ -25,7 +25,10 @@ using namespace tinyds;
 namespace {
 
 ModelConfig nano() {
-  ModelConfig m = Config::preset("nano").model;
+  // The dense nano: these tests are about the rollout's mechanics, compared with generate() token for token. In the
+  // DeepSeek-style nano a randomly initialised router scores every expert ~0.5, and a near-tied top-K choice can
+  // flip between the batched full forward and the one-token decode (rounding), changing the greedy text.
+  ModelConfig m = Config::preset("nano-dense").model;
   m.init_std = 0.2f;  // see the file header
   return m;
 }

@@ -52,7 +52,7 @@ Config Config::preset(const std::string& name) {
     t.eval_every = 1000; t.eval_problems = 200; t.ckpt_every = 1000; t.log_every = 50;
     c.data.n_train = 128000;
     // 8 experts of hidden 128, 2 active + 1 shared: 384 active hidden units per token, as the dense FFN's 352.
-    if (!dense) { make_deepseek_style(m, /*Q*/ 64, /*L*/ 32, /*R*/ 16, /*E*/ 8, /*F_e*/ 128); m.bias_update_speed = 1e-3f; }
+    if (!dense) make_deepseek_style(m, /*Q*/ 96, /*L*/ 64, /*R*/ 16, /*E*/ 8, /*F_e*/ 128);
   } else if (base == "base") {
     // The benchmark: C 256, 4 layers, B 16, T 128 (DeepSeek-style: MLA H 8, D 32, R 16, L 64, Q 128; 16 routed
     // experts top-2 + 1 shared, F 128; first layer dense; MTP depth 1).
