@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/test_float_util.h"
 #include "tinyds/core/ledger.h"
 #include "tinyds/core/rng.h"
 #include "tinyds/model/config.h"
@@ -20,6 +21,8 @@
 #include "tinyds/model/transformer.h"
 
 using namespace tinyds;
+using tinyds::test::max_abs;
+using tinyds::test::max_diff;
 
 namespace {
 
@@ -58,16 +61,6 @@ std::vector<float> decode_all(const Transformer<float>& model, const std::vector
   return out;
 }
 
-double max_abs(const float* a, std::size_t n) {
-  double m = 0;
-  for (std::size_t i = 0; i < n; i++) m = std::max(m, std::fabs(static_cast<double>(a[i])));
-  return m;
-}
-double max_diff(const float* a, const float* b, std::size_t n) {
-  double m = 0;
-  for (std::size_t i = 0; i < n; i++) m = std::max(m, std::fabs(static_cast<double>(a[i]) - b[i]));
-  return m;
-}
 
 // Bound on |decoded - full| for O(1) logits in fp32: both compute the same sums in another order (GEMV-shaped
 // vs GEMM-shaped matmuls, a per-token softmax), ~6e-8 relative per rounding over a few hundred operations

@@ -194,6 +194,14 @@ TEST_SUITE("golden") {
 
 TEST_CASE("golden/nano dense model (gqa) matches the PyTorch reference") { compare_with_golden("nano"); }
 
+TEST_CASE("golden/nano dense model with multi-head attention (mha) matches the PyTorch reference") {
+  compare_with_golden("nano_mha");
+}
+
+TEST_CASE("golden/nano dense model with multi-query attention (mqa) matches the PyTorch reference") {
+  compare_with_golden("nano_mqa");
+}
+
 TEST_CASE("golden/nano model with Multi-head Latent Attention matches the PyTorch reference") {
   compare_with_golden("nano_mla");
 }

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/test_float_util.h"
 #include "tinyds/core/ledger.h"
 #include "tinyds/core/rng.h"
 #include "tinyds/model/config.h"
@@ -23,6 +24,8 @@
 #include "tinyds/train/optimizer.h"
 
 using namespace tinyds;
+using tinyds::test::max_abs;
+using tinyds::test::max_diff;
 
 namespace {
 
@@ -47,16 +50,6 @@ std::vector<int> random_tokens(int n, int V, uint64_t seed) {
   return t;
 }
 
-double max_abs(const float* a, std::size_t n) {
-  double m = 0;
-  for (std::size_t i = 0; i < n; i++) m = std::max(m, std::fabs(static_cast<double>(a[i])));
-  return m;
-}
-double max_diff(const float* a, const float* b, std::size_t n) {
-  double m = 0;
-  for (std::size_t i = 0; i < n; i++) m = std::max(m, std::fabs(static_cast<double>(a[i]) - b[i]));
-  return m;
-}
 
 // Column t of tokens (B, T): the B tokens at position t.
 std::vector<int> column(const std::vector<int>& tokens, int t) {

@@ -29,24 +29,9 @@ from model import TinyDS, load_state, mtp_shift, rms_norm, rope_tables
 from moe import MoE, aux_loss, eligible_experts, expert_load, select_experts, seqaux_loss, update_bias
 from safetensors_io import write_safetensors
 
-TOL = 1e-10   # float64 throughout: the two versions differ by rounding (~1e-15); any real mistake is >= 1e-3
+from check_util import TOL, expect_close, expect_raises  # noqa: F401  (float64 throughout; TOL explained there)
 
 
-def expect_close(what, a, b, tol=TOL):
-    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
-    err = (a - b).abs().max().item()
-    if not err <= tol:
-        raise AssertionError(f"{what}: differs by {err:.3e} (allowed {tol:.1e})")
-
-
-def expect_raises(what, exc_type, fn, needle):
-    try:
-        fn()
-    except exc_type as e:
-        if needle not in str(e):
-            raise AssertionError(f"{what}: error message {str(e)!r} does not mention {needle!r}") from None
-        return
-    raise AssertionError(f"{what}: expected {exc_type.__name__}, nothing was raised")
 
 
 @torch.no_grad()

@@ -28,26 +28,9 @@ from config import MLA_DIMS, ModelConfig, config_json, preset
 from model import TinyDS, apply_rope, load_state, masked_cross_entropy, rms_norm, rope_tables
 from safetensors_io import SafetensorsError, read_safetensors, write_safetensors
 
-# float64 everywhere below: the two versions differ only by rounding, ~1e-15 relative; 1e-10 leaves room for
-# accumulation over a few hundred terms and is still far below any real mistake (a wrong angle, head or mask
-# gives O(1e-2) or more).
-TOL = 1e-10
+from check_util import TOL, expect_close, expect_raises  # noqa: F401  (TOL: the float64 tolerance, see there)
 
 
-def expect_close(what, a, b, tol=TOL):
-    err = (a - b).abs().max().item()
-    if not err <= tol:
-        raise AssertionError(f"{what}: differs by {err:.3e} (allowed {tol:.1e})")
-
-
-def expect_raises(what, exc_type, fn, needle):
-    try:
-        fn()
-    except exc_type as e:
-        if needle not in str(e):
-            raise AssertionError(f"{what}: error message {str(e)!r} does not mention {needle!r}") from None
-        return
-    raise AssertionError(f"{what}: expected {exc_type.__name__}, nothing was raised")
 
 
 def rope_complex(x, theta):

@@ -54,7 +54,8 @@ tinyds_ds_flags=("${tinyds_mla_flags[@]}" --n-routed-experts 4 --n-activated-exp
 
 # Never let a stale file from an earlier run pass for this run's output (an MLA golden left over from a tool
 # that supported MLA must not be compared after the MLA part is skipped).
-rm -f "$init" "$golden" "$mla_init" "$mla_golden" "$ds_init" "$ds_golden"
+rm -f "$init" "$golden" "$mla_init" "$mla_golden" "$ds_init" "$ds_golden" "$dir"/nano_mha_*.safetensors \
+      "$dir"/nano_mqa_*.safetensors
 if [ "$random_init" = 1 ]; then
   "$py" "$here/make_random_ckpt.py" --preset nano --seed 7 --out "$init" \
     || die "make_random_ckpt.py failed"
@@ -104,6 +105,11 @@ extra_golden() {
   echo "make_golden.sh: wrote $out"
 }
 
+# One golden per attention kind: MHA and MQA (GQA is the first one above, MLA below).
+extra_golden MHA "$dir/nano_mha_init.safetensors" "$dir/nano_mha_golden.safetensors" --attention \
+  "--attention mha" "--attention mha --n-kv-head 4"
+extra_golden MQA "$dir/nano_mqa_init.safetensors" "$dir/nano_mqa_golden.safetensors" --attention \
+  "--attention mqa" "--attention mqa --n-kv-head 1"
 # MLA golden: the same pipeline on an MLA checkpoint, when the tool can write one.
 extra_golden MLA "$mla_init" "$mla_golden" --kv-lora-rank "${mla_flags[*]}" "${tinyds_mla_flags[*]}"
 # DeepSeek-style golden (MLA + MoE + MTP, the Python preset "nano_ds"), when the tool can write one.
