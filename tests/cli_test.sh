@@ -48,6 +48,10 @@ expect_error "bad sampling value"     "top_p"                       -- "$exe" sa
 printf '{"question": "q", "answer": "no marker"}\n' > "$dir/bad.jsonl"
 expect_error "bad JSONL"              "$dir/bad.jsonl:1"            -- "$exe" eval --ckpt "$dir/ok.safetensors" --test-file "$dir/bad.jsonl"
 expect_ok    "help lists defaults"    "[default: 0.003]"             -- "$exe" sft --help
+expect_error "grpo without --init"    "missing required option --init" -- "$exe" grpo
+expect_error "grpo with G < 2"        "--num-generations = 1"       -- "$exe" grpo --init "$dir/ok.safetensors" --num-generations 1
+expect_error "grpo bad loss type"     "--loss-type 'ppo'"           -- "$exe" grpo --init "$dir/ok.safetensors" --loss-type ppo
+expect_ok    "grpo help lists beta"   "[default: 0.04]"             -- "$exe" grpo --help
 expect_ok    "sample runs"            "hi"                          -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --max-new-tokens 3
 expect_error "speculative needs greedy" "needs greedy decoding"     -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --speculative --temperature 0.7
 expect_ok    "init dense"             "wrote"                       -- "$exe" init --preset nano-dense --out "$dir/dense.safetensors"

@@ -22,6 +22,7 @@ const Command kCommands[] = {
     {"pretrain", tinyds::cmd_pretrain, "train on whole sequences (question and answer)"},
     {"sft", tinyds::cmd_sft, "supervised fine-tuning: loss on the answer only"},
     {"eval", tinyds::cmd_eval, "held-out exact-match accuracy of a checkpoint"},
+    {"grpo", tinyds::cmd_grpo, "R1-Zero-style RL (GRPO / REINFORCE) with accuracy + format rewards"},
     {"sample", tinyds::cmd_sample, "generate a completion from a checkpoint"},
     {"demo", tinyds::cmd_demo, "the end-to-end demo: train the toy model and report accuracy"},
     {"bench", tinyds::cmd_bench, "training throughput vs the GEMM peak and the PyTorch reference"},

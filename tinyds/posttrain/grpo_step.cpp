@@ -1,0 +1,175 @@
+// tinyds/posttrain/grpo_step.cpp — one GRPO / REINFORCE update on a fixed rollout (grpo_trainer.h, steps 3-5),
+// the rollout's rewards, and the options' checks. The loop around it is grpo_trainer.cpp.
+//
+// Shapes: B = P*G sequences in groups of G, T columns of the packed batch, V vocab, N = B*T.
+#include <climits>
+#include <cmath>
+
+#include "tinyds/core/error.h"
+#include "tinyds/ops/adamw.h"
+#include "tinyds/posttrain/grpo_trainer.h"
+#include "tinyds/posttrain/kl.h"
+#include "tinyds/posttrain/logprobs.h"
+#include "tinyds/posttrain/reinforce.h"
+#include "tinyds/train/schedule.h"
+
+namespace tinyds {
+
+const char* rl_algo_name(RLAlgo a) { return a == RLAlgo::grpo ? "grpo" : "reinforce"; }
+
+RLAlgo parse_rl_algo(const std::string& s) {
+  if (s == "grpo") return RLAlgo::grpo;
+  if (s == "reinforce") return RLAlgo::reinforce;
+  throw_error("--algo '", s, "' is not one of: grpo, reinforce");
+}
+
+GRPOLossType parse_grpo_loss_type(const std::string& s) {
+  for (GRPOLossType t : {GRPOLossType::grpo, GRPOLossType::bnpo, GRPOLossType::dapo, GRPOLossType::dr_grpo})
+    if (s == grpo_loss_type_name(t)) return t;
+  throw_error("--loss-type '", s, "' is not one of: grpo, bnpo, dapo, dr_grpo");
+}
+
+void validate(const GRPOTrainOptions& o) {
+  auto need = [](bool ok, const char* option, auto value, const char* why) {
+    if (!ok) throw_error(option, " = ", value, ": ", why);
+  };
+  need(!o.init_ckpt.empty(), "--init", "(none)",
+       "a checkpoint to start from is required (the policy and the frozen reference), e.g. from `tinyds sft`");
+  need(o.grpo.num_generations >= 2, "--num-generations", o.grpo.num_generations,
+       "must be at least 2: advantages compare completions of the same prompt (one alone has advantage 0)");
+  need(o.prompts_per_step >= 1, "--prompts-per-step", o.prompts_per_step, "must be at least 1");
+  need(o.num_iterations >= 1, "--num-iterations", o.num_iterations, "must be at least 1");
+  need(o.algo == RLAlgo::grpo || o.num_iterations == 1, "--num-iterations", o.num_iterations,
+       "must be 1 with --algo reinforce (an on-policy gradient: reusing a batch needs GRPO's ratio and clip)");
+  need(o.steps >= 0, "--steps", o.steps, "must be >= 0");
+  need(o.max_completion_length >= 1, "--max-completion-length", o.max_completion_length, "must be at least 1");
+  need(o.temperature > 0, "--temperature", o.temperature,
+       "must be > 0: RL samples (greedy decoding would make every completion of a prompt the same)");
+  need(o.top_k >= 0, "--top-k", o.top_k, "must be >= 0 (0 = off)");
+  need(o.top_p > 0 && o.top_p <= 1, "--top-p", o.top_p, "must be in (0, 1]");
+  need(o.grpo.beta >= 0, "--beta", o.grpo.beta, "must be >= 0");
+  need(o.grpo.epsilon >= 0 && o.grpo.epsilon < 1, "--epsilon", o.grpo.epsilon, "must be in [0, 1)");
+  need(o.grpo.clip_high() >= 0, "--epsilon-high", o.grpo.clip_high(), "must be >= 0");
+  need(o.lr > 0, "--lr", o.lr, "must be > 0");
+  need(o.warmup_steps >= 0, "--warmup", o.warmup_steps, "must be >= 0");
+  need(o.max_grad_norm >= 0, "--max-grad-norm", o.max_grad_norm, "must be >= 0 (0 = off)");
+  need(!o.levels.empty(), "--levels", "(empty)", "needs at least one level");
+  for (int l : o.levels) need(l >= 1 && l <= 4, "--levels", l, "each level must be 1..4");
+  need(o.n_train >= 1, "--n-train", o.n_train, "must be at least 1");
+  need(o.eval_every >= 0, "--eval-every", o.eval_every, "must be >= 0");
+  need(o.eval_problems >= 0, "--eval-problems", o.eval_problems, "must be >= 0");
+  need(o.ckpt_every >= 0, "--ckpt-every", o.ckpt_every, "must be >= 0");
+  need(o.log_every >= 1, "--log-every", o.log_every, "must be at least 1");
+  need(o.rollout_batch >= 1, "--rollout-batch", o.rollout_batch, "must be at least 1");
+}
+
+std::vector<RewardBreakdown> score_rollout(const Rollout& r, const Tokenizer& tok, const std::vector<int64_t>& answers,
+                                           const RewardWeights& w) {
+  if (static_cast<int>(answers.size()) != r.B)
+    throw_error("score_rollout: ", answers.size(), " answers for ", r.B, " completions");
+  std::vector<RewardBreakdown> out(r.B);
+  for (int b = 0; b < r.B; b++) out[b] = score_completion_tokens(r.completion(b), r.completion_len[b], tok, answers[b], w);
+  return out;
+}
+
+namespace {
+
+// sum_n m[n] x[n] / max(1, sum_n m[n]) in double: the per-token mean over completion tokens.
+double masked_mean(const float* x, const float* m, long n) {
+  double s = 0, c = 0;
+  for (long i = 0; i < n; i++) { s += static_cast<double>(m[i]) * x[i]; c += m[i]; }
+  return c > 0 ? s / c : 0.0;
+}
+
+}  // namespace
+
+GRPOStepStats grpo_update(Transformer<float>& policy, Transformer<float>* reference, AdamW& adam, const Rollout& r,
+                          const std::vector<double>& rewards, const GRPOTrainOptions& opt, int optimizer_step) {
+  const int B = r.B, G = opt.grpo.num_generations;
+  if (static_cast<int>(rewards.size()) != B) throw_error("grpo_update: ", rewards.size(), " rewards for ", B, " completions");
+  if (G < 2 || B % G != 0) throw_error("grpo_update: ", B, " completions are not groups of num_generations = ", G);
+  if (!reference && opt.grpo.beta != 0)
+    throw_error("grpo_update: beta = ", opt.grpo.beta, " needs a reference model (or set beta to 0)");
+  GRPOConfig gc = opt.grpo;
+  gc.max_completion_length = opt.max_completion_length;  // dr_grpo's constant denominator
+  GRPOStepStats s;
+
+  // 3. Advantages (B), one per completion, broadcast over its tokens by the loss.
+  const GroupStats gs = group_stats(rewards, G);
+  s.reward_mean = gs.mean_reward;
+  for (double sd : gs.std) s.reward_std += sd / gs.n_groups;
+  Buffer<float> rew(B, Role::policy, Category::rollout), adv(B, Role::policy, Category::rollout);
+  for (int b = 0; b < B; b++) rew[b] = static_cast<float>(rewards[b]);
+  if (opt.algo == RLAlgo::grpo) s.degenerate_groups = grpo_advantages(adv.data(), rew.data(), B, gc).degenerate_groups;
+  else s.degenerate_groups = reinforce_advantages(adv.data(), rew.data(), B, G);
+
+  // The rollout as a teacher-forced batch. Log-probs are wanted at sampled positions only, so the targets given to
+  // logprobs.h are -1 elsewhere (pack_for_forward's targets also cover the prompt, for a plain LM loss).
+  PolicyBatch pb = pack_for_forward(r, Tokenizer::PAD, Role::policy);
+  const int T = pb.T, V = policy.config().vocab_size;
+  const long N = static_cast<long>(B) * T;
+  const float tau = r.logprob_temperature;  // the temperature the completions were sampled at (logprobs.h)
+  Buffer<int> lp_targets(N, Role::policy, Category::rollout);  // (B, T)
+  for (long n = 0; n < N; n++) lp_targets[n] = pb.mask[n] != 0.0f ? pb.targets[n] : -1;
+
+  // 4. Reference log-probs (B, T), once per step: the reference is frozen, so they do not change across the mu passes.
+  Buffer<float> lp_ref;
+  if (reference) {
+    lp_ref.reset(N, Role::reference, Category::activations);
+    reference->forward(pb.inputs.data(), nullptr, B, T);
+    logprobs_forward(lp_ref.data(), reference->logits(), lp_targets.data(), B * T, V, tau);
+  }
+
+  // 5. mu optimizer steps against the sampling policy's lp_old.
+  Buffer<float> lp(N, Role::policy, Category::activations), dlp(N, Role::policy, Category::activations);
+  Buffer<float> dlogits(static_cast<std::size_t>(N) * V, Role::policy, Category::activations);  // (B, T, V)
+  AdamWSettings as{opt.lr, opt.beta1, opt.beta2, opt.adam_eps, opt.weight_decay};
+  double clip_sum = 0;
+  for (int it = 0; it < opt.num_iterations; it++) {
+    policy.zero_grad();
+    policy.forward(pb.inputs.data(), nullptr, B, T);  // logits only: no LM loss, no MTP (targets == nullptr)
+    const float* logits = policy.logits();           // (B, T, V)
+    logprobs_forward(lp.data(), logits, lp_targets.data(), B * T, V, tau);
+    if (it == 0) {
+      Buffer<float> ent(N, Role::policy, Category::activations);
+      entropy_forward(ent.data(), logits, lp_targets.data(), B * T, V, tau);
+      s.entropy = masked_mean(ent.data(), pb.mask.data(), N);
+    }
+    double loss;
+    if (opt.algo == RLAlgo::grpo) {
+      const GRPOStats st = grpo_loss_forward(lp.data(), pb.old_logprobs.data(), reference ? lp_ref.data() : nullptr,
+                                             adv.data(), pb.mask.data(), B, T, gc);
+      grpo_loss_backward(dlp.data(), 1.0, lp.data(), pb.old_logprobs.data(), reference ? lp_ref.data() : nullptr,
+                         adv.data(), pb.mask.data(), B, T, gc);
+      loss = st.loss;
+      clip_sum += st.clip_ratio;
+      if (it == 0) s.kl = st.kl;
+    } else {
+      loss = reinforce_loss_forward(lp.data(), adv.data(), pb.mask.data(), B, T);
+      reinforce_loss_backward(dlp.data(), 1.0, adv.data(), pb.mask.data(), B, T);
+      if (reference) {  // logged only: REINFORCE has no KL term
+        double k = 0, c = 0;
+        for (long n = 0; n < N; n++)
+          if (pb.mask[n] != 0.0f) { k += kl_estimate(lp[n], lp_ref[n], KLEstimator::k3); c += 1; }
+        s.kl = c > 0 ? k / c : 0.0;
+      }
+    }
+    if (!std::isfinite(loss))
+      throw_error("RL loss became ", loss, " at optimizer step ", optimizer_step + it, " (try a lower --lr)");
+    if (it == 0) s.loss = loss;
+    // Backward: dL/dlp (B, T) -> dL/dlogits (B, T, V) -> the model (backward_from_logits accumulates into grads).
+    logprobs_backward(dlogits.data(), dlp.data(), logits, lp_targets.data(), B * T, V, tau);
+    policy.backward_from_logits(dlogits.data());
+    s.grad_norm = global_norm(policy.grads(), policy.num_params());
+    if (opt.max_grad_norm > 0) clip_grad_norm(policy.grads(), policy.num_params(), s.grad_norm, opt.max_grad_norm);
+    // Constant lr after a linear warmup: lr_at with min_lr == lr has nothing to decay to.
+    as.lr = static_cast<float>(lr_at(optimizer_step + it, opt.lr, opt.lr, opt.warmup_steps, INT_MAX));
+    adam.step(policy.params(), policy.grads(), as);
+    policy.update_moe_bias();  // DESIGN 4.3: after every optimizer step, from this forward's expert loads
+  }
+  s.lr = as.lr;
+  s.clip_fraction = clip_sum / opt.num_iterations;
+  return s;
+}
+
+}  // namespace tinyds

@@ -1,0 +1,205 @@
+// tinyds/posttrain/grpo_trainer.cpp — the RL loop of `tinyds grpo` (see grpo_trainer.h); one update is
+// grpo_step.cpp.
+//
+// Shapes: P prompts per step, G completions each, B = P*G.
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "tinyds/core/error.h"
+#include "tinyds/core/rng.h"
+#include "tinyds/core/timer.h"
+#include "tinyds/data/batch.h"
+#include "tinyds/data/generator.h"
+#include "tinyds/posttrain/grpo_trainer.h"
+#include "tinyds/train/checkpoint.h"
+#include "tinyds/train/evaluate.h"
+#include "tinyds/train/progress.h"
+
+namespace tinyds {
+
+using json = nlohmann::json;
+
+namespace {
+
+// The training prompts: n_train generated problems per level (train split), keeping those whose prompt leaves
+// room for at least one sampled token within max_seq_len (a longer one could never be answered).
+std::vector<Problem> rl_problems(const GRPOTrainOptions& opt, const Tokenizer& tok, int max_seq_len, bool quiet) {
+  std::vector<Problem> pool;
+  int dropped = 0;
+  for (int level : opt.levels)
+    for (Problem& p : generate_problems(level, opt.n_train, opt.seed + 7919ull * level, Split::train)) {
+      if (static_cast<int>(encode_prompt(p, tok).size()) < max_seq_len) pool.push_back(std::move(p));
+      else dropped++;
+    }
+  if (pool.empty())
+    throw_error("no training prompt of levels ", json(opt.levels).dump(), " fits the model's max_seq_len = ",
+                max_seq_len, " (all ", dropped, " are longer): use a model with a longer context");
+  if (dropped && !quiet)
+    std::printf("[%s] %d of %d prompts are longer than max_seq_len %d and were dropped\n", opt.label.c_str(), dropped,
+                dropped + static_cast<int>(pool.size()), max_seq_len);
+  return pool;
+}
+
+// A seeded permutation of the pool; step s uses its positions s*P .. s*P+P-1 (wrapping around), so the prompts of
+// a step depend only on (seed, step).
+std::vector<int> prompt_order(int n, uint64_t seed) {
+  std::vector<int> perm(n);
+  for (int i = 0; i < n; i++) perm[i] = i;
+  Rng rng(seed, 0x9e0);
+  for (int i = n - 1; i > 0; i--) std::swap(perm[i], perm[rng.randint(0, i)]);  // Fisher-Yates
+  return perm;
+}
+
+std::string fixed(double v, int digits) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+json step_record(const GRPOStepStats& s, int num_groups, std::size_t peak_bytes, double elapsed) {
+  return json{{"step", s.step}, {"loss", s.loss}, {"reward_mean", s.reward_mean}, {"reward_std", s.reward_std},
+              {"accuracy", s.accuracy}, {"format_rate", s.format}, {"kl", s.kl}, {"clip_fraction", s.clip_fraction},
+              {"entropy", s.entropy}, {"completion_len", s.completion_len}, {"eos_rate", s.eos_rate},
+              {"degenerate_groups", s.degenerate_groups}, {"num_groups", num_groups}, {"grad_norm", s.grad_norm},
+              {"lr", s.lr}, {"step_s", s.seconds}, {"rollout_s", s.rollout_seconds}, {"tokens", s.tokens},
+              {"tokens_per_s", s.tokens_per_s}, {"peak_bytes", peak_bytes}, {"elapsed_s", elapsed}};
+}
+
+}  // namespace
+
+GRPOResult run_grpo(const GRPOTrainOptions& opt) {
+  validate(opt);
+  Timer total;
+  Ledger::global().reset_peaks();  // the memory figures below are this run's
+  // Policy and reference from the same checkpoint (the reference never gets grads or an optimizer).
+  LoadedCheckpoint ck = load_checkpoint(opt.init_ckpt);
+  const Config cfg = ck.config;
+  const Tokenizer tok = ck.tokenizer;
+  Transformer<float> policy(cfg.model, Role::policy), reference(cfg.model, Role::reference);
+  load_params_into(ck, policy);
+  load_params_into(ck, reference);
+  ck = LoadedCheckpoint{};  // the loaded copy of the weights is no longer needed
+  AdamW adam(policy.layout(), Role::policy);
+  std::filesystem::create_directories(opt.out_dir);
+  std::ofstream metrics(opt.out_dir + "/metrics.jsonl", std::ios::trunc);
+  if (!metrics) throw_error("cannot write ", opt.out_dir, "/metrics.jsonl");
+
+  const std::vector<Problem> pool = rl_problems(opt, tok, cfg.model.max_seq_len, opt.quiet);
+  const std::vector<int> order = prompt_order(static_cast<int>(pool.size()), opt.seed);
+  Config eval_cfg = cfg;  // the held-out set of `tinyds sft` / `tinyds eval`: test split, the checkpoint's seed
+  eval_cfg.train.eval_problems = opt.eval_problems;
+  std::vector<std::vector<Problem>> heldout;
+  if (opt.eval_problems > 0)
+    for (int level : opt.levels) heldout.push_back(heldout_problems(eval_cfg, level));
+
+  const int P = opt.prompts_per_step, G = opt.grpo.num_generations, B = P * G;
+  if (!opt.quiet)
+    std::printf("[%s] %s from %s: %.2fM parameters, %zu prompts (levels %s), %d prompts x %d completions per step, "
+                "%d steps, mu %d, beta %g, epsilon %g/%g, loss %s, scale_rewards %s, lr %g, temperature %g\n",
+                opt.label.c_str(), rl_algo_name(opt.algo), opt.init_ckpt.c_str(), policy.num_params() / 1e6,
+                pool.size(), json(opt.levels).dump().c_str(), P, G, opt.steps, opt.num_iterations, opt.grpo.beta,
+                opt.grpo.epsilon, opt.grpo.clip_high(), grpo_loss_type_name(opt.grpo.loss_type),
+                opt.grpo.scale_rewards ? "on" : "off", opt.lr, opt.temperature);
+
+  GRPOResult result;
+  auto evaluate_all = [&](int step) {
+    std::vector<LevelAccuracy> per;
+    for (std::size_t i = 0; i < heldout.size(); i++) {
+      EvalResult r = evaluate_exact_match(policy, tok, heldout[i], opt.max_completion_length, 2);
+      LevelAccuracy a{opt.levels[i], r.n, r.accuracy, r.mean_completion_len};
+      per.push_back(a);
+      result.evals.push_back({step, a});
+      metrics << json{{"step", step}, {"eval_level", a.level}, {"eval_accuracy", r.accuracy}, {"eval_n", r.n},
+                      {"well_formed", r.well_formed}, {"mean_completion_len", r.mean_completion_len}}.dump() << "\n";
+      if (!opt.quiet) {
+        std::printf("[%s] eval step %d level %d: exact match %d/%d = %.1f%%  (well-formed %d, mean length %.1f)\n",
+                    opt.label.c_str(), step, a.level, r.correct, r.n, 100.0 * r.accuracy, r.well_formed,
+                    r.mean_completion_len);
+        for (const std::string& e : r.examples) std::printf("    %s\n", e.c_str());
+      }
+    }
+    metrics.flush();
+    return per;
+  };
+  auto save = [&](const std::string& path, int step) {
+    save_checkpoint(path, cfg, tok, policy, &adam, TrainState{step * opt.num_iterations, adam.t()});
+  };
+
+  result.before = evaluate_all(0);
+  Progress progress(opt.label, opt.steps, 0, opt.quiet, opt.log_every);
+  for (int step = 0; step < opt.steps; step++) {
+    Timer st;
+    // 1. P prompts, each repeated G times (consecutive rows form a group).
+    std::vector<std::vector<int>> prompts;
+    std::vector<int64_t> answers;
+    for (int j = 0; j < P; j++) {
+      const Problem& p = pool[order[(static_cast<std::size_t>(step) * P + j) % order.size()]];
+      const std::vector<int> ids = encode_prompt(p, tok);
+      for (int g = 0; g < G; g++) { prompts.push_back(ids); answers.push_back(p.final_answer); }
+    }
+    // 2. Rollout with the current policy.
+    RolloutOptions ro;
+    ro.sampling.temperature = opt.temperature;
+    ro.sampling.top_k = opt.top_k;
+    ro.sampling.top_p = opt.top_p;
+    ro.sampling.max_new_tokens = opt.max_completion_length;
+    ro.sampling.seed = Rng(opt.seed, 0x5a3).split(static_cast<uint64_t>(step)).at(0);  // fresh samples per step
+    ro.n_tokens = tok.vocab_size();
+    ro.eos = Tokenizer::EOS;
+    ro.pad = Tokenizer::PAD;
+    ro.batch = opt.rollout_batch;
+    Timer rt;
+    const Rollout r = rollout(policy, prompts, ro);
+    const double rollout_s = rt.seconds();
+    // 3. Rewards, then 4-5: the update.
+    const std::vector<RewardBreakdown> scores = score_rollout(r, tok, answers, opt.reward_weights);
+    GRPOStepStats s = grpo_update(policy, &reference, adam, r, totals(scores), opt, step * opt.num_iterations);
+    s.step = step + 1;
+    s.rollout_seconds = rollout_s;
+    for (int b = 0; b < B; b++) {
+      s.accuracy += scores[b].accuracy / B;
+      s.format += scores[b].format / B;
+      s.completion_len += static_cast<double>(r.completion_len[b]) / B;
+      s.eos_rate += static_cast<double>(r.ended_with_eos[b]) / B;
+      s.tokens += r.completion_len[b];
+    }
+    s.seconds = st.seconds();
+    s.tokens_per_s = s.seconds > 0 ? s.tokens / s.seconds : 0;
+    result.steps.push_back(s);
+
+    const std::size_t peak = Ledger::global().peak_total();
+    json rec = step_record(s, P, peak, total.seconds());
+    std::string extra = "reward " + fixed(s.reward_mean, 3) + " | acc " + fixed(100 * s.accuracy, 1) + "% | fmt " +
+                        fixed(100 * s.format, 1) + "% | kl " + fixed(s.kl, 4) + " | clip " + fixed(s.clip_fraction, 3) +
+                        " | H " + fixed(s.entropy, 2) + " | len " + fixed(s.completion_len, 1) + " | degenerate " +
+                        std::to_string(s.degenerate_groups) + "/" + std::to_string(P) + " | " +
+                        fixed(s.seconds, 1) + " s/step | mem " + format_bytes(peak);
+    if (policy.num_moe_layers() > 0) {
+      const std::vector<double> maxvio = policy.moe_maxvio();
+      rec["maxvio"] = maxvio;
+      extra += " | maxvio " + fixed(*std::max_element(maxvio.begin(), maxvio.end()), 2);
+    }
+    metrics << rec.dump() << "\n";
+    metrics.flush();
+    // Progress's own tokens/s is over its print interval; the JSONL has the per-step figure.
+    progress.step_done(s.step, s.loss, s.lr, s.grad_norm, s.tokens, extra);
+    if (opt.eval_every > 0 && s.step % opt.eval_every == 0 && s.step < opt.steps) evaluate_all(s.step);
+    if (opt.ckpt_every > 0 && s.step % opt.ckpt_every == 0) save(opt.out_dir + "/latest.safetensors", s.step);
+  }
+  result.final_ckpt = opt.out_dir + "/final.safetensors";
+  save(result.final_ckpt, opt.steps);
+  result.after = evaluate_all(opt.steps);
+  result.seconds = total.seconds();
+  result.peak_bytes = Ledger::global().peak_total();
+  if (!opt.quiet) {
+    std::printf("[%s] done: %d steps in %.1f s; checkpoint %s; ledger peak %s\n", opt.label.c_str(), opt.steps,
+                result.seconds, result.final_ckpt.c_str(), format_bytes(result.peak_bytes).c_str());
+    std::printf("%s", Ledger::global().table().c_str());
+  }
+  return result;
+}
+
+}  // namespace tinyds

@@ -1,0 +1,139 @@
+// tinyds/posttrain/grpo_trainer.h — the R1-Zero-style RL loop of `tinyds grpo`: GRPO (DeepSeekMath arXiv
+// 2402.03300, Algorithm 1) with rule-based rewards on GSM8K-style arithmetic (DESIGN sections 5 and 6).
+//
+// Shapes: P prompts per step, G = num_generations completions per prompt, B = P*G sequences stored in
+// consecutive groups of G (grpo.h's layout), T columns of the teacher-forced batch (pack_for_forward), V vocab,
+// N = B*T token positions.
+//
+// Two models, one checkpoint: the policy (trained, Role::policy, with grads and AdamW) and a frozen reference
+// (Role::reference: weights only, never a gradient or an optimizer) loaded from the same --init checkpoint, so
+// the KL term starts at exactly 0 and measures how far RL has moved the SFT model.
+//
+// One step:
+//   1. prompts:   P problems of the training pool (a seeded permutation, so the order depends only on (seed, step)),
+//                 each repeated G times
+//   2. rollout:   sample B completions with the policy (rollout.h: kv-cache Decoder, temperature / top-k / top-p,
+//                 at most max_completion_length tokens, <eos> included); keep lp_old (B, T), the sampling
+//                 policy's log-probs at the same temperature
+//   3. rewards:   R_i = w_acc * accuracy + w_fmt * format (reward.h), then advantages A_i per group (grpo.h;
+//                 REINFORCE: R_i - group mean)
+//   4. reference: lp_ref (B, T) from one forward of the frozen reference on the packed batch (once per step)
+//   5. mu = num_iterations passes, each an optimizer step (trl's num_iterations):
+//        logits = policy.forward(inputs)              (N, V)
+//        lp     = log softmax(logits / tau)[targets]  (N)     logprobs.h, tau = the sampling temperature
+//        L      = grpo_loss(lp, lp_old, lp_ref, A)            grpo.h (or reinforce.h)
+//        dlp -> dlogits (logprobs_backward) -> policy.backward_from_logits, grad-norm clip, AdamW,
+//        policy.update_moe_bias()                             (DESIGN 4.3: after every optimizer step)
+//      With mu = 1 the ratio r = exp(lp - lp_old) is 1 up to rounding (lp_old comes from the kv-cache decoder,
+//      lp from the teacher-forced forward), so the clip never acts: GRPO is then a plain policy gradient with
+//      std-scaled group advantages plus the k3 KL penalty. mu > 1 reuses the batch and the clip matters.
+// Logged per step (progress line + <out_dir>/metrics.jsonl): reward mean / std, accuracy, format rate, k3 KL to
+// the reference, clip fraction, entropy, mean completion length, degenerate groups, tokens/s, ledger peak bytes.
+// Held-out greedy exact match per level at the start, every eval_every steps and at the end; checkpoints
+// <out_dir>/latest.safetensors every ckpt_every steps and <out_dir>/final.safetensors at the end.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tinyds/data/tokenizer.h"
+#include "tinyds/model/transformer.h"
+#include "tinyds/posttrain/grpo.h"
+#include "tinyds/posttrain/reward.h"
+#include "tinyds/posttrain/rollout.h"
+#include "tinyds/train/optimizer.h"
+#include "tinyds/train/trainer.h"
+
+namespace tinyds {
+
+enum class RLAlgo { grpo, reinforce };
+const char* rl_algo_name(RLAlgo a);               // "grpo", "reinforce"
+RLAlgo parse_rl_algo(const std::string& s);        // error naming the value and the choices
+GRPOLossType parse_grpo_loss_type(const std::string& s);  // "grpo" | "bnpo" | "dapo" | "dr_grpo"
+
+struct GRPOTrainOptions {
+  std::string init_ckpt;          // policy and reference weights (e.g. from `tinyds sft`); required
+  std::string out_dir = "runs/grpo";
+  RLAlgo algo = RLAlgo::grpo;
+  GRPOConfig grpo;                // beta 0.04, epsilon 0.2, epsilon_high, num_generations G 8, loss_type grpo,
+                                  // scale_rewards on; grpo.max_completion_length is set from the field below
+  int max_completion_length = 96; // new tokens per completion, <eos> included (trl's name), e.g. 96
+  int num_iterations = 1;         // mu: optimizer steps per rollout batch (trl's name; the paper's mu)
+  int prompts_per_step = 8;       // P: distinct prompts per step (B = P * G completions)
+  int steps = 100;                // RL steps (rollout + mu optimizer steps each)
+  float temperature = 1.0f;       // sampling temperature tau; log-probs are taken at the same tau (trl 1.0)
+  int top_k = 0;                  // 0 = off
+  float top_p = 1.0f;             // 1 = off
+  RewardWeights reward_weights;   // accuracy 1, format 1 (R1: equal weights)
+  std::vector<int> levels = {2, 3};  // training prompts: generated problems of these levels (train split)
+  int n_train = 4000;             // generated training problems per level
+  // AdamW (a fresh optimizer: the SFT moments describe another objective)
+  float lr = 5e-5f;               // constant after warmup; see cmd_grpo.cpp for why
+  int warmup_steps = 0;           // linear warmup of lr over this many optimizer steps
+  float beta1 = 0.9f, beta2 = 0.99f, adam_eps = 1e-8f;
+  float weight_decay = 0.0f;      // trl's default 0: decay would pull the policy away from the reference
+  float max_grad_norm = 1.0f;     // global grad-norm clip (trl's name and default); 0 = off
+  int eval_every = 10;            // RL steps between held-out evaluations (0 = start and end only)
+  int eval_problems = 100;        // held-out problems per level (test split; 0 = no evaluation)
+  int ckpt_every = 0;             // RL steps between latest.safetensors (0 = only final.safetensors)
+  int log_every = 1;              // RL steps between progress lines
+  int rollout_batch = 64;         // sequences decoded together (results do not depend on it)
+  uint64_t seed = 1234;           // prompt order and sampling
+  bool quiet = false;
+  std::string label = "grpo";
+};
+
+// What one step measured (also one line of metrics.jsonl).
+struct GRPOStepStats {
+  int step = 0;
+  double loss = 0;              // of the first of the mu passes
+  double reward_mean = 0, reward_std = 0;  // std: mean over groups of the unbiased group std
+  double accuracy = 0;          // mean accuracy reward over the B completions
+  double format = 0;            // fraction of completions with format reward 1
+  double kl = 0;                // masked mean of k3(lp, lp_ref) over completion tokens, first pass
+  double clip_fraction = 0;     // GRPO: tokens whose gradient the clip removed, mean over the mu passes
+  double entropy = 0;           // masked mean per-token entropy of the policy at tau, first pass
+  double completion_len = 0;    // mean completion tokens (<eos> included)
+  double eos_rate = 0;          // fraction of completions that ended with <eos> (not cut off)
+  int degenerate_groups = 0;    // groups whose G rewards were all equal (zero advantage)
+  double grad_norm = 0;         // before clipping, last pass
+  double lr = 0;
+  double seconds = 0;           // wall time of the whole step
+  double rollout_seconds = 0;   // of which sampling
+  long tokens = 0;              // completion tokens sampled plus teacher-forced tokens forwarded (policy + ref)
+  double tokens_per_s = 0;      // tokens / seconds
+};
+
+struct GRPOEval { int step; LevelAccuracy acc; };
+
+struct GRPOResult {
+  std::vector<GRPOStepStats> steps;   // one per step run
+  std::vector<GRPOEval> evals;        // every evaluation (start, periodic, end), per level
+  std::vector<LevelAccuracy> before;  // per level at step 0
+  std::vector<LevelAccuracy> after;   // per level at the end
+  std::string final_ckpt;
+  double seconds = 0;
+  std::size_t peak_bytes = 0;         // ledger peak over the run (all roles and categories)
+};
+
+// Checks the options (G >= 2, P >= 1, mu >= 1, temperature > 0, levels 1..4, ...) and throws tinyds::Error
+// naming the option (by its command-line name) and the value.
+void validate(const GRPOTrainOptions& opt);
+
+// The whole run: load --init into policy and reference, train, evaluate, checkpoint.
+GRPOResult run_grpo(const GRPOTrainOptions& opt);
+
+// ---- the pieces of one step, exposed for tests ----
+
+// Scores the B completions of rollout r (answers (B): the problem answer of each row).
+std::vector<RewardBreakdown> score_rollout(const Rollout& r, const Tokenizer& tok, const std::vector<int64_t>& answers,
+                                           const RewardWeights& w);
+
+// Steps 3-5 above on a fixed rollout: advantages from rewards (B), lp_ref from `reference` (nullptr: no KL term
+// and no KL metric, which needs beta == 0), then num_iterations optimizer steps of `policy`. `optimizer_step` is the 0-based count of optimizer steps already taken (for the
+// warmup). Fills the loss / kl / clip / entropy / grad-norm / lr / degenerate / reward fields of the result.
+GRPOStepStats grpo_update(Transformer<float>& policy, Transformer<float>* reference, AdamW& adam,
+                          const Rollout& r, const std::vector<double>& rewards, const GRPOTrainOptions& opt,
+                          int optimizer_step);
+
+}  // namespace tinyds
