@@ -111,7 +111,7 @@ void print_phase_profile(const StepTimes& st, json& out) {
     rows.push_back({{"phase", name}, {"ms_per_step", 1e3 * sec}, {"percent_of_fwd_bwd", 100 * sec / fb}});
     sum += sec;
   }
-  std::printf("    %-18s %8.1f ms  %5.1f%%  (embedding, MTP norms/projection/head/loss, gradient views)\n", "other",
+  std::printf("    %-18s %8.1f ms  %5.1f%%  (embedding, MTP norms/projection/head/loss; the phases are means, forward + backward a median: on a noisy machine this can go negative)\n", "other",
               1e3 * (fb - sum), 100 * (fb - sum) / fb);
   out["tinyds"]["phases"] = rows;
 }
