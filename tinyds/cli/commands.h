@@ -14,5 +14,7 @@ int cmd_sample(int argc, char** argv);    // generate text from a checkpoint    
 int cmd_demo(int argc, char** argv);      // the end-to-end demo                      (cmd_demo.cpp)
 int cmd_bench(int argc, char** argv);     // throughput vs GEMM peak and PyTorch      (cmd_bench.cpp)
 int cmd_kvcache(int argc, char** argv);   // kv-cache sizes, naive vs absorbed MLA    (cmd_kvcache.cpp)
+int cmd_ppo(int argc, char** argv);       // PPO with a critic and GAE                (cmd_ppo.cpp)
+int cmd_memory(int argc, char** argv);    // peak memory of sft/dpo/ppo/grpo steps    (cmd_memory.cpp)
 
 }  // namespace tinyds

@@ -27,6 +27,8 @@ const Command kCommands[] = {
     {"demo", tinyds::cmd_demo, "the end-to-end demo: train the toy model and report accuracy"},
     {"bench", tinyds::cmd_bench, "training throughput vs the GEMM peak and the PyTorch reference"},
     {"kvcache", tinyds::cmd_kvcache, "kv-cache sizes of MHA/GQA/MQA/MLA, naive vs absorbed MLA decode speed"},
+    {"ppo", tinyds::cmd_ppo, "PPO with GAE: policy, frozen reference, critic; rule reward"},
+    {"memory", tinyds::cmd_memory, "peak memory by role and category of one sft/dpo/ppo/grpo step"},
 };
 
 void usage(FILE* f) {

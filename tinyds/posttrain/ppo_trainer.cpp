@@ -1,0 +1,378 @@
+// tinyds/posttrain/ppo_trainer.cpp — see ppo_trainer.h.
+//
+// Shapes: B sequences, T packed columns, N = B*T, V vocab, C d_model.
+#include "tinyds/posttrain/ppo_trainer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "tinyds/core/error.h"
+#include "tinyds/core/rng.h"
+#include "tinyds/core/timer.h"
+#include "tinyds/data/batch.h"
+#include "tinyds/data/generator.h"
+#include "tinyds/ops/adamw.h"
+#include "tinyds/posttrain/gae.h"
+#include "tinyds/posttrain/logprobs.h"
+#include "tinyds/train/evaluate.h"
+#include "tinyds/train/progress.h"
+#include "tinyds/train/safetensors.h"
+#include "tinyds/train/trainer.h"
+
+namespace tinyds {
+
+using json = nlohmann::json;
+
+void copy_weights(const Transformer<float>& from, Transformer<float>& to) {
+  if (model_config_to_json(from.config()) != model_config_to_json(to.config()))
+    throw_error("copy_weights: model configs differ: ", model_config_to_json(from.config()).dump(), " vs ",
+                model_config_to_json(to.config()).dump());
+  std::copy(from.params(), from.params() + from.num_params(), to.params());
+  std::copy(from.moe_bias(), from.moe_bias() + from.moe_bias_size(), to.moe_bias());
+}
+
+namespace {
+
+const PPOTrainerOptions& check_options(const PPOTrainerOptions& o) {
+  if (o.steps < 1) throw_error("ppo: steps = ", o.steps, " must be >= 1");
+  if (o.batch_size < 2) throw_error("ppo: batch_size = ", o.batch_size, " must be >= 2 (advantage whitening needs 2 tokens)");
+  if (o.ppo.num_ppo_epochs < 1) throw_error("ppo: num_ppo_epochs = ", o.ppo.num_ppo_epochs, " must be >= 1");
+  if (!(o.learning_rate > 0)) throw_error("ppo: learning_rate = ", o.learning_rate, " must be > 0");
+  if (!(o.ppo.kl_coef >= 0)) throw_error("ppo: kl_coef = ", o.ppo.kl_coef, " must be >= 0");
+  if (!(o.ppo.gamma >= 0 && o.ppo.gamma <= 1)) throw_error("ppo: gamma = ", o.ppo.gamma, " must be in [0, 1]");
+  if (!(o.ppo.lam >= 0 && o.ppo.lam <= 1)) throw_error("ppo: lam = ", o.ppo.lam, " must be in [0, 1]");
+  if (!(o.ppo.cliprange > 0 && o.ppo.cliprange < 1)) throw_error("ppo: cliprange = ", o.ppo.cliprange, " must be in (0, 1)");
+  if (!(o.ppo.cliprange_value > 0)) throw_error("ppo: cliprange_value = ", o.ppo.cliprange_value, " must be > 0");
+  if (!(o.ppo.vf_coef >= 0)) throw_error("ppo: vf_coef = ", o.ppo.vf_coef, " must be >= 0");
+  if (!(o.temperature > 0)) throw_error("ppo: temperature = ", o.temperature, " must be > 0 (PPO needs sampled completions and their log-probs)");
+  if (o.response_length < 1) throw_error("ppo: response_length = ", o.response_length, " must be >= 1");
+  if (o.n_prompts < 1) throw_error("ppo: n_prompts = ", o.n_prompts, " must be >= 1");
+  if (o.levels.empty()) throw_error("ppo: levels is empty");
+  if (o.max_grad_norm < 0) throw_error("ppo: max_grad_norm = ", o.max_grad_norm, " must be >= 0");
+  return o;
+}
+
+// Validated before any model is built from it.
+const Config& check_config(const Config& c) {
+  c.validate();
+  return c;
+}
+
+// Masked mean of x (n) over mask (n).
+double masked_mean(const float* x, const float* mask, long n) {
+  double s = 0, c = 0;
+  for (long i = 0; i < n; i++) { s += static_cast<double>(mask[i]) * x[i]; c += mask[i]; }
+  return c > 0 ? s / c : 0.0;
+}
+
+template <typename T>
+void grow(Buffer<T>& b, std::size_t n, Role role, Category cat) {
+  if (b.size() < n) b.reset(n, role, cat);
+}
+
+std::string fixed(double v, int digits) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+}  // namespace
+
+std::vector<Problem> ppo_problems(const PPOTrainerOptions& opt) {
+  std::vector<Problem> all;
+  for (int level : opt.levels) {
+    const int per_level = std::max(1, opt.n_prompts / static_cast<int>(opt.levels.size()));
+    std::vector<Problem> p = generate_problems(level, per_level, opt.seed + 7919ull * level, Split::train);
+    all.insert(all.end(), p.begin(), p.end());
+  }
+  return all;
+}
+
+uint64_t ppo_sampling_seed(uint64_t seed, int step) { return mix64(seed ^ mix64(0x5a3b1e + static_cast<uint64_t>(step))); }
+
+PPOTrainer::PPOTrainer(const Config& cfg, const Tokenizer& tok, const PPOTrainerOptions& opt,
+                       const LoadedCheckpoint* init)
+    : cfg_(check_config(init ? init->config : cfg)),
+      tok_(init ? init->tokenizer : tok),
+      opt_(check_options(opt)),
+      policy_(cfg_.model, Role::policy),
+      reference_(cfg_.model, Role::reference),
+      critic_(cfg_.model, Role::critic),
+      policy_opt_(policy_.layout(), Role::policy),
+      critic_opt_(critic_) {
+  if (tok_.vocab_size() > cfg_.model.vocab_size)
+    throw_error("ppo: model.vocab_size = ", cfg_.model.vocab_size, " is smaller than the tokenizer's ", tok_.vocab_size());
+  if (init) load_params_into(*init, policy_);
+  else policy_.init_weights(cfg_.train.seed);
+  copy_weights(policy_, reference_);       // the frozen reference is the initial policy
+  copy_weights(policy_, critic_.trunk());  // trl: the value model starts from a trained model, its head fresh
+  if (opt_.use_reward_model) {
+    reward_model_ = std::make_unique<Critic<float>>(cfg_.model, Role::reward);
+    copy_weights(policy_, reward_model_->trunk());
+  }
+  problems_ = ppo_problems(opt_);
+  // Every prompt must leave room for at least one sampled token (ppo_rewards puts the score on the last one).
+  for (std::size_t i = 0; i < problems_.size(); i++) {
+    const int len = static_cast<int>(encode_prompt(problems_[i], tok_).size());
+    if (len >= cfg_.model.max_seq_len)
+      throw_error("ppo: prompt ", i, " has ", len, " tokens, which leaves no room to sample under model.max_seq_len = ",
+                  cfg_.model.max_seq_len, " (\"", problems_[i].question.substr(0, 40), "...\")");
+  }
+}
+
+std::vector<int> PPOTrainer::prompt_indices(int step) const {
+  Rng rng = Rng(opt_.seed, 0x9905).split(static_cast<uint64_t>(step));
+  std::vector<int> idx(opt_.batch_size);
+  for (int& i : idx) i = static_cast<int>(rng.randint(0, static_cast<int64_t>(problems_.size()) - 1));
+  return idx;
+}
+
+PPOExperience PPOTrainer::make_experience(int step) { return make_experience(step, prompt_indices(step)); }
+
+PPOExperience PPOTrainer::make_experience(int step, const std::vector<int>& idx) {
+  Timer timer;
+  if (idx.size() < 2) throw_error("ppo: make_experience needs at least 2 prompts, got ", idx.size());
+  std::vector<std::vector<int>> prompts;
+  for (std::size_t k = 0; k < idx.size(); k++) {
+    if (idx[k] < 0 || idx[k] >= static_cast<int>(problems_.size()))
+      throw_error("ppo: prompt index ", idx[k], " at position ", k, " is outside [0, ", problems_.size(), ")");
+    prompts.push_back(encode_prompt(problems_[idx[k]], tok_));
+  }
+
+  // 1. Rollout: one sampled completion per prompt with the sampling policy's log-probs.
+  RolloutOptions ro;
+  ro.sampling.temperature = opt_.temperature;
+  ro.sampling.max_new_tokens = opt_.response_length;
+  ro.sampling.seed = ppo_sampling_seed(opt_.seed, step);
+  ro.n_tokens = tok_.vocab_size();
+  ro.eos = Tokenizer::EOS;
+  ro.pad = Tokenizer::PAD;
+  ro.batch = static_cast<int>(idx.size());
+  ro.role = Role::policy;
+  PPOExperience e;
+  {
+    const Rollout r = rollout(policy_, prompts, ro);
+    e.batch = pack_for_forward(r, Tokenizer::PAD, Role::policy);
+    // 2. Scores: the rule reward of each completion (R1: accuracy + format).
+    double acc = 0, fmt = 0, eos = 0, len = 0;
+    for (int b = 0; b < r.B; b++) {
+      const RewardBreakdown s = score_completion_tokens(r.completion(b), r.completion_len[b], tok_,
+                                                        problems_[idx[b]].final_answer, opt_.reward_weights);
+      e.scores.push_back(s.total);
+      acc += s.accuracy; fmt += s.format; eos += r.ended_with_eos[b] ? 1 : 0; len += r.completion_len[b];
+    }
+    e.accuracy = acc / r.B; e.format_rate = fmt / r.B; e.eos_rate = eos / r.B; e.completion_length = len / r.B;
+  }
+  const int B = e.batch.B, T = e.batch.T, V = cfg_.model.vocab_size;
+  const long N = static_cast<long>(B) * T;
+  const float tau = opt_.temperature;
+  const float* mask = e.batch.mask.data();
+  e.ctargets.reset(N, Role::policy, Category::rollout);
+  for (long n = 0; n < N; n++) e.ctargets[n] = mask[n] != 0.0f ? e.batch.targets[n] : -1;
+
+  // lp_ref: the frozen reference on the same tokens.
+  e.ref_logprobs.reset(N, Role::reference, Category::rollout);
+  reference_.forward(e.batch.inputs.data(), nullptr, B, T);
+  logprobs_forward(e.ref_logprobs.data(), reference_.logits(), e.ctargets.data(), static_cast<int>(N), V, tau);
+  // values_old: the critic before this step's updates.
+  e.values.reset(N, Role::critic, Category::rollout);
+  const float* v = critic_.forward(e.batch.inputs.data(), B, T);
+  std::copy(v, v + N, e.values.data());
+  if (reward_model_) {  // a learned score: the reward model's head at each completion's last token
+    const float* rm = reward_model_->forward(e.batch.inputs.data(), B, T);
+    for (int b = 0; b < B; b++) {
+      int last = -1;
+      for (int t = 0; t < T; t++) if (mask[static_cast<long>(b) * T + t] != 0.0f) last = t;
+      e.scores[b] = last >= 0 ? rm[static_cast<long>(b) * T + last] : 0.0;
+    }
+  }
+  score_experience(e);
+  e.rollout_seconds = timer.seconds();
+  return e;
+}
+
+void PPOTrainer::score_experience(PPOExperience& e) const {
+  const int B = e.batch.B, T = e.batch.T;
+  const long N = static_cast<long>(B) * T;
+  const float* mask = e.batch.mask.data();
+  if (static_cast<int>(e.scores.size()) != B)
+    throw_error("ppo: experience has ", e.scores.size(), " scores for ", B, " sequences");
+  double sum = 0, sq = 0;
+  for (double s : e.scores) { sum += s; sq += s * s; }
+  e.reward_mean = sum / B;
+  e.reward_std = B > 1 ? std::sqrt(std::max(0.0, (sq - sum * sum / B) / (B - 1))) : 0.0;
+
+  // 3. Per-token rewards (k1 KL penalty + score at the last token), GAE, whitened advantages.
+  const float* lp_old = e.batch.old_logprobs.data();
+  std::vector<float> scores(e.scores.begin(), e.scores.end());
+  if (e.rewards.size() != static_cast<std::size_t>(N)) e.rewards.reset(N, Role::policy, Category::rollout);
+  ppo_rewards(e.rewards.data(), lp_old, e.ref_logprobs.data(), scores.data(), mask, B, T, opt_.ppo.kl_coef);
+  if (e.advantages.size() != static_cast<std::size_t>(N)) e.advantages.reset(N, Role::policy, Category::rollout);
+  if (e.returns.size() != static_cast<std::size_t>(N)) e.returns.reset(N, Role::critic, Category::rollout);
+  compute_gae(e.advantages.data(), e.returns.data(), e.rewards.data(), e.values.data(), mask, B, T, opt_.ppo.gamma,
+              opt_.ppo.lam);
+  masked_whiten(e.advantages.data(), e.advantages.data(), mask, N);
+  double kl_sum = 0, count = 0;
+  for (long n = 0; n < N; n++)
+    if (mask[n] != 0.0f) { kl_sum += static_cast<double>(lp_old[n]) - e.ref_logprobs[n]; count++; }
+  e.kl = kl_sum / B;
+  e.kl_per_token = count > 0 ? kl_sum / count : 0.0;
+}
+
+PPOUpdateStats PPOTrainer::update(const PPOExperience& e) {
+  const int B = e.batch.B, T = e.batch.T, V = cfg_.model.vocab_size;
+  const long N = static_cast<long>(B) * T;
+  const float tau = opt_.temperature;
+  const float* mask = e.batch.mask.data();
+  grow(lp_, N, Role::policy, Category::activations);
+  grow(dlp_, N, Role::policy, Category::activations);
+  grow(entropy_, N, Role::policy, Category::activations);
+  grow(dlogits_, static_cast<std::size_t>(N) * V, Role::policy, Category::activations);
+  grow(dvalues_, N, Role::critic, Category::activations);
+  PPOUpdateStats st;
+
+  // Forward: the current policy's log-probs and entropy, the current critic's values.
+  policy_.zero_grad();
+  policy_.forward(e.batch.inputs.data(), nullptr, B, T);
+  logprobs_forward(lp_.data(), policy_.logits(), e.ctargets.data(), static_cast<int>(N), V, tau);
+  entropy_forward(entropy_.data(), policy_.logits(), e.ctargets.data(), static_cast<int>(N), V, tau);
+  st.entropy = masked_mean(entropy_.data(), mask, N);
+  critic_.zero_grad();
+  const float* values = critic_.forward(e.batch.inputs.data(), B, T);
+  st.value_mean = masked_mean(values, mask, N);
+
+  // L = L_pg + vf_coef L_vf (ppo.h); dlp flows into the policy, dvalues into the critic.
+  st.loss = ppo_loss_forward(lp_.data(), values, e.batch.old_logprobs.data(), e.values.data(), e.advantages.data(),
+                             e.returns.data(), mask, N, opt_.ppo);
+  if (!std::isfinite(st.loss.loss)) throw_error("ppo: loss became ", st.loss.loss, " (try a lower --learning-rate)");
+  ppo_loss_backward(dlp_.data(), dvalues_.data(), 1.0, lp_.data(), values, e.batch.old_logprobs.data(),
+                    e.values.data(), e.advantages.data(), e.returns.data(), mask, N, opt_.ppo);
+  logprobs_backward(dlogits_.data(), dlp_.data(), policy_.logits(), e.ctargets.data(), static_cast<int>(N), V, tau);
+  policy_.backward_from_logits(dlogits_.data());
+  critic_.backward(dvalues_.data());
+
+  // Clip each model's gradient, AdamW on both, then the router biases from this forward's loads (DESIGN 4.3).
+  st.policy_grad_norm = global_norm(policy_.grads(), policy_.num_params());
+  if (opt_.max_grad_norm > 0) clip_grad_norm(policy_.grads(), policy_.num_params(), st.policy_grad_norm, opt_.max_grad_norm);
+  st.critic_grad_norm = critic_clip_grad_norm(critic_, opt_.max_grad_norm);
+  const float wd = static_cast<float>(opt_.weight_decay);
+  // betas and eps as torch.optim.AdamW's defaults, which trl uses
+  policy_opt_.step(policy_.params(), policy_.grads(), AdamWSettings{static_cast<float>(opt_.learning_rate), 0.9f, 0.999f, 1e-8f, wd});
+  const double clr = opt_.critic_learning_rate < 0 ? opt_.learning_rate : opt_.critic_learning_rate;
+  critic_opt_.step(AdamWSettings{static_cast<float>(clr), 0.9f, 0.999f, 1e-8f, wd});
+  policy_.update_moe_bias();
+  critic_.trunk().update_moe_bias();
+  return st;
+}
+
+void PPOTrainer::save(const std::string& stem, int step) {
+  // The policy as an ordinary checkpoint (tinyds eval / sample read it), the critic's trunk likewise, and the
+  // value head as two small tensors.
+  save_checkpoint(stem + ".safetensors", cfg_, tok_, policy_, &policy_opt_, TrainState{step, policy_opt_.t()});
+  save_checkpoint(stem + ".critic.safetensors", cfg_, tok_, critic_.trunk(), &critic_opt_.trunk(),
+                  TrainState{step, critic_opt_.t()});
+  SafeTensors st;
+  st.metadata["format"] = "tinyds-value-head";
+  const int64_t C = critic_.d_model();
+  st.put_f32("value_head.weight", {C}, critic_.head());
+  st.put_f32("value_head.bias", {1}, critic_.head() + C);
+  write_safetensors(stem + ".value_head.safetensors", st);
+}
+
+double PPOTrainer::evaluate() {
+  double correct = 0, n = 0;
+  Config c = cfg_;
+  c.train.eval_problems = opt_.eval_problems;
+  for (int level : opt_.levels) {
+    EvalResult r = evaluate_exact_match(policy_, tok_, heldout_problems(c, level), opt_.response_length, 0);
+    correct += r.correct; n += r.n;
+  }
+  return n > 0 ? correct / n : 0.0;
+}
+
+PPOResult PPOTrainer::run() {
+  std::filesystem::create_directories(opt_.out_dir);
+  std::ofstream metrics(opt_.out_dir + "/metrics.jsonl", std::ios::trunc);
+  if (!metrics) throw_error("ppo: cannot write ", opt_.out_dir, "/metrics.jsonl");
+  PPOResult res;
+  Timer total;
+  if (!opt_.quiet)
+    std::printf("[ppo] %s: %.2fM parameters x (policy, reference, critic%s), %zu prompts (levels %s), B %d, "
+                "response_length %d, %d steps x %d PPO epochs\n", cfg_.name.c_str(), policy_.num_params() / 1e6,
+                reward_model_ ? ", reward model" : "", problems_.size(), json(opt_.levels).dump().c_str(),
+                opt_.batch_size, opt_.response_length, opt_.steps, opt_.ppo.num_ppo_epochs);
+  if (opt_.eval_problems > 0) {
+    res.initial_accuracy = evaluate();
+    metrics << json{{"step", 0}, {"eval_accuracy", res.initial_accuracy}}.dump() << "\n";
+    if (!opt_.quiet) std::printf("[ppo] held-out exact match before PPO: %.1f%%\n", 100 * res.initial_accuracy);
+  }
+  const int every = std::max(1, opt_.steps / 40);
+  for (int step = 0; step < opt_.steps; step++) {
+    Timer step_timer;
+    PPOExperience e = make_experience(step);
+    PPOUpdateStats first, last;
+    double pg = 0, vf = 0, clip = 0, vclip = 0, akl = 0;
+    for (int ep = 0; ep < opt_.ppo.num_ppo_epochs; ep++) {
+      last = update(e);
+      if (ep == 0) first = last;
+      pg += last.loss.pg_loss; vf += last.loss.vf_loss; clip += last.loss.pg_clipfrac;
+      vclip += last.loss.vf_clipfrac; akl += last.loss.approxkl;
+    }
+    const double k = opt_.ppo.num_ppo_epochs;
+    const double seconds = step_timer.seconds();
+    const long tokens = e.tokens();
+    // tokens/s: teacher-forced positions of the packed batch per wall second of the whole step (rollout included)
+    const double tps = tokens / std::max(seconds, 1e-9);
+    Ledger& L = Ledger::global();
+    json rec{{"step", step + 1}, {"reward_mean", e.reward_mean}, {"reward_std", e.reward_std},
+             {"accuracy", e.accuracy}, {"format_rate", e.format_rate}, {"eos_rate", e.eos_rate},
+             {"kl", e.kl}, {"kl_per_token", e.kl_per_token},
+             {"pg_loss", pg / k}, {"vf_loss", vf / k}, {"pg_clipfrac", clip / k}, {"vf_clipfrac", vclip / k},
+             {"approxkl", akl / k}, {"entropy", first.entropy}, {"value_mean", first.value_mean},
+             {"policy_grad_norm", first.policy_grad_norm}, {"critic_grad_norm", first.critic_grad_norm},
+             {"completion_length", e.completion_length}, {"tokens", tokens}, {"tokens_per_s", tps},
+             {"rollout_s", e.rollout_seconds}, {"step_s", seconds}, {"elapsed_s", total.seconds()},
+             {"memory_bytes", L.current_total()}, {"memory_peak_bytes", L.peak_total()},
+             {"rss_peak_bytes", peak_rss_bytes()}};
+    if (policy_.num_moe_layers() > 0) rec["maxvio"] = policy_.moe_maxvio();
+    metrics << rec.dump() << "\n";
+    metrics.flush();
+    res.steps.push_back({step + 1, e.reward_mean, e.accuracy, e.format_rate, e.kl, vf / k, clip / k, first.entropy,
+                         e.completion_length, tps});
+    if (!opt_.quiet && ((step + 1) % every == 0 || step + 1 == opt_.steps)) {
+      const double elapsed = total.seconds();
+      const double eta = elapsed / (step + 1) * (opt_.steps - step - 1);
+      std::printf("[ppo] step %4d/%d | reward %s +- %s | acc %5.1f%% | format %5.1f%% | kl %s | clip %s | "
+                  "vf %s | H %s | len %4.1f | %.1fK tok/s | mem %s | ETA %s\n", step + 1, opt_.steps,
+                  fixed(e.reward_mean, 3).c_str(), fixed(e.reward_std, 3).c_str(), 100 * e.accuracy,
+                  100 * e.format_rate, fixed(e.kl, 4).c_str(), fixed(clip / k, 3).c_str(), fixed(vf / k, 4).c_str(),
+                  fixed(first.entropy, 3).c_str(), e.completion_length, tps / 1000,
+                  format_bytes(L.current_total()).c_str(), format_duration(eta).c_str());
+      std::fflush(stdout);
+    }
+    if (opt_.save && opt_.ckpt_every > 0 && (step + 1) % opt_.ckpt_every == 0 && step + 1 < opt_.steps)
+      save(opt_.out_dir + "/latest", step + 1);
+  }
+  if (opt_.save) {
+    save(opt_.out_dir + "/final", opt_.steps);
+    res.final_ckpt = opt_.out_dir + "/final.safetensors";
+  }
+  if (opt_.eval_problems > 0) {
+    res.final_accuracy = evaluate();
+    metrics << json{{"step", opt_.steps}, {"eval_accuracy", res.final_accuracy}}.dump() << "\n";
+  }
+  res.seconds = total.seconds();
+  if (!opt_.quiet) {
+    if (res.final_accuracy >= 0)
+      std::printf("[ppo] held-out exact match: %.1f%% -> %.1f%%\n", 100 * res.initial_accuracy, 100 * res.final_accuracy);
+    std::printf("[ppo] done: %d steps in %.1f s; checkpoint %s\n%s", opt_.steps, res.seconds,
+                res.final_ckpt.empty() ? "(none)" : res.final_ckpt.c_str(), Ledger::global().table().c_str());
+  }
+  return res;
+}
+
+}  // namespace tinyds

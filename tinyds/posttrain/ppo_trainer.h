@@ -1,0 +1,162 @@
+// tinyds/posttrain/ppo_trainer.h — the PPO trainer for `tinyds ppo` (DESIGN 6, PPO with GAE; trl PPOTrainer and
+// "The N implementation details of RLHF with PPO").
+//
+// Shapes: B = batch_size prompts per step, one completion each (so B sequences); T = the packed batch's columns
+// (longest prompt + completion - 1); N = B*T; V vocab. All per-token tensors are (B, T) in PolicyBatch layout
+// (rollout.h): column t holds the log-prob / value of the position that predicts token t+1.
+//
+// Four models (the memory PPO pays, `tinyds memory`):
+//   policy     Transformer<float>, Role::policy, trained (AdamW)
+//   reference  Transformer<float>, Role::reference, frozen copy of the initial policy (for the KL penalty)
+//   critic     Critic<float> (critic.h), Role::critic: trunk initialised from the policy + zero value head, trained
+//   reward     optional Critic<float>, Role::reward, frozen: a learned reward model in place of the rule reward
+//              (untrained here: it exists for the memory comparison; `tinyds ppo` uses the rule reward)
+//
+// One step (make_experience, then num_ppo_epochs x update):
+//   1. rollout: B prompts -> completions, lp_old                       (rollout.h, kv-cache sampling)
+//   2. scores:  rule reward accuracy + format of each completion        (reward.h)
+//      lp_ref:  reference forward;  values_old: critic forward
+//   3. r_t = -kl_coef (lp_old - lp_ref), + score at the last token      (ppo_rewards, ppo.h)
+//      GAE(gamma, lam) -> advantages, returns; whiten advantages         (gae.h)
+//   4. each epoch, on the whole batch (trl num_mini_batches = 1): policy and critic forward, clipped policy loss +
+//      vf_coef * clipped value loss (ppo.h), backward into both, grad-norm clip, AdamW on both, update_moe_bias on
+//      both (DESIGN 4.3: after every optimizer step).
+// Logs per step: reward mean/std, accuracy, format rate, KL, clip fractions, value loss, entropy, completion
+// length, tokens/s, memory; one JSON line per step in <out_dir>/metrics.jsonl; checkpoints of policy and critic.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tinyds/data/problem.h"
+#include "tinyds/data/tokenizer.h"
+#include "tinyds/model/config.h"
+#include "tinyds/model/transformer.h"
+#include "tinyds/posttrain/critic.h"
+#include "tinyds/posttrain/ppo.h"
+#include "tinyds/posttrain/reward.h"
+#include "tinyds/posttrain/rollout.h"
+#include "tinyds/train/checkpoint.h"
+#include "tinyds/train/optimizer.h"
+
+namespace tinyds {
+
+struct PPOTrainerOptions {  // hyper-parameters named as trl's PPOConfig; defaults stated where they differ
+  // 2 PPO epochs instead of trl's 4: on 2 CPU cores each epoch (policy + critic forward and backward) costs several
+  // times the rollout, so 4 epochs would nearly double the step time for a smaller gain per sample.
+  PPOTrainerOptions() { ppo.num_ppo_epochs = 2; }
+  PPOConfig ppo;                    // kl_coef 0.05, gamma 1, lam 0.95, cliprange 0.2, cliprange_value 0.2, vf_coef 0.1;
+                                    // num_ppo_epochs: trl 4, here 2 by default (see the constructor)
+  int steps = 100;                  // PPO iterations (trl counts total_episodes = steps * batch_size)
+  int batch_size = 16;              // prompts per step = sampled sequences (one completion per prompt)
+  double learning_rate = 1e-4;      // policy AdamW lr (trl 3e-6 for billion-parameter models; a 1M model needs more)
+  double critic_learning_rate = -1; // critic AdamW lr; < 0: the same as learning_rate (trl: one optimizer for both)
+  double max_grad_norm = 1.0;       // global grad-norm clip, per model (trl 1.0); 0 = off
+  double weight_decay = 0.0;        // AdamW decay (trl / transformers default 0)
+  float temperature = 1.0f;         // sampling temperature; log-probs are taken at the same one (trl 0.7)
+  int response_length = 64;         // max new tokens per completion (trl response_length 53)
+  RewardWeights reward_weights;     // accuracy 1, format 1 (R1)
+  std::vector<int> levels = {1};    // generated problem levels the prompts come from
+  int n_prompts = 4000;             // generated training problems to draw prompts from
+  uint64_t seed = 1234;             // prompt order and sampling
+  std::string out_dir = "runs/ppo";
+  int ckpt_every = 0;               // steps between latest.* checkpoints (0 = only the final one)
+  int eval_problems = 100;          // held-out greedy exact match before and after training (0 = none)
+  bool use_reward_model = false;    // score with a (frozen, untrained) reward model instead of the rule reward
+  bool save = true;                 // write checkpoints (off for `tinyds memory`)
+  bool quiet = false;               // no progress lines
+};
+
+// One rollout batch with everything the PPO epochs need. Buffers are Category::rollout, under the role whose
+// output they hold (lp_ref: reference; values_old and returns: critic; the rest: policy).
+struct PPOExperience {
+  PolicyBatch batch;               // inputs, targets, mask, old_logprobs (B, T)
+  Buffer<int> ctargets;            // (B, T) targets where mask is 1, else -1 (prompt positions carry no loss)
+  Buffer<float> ref_logprobs;      // (B, T) lp_ref
+  Buffer<float> values;            // (B, T) values_old (critic at rollout time)
+  Buffer<float> rewards;           // (B, T) KL-penalised per-token rewards + score
+  Buffer<float> advantages;        // (B, T) whitened GAE advantages
+  Buffer<float> returns;           // (B, T) GAE returns (value targets)
+  std::vector<double> scores;      // (B) rule (or reward-model) score of each completion
+  double reward_mean = 0, reward_std = 0, accuracy = 0, format_rate = 0, eos_rate = 0;
+  double kl = 0;                   // mean over sequences of sum_t (lp_old - lp_ref)   (trl objective/kl)
+  double kl_per_token = 0;         // masked mean of lp_old - lp_ref
+  double completion_length = 0;    // mean completion tokens (with <eos>)
+  double rollout_seconds = 0;
+  long tokens() const { return static_cast<long>(batch.B) * batch.T; }
+};
+
+// What one epoch's update saw (before its optimizer step) and did.
+struct PPOUpdateStats {
+  PPOStats loss;                   // pg_loss, vf_loss, clip fractions, approxkl, ratio_mean
+  double entropy = 0;              // masked mean per-token entropy of the current policy
+  double value_mean = 0;           // masked mean of the current critic's values
+  double policy_grad_norm = 0, critic_grad_norm = 0;  // before clipping
+};
+
+struct PPOStepRecord {
+  int step = 0;
+  double reward_mean = 0, accuracy = 0, format_rate = 0, kl = 0, vf_loss = 0, pg_clipfrac = 0, entropy = 0;
+  double completion_length = 0, tokens_per_s = 0;
+};
+
+struct PPOResult {
+  std::vector<PPOStepRecord> steps;
+  double initial_accuracy = -1, final_accuracy = -1;  // held-out greedy exact match (-1: not evaluated)
+  double seconds = 0;
+  std::string final_ckpt;
+};
+
+class PPOTrainer {
+ public:
+  // From a checkpoint (init != nullptr: its config, tokenizer and weights) or a fresh init of cfg (seed
+  // cfg.train.seed). The reference and the critic's trunk start as copies of the policy.
+  PPOTrainer(const Config& cfg, const Tokenizer& tok, const PPOTrainerOptions& opt, const LoadedCheckpoint* init);
+
+  // Rollout of step `step`'s prompts, scoring, reference and critic forward, rewards, GAE.
+  PPOExperience make_experience(int step);
+  // The same with chosen prompts: indices into problems() (B of them; repeats allowed).
+  PPOExperience make_experience(int step, const std::vector<int>& prompt_idx);
+  // Step 3 from e.scores (B), e.batch, e.ref_logprobs and e.values: per-token rewards, GAE, whitened advantages,
+  // returns, reward mean/std and KL. make_experience calls it; a caller may change e.scores and call it again.
+  void score_experience(PPOExperience& e) const;
+  // One PPO epoch on exp: one optimizer step on the policy and on the critic.
+  PPOUpdateStats update(const PPOExperience& exp);
+  // The whole run: steps x (make_experience + num_ppo_epochs updates), logging, checkpoints, evaluation.
+  PPOResult run();
+
+  Transformer<float>& policy() { return policy_; }
+  Transformer<float>& reference() { return reference_; }
+  Critic<float>& critic() { return critic_; }
+  const PPOTrainerOptions& options() const { return opt_; }
+  // The prompts step `step` uses: indices into problems() (seeded by opt.seed and the step only).
+  std::vector<int> prompt_indices(int step) const;
+  const std::vector<Problem>& problems() const { return problems_; }
+
+ private:
+  void save(const std::string& stem, int step);  // <stem>.safetensors (policy), <stem>.critic.safetensors, ...
+  double evaluate();
+
+  Config cfg_;
+  Tokenizer tok_;
+  PPOTrainerOptions opt_;
+  Transformer<float> policy_, reference_;
+  Critic<float> critic_;
+  std::unique_ptr<Critic<float>> reward_model_;
+  AdamW policy_opt_;
+  CriticAdamW critic_opt_;
+  std::vector<Problem> problems_;
+  // Update scratch (Role::policy / Role::critic activations), grown on demand.
+  Buffer<float> lp_, dlp_, entropy_, dlogits_, dvalues_;
+};
+
+// The problems a trainer with these options draws its prompts from (levels, n_prompts, seed).
+std::vector<Problem> ppo_problems(const PPOTrainerOptions& opt);
+// The sampling seed of step `step`'s rollout (row b then draws from rollout_rng(seed, b, t), rollout.h).
+uint64_t ppo_sampling_seed(uint64_t seed, int step);
+
+// Copies params and router biases of `from` into `to` (same model config; error naming both otherwise).
+void copy_weights(const Transformer<float>& from, Transformer<float>& to);
+
+}  // namespace tinyds
