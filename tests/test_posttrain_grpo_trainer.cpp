@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/test_fs_util.h"
 #include "test_error_util.h"
 #include "tinyds/data/tokenizer.h"
 #include "tinyds/posttrain/grpo_trainer.h"
@@ -21,18 +22,12 @@
 #include "tinyds/train/trainer.h"
 
 using namespace tinyds;
+using tinyds::test::temp_dir;
 using tinyds_test::error_of;
 using tinyds_test::has;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("tinyds_grpo_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p.string();
-}
 
 // A nano policy and an identical reference. init_std 0.2 (as test_posttrain_rollout.cpp) so that the logits are
 // O(1): the sampled completions then differ in log-prob and the update has something to reorder.

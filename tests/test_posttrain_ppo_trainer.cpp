@@ -11,23 +11,18 @@
 #include <unistd.h>
 #include <vector>
 
+#include "tests/test_fs_util.h"
 #include "test_error_util.h"
 #include "tinyds/cli/commands.h"
 #include "tinyds/posttrain/ppo_trainer.h"
 
 using namespace tinyds;
+using tinyds::test::temp_dir;
 using tinyds_test::error_of;
 using tinyds_test::has;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("tinyds_test_ppo_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p.string();
-}
 
 // nano with room for level-1 prompts (~60-90 characters) plus a short completion.
 Config nano_config() {

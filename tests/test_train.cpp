@@ -9,22 +9,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/test_fs_util.h"
 #include "tinyds/core/error.h"
 #include "tinyds/train/checkpoint.h"
 #include "tinyds/train/schedule.h"
 #include "tinyds/train/trainer.h"
 
 using namespace tinyds;
+using tinyds::test::temp_dir;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("tinyds_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p.string();
-}
 
 Config nano_run(int steps) {
   Config c = Config::preset("nano");  // DeepSeek-style: MLA + MoE (router biases in the checkpoint) + MTP
