@@ -265,3 +265,27 @@ TEST_CASE("model/MoE bias changes which experts are chosen but not the weight fo
   CHECK(model.moe_bias()[3] == doctest::Approx(10.0 - mc.bias_update_speed));
   CHECK(model.moe_maxvio()[0] > 0.5);
 }
+
+TEST_CASE("model/a forward without targets leaves the MTP block's router alone (stale routing is never read)") {
+  // The MTP modules run only when the forward has targets. A forward without targets (RL, sampling) after one with
+  // targets of another shape must neither report the MTP block's stale loads nor move its bias from them: before
+  // the fix, MaxVio read garbage offsets here (values in the tens of thousands in a GRPO run) and the MTP block's
+  // bias drifted.
+  const ModelConfig mc = deepseek_nano(1, "bias");
+  Transformer<double> model(mc);
+  model.init_weights(4);
+  const int V = mc.vocab_size;
+  std::vector<int> tokens(3 * 11), targets(3 * 11);
+  for (std::size_t i = 0; i < tokens.size(); i++) { tokens[i] = (i * 7 + 1) % V; targets[i] = (i * 5 + 2) % V; }
+  model.forward(tokens.data(), targets.data(), 3, 11);
+  CHECK(model.moe_maxvio().size() == 2);  // layer 1 and the MTP block
+  model.forward(tokens.data(), nullptr, 2, 5);
+  const std::vector<double> v = model.moe_maxvio();
+  REQUIRE(v.size() == 1);                 // only the main MoE layer ran
+  CHECK(v[0] >= 0.0);
+  CHECK(v[0] <= mc.n_routed_experts - 1.0);  // MaxVio of real loads is at most E - 1
+  const int E = mc.n_routed_experts;
+  const std::vector<double> mtp_bias_before(model.moe_bias() + E, model.moe_bias() + 2 * E);
+  model.update_moe_bias();
+  CHECK(std::vector<double>(model.moe_bias() + E, model.moe_bias() + 2 * E) == mtp_bias_before);
+}

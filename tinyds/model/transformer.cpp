@@ -131,7 +131,8 @@ void Transformer<real>::update_moe_bias() {
   if (!parse_balance(cfg_.balance).bias || B_ == 0) return;
   const int E = cfg_.n_routed_experts;
   for (std::size_t i = 0; i < moe_layers_.size(); i++)
-    moe_layer_update_bias(moe_bias_.data() + i * E, acts_.layers[moe_layers_[i]].moe, moe_dims(true),
+    if (ran_in_last_forward(moe_layers_[i]))
+      moe_layer_update_bias(moe_bias_.data() + i * E, acts_.layers[moe_layers_[i]].moe, moe_dims(true),
                           real(cfg_.bias_update_speed));
 }
 
@@ -139,7 +140,8 @@ template <typename real>
 std::vector<double> Transformer<real>::moe_maxvio() const {
   std::vector<double> v;
   if (B_ == 0) return v;
-  for (int l : moe_layers_) v.push_back(moe_layer_maxvio(acts_.layers[l].moe, moe_dims(true)));
+  for (int l : moe_layers_)
+    if (ran_in_last_forward(l)) v.push_back(moe_layer_maxvio(acts_.layers[l].moe, moe_dims(true)));
   return v;
 }
 
@@ -148,6 +150,7 @@ std::vector<std::vector<int>> Transformer<real>::moe_load() const {
   std::vector<std::vector<int>> v;
   if (B_ == 0) return v;
   for (int l : moe_layers_) {
+    if (!ran_in_last_forward(l)) continue;
     std::vector<int> load(cfg_.n_routed_experts);
     moe_layer_load(load.data(), acts_.layers[l].moe, moe_dims(true));
     v.push_back(load);
@@ -350,6 +353,7 @@ double Transformer<real>::forward(const int* tokens, const int* targets, int B, 
   const ModelParams<real>& p = pview_;
 
   main_loss_ = mtp_loss_ = balance_loss_ = 0;  // layer_forward adds each MoE layer's balance loss
+  mtp_ran_ = false;  // the MTP blocks run only with targets: their routing activations are then stale
   embedding_forward(acts_.x0, tokens, p.embed, N, C);
   const real* x = acts_.x0;
   for (int l = 0; l < m.n_layer; l++) {
@@ -369,6 +373,7 @@ double Transformer<real>::forward(const int* tokens, const int* targets, int B, 
     main_loss_ = num_targets_ ? sum / num_targets_ : 0.0;
   }
   if (m.mtp_depth > 0) mtp_forward(tokens, targets);  // sets mtp_loss_, adds the MTP blocks' balance losses
+  mtp_ran_ = m.mtp_depth > 0;
   return main_loss_ + mtp_loss_ + balance_loss_;
 }
 

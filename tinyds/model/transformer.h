@@ -152,11 +152,12 @@ class Transformer {
   std::size_t moe_bias_size() const { return moe_bias_.size(); }
   std::vector<std::string> moe_bias_names() const;                    // "<layer prefix>ffn.gate.bias" each
   int moe_slot(int l) const { return moe_slot_[l]; }                  // layer l's row of moe_bias(), or -1
-  // After the optimizer step: bias += gamma * sign(mean(load) - load) per MoE layer, with the last forward's loads
-  // (no-op unless balance has "bias").
+  // After the optimizer step: bias += gamma * sign(mean(load) - load) per MoE layer that ran in the last forward,
+  // with its loads (no-op unless balance has "bias").
   void update_moe_bias();
-  std::vector<double> moe_maxvio() const;            // per MoE layer, of the last forward
-  std::vector<std::vector<int>> moe_load() const;    // per MoE layer: (E) routed pairs per expert, last forward
+  // Per MoE layer that ran in the last forward (the MTP blocks run only when it had targets), in layer order.
+  std::vector<double> moe_maxvio() const;            // MaxVio
+  std::vector<std::vector<int>> moe_load() const;    // (E) routed pairs per expert
 
   // Time every forward/backward phase (attention, FFN/MoE, MTP, head) into `into` (nullptr: off, the default).
   void set_phase_times(PhaseTimes* into) { phases_ = into; }
@@ -184,6 +185,7 @@ class Transformer {
   void mtp_backward();                                      // leaves d(x_L) from the MTP modules in bwd_.dcarry
   MlaDims<real> mla_dims() const;
   MoeDims moe_dims(bool with_losses) const;
+  bool ran_in_last_forward(int l) const { return l < cfg_.n_layer || mtp_ran_; }
   const ModelParams<real>& grad_view();
 
   ModelConfig cfg_;
@@ -199,6 +201,7 @@ class Transformer {
   ActivationViews<real> acts_{};
   BackwardViews<real> bwd_{};
   PhaseTimes* phases_ = nullptr;
+  bool mtp_ran_ = false;              // did the last forward run the MTP modules (it had targets)?
   int B_ = 0, T_ = 0, num_targets_ = 0;
   double main_loss_ = 0, mtp_loss_ = 0, balance_loss_ = 0;
   std::vector<int> mtp_num_targets_;                // per module: unmasked MTP targets of the last forward
