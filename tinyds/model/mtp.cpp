@@ -23,7 +23,7 @@ void Transformer<real>::mtp_forward(const int* tokens, const int* targets) {
   mtp_tokens_.assign(Dm, std::vector<int>(N));
   mtp_targets_.assign(Dm, std::vector<int>(N));
   mtp_num_targets_.assign(Dm, 0);
-  const real* h_prev = m.n_layer ? acts_.layers[m.n_layer - 1].out : acts_.x0;  // h^0 = x_L   (N, C)
+  const real* h_prev = final_hidden();  // h^0 = x_L   (N, C)
   double sum_ce = 0;
   for (int k = 0; k < Dm; k++) {
     MtpActivations<real>& a = acts_.mtp[k];
@@ -99,7 +99,7 @@ void Transformer<real>::mtp_backward() {
     rmsnorm_backward(d.dres, mg.enorm, d.dtmp, a.emb, mp.enorm, a.en_rstd, N, C);
     embedding_backward(g.embed, d.dres, mtp_tokens_[k].data(), N, C);
     // forward: hn = RMSNorm(h^{k-1}; hnorm)  -> carried to module k-1 (or to x_L when k = 0)
-    const real* h_prev = k ? acts_.layers[l - 1].out : (m.n_layer ? acts_.layers[m.n_layer - 1].out : acts_.x0);
+    const real* h_prev = k ? acts_.layers[l - 1].out : final_hidden();
     rmsnorm_backward(d.dcarry, mg.hnorm, d.dnorm_in, h_prev, mp.hnorm, a.hn_rstd, N, C);
   }
 }

@@ -415,7 +415,7 @@ void Transformer<real>::backward_trunk(const real* dxL_extra) {
     // forward: logits = final_in @ head^T
     matmul_backward(d.dnorm_in, g.head, (real*)nullptr, d.dlogits, acts_.final_in, p.head, N, C, V);
     // forward: final_in = RMSNorm(x_L)
-    const real* xL = m.n_layer ? acts_.layers[m.n_layer - 1].out : acts_.x0;
+    const real* xL = final_hidden();
     rmsnorm_backward(d.dres, g.norm, d.dnorm_in, xL, p.norm, acts_.final_rstd, N, C);
   }
   if (dxL_extra) add_inplace(d.dres, dxL_extra, static_cast<long>(N) * C);  // x_L also fed the MTP modules
