@@ -58,5 +58,7 @@ expect_ok    "init dense"             "wrote"                       -- "$exe" in
 expect_error "speculative needs MTP"  "mtp_depth = 0"               -- "$exe" sample --ckpt "$dir/dense.safetensors" --prompt hi --speculative
 expect_ok    "speculative runs"       "identical to plain greedy: yes" -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --max-new-tokens 8 --speculative
 expect_ok    "kvcache runs"           "98.2%"                       -- "$exe" kvcache --no-bench
+expect_ok    "demo pipeline (nano)"   "after GRPO"                  -- "$exe" demo --preset nano --steps 10 --max-seq-len 256 --seq-len 224 --grpo-steps 2 --prompts-per-step 2 --num-generations 2 --eval-problems 2 --out "$dir/demo"
+expect_error "demo bad GRPO option"   "--num-generations = 1"       -- "$exe" demo --preset nano --steps 1 --num-generations 1 --out "$dir/demo1"
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -95,6 +95,7 @@ double advantage_gap(bool flip, RLAlgo algo) {
   opt.algo = algo;
   opt.grpo.num_generations = 4;
   opt.lr = 1e-3f;  // one AdamW step moves each weight by ~lr: small enough for the first-order picture to hold
+  opt.ref_batch = 0;  // the reference's forward on the whole batch, as the policy's: bit-identical log-probs
   AdamW adam(p.policy.layout(), Role::policy);
   GRPOStepStats s = grpo_update(p.policy, &p.reference, adam, r, rewards, opt, 0);
   CHECK(s.degenerate_groups == 0);
@@ -132,6 +133,7 @@ TEST_CASE("posttrain/grpo_trainer: degenerate groups and policy == reference lea
   GRPOTrainOptions opt;
   opt.grpo.num_generations = 4;
   opt.lr = 1e-2f;
+  opt.ref_batch = 0;  // bit-identical reference log-probs (grpo_trainer.h)
   AdamW adam(p.policy.layout(), Role::policy);
   const std::vector<float> w0(p.policy.params(), p.policy.params() + p.policy.num_params());
   GRPOStepStats s = grpo_update(p.policy, &p.reference, adam, r, std::vector<double>(r.B, 1.0), opt, 0);
@@ -140,6 +142,24 @@ TEST_CASE("posttrain/grpo_trainer: degenerate groups and policy == reference lea
   std::size_t changed = 0;
   for (std::size_t i = 0; i < w0.size(); i++) changed += p.policy.params()[i] != w0[i];
   CHECK(changed == 0);
+}
+
+TEST_CASE("posttrain/grpo_trainer: a micro-batched reference differs from the policy only by float rounding") {
+  // ref_batch 3 on 16 sequences (the last micro-batch is short): the KL and the gradient it leaves in a degenerate
+  // step are rounding noise. Bounds: per-token |lp - lp_ref| ~ 1e-7 gives k3 ~ (1e-7)^2 / 2 ~ 1e-14 (the KL must be
+  // < 1e-10), and a gradient of beta * (lp - lp_ref) ~ 1e-8 per token (the norm must be < 1e-5; a misaligned micro-
+  // batch gives KL and norm of order 1).
+  Tokenizer tok;
+  Pair p;
+  const Rollout r = fixed_rollout(p.policy, tok);
+  GRPOTrainOptions opt;
+  opt.grpo.num_generations = 4;
+  opt.ref_batch = 3;
+  AdamW adam(p.policy.layout(), Role::policy);
+  GRPOStepStats s = grpo_update(p.policy, &p.reference, adam, r, std::vector<double>(r.B, 1.0), opt, 0);
+  CHECK(s.kl < 1e-10);
+  CHECK(s.grad_norm < 1e-5);
+  MESSAGE("micro-batched reference: kl " << s.kl << ", grad norm " << s.grad_norm);
 }
 
 TEST_CASE("posttrain/grpo_trainer: runs from an SFT checkpoint, logs every field, evaluates and checkpoints") {

@@ -1,11 +1,24 @@
-// tinyds/cli/cmd_demo.cpp — `tinyds demo` (what `make demo` runs): train the toy model end to end on
-// GSM8K-style level-1 problems from scratch, then report held-out exact-match accuracy.
+// tinyds/cli/cmd_demo.cpp — `tinyds demo` (what `make demo` runs): R1-Zero in miniature.
+//
+//   stage 1  SFT from scratch: the DeepSeek-style `small` model learns levels 1-2 (one- and two-step problems) with
+//            the loss on the answers (train/trainer.h)
+//   stage 2  GRPO from the stage-1 checkpoint on levels 2-3, rewarded only by rules (accuracy + format), with a
+//            frozen copy of the SFT model as the KL reference (posttrain/grpo_trainer.h). Level 3 (three steps)
+//            was never in the supervised data: whatever the model gains there, it found by sampling and reward.
+//   report   held-out greedy exact match per level before (= the SFT checkpoint) and after GRPO, mean completion
+//            length, the reward curve, MaxVio, times, where the metrics and checkpoints are.
+#include <algorithm>
 #include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
 
 #include "tinyds/cli/args.h"
 #include "tinyds/cli/commands.h"
 #include "tinyds/cli/config_options.h"
+#include "tinyds/core/error.h"
 #include "tinyds/core/ledger.h"
+#include "tinyds/core/timer.h"
+#include "tinyds/posttrain/grpo_trainer.h"
 #include "tinyds/train/progress.h"
 #include "tinyds/train/trainer.h"
 
@@ -15,57 +28,142 @@
 
 namespace tinyds {
 
-int cmd_demo(int argc, char** argv) {
-  Config cfg = Config::preset(scan_preset(argc, argv, "small"));
-  Args a("tinyds demo", "Train the `small` model from scratch on generated level-1 arithmetic word problems (SFT: the "
-                        "loss covers the answers), evaluating on held-out problems, and print what it reached.");
-  ConfigOptions co;
-  co.add_to(a, cfg);
-  TrainOptions opt;
-  opt.out_dir = "runs/demo";
-  opt.label = "demo";
-  a.add("--out", opt.out_dir, "output folder for metrics.jsonl and checkpoints");
-  if (!a.parse(argc, argv)) return 0;
-  co.finish(cfg);
-  opt.mask_prompt = true;
+using json = nlohmann::json;
 
-  const ModelConfig& m = cfg.model;
+namespace {
+
+std::string architecture(const ModelConfig& m) {
   std::string arch = std::string(attention_kind_name(m.attention)) + " attention";
   if (m.n_routed_experts > 0)
     arch += ", MoE " + std::to_string(m.n_routed_experts) + " routed experts top-" + std::to_string(m.n_activated_experts) +
             " + " + std::to_string(m.n_shared_experts) + " shared (balance " + m.balance + ")";
   if (m.mtp_depth > 0) arch += ", MTP depth " + std::to_string(m.mtp_depth);
-  std::printf("tinyds demo: a %.2fM-parameter DeepSeek-style transformer (%d layers, C %d, %s) learns arithmetic\n"
-              "word problems from scratch on the CPU. Progress lines show loss, tokens/s and ETA; held-out exact match\n"
-              "is measured every %d steps by greedy decoding.\n\n",
-              cfg.num_params() / 1e6, m.n_layer, m.d_model, arch.c_str(), cfg.train.eval_every);
-  TrainResult r = run_training(cfg, opt);
+  return arch;
+}
+
+// Mean of a field over steps [lo, hi) of the GRPO run.
+template <typename F>
+double mean_over(const std::vector<GRPOStepStats>& s, int lo, int hi, F field) {
+  double sum = 0;
+  for (int i = lo; i < hi; i++) sum += field(s[i]);
+  return hi > lo ? sum / (hi - lo) : 0.0;
+}
+
+void print_table(const GRPOResult& g) {
+  std::printf("  held-out exact match (greedy decoding, test split):\n");
+  std::printf("    %-6s %9s %11s %8s   %s\n", "level", "after SFT", "after GRPO", "change", "mean completion tokens");
+  for (std::size_t i = 0; i < g.before.size() && i < g.after.size(); i++) {
+    const LevelAccuracy &b = g.before[i], &a = g.after[i];
+    std::printf("    %-6d %8.1f%% %10.1f%% %+7.1f   %.1f -> %.1f   (%d problems)\n", b.level, 100 * b.accuracy,
+                100 * a.accuracy, 100 * (a.accuracy - b.accuracy), b.mean_len, a.mean_len, b.n);
+  }
+  const int n = static_cast<int>(g.steps.size());
+  if (n == 0) return;
+  const int k = std::max(1, std::min(10, n / 3));
+  auto reward = [](const GRPOStepStats& s) { return s.reward_mean; };
+  auto acc = [](const GRPOStepStats& s) { return s.accuracy; };
+  auto len = [](const GRPOStepStats& s) { return s.completion_len; };
+  std::printf("  GRPO samples (levels 2-3, temperature 1): first %d steps -> last %d steps\n", k, k);
+  std::printf("    reward (accuracy + format, max 2) %.3f -> %.3f   accuracy %.1f%% -> %.1f%%   length %.1f -> %.1f\n",
+              mean_over(g.steps, 0, k, reward), mean_over(g.steps, n - k, n, reward), 100 * mean_over(g.steps, 0, k, acc),
+              100 * mean_over(g.steps, n - k, n, acc), mean_over(g.steps, 0, k, len), mean_over(g.steps, n - k, n, len));
+}
+
+}  // namespace
+
+int cmd_demo(int argc, char** argv) {
+  Timer total;
+  Config cfg = Config::preset(scan_preset(argc, argv, "small"));
+  cfg.data.levels = {1, 2};  // stage 1's curriculum; stage 2 adds level 3
+  cfg.train.steps = 2500;
+  cfg.train.eval_every = 0;  // stage 2 evaluates the SFT checkpoint on every level before it starts
+  Args a("tinyds demo",
+         "R1-Zero in miniature, from scratch on the CPU: (1) SFT of the DeepSeek-style `small` model on generated\n"
+         "level 1-2 arithmetic word problems, (2) GRPO on levels 2-3 with rule-based rewards only (accuracy +\n"
+         "format), (3) held-out exact match per level before and after GRPO. Level 3 is never in the SFT data.\n"
+         "The model options below are stage 1's (--steps is the SFT steps).");
+  ConfigOptions co;
+  co.add_to(a, cfg);
+  std::string out = "runs/demo", sft_ckpt;
+  GRPOTrainOptions g;
+  g.levels = {2, 3};
+  g.eval_levels = {1, 2, 3};
+  g.steps = 60;
+  g.prompts_per_step = 8;
+  g.grpo.num_generations = 8;
+  g.eval_every = 0;
+  g.eval_problems = 200;
+  g.max_completion_length = 96;
+  g.label = "grpo";
+  a.add("--out", out, "output folder: <out>/sft and <out>/grpo get metrics.jsonl and checkpoints");
+  a.add("--sft-ckpt", sft_ckpt, "skip stage 1 and start GRPO from this checkpoint (e.g. runs/demo/sft/final.safetensors)");
+  a.add("--grpo-steps", g.steps, "GRPO steps (each: prompts x generations sampled completions, one optimizer step)");
+  a.add("--prompts-per-step", g.prompts_per_step, "GRPO: distinct prompts per step");
+  a.add("--num-generations", g.grpo.num_generations, "GRPO: completions per prompt (the group)");
+  a.add("--grpo-lr", g.lr, "GRPO: AdamW learning rate (constant)");
+  a.add("--beta", g.grpo.beta, "GRPO: weight of the k3 KL penalty to the SFT model");
+  a.add("--grpo-levels", g.levels, "GRPO: levels of the training prompts");
+  a.add("--eval-levels", g.eval_levels, "held-out levels evaluated before and after GRPO");
+  a.add("--eval-problems", g.eval_problems, "held-out problems per level");
+  if (!a.parse(argc, argv)) return 0;
+  co.finish(cfg);
+  g.seed = cfg.train.seed;
+  g.init_ckpt = sft_ckpt.empty() ? out + "/sft/final.safetensors" : sft_ckpt;
+  validate(g);  // a bad GRPO option is reported now, not after the SFT stage
 
   int threads = 1;
 #ifdef _OPENMP
   threads = omp_get_max_threads();
 #endif
-  std::printf("\n================ tinyds demo: result ================\n");
-  std::printf("  model            %.2fM parameters (%s preset)\n", cfg.num_params() / 1e6, cfg.name.c_str());
-  std::printf("  training         %d steps, %s, %.1fK tokens/s median on %d threads\n", r.steps_done,
-              format_duration(r.seconds).c_str(), r.tokens_per_s / 1000, threads);
-  for (const LevelAccuracy& l : r.final_eval)
-    std::printf("  held-out level %d exact match: %.1f%% of %d problems (mean completion %.1f tokens)\n", l.level,
-                100 * l.accuracy, l.n, l.mean_len);
-  if (!r.final_maxvio.empty()) {
-    std::printf("  MoE balance      final MaxVio per MoE layer:");
-    for (double v : r.final_maxvio) std::printf(" %.3f", v);
-    std::printf("  (max load / mean load - 1; 0 = perfectly even)\n");
+  std::printf("tinyds demo: R1-Zero in miniature on %d CPU threads.\n"
+              "  model    %.2fM-parameter DeepSeek-style transformer (%s preset: %d layers, C %d, %s)\n"
+              "  stage 1  SFT from scratch on levels %s, %d steps of %d problems\n"
+              "  stage 2  GRPO on levels %s: %d steps x %d prompts x %d completions, rule rewards, KL to the SFT model\n\n",
+              threads, cfg.num_params() / 1e6, cfg.name.c_str(), cfg.model.n_layer, cfg.model.d_model,
+              architecture(cfg.model).c_str(), json(cfg.data.levels).dump().c_str(), cfg.train.steps,
+              cfg.train.batch_size, json(g.levels).dump().c_str(), g.steps, g.prompts_per_step, g.grpo.num_generations);
+
+  TrainResult sft;
+  Timer t1;
+  if (sft_ckpt.empty()) {
+    std::printf("== stage 1/2: SFT ==\n");
+    TrainOptions opt;
+    opt.out_dir = out + "/sft";
+    opt.label = "sft";
+    opt.mask_prompt = true;
+    sft = run_training(cfg, opt);
+    sft_ckpt = sft.final_ckpt;
+  } else {
+    std::printf("== stage 1/2: skipped, starting from %s ==\n", sft_ckpt.c_str());
   }
-  std::printf("  accuracy during training:");
-  for (auto& [step, acc] : r.evals) std::printf("  step %d: %.1f%%", step, 100 * acc);
-  std::printf("\n  metrics          %s/metrics.jsonl\n  checkpoint       %s\n", opt.out_dir.c_str(), r.final_ckpt.c_str());
-  // A held-out question the model never trained on, in the generator's phrasing.
-  const std::vector<Problem> unseen = heldout_problems(cfg, cfg.data.levels.front());
+  const double sft_s = t1.seconds();
+
+  std::printf("\n== stage 2/2: GRPO ==\n");
+  g.init_ckpt = sft_ckpt;
+  g.out_dir = out + "/grpo";
+  const GRPOResult r = run_grpo(g);
+
+  std::printf("\n================ tinyds demo: result ================\n");
+  std::printf("  model            %.2fM parameters, %s\n", cfg.num_params() / 1e6, architecture(cfg.model).c_str());
+  if (sft.steps_done > 0)
+    std::printf("  stage 1 SFT      levels %s, %d steps in %s, %.1fK tokens/s median\n", json(cfg.data.levels).dump().c_str(),
+                sft.steps_done, format_duration(sft_s).c_str(), sft.tokens_per_s / 1000);
+  std::printf("  stage 2 GRPO     levels %s, %zu steps x %d completions in %s\n", json(g.levels).dump().c_str(),
+              r.steps.size(), g.prompts_per_step * g.grpo.num_generations, format_duration(r.seconds).c_str());
+  print_table(r);
+  if (!sft.final_maxvio.empty()) {
+    std::printf("  MoE balance      MaxVio per MoE layer at the end of SFT:");
+    for (double v : sft.final_maxvio) std::printf(" %.3f", v);
+    std::printf("  (max load / mean load - 1; 0 = even)\n");
+  }
+  std::printf("  metrics          %s/sft/metrics.jsonl, %s/grpo/metrics.jsonl\n", out.c_str(), out.c_str());
+  std::printf("  checkpoints      %s (SFT), %s (GRPO)\n", sft_ckpt.c_str(), r.final_ckpt.c_str());
+  const std::vector<Problem> unseen = heldout_problems(cfg, g.levels.back());  // a test-split question
   if (!unseen.empty())
     std::printf("  try it           build/tinyds sample --ckpt %s --prompt \"%s\"\n", r.final_ckpt.c_str(),
                 unseen.back().question.c_str());
-  std::printf("  peak RSS         %s\n", format_bytes(peak_rss_bytes()).c_str());
+  std::printf("  total            %s, peak RSS %s\n", format_duration(total.seconds()).c_str(),
+              format_bytes(peak_rss_bytes()).c_str());
   std::printf("======================================================\n");
   return 0;
 }

@@ -52,6 +52,7 @@ int cmd_grpo(int argc, char** argv) {
   a.add("--accuracy-weight", o.reward_weights.accuracy, "reward weight of accuracy (the answer after #### is right)");
   a.add("--format-weight", o.reward_weights.format, "reward weight of format (reasoning lines, one '#### N', <eos>)");
   a.add("--levels", o.levels, "difficulty levels of the training prompts and held-out evaluation");
+  a.add("--eval-levels", o.eval_levels, "held-out levels to evaluate before and after (empty = --levels)");
   a.add("--n-train", o.n_train, "generated training problems per level (train split)");
   // Why 5e-5: AdamW moves every weight by about lr per step whatever the gradient's scale, so lr is a step size
   // in weight space. `tinyds sft` ends its cosine schedule at 1e-4 (small) / 3e-4 (nano); the RL gradient from
@@ -69,6 +70,7 @@ int cmd_grpo(int argc, char** argv) {
   a.add("--ckpt-every", o.ckpt_every, "steps between latest.safetensors checkpoints (0 = only final.safetensors)");
   a.add("--log-every", o.log_every, "steps between progress lines");
   a.add("--rollout-batch", o.rollout_batch, "sequences decoded together in a rollout (does not change results)");
+  a.add("--ref-batch", o.ref_batch, "sequences per forward of the frozen reference (saves its activations; 0 = all)");
   a.add("--seed", o.seed, "seed of the prompt order and the sampling");
   a.add_flag("--quiet", o.quiet, "no progress lines");
   if (!a.parse(argc, argv)) return 0;

@@ -47,8 +47,10 @@ Config Config::preset(const std::string& name) {
   } else if (base == "small") {
     // The demo model: small enough to take many steps per minute on 2 cores.
     m.n_layer = 4; m.d_model = 128; m.n_head = 4; m.n_kv_head = 4; m.head_dim = 32; m.ffn_hidden = 352;
-    m.max_seq_len = 160;
-    t.batch_size = 32; t.seq_len = 128; t.steps = 4000; t.lr = 3e-3f; t.min_lr = 1e-4f; t.warmup_steps = 100;
+    // Context: a level-3 problem is up to ~210 characters (question + worked answer); batches are cut to their
+    // longest row, so the cap costs nothing on shorter problems.
+    m.max_seq_len = 256;
+    t.batch_size = 32; t.seq_len = 224; t.steps = 4000; t.lr = 3e-3f; t.min_lr = 1e-4f; t.warmup_steps = 100;
     t.eval_every = 1000; t.eval_problems = 200; t.ckpt_every = 1000; t.log_every = 50;
     c.data.n_train = 128000;
     // 8 experts of hidden 128, 2 active + 1 shared: 384 active hidden units per token, as the dense FFN's 352.

@@ -7,6 +7,7 @@
 
 #include "tinyds/core/error.h"
 #include "tinyds/ops/adamw.h"
+#include "tinyds/posttrain/frozen.h"
 #include "tinyds/posttrain/grpo_trainer.h"
 #include "tinyds/posttrain/kl.h"
 #include "tinyds/posttrain/logprobs.h"
@@ -55,11 +56,13 @@ void validate(const GRPOTrainOptions& o) {
   need(o.max_grad_norm >= 0, "--max-grad-norm", o.max_grad_norm, "must be >= 0 (0 = off)");
   need(!o.levels.empty(), "--levels", "(empty)", "needs at least one level");
   for (int l : o.levels) need(l >= 1 && l <= 4, "--levels", l, "each level must be 1..4");
+  for (int l : o.eval_levels) need(l >= 1 && l <= 4, "--eval-levels", l, "each level must be 1..4");
   need(o.n_train >= 1, "--n-train", o.n_train, "must be at least 1");
   need(o.eval_every >= 0, "--eval-every", o.eval_every, "must be >= 0");
   need(o.eval_problems >= 0, "--eval-problems", o.eval_problems, "must be >= 0");
   need(o.ckpt_every >= 0, "--ckpt-every", o.ckpt_every, "must be >= 0");
   need(o.log_every >= 1, "--log-every", o.log_every, "must be at least 1");
+  need(o.ref_batch >= 0, "--ref-batch", o.ref_batch, "must be >= 0 (0 = the whole batch in one forward)");
   need(o.rollout_batch >= 1, "--rollout-batch", o.rollout_batch, "must be at least 1");
 }
 
@@ -116,8 +119,8 @@ GRPOStepStats grpo_update(Transformer<float>& policy, Transformer<float>* refere
   Buffer<float> lp_ref;
   if (reference) {
     lp_ref.reset(N, Role::reference, Category::activations);
-    reference->forward(pb.inputs.data(), nullptr, B, T);
-    logprobs_forward(lp_ref.data(), reference->logits(), lp_targets.data(), B * T, V, tau);
+    frozen_logprobs(lp_ref.data(), *reference, pb.inputs.data(), lp_targets.data(), B, T, tau,
+                    opt.ref_batch > 0 ? opt.ref_batch : B);
   }
 
   // 5. mu optimizer steps against the sampling policy's lp_old.

@@ -91,9 +91,10 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
   const std::vector<int> order = prompt_order(static_cast<int>(pool.size()), opt.seed);
   Config eval_cfg = cfg;  // the held-out set of `tinyds sft` / `tinyds eval`: test split, the checkpoint's seed
   eval_cfg.train.eval_problems = opt.eval_problems;
+  const std::vector<int> eval_levels = opt.eval_levels.empty() ? opt.levels : opt.eval_levels;
   std::vector<std::vector<Problem>> heldout;
   if (opt.eval_problems > 0)
-    for (int level : opt.levels) heldout.push_back(heldout_problems(eval_cfg, level));
+    for (int level : eval_levels) heldout.push_back(heldout_problems(eval_cfg, level));
 
   const int P = opt.prompts_per_step, G = opt.grpo.num_generations, B = P * G;
   if (!opt.quiet)
@@ -109,7 +110,7 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
     std::vector<LevelAccuracy> per;
     for (std::size_t i = 0; i < heldout.size(); i++) {
       EvalResult r = evaluate_exact_match(policy, tok, heldout[i], opt.max_completion_length, 2);
-      LevelAccuracy a{opt.levels[i], r.n, r.accuracy, r.mean_completion_len};
+      LevelAccuracy a{eval_levels[i], r.n, r.accuracy, r.mean_completion_len};
       per.push_back(a);
       result.evals.push_back({step, a});
       metrics << json{{"step", step}, {"eval_level", a.level}, {"eval_accuracy", r.accuracy}, {"eval_n", r.n},

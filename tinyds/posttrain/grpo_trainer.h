@@ -7,7 +7,7 @@
 //
 // Two models, one checkpoint: the policy (trained, Role::policy, with grads and AdamW) and a frozen reference
 // (Role::reference: weights only, never a gradient or an optimizer) loaded from the same --init checkpoint, so
-// the KL term starts at exactly 0 and measures how far RL has moved the SFT model.
+// the KL term starts at 0 (exactly with ref_batch 0, see below) and measures how far RL has moved the SFT model.
 //
 // One step:
 //   1. prompts:   P problems of the training pool (a seeded permutation, so the order depends only on (seed, step)),
@@ -17,7 +17,8 @@
 //                 policy's log-probs at the same temperature
 //   3. rewards:   R_i = w_acc * accuracy + w_fmt * format (reward.h), then advantages A_i per group (grpo.h;
 //                 REINFORCE: R_i - group mean)
-//   4. reference: lp_ref (B, T) from one forward of the frozen reference on the packed batch (once per step)
+//   4. reference: lp_ref (B, T) from the frozen reference on the packed batch (once per step), in micro-batches of
+//                 ref_batch sequences (frozen.h: a frozen model needs no activations for a backward pass)
 //   5. mu = num_iterations passes, each an optimizer step (trl's num_iterations):
 //        logits = policy.forward(inputs)              (N, V)
 //        lp     = log softmax(logits / tau)[targets]  (N)     logprobs.h, tau = the sampling temperature
@@ -67,6 +68,7 @@ struct GRPOTrainOptions {
   RewardWeights reward_weights;   // accuracy 1, format 1 (R1: equal weights)
   std::vector<int> levels = {2, 3};  // training prompts: generated problems of these levels (train split)
   int n_train = 4000;             // generated training problems per level
+  std::vector<int> eval_levels;   // held-out levels evaluated (test split); empty = the training levels
   // AdamW (a fresh optimizer: the SFT moments describe another objective)
   float lr = 5e-5f;               // constant after warmup; see cmd_grpo.cpp for why
   int warmup_steps = 0;           // linear warmup of lr over this many optimizer steps
@@ -78,6 +80,10 @@ struct GRPOTrainOptions {
   int ckpt_every = 0;             // RL steps between latest.safetensors (0 = only final.safetensors)
   int log_every = 1;              // RL steps between progress lines
   int rollout_batch = 64;         // sequences decoded together (results do not depend on it)
+  int ref_batch = 8;              // sequences per forward of the frozen reference (frozen.h); 0 = the whole batch.
+                                  // Micro-batches hold 8 sequences' activations instead of B, but the GEMMs block
+                                  // differently, so lp_ref differs from the policy's lp by float rounding (~1e-7):
+                                  // the KL starts at ~1e-15 instead of exactly 0. 0 keeps them bit-identical.
   uint64_t seed = 1234;           // prompt order and sampling
   bool quiet = false;
   std::string label = "grpo";

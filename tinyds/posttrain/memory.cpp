@@ -15,6 +15,7 @@
 #include "tinyds/data/generator.h"
 #include "tinyds/ops/adamw.h"
 #include "tinyds/posttrain/dpo.h"
+#include "tinyds/posttrain/frozen.h"
 #include "tinyds/posttrain/grpo.h"
 #include "tinyds/posttrain/logprobs.h"
 #include "tinyds/posttrain/ppo_trainer.h"
@@ -123,8 +124,7 @@ void step_dpo(MethodMemory& mm, const Config& cfg, const Tokenizer& tok, const L
   Buffer<float> lp_ref(N, Role::reference, Category::activations), dlp(N, Role::policy, Category::activations);
   Buffer<float> dlogits(static_cast<std::size_t>(N) * V, Role::policy, Category::activations);
   for (long n = 0; n < N; n++) mask[n] = b.targets[n] >= 0 ? 1.0f : 0.0f;
-  reference.forward(b.inputs.data(), nullptr, B, T);
-  logprobs_forward(lp_ref.data(), reference.logits(), b.targets.data(), static_cast<int>(N), V);
+  frozen_logprobs(lp_ref.data(), reference, b.inputs.data(), b.targets.data(), B, T, 1.0f);  // frozen.h
   policy.zero_grad();
   policy.forward(b.inputs.data(), nullptr, B, T);
   logprobs_forward(lp.data(), policy.logits(), b.targets.data(), static_cast<int>(N), V);
@@ -206,8 +206,7 @@ void step_grpo(MethodMemory& mm, const Config& cfg, const Tokenizer& tok, const 
   Buffer<float> dlp(N, Role::policy, Category::activations);
   Buffer<float> dlogits(static_cast<std::size_t>(N) * V, Role::policy, Category::activations);
   const float tau = r.logprob_temperature;
-  reference.forward(pb.inputs.data(), nullptr, B, T);
-  logprobs_forward(lp_ref.data(), reference.logits(), ctargets.data(), static_cast<int>(N), V, tau);
+  frozen_logprobs(lp_ref.data(), reference, pb.inputs.data(), ctargets.data(), B, T, tau);  // frozen.h
   policy.zero_grad();
   policy.forward(pb.inputs.data(), nullptr, B, T);
   logprobs_forward(lp.data(), policy.logits(), ctargets.data(), static_cast<int>(N), V, tau);

@@ -18,7 +18,9 @@
 //   a transformer's weights   = 4 (n_params + n_router_bias)   (router biases: E per MoE layer, MTP blocks included)
 //   its grads, adam_m, adam_v = 4 n_params each               (the biases are buffers, not parameters)
 //   a scalar head adds C + 1 to each (critic: all four; reward model: weights only, it is frozen)
-// Activations, kv-cache and rollout buffers depend on the sampled lengths and have no closed form here.
+// Activations, kv-cache and rollout buffers depend on the sampled lengths and have no closed form here. Frozen
+// models (reference, reward model) run their forward in micro-batches of 8 sequences (frozen.h), so their
+// activations are those of 8 sequences, not S.
 #pragma once
 #include <cstddef>
 #include <cstdint>

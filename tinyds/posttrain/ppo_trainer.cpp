@@ -16,6 +16,7 @@
 #include "tinyds/data/batch.h"
 #include "tinyds/data/generator.h"
 #include "tinyds/ops/adamw.h"
+#include "tinyds/posttrain/frozen.h"
 #include "tinyds/posttrain/gae.h"
 #include "tinyds/posttrain/logprobs.h"
 #include "tinyds/train/evaluate.h"
@@ -167,7 +168,7 @@ PPOExperience PPOTrainer::make_experience(int step, const std::vector<int>& idx)
     }
     e.accuracy = acc / r.B; e.format_rate = fmt / r.B; e.eos_rate = eos / r.B; e.completion_length = len / r.B;
   }
-  const int B = e.batch.B, T = e.batch.T, V = cfg_.model.vocab_size;
+  const int B = e.batch.B, T = e.batch.T;
   const long N = static_cast<long>(B) * T;
   const float tau = opt_.temperature;
   const float* mask = e.batch.mask.data();
@@ -176,14 +177,14 @@ PPOExperience PPOTrainer::make_experience(int step, const std::vector<int>& idx)
 
   // lp_ref: the frozen reference on the same tokens.
   e.ref_logprobs.reset(N, Role::reference, Category::rollout);
-  reference_.forward(e.batch.inputs.data(), nullptr, B, T);
-  logprobs_forward(e.ref_logprobs.data(), reference_.logits(), e.ctargets.data(), static_cast<int>(N), V, tau);
+  frozen_logprobs(e.ref_logprobs.data(), reference_, e.batch.inputs.data(), e.ctargets.data(), B, T, tau);
   // values_old: the critic before this step's updates.
   e.values.reset(N, Role::critic, Category::rollout);
   const float* v = critic_.forward(e.batch.inputs.data(), B, T);
   std::copy(v, v + N, e.values.data());
   if (reward_model_) {  // a learned score: the reward model's head at each completion's last token
-    const float* rm = reward_model_->forward(e.batch.inputs.data(), B, T);
+    Buffer<float> rm(N, Role::reward, Category::rollout);  // (B, T) head values at every position
+    frozen_values(rm.data(), *reward_model_, e.batch.inputs.data(), B, T);
     for (int b = 0; b < B; b++) {
       int last = -1;
       for (int t = 0; t < T; t++) if (mask[static_cast<long>(b) * T + t] != 0.0f) last = t;

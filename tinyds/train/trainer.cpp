@@ -126,6 +126,14 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
 
   std::vector<Problem> problems = training_problems(cfg, opt);
   if (problems.empty()) throw_error("no training problems");
+  // A problem longer than seq_len + 1 tokens loses the tail of its answer (the "#### N" line first): say so.
+  int too_long = 0;
+  for (const Problem& p : problems)
+    too_long += static_cast<int>(p.question.size() + p.answer.size()) + 3 > tc.seq_len + 1;  // <bos> q \n a <eos>
+  if (too_long > 0 && !opt.quiet)
+    std::printf("[%s] warning: %d of %zu training problems are longer than seq_len + 1 = %d tokens and will be cut "
+                "off (their final answers unseen); raise --seq-len (and --max-seq-len)\n",
+                opt.label.c_str(), too_long, problems.size(), tc.seq_len + 1);
   std::vector<std::vector<Problem>> heldout;  // per level (or the one test file)
   std::vector<int> heldout_levels;
   if (!opt.test_file.empty()) { heldout.push_back(read_gsm8k_jsonl(opt.test_file)); heldout_levels.push_back(0); }
