@@ -20,7 +20,6 @@
 #include "tinyds/posttrain/logprobs.h"
 #include "tinyds/train/evaluate.h"
 #include "tinyds/train/progress.h"
-#include "tinyds/train/safetensors.h"
 #include "tinyds/train/trainer.h"
 
 namespace tinyds {
@@ -275,12 +274,7 @@ void PPOTrainer::save(const std::string& stem, int step) {
   save_checkpoint(stem + ".safetensors", cfg_, tok_, policy_, &policy_opt_, TrainState{step, policy_opt_.t()});
   save_checkpoint(stem + ".critic.safetensors", cfg_, tok_, critic_.trunk(), &critic_opt_.trunk(),
                   TrainState{step, critic_opt_.t()});
-  SafeTensors st;
-  st.metadata["format"] = "tinyds-value-head";
-  const int64_t C = critic_.d_model();
-  st.put_f32("value_head.weight", {C}, critic_.head());
-  st.put_f32("value_head.bias", {1}, critic_.head() + C);
-  write_safetensors(stem + ".value_head.safetensors", st);
+  save_scalar_head(stem + ".value_head.safetensors", critic_, "value_head");
 }
 
 double PPOTrainer::evaluate() {
