@@ -18,6 +18,7 @@
 #include "tinyds/ops/adamw.h"
 #include "tinyds/posttrain/gae.h"
 #include "tinyds/posttrain/logprobs.h"
+#include "tinyds/posttrain/trainer_common.h"
 #include "tinyds/train/evaluate.h"
 #include "tinyds/train/progress.h"
 #include "tinyds/train/trainer.h"
@@ -71,12 +72,6 @@ double masked_mean(const float* x, const float* mask, long n) {
 template <typename T>
 void grow(Buffer<T>& b, std::size_t n, Role role, Category cat) {
   if (b.size() < n) b.reset(n, role, cat);
-}
-
-std::string fixed(double v, int digits) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
 }
 
 }  // namespace
@@ -342,9 +337,9 @@ PPOResult PPOTrainer::run() {
       const double eta = elapsed / (step + 1) * (opt_.steps - step - 1);
       std::printf("[ppo] step %4d/%d | reward %s +- %s | acc %5.1f%% | format %5.1f%% | kl %s | clip %s | "
                   "vf %s | H %s | len %4.1f | %.1fK tok/s | mem %s | ETA %s\n", step + 1, opt_.steps,
-                  fixed(e.reward_mean, 3).c_str(), fixed(e.reward_std, 3).c_str(), 100 * e.accuracy,
-                  100 * e.format_rate, fixed(e.kl, 4).c_str(), fixed(clip / k, 3).c_str(), fixed(vf / k, 4).c_str(),
-                  fixed(first.entropy, 3).c_str(), e.completion_length, tps / 1000,
+                  format_fixed(e.reward_mean, 3).c_str(), format_fixed(e.reward_std, 3).c_str(), 100 * e.accuracy,
+                  100 * e.format_rate, format_fixed(e.kl, 4).c_str(), format_fixed(clip / k, 3).c_str(),
+                  format_fixed(vf / k, 4).c_str(), format_fixed(first.entropy, 3).c_str(), e.completion_length, tps / 1000,
                   format_bytes(L.current_total()).c_str(), format_duration(eta).c_str());
       std::fflush(stdout);
     }
