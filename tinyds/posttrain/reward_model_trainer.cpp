@@ -14,11 +14,11 @@
 #include "tinyds/core/error.h"
 #include "tinyds/core/rng.h"
 #include "tinyds/core/timer.h"
-#include "tinyds/data/generator.h"
 #include "tinyds/posttrain/trainer_common.h"
 #include "tinyds/train/checkpoint.h"
 #include "tinyds/train/progress.h"
 #include "tinyds/train/schedule.h"
+#include "tinyds/train/trainer.h"
 
 namespace tinyds {
 
@@ -148,14 +148,18 @@ RMResult run_reward_model(const RMTrainOptions& opt) {
   const std::vector<Problem> pool =
       posttrain_pool(opt.levels, opt.n_train, opt.seed, cfg.model.max_seq_len, 4, opt.label, opt.quiet);
   const std::vector<int> order = seeded_permutation(static_cast<int>(pool.size()), opt.seed, 0x7e0);
-  // Held-out pairs: test-split problems (the checkpoint's seed, as `tinyds eval`), corrupted with their own seed.
+  // Held-out pairs: the held-out problems of `tinyds sft` / `tinyds eval` (test split, the checkpoint's seed), each
+  // with a corrupted copy.
+  Config eval_cfg = cfg;
+  eval_cfg.train.eval_problems = opt.eval_pairs;
   std::vector<std::vector<Problem>> heldout;  // per level: 2n rows
   if (opt.eval_pairs > 0)
     for (int level : opt.levels) {
       std::vector<Problem> ps;
-      for (Problem& p : generate_problems(level, opt.eval_pairs, cfg.train.seed ^ 0x7e57ull, Split::test))
+      for (Problem& p : heldout_problems(eval_cfg, level))
         if (fits_in_context(p, cfg.model.max_seq_len, 4)) ps.push_back(std::move(p));
-      if (!ps.empty()) heldout.push_back(preference_rows(ps, opt.corruption, opt.seed ^ 0x7e57ull));
+      if (ps.empty()) throw_error("no held-out problem of level ", level, " fits max_seq_len = ", cfg.model.max_seq_len);
+      heldout.push_back(preference_rows(ps, opt.corruption, opt.seed ^ 0x7e57ull));
     }
   if (!opt.quiet)
     std::printf("[%s] reward model from %s: %.2fM parameters (trunk + head), %zu problems (levels %s), %d pairs per "
