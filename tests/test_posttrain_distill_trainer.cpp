@@ -23,7 +23,7 @@ using tinyds_test::error_of;
 using tinyds_test::has;
 namespace fs = std::filesystem;
 
-TEST_CASE("posttrain/distill_trainer: a fresh student learns the teacher; metrics, evaluation and checkpoints") {
+TEST_CASE("posttrain/distill_trainer: a fresh student learns the teacher, and the run logs, evaluates and checkpoints") {
   const std::string dir = temp_dir("distill_e2e");
   // The teacher: nano twice as wide, after a short SFT run (so that its distributions are far from uniform).
   Config tc = Config::preset("nano");
