@@ -52,6 +52,18 @@ expect_error "grpo without --init"    "missing required option --init" -- "$exe"
 expect_error "grpo with G < 2"        "--num-generations = 1"       -- "$exe" grpo --init "$dir/ok.safetensors" --num-generations 1
 expect_error "grpo bad loss type"     "--loss-type 'ppo'"           -- "$exe" grpo --init "$dir/ok.safetensors" --loss-type ppo
 expect_ok    "grpo help lists beta"   "[default: 0.04]"             -- "$exe" grpo --help
+expect_error "distill without teacher" "missing required option --teacher" -- "$exe" distill
+expect_error "distill --init and --preset" "--preset cannot be combined with --init" -- "$exe" distill --teacher "$dir/ok.safetensors" --init "$dir/ok.safetensors" --preset small
+expect_error "distill bad alpha"      "--alpha = 2"                 -- "$exe" distill --teacher "$dir/ok.safetensors" --alpha 2
+expect_error "distill bad divergence" "--divergence 'jsd'"          -- "$exe" distill --teacher "$dir/ok.safetensors" --divergence jsd
+expect_ok    "distill help lists T"   "[default: 2]"                -- "$exe" distill --help
+expect_error "rm without --init"      "missing required option --init" -- "$exe" rm
+expect_error "rm bad corruption"      "--corruption 'typo'"         -- "$exe" rm --init "$dir/ok.safetensors" --corruption typo
+expect_error "rm bad batch size"      "--batch-size = 0"            -- "$exe" rm --init "$dir/ok.safetensors" --batch-size 0
+expect_error "dpo without --init"     "missing required option --init" -- "$exe" dpo
+expect_error "dpo bad loss type"      "--loss-type 'hinge'"         -- "$exe" dpo --init "$dir/ok.safetensors" --loss-type hinge
+expect_error "dpo beta 0"             "--beta = 0"                  -- "$exe" dpo --init "$dir/ok.safetensors" --beta 0
+expect_ok    "dpo help lists beta"    "[default: 0.1]"              -- "$exe" dpo --help
 expect_ok    "sample runs"            "hi"                          -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --max-new-tokens 3
 expect_error "speculative needs greedy" "needs greedy decoding"     -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --speculative --temperature 0.7
 expect_ok    "init dense"             "wrote"                       -- "$exe" init --preset nano-dense --out "$dir/dense.safetensors"

@@ -235,7 +235,7 @@ TEST_CASE("model/DeepSeek-style nano (MLA + MoE + MTP): gradients of the whole o
   }
 }
 
-TEST_CASE("model/MoE bias changes which experts are chosen but not the weight formula; bias update moves it") {
+TEST_CASE("model/MoE bias changes which experts are chosen but not the weight formula, and the bias update moves it") {
   const ModelConfig mc = deepseek_nano(0, "bias");
   Transformer<double> model(mc);
   model.init_weights(3);

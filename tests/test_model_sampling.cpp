@@ -37,7 +37,7 @@ TEST_CASE("sampling/greedy, top-k 1 and a tiny top-p all pick the argmax") {
   for (int i = 0; i < 50; i++) CHECK(sample_token(logits.data(), 4, sp, rng) == 1);
 }
 
-TEST_CASE("sampling/temperature 1 reproduces the softmax distribution; top-k and top-p truncate and renormalise") {
+TEST_CASE("sampling/temperature 1 reproduces the softmax distribution, and top-k and top-p truncate and renormalise") {
   const std::vector<double> p = {0.5, 0.3, 0.2};
   SamplingParams sp;
   sp.temperature = 1.0f;

@@ -59,7 +59,7 @@ TEST_CASE("posttrain/reward: accuracy and format on hand-written completions") {
   }
 }
 
-TEST_CASE("posttrain/reward: weights scale each part; parsed is the last #### integer") {
+TEST_CASE("posttrain/reward: weights scale each part, and parsed is the last #### integer") {
   RewardWeights w;
   w.accuracy = 2.0; w.format = 0.25;
   RewardBreakdown r = score_completion(kGood, true, 19, w);

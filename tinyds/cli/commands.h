@@ -16,5 +16,8 @@ int cmd_bench(int argc, char** argv);     // throughput vs GEMM peak and PyTorch
 int cmd_kvcache(int argc, char** argv);   // kv-cache sizes, naive vs absorbed MLA    (cmd_kvcache.cpp)
 int cmd_ppo(int argc, char** argv);       // PPO with a critic and GAE                (cmd_ppo.cpp)
 int cmd_memory(int argc, char** argv);    // peak memory of sft/dpo/ppo/grpo steps    (cmd_memory.cpp)
+int cmd_distill(int argc, char** argv);   // distil a teacher into a student          (cmd_distill.cpp)
+int cmd_rm(int argc, char** argv);        // Bradley-Terry reward model on pairs      (cmd_rm.cpp)
+int cmd_dpo(int argc, char** argv);       // DPO / IPO on preference pairs            (cmd_dpo.cpp)
 
 }  // namespace tinyds

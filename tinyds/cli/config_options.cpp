@@ -14,36 +14,7 @@ std::string scan_preset(int argc, char** argv, const std::string& fallback) {
 }
 
 void ConfigOptions::add_to(Args& a, Config& cfg) {
-  preset = cfg.name;
-  attention = attention_kind_name(cfg.model.attention);
-  a.add("--preset", preset, "model/training preset: nano | small | base");
-  ModelConfig& m = cfg.model;
-  a.add("--n-layer", m.n_layer, "transformer blocks");
-  a.add("--d-model", m.d_model, "model width C");
-  a.add("--attention", attention, "attention kind: mha | gqa | mqa | mla");
-  a.add("--n-head", m.n_head, "query heads H");
-  a.add("--n-kv-head", m.n_kv_head, "key/value heads (gqa/mqa)");
-  a.add("--head-dim", m.head_dim, "head dimension D (mla: content and value dim)");
-  a.add("--q-lora-rank", m.q_lora_rank, "mla: query latent rank Q");
-  a.add("--kv-lora-rank", m.kv_lora_rank, "mla: key/value latent rank L");
-  a.add("--rope-dim", m.rope_dim, "mla: decoupled RoPE dim R");
-  a.add("--ffn-hidden", m.ffn_hidden, "SwiGLU hidden width F");
-  a.add("--n-routed-experts", m.n_routed_experts, "MoE: routed experts E (0 = dense FFN everywhere)");
-  a.add("--n-activated-experts", m.n_activated_experts, "MoE: routed experts per token K");
-  a.add("--n-shared-experts", m.n_shared_experts, "MoE: shared experts Ns");
-  a.add("--moe-inter-dim", m.moe_inter_dim, "MoE: hidden width of one expert");
-  a.add("--n-dense-layers", m.n_dense_layers, "MoE: the first blocks that keep a dense FFN");
-  a.add("--score-func", m.score_func, "MoE router scores: sigmoid | softmax");
-  a.add("--route-scale", m.route_scale, "MoE: routing weights are scaled by this");
-  a.add("--n-expert-groups", m.n_expert_groups, "MoE group-limited routing: groups (1 = off)");
-  a.add("--n-limited-groups", m.n_limited_groups, "MoE group-limited routing: eligible groups per token");
-  a.add("--balance", m.balance, "MoE load balancing: none | bias, seqaux, aux joined by '+'");
-  a.add("--bias-update-speed", m.bias_update_speed, "MoE: gamma of the aux-loss-free bias update");
-  a.add("--seq-aux-alpha", m.seq_aux_alpha, "MoE: alpha of the sequence-wise balance loss (balance seqaux)");
-  a.add("--aux-alpha", m.aux_alpha, "MoE: alpha of the expert-level balance loss (balance aux)");
-  a.add("--mtp-depth", m.mtp_depth, "multi-token prediction modules D (0 = none)");
-  a.add("--mtp-lambda", m.mtp_lambda, "weight of the MTP loss");
-  a.add("--max-seq-len", m.max_seq_len, "longest sequence (RoPE positions)");
+  add_model_to(a, cfg);
   TrainConfig& t = cfg.train;
   a.add("--batch-size", t.batch_size, "sequences per step B");
   a.add("--seq-len", t.seq_len, "max tokens per sequence T");
@@ -60,6 +31,44 @@ void ConfigOptions::add_to(Args& a, Config& cfg) {
   a.add("--levels", cfg.data.levels, "difficulty levels to train on, e.g. 1,2");
   a.add("--n-train", cfg.data.n_train, "generated training problems");
   a.add("--drill-frac", cfg.data.drill_frac, "fraction of training steps on bare arithmetic drills (curriculum)");
+}
+
+void ConfigOptions::add_model_to(Args& a, Config& cfg) {
+  preset = cfg.name;
+  attention = attention_kind_name(cfg.model.attention);
+  // Registers one model option and remembers its name (a command can then tell whether any was given).
+  auto add = [&](const char* name, auto& field, const char* help) {
+    a.add(name, field, help);
+    model_option_names.push_back(name);
+  };
+  add("--preset", preset, "model/training preset: nano | small | base");
+  ModelConfig& m = cfg.model;
+  add("--n-layer", m.n_layer, "transformer blocks");
+  add("--d-model", m.d_model, "model width C");
+  add("--attention", attention, "attention kind: mha | gqa | mqa | mla");
+  add("--n-head", m.n_head, "query heads H");
+  add("--n-kv-head", m.n_kv_head, "key/value heads (gqa/mqa)");
+  add("--head-dim", m.head_dim, "head dimension D (mla: content and value dim)");
+  add("--q-lora-rank", m.q_lora_rank, "mla: query latent rank Q");
+  add("--kv-lora-rank", m.kv_lora_rank, "mla: key/value latent rank L");
+  add("--rope-dim", m.rope_dim, "mla: decoupled RoPE dim R");
+  add("--ffn-hidden", m.ffn_hidden, "SwiGLU hidden width F");
+  add("--n-routed-experts", m.n_routed_experts, "MoE: routed experts E (0 = dense FFN everywhere)");
+  add("--n-activated-experts", m.n_activated_experts, "MoE: routed experts per token K");
+  add("--n-shared-experts", m.n_shared_experts, "MoE: shared experts Ns");
+  add("--moe-inter-dim", m.moe_inter_dim, "MoE: hidden width of one expert");
+  add("--n-dense-layers", m.n_dense_layers, "MoE: the first blocks that keep a dense FFN");
+  add("--score-func", m.score_func, "MoE router scores: sigmoid | softmax");
+  add("--route-scale", m.route_scale, "MoE: routing weights are scaled by this");
+  add("--n-expert-groups", m.n_expert_groups, "MoE group-limited routing: groups (1 = off)");
+  add("--n-limited-groups", m.n_limited_groups, "MoE group-limited routing: eligible groups per token");
+  add("--balance", m.balance, "MoE load balancing: none | bias, seqaux, aux joined by '+'");
+  add("--bias-update-speed", m.bias_update_speed, "MoE: gamma of the aux-loss-free bias update");
+  add("--seq-aux-alpha", m.seq_aux_alpha, "MoE: alpha of the sequence-wise balance loss (balance seqaux)");
+  add("--aux-alpha", m.aux_alpha, "MoE: alpha of the expert-level balance loss (balance aux)");
+  add("--mtp-depth", m.mtp_depth, "multi-token prediction modules D (0 = none)");
+  add("--mtp-lambda", m.mtp_lambda, "weight of the MTP loss");
+  add("--max-seq-len", m.max_seq_len, "longest sequence (RoPE positions)");
 }
 
 void ConfigOptions::finish(Config& cfg) {

@@ -2,6 +2,7 @@
 // of individual fields (--steps, --lr, --d-model, ...). --help shows the chosen preset's values as defaults.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "tinyds/cli/args.h"
 #include "tinyds/model/config.h"
@@ -16,6 +17,10 @@ struct ConfigOptions {
   std::string preset;
   std::string attention;
   void add_to(Args& a, Config& cfg);
+  // Only --preset and the model options (architecture and max_seq_len), for commands with their own training
+  // options (`tinyds distill`'s student). Their names are kept in model_option_names.
+  void add_model_to(Args& a, Config& cfg);
+  std::vector<std::string> model_option_names;
   // After parsing: applies the string-valued options and validates.
   void finish(Config& cfg);
 };

@@ -28,6 +28,9 @@ const Command kCommands[] = {
     {"bench", tinyds::cmd_bench, "training throughput vs the GEMM peak and the PyTorch reference"},
     {"kvcache", tinyds::cmd_kvcache, "kv-cache sizes of MHA/GQA/MQA/MLA, naive vs absorbed MLA decode speed"},
     {"ppo", tinyds::cmd_ppo, "PPO with GAE: policy, frozen reference, critic; rule reward"},
+    {"distill", tinyds::cmd_distill, "knowledge distillation of a frozen teacher into a student"},
+    {"rm", tinyds::cmd_rm, "Bradley-Terry reward model on right vs corrupted solutions"},
+    {"dpo", tinyds::cmd_dpo, "DPO / IPO with a frozen reference on right vs corrupted solutions"},
     {"memory", tinyds::cmd_memory, "peak memory by role and category of one sft/dpo/ppo/grpo step"},
 };
 

@@ -10,6 +10,8 @@
 //   targets   -1  -1 -1 -1  -1  2 <eos> -1        (first unmasked target: the first answer character)
 #include "tinyds/data/batch.h"
 
+#include <algorithm>
+
 #include "tinyds/core/error.h"
 
 namespace tinyds {
@@ -19,6 +21,15 @@ std::vector<int> encode_prompt(const Problem& p, const Tokenizer& tok) {
   std::vector<int> text = tok.encode(prompt_text(p));
   ids.insert(ids.end(), text.begin(), text.end());
   return ids;
+}
+
+int batch_columns(const std::vector<Problem>& problems, const std::vector<int>& idx, int max_T) {
+  int longest = 2;
+  for (int i : idx) {
+    const int len = static_cast<int>(problems[i].question.size() + problems[i].answer.size()) + 3;  // <bos> q \n a <eos>
+    longest = std::max(longest, len - 1);
+  }
+  return std::min(longest, max_T);
 }
 
 namespace {

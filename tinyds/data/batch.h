@@ -22,6 +22,10 @@ struct Batch {
 // Builds a batch from problems[idx[0..B)]
 Batch make_batch(const std::vector<Problem>& problems, const std::vector<int>& idx, const Tokenizer& tok, int T,
                  bool mask_prompt);
+// The columns T a batch of problems[idx] needs: its longest sequence <bos> question '\n' answer <eos> minus one
+// (inputs are the sequence without its last token), at least 2, capped at max_T, so that short problems do not pay
+// for padding. (The tokenizer is character-level: one token per character.)
+int batch_columns(const std::vector<Problem>& problems, const std::vector<int>& idx, int max_T);
 // Prompt tokens: <bos> question '\n'
 std::vector<int> encode_prompt(const Problem& p, const Tokenizer& tok);
 

@@ -8,6 +8,7 @@
 
 #include "tinyds/core/error.h"
 #include "tinyds/ops/adamw.h"
+#include "tinyds/train/safetensors.h"
 
 namespace tinyds {
 
@@ -82,11 +83,11 @@ void Critic<real>::zero_grad() {
 template class Critic<float>;
 template class Critic<double>;
 
-CriticAdamW::CriticAdamW(Critic<float>& critic)
+CriticAdamW::CriticAdamW(Critic<float>& critic, Role role)
     : critic_(critic),
-      trunk_(critic.trunk().layout(), Role::critic),
-      m_(critic.head_size(), Role::critic, Category::adam_m),
-      v_(critic.head_size(), Role::critic, Category::adam_v) {}
+      trunk_(critic.trunk().layout(), role),
+      m_(critic.head_size(), role, Category::adam_m),
+      v_(critic.head_size(), role, Category::adam_v) {}
 
 void CriticAdamW::step(const AdamWSettings& s) {
   Transformer<float>& tr = critic_.trunk();
@@ -110,6 +111,32 @@ double critic_clip_grad_norm(Critic<float>& critic, double max_norm) {
     clip_grad_norm(critic.head_grads(), critic.head_size(), norm, max_norm);
   }
   return norm;
+}
+
+namespace {
+std::string head_format(const std::string& name) {
+  std::string f = "tinyds-" + name;
+  std::replace(f.begin(), f.end(), '_', '-');
+  return f;
+}
+}  // namespace
+
+void save_scalar_head(const std::string& path, const Critic<float>& critic, const std::string& name) {
+  SafeTensors st;
+  st.metadata["format"] = head_format(name);
+  const int64_t C = critic.d_model();
+  st.put_f32(name + ".weight", {C}, critic.head());
+  st.put_f32(name + ".bias", {1}, critic.head() + C);
+  write_safetensors(path, st);
+}
+
+void load_scalar_head(const std::string& path, Critic<float>& critic, const std::string& name) {
+  const SafeTensors st = read_safetensors(path);
+  const int64_t C = critic.d_model();
+  const std::vector<float> w = st.get_f32(name + ".weight", {C}, path);  // errors name the file, tensor and shape
+  const std::vector<float> b = st.get_f32(name + ".bias", {1}, path);
+  std::copy(w.begin(), w.end(), critic.head());
+  critic.head()[C] = b[0];
 }
 
 }  // namespace tinyds

@@ -22,6 +22,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "tinyds/core/ledger.h"
 #include "tinyds/model/transformer.h"
@@ -66,10 +67,11 @@ extern template class Critic<float>;
 extern template class Critic<double>;
 
 // AdamW over a Critic<float>: the trunk with the shared AdamW (train/optimizer.h), the head with its own two
-// moment buffers (Category adam_m / adam_v under the critic's role). w_v decays like a matrix, b_v does not.
+// moment buffers (Category adam_m / adam_v under `role`: Role::critic for PPO's critic, Role::reward when
+// `tinyds rm` trains a reward model). w_v decays like a matrix, b_v does not.
 class CriticAdamW {
  public:
-  explicit CriticAdamW(Critic<float>& critic);
+  explicit CriticAdamW(Critic<float>& critic, Role role = Role::critic);
   void step(const AdamWSettings& s);
   AdamW& trunk() { return trunk_; }
   int t() const { return trunk_.t(); }
@@ -83,5 +85,12 @@ class CriticAdamW {
 // L2 norm of the critic's whole gradient (trunk and head), and clipping of both to max_norm (> 0; 0 = off).
 // Returns the norm before clipping.
 double critic_clip_grad_norm(Critic<float>& critic, double max_norm);
+
+// The scalar head alone as a small safetensors file: tensors "<name>.weight" (C) and "<name>.bias" (1), metadata
+// "format" = "tinyds-<name>" with '_' as '-' (PPO writes "value_head" next to its critic's trunk checkpoint,
+// `tinyds rm` writes "reward_head" next to the reward model's). The trunk is an ordinary checkpoint (checkpoint.h).
+void save_scalar_head(const std::string& path, const Critic<float>& critic, const std::string& name);
+// Reads it back into critic.head(); errors name the file and the tensor (absent, or C differs from the trunk's).
+void load_scalar_head(const std::string& path, Critic<float>& critic, const std::string& name);
 
 }  // namespace tinyds

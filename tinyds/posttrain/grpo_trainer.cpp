@@ -14,8 +14,8 @@
 #include "tinyds/data/batch.h"
 #include "tinyds/data/generator.h"
 #include "tinyds/posttrain/grpo_trainer.h"
+#include "tinyds/posttrain/trainer_common.h"
 #include "tinyds/train/checkpoint.h"
-#include "tinyds/train/evaluate.h"
 #include "tinyds/train/progress.h"
 
 namespace tinyds {
@@ -41,22 +41,6 @@ std::vector<Problem> rl_problems(const GRPOTrainOptions& opt, const Tokenizer& t
     std::printf("[%s] %d of %d prompts are longer than max_seq_len %d and were dropped\n", opt.label.c_str(), dropped,
                 dropped + static_cast<int>(pool.size()), max_seq_len);
   return pool;
-}
-
-// A seeded permutation of the pool; step s uses its positions s*P .. s*P+P-1 (wrapping around), so the prompts of
-// a step depend only on (seed, step).
-std::vector<int> prompt_order(int n, uint64_t seed) {
-  std::vector<int> perm(n);
-  for (int i = 0; i < n; i++) perm[i] = i;
-  Rng rng(seed, 0x9e0);
-  for (int i = n - 1; i > 0; i--) std::swap(perm[i], perm[rng.randint(0, i)]);  // Fisher-Yates
-  return perm;
-}
-
-std::string fixed(double v, int digits) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
 }
 
 json step_record(const GRPOStepStats& s, int num_groups, std::size_t peak_bytes, double elapsed) {
@@ -88,7 +72,7 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
   if (!metrics) throw_error("cannot write ", opt.out_dir, "/metrics.jsonl");
 
   const std::vector<Problem> pool = rl_problems(opt, tok, cfg.model.max_seq_len, opt.quiet);
-  const std::vector<int> order = prompt_order(static_cast<int>(pool.size()), opt.seed);
+  const std::vector<int> order = seeded_permutation(static_cast<int>(pool.size()), opt.seed, 0x9e0);
   Config eval_cfg = cfg;  // the held-out set of `tinyds sft` / `tinyds eval`: test split, the checkpoint's seed
   eval_cfg.train.eval_problems = opt.eval_problems;
   const std::vector<int> eval_levels = opt.eval_levels.empty() ? opt.levels : opt.eval_levels;
@@ -107,22 +91,9 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
 
   GRPOResult result;
   auto evaluate_all = [&](int step) {
-    std::vector<LevelAccuracy> per;
-    for (std::size_t i = 0; i < heldout.size(); i++) {
-      EvalResult r = evaluate_exact_match(policy, tok, heldout[i], opt.max_completion_length, 2);
-      LevelAccuracy a{eval_levels[i], r.n, r.accuracy, r.mean_completion_len};
-      per.push_back(a);
-      result.evals.push_back({step, a});
-      metrics << json{{"step", step}, {"eval_level", a.level}, {"eval_accuracy", r.accuracy}, {"eval_n", r.n},
-                      {"well_formed", r.well_formed}, {"mean_completion_len", r.mean_completion_len}}.dump() << "\n";
-      if (!opt.quiet) {
-        std::printf("[%s] eval step %d level %d: exact match %d/%d = %.1f%%  (well-formed %d, mean length %.1f)\n",
-                    opt.label.c_str(), step, a.level, r.correct, r.n, 100.0 * r.accuracy, r.well_formed,
-                    r.mean_completion_len);
-        for (const std::string& e : r.examples) std::printf("    %s\n", e.c_str());
-      }
-    }
-    metrics.flush();
+    std::vector<LevelAccuracy> per = evaluate_levels(policy, tok, heldout, eval_levels, opt.max_completion_length,
+                                                     step, metrics, opt.label, opt.quiet);
+    for (const LevelAccuracy& a : per) result.evals.push_back({step, a});
     return per;
   };
   auto save = [&](const std::string& path, int step) {
@@ -173,15 +144,16 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
 
     const std::size_t peak = Ledger::global().peak_total();
     json rec = step_record(s, P, peak, total.seconds());
-    std::string extra = "reward " + fixed(s.reward_mean, 3) + " | acc " + fixed(100 * s.accuracy, 1) + "% | fmt " +
-                        fixed(100 * s.format, 1) + "% | kl " + fixed(s.kl, 4) + " | clip " + fixed(s.clip_fraction, 3) +
-                        " | H " + fixed(s.entropy, 2) + " | len " + fixed(s.completion_len, 1) + " | degenerate " +
-                        std::to_string(s.degenerate_groups) + "/" + std::to_string(P) + " | " +
-                        fixed(s.seconds, 1) + " s/step | mem " + format_bytes(peak);
+    std::string extra = "reward " + format_fixed(s.reward_mean, 3) + " | acc " + format_fixed(100 * s.accuracy, 1) +
+                        "% | fmt " + format_fixed(100 * s.format, 1) + "% | kl " + format_fixed(s.kl, 4) + " | clip " +
+                        format_fixed(s.clip_fraction, 3) + " | H " + format_fixed(s.entropy, 2) + " | len " +
+                        format_fixed(s.completion_len, 1) + " | degenerate " + std::to_string(s.degenerate_groups) +
+                        "/" + std::to_string(P) + " | " + format_fixed(s.seconds, 1) + " s/step | mem " +
+                        format_bytes(peak);
     if (policy.num_moe_layers() > 0) {
       const std::vector<double> maxvio = policy.moe_maxvio();
       rec["maxvio"] = maxvio;
-      extra += " | maxvio " + fixed(*std::max_element(maxvio.begin(), maxvio.end()), 2);
+      extra += " | maxvio " + format_fixed(*std::max_element(maxvio.begin(), maxvio.end()), 2);
     }
     metrics << rec.dump() << "\n";
     metrics.flush();

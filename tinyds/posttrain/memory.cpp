@@ -19,6 +19,7 @@
 #include "tinyds/posttrain/grpo.h"
 #include "tinyds/posttrain/logprobs.h"
 #include "tinyds/posttrain/ppo_trainer.h"
+#include "tinyds/posttrain/preference.h"
 #include "tinyds/posttrain/reward.h"
 #include "tinyds/posttrain/rollout.h"
 #include "tinyds/train/optimizer.h"
@@ -64,13 +65,6 @@ std::vector<Problem> memory_problems(int n, uint64_t seed) {
   return generate_problems(1, n, seed, Split::train);
 }
 
-int batch_columns(const std::vector<Problem>& ps, int max_seq_len) {
-  int longest = 2;
-  for (const Problem& p : ps)
-    longest = std::max(longest, static_cast<int>(p.question.size() + p.answer.size()) + 3 - 1);  // <bos> q \n a <eos>, minus 1
-  return std::min(longest, max_seq_len);
-}
-
 // One AdamW step of the policy with its gradient clipped to norm 1 (as the trainers do), then the router biases.
 void policy_step(Transformer<float>& policy, AdamW& opt) {
   const double norm = global_norm(policy.grads(), policy.num_params());
@@ -89,7 +83,7 @@ void step_sft(MethodMemory& mm, const Config& cfg, const Tokenizer& tok, const L
   const std::vector<Problem> ps = memory_problems(S, o.seed);
   std::vector<int> idx(S);
   for (int i = 0; i < S; i++) idx[i] = i;
-  const Batch b = make_batch(ps, idx, tok, batch_columns(ps, cfg.model.max_seq_len), /*mask_prompt=*/true);
+  const Batch b = make_batch(ps, idx, tok, batch_columns(ps, idx, cfg.model.max_seq_len), /*mask_prompt=*/true);
   mm.sequences = b.B; mm.columns = b.T;
   policy.zero_grad();
   policy.forward(b.inputs.data(), b.targets.data(), b.B, b.T);
@@ -106,17 +100,10 @@ void step_dpo(MethodMemory& mm, const Config& cfg, const Tokenizer& tok, const L
   load_or_init(policy, init, cfg.train.seed);
   copy_weights(policy, reference);
   AdamW opt(policy.layout(), Role::policy);
-  // Rows [0, pairs): the right answer (chosen); rows [pairs, 2 pairs): the same reasoning ending in a wrong number.
-  std::vector<Problem> ps = memory_problems(pairs, o.seed);
-  for (int i = 0; i < pairs; i++) {
-    Problem wrong = ps[i];
-    const std::size_t at = wrong.answer.rfind("####");
-    wrong.answer = wrong.answer.substr(0, at) + "#### " + std::to_string(wrong.final_answer + 1);
-    ps.push_back(wrong);
-  }
-  std::vector<int> idx(2 * pairs);
-  for (int i = 0; i < 2 * pairs; i++) idx[i] = i;
-  const Batch b = make_batch(ps, idx, tok, batch_columns(ps, cfg.model.max_seq_len), /*mask_prompt=*/true);
+  // Rows [0, pairs): the right answer (chosen); rows [pairs, 2 pairs): the same reasoning ending in a wrong number
+  // (posttrain/preference.h, as `tinyds dpo` builds its pairs).
+  const std::vector<Problem> ps = preference_rows(memory_problems(pairs, o.seed), PairCorruption::final_answer, o.seed);
+  const Batch b = preference_batch(ps, tok, cfg.model.max_seq_len);
   const int B = b.B, T = b.T, V = cfg.model.vocab_size;
   const long N = static_cast<long>(B) * T, half = static_cast<long>(pairs) * T;
   mm.sequences = B; mm.columns = T;

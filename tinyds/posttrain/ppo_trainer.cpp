@@ -19,9 +19,9 @@
 #include "tinyds/posttrain/frozen.h"
 #include "tinyds/posttrain/gae.h"
 #include "tinyds/posttrain/logprobs.h"
+#include "tinyds/posttrain/trainer_common.h"
 #include "tinyds/train/evaluate.h"
 #include "tinyds/train/progress.h"
-#include "tinyds/train/safetensors.h"
 #include "tinyds/train/trainer.h"
 
 namespace tinyds {
@@ -73,12 +73,6 @@ double masked_mean(const float* x, const float* mask, long n) {
 template <typename T>
 void grow(Buffer<T>& b, std::size_t n, Role role, Category cat) {
   if (b.size() < n) b.reset(n, role, cat);
-}
-
-std::string fixed(double v, int digits) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
 }
 
 }  // namespace
@@ -276,12 +270,7 @@ void PPOTrainer::save(const std::string& stem, int step) {
   save_checkpoint(stem + ".safetensors", cfg_, tok_, policy_, &policy_opt_, TrainState{step, policy_opt_.t()});
   save_checkpoint(stem + ".critic.safetensors", cfg_, tok_, critic_.trunk(), &critic_opt_.trunk(),
                   TrainState{step, critic_opt_.t()});
-  SafeTensors st;
-  st.metadata["format"] = "tinyds-value-head";
-  const int64_t C = critic_.d_model();
-  st.put_f32("value_head.weight", {C}, critic_.head());
-  st.put_f32("value_head.bias", {1}, critic_.head() + C);
-  write_safetensors(stem + ".value_head.safetensors", st);
+  save_scalar_head(stem + ".value_head.safetensors", critic_, "value_head");
 }
 
 double PPOTrainer::evaluate() {
@@ -349,9 +338,9 @@ PPOResult PPOTrainer::run() {
       const double eta = elapsed / (step + 1) * (opt_.steps - step - 1);
       std::printf("[ppo] step %4d/%d | reward %s +- %s | acc %5.1f%% | format %5.1f%% | kl %s | clip %s | "
                   "vf %s | H %s | len %4.1f | %.1fK tok/s | mem %s | ETA %s\n", step + 1, opt_.steps,
-                  fixed(e.reward_mean, 3).c_str(), fixed(e.reward_std, 3).c_str(), 100 * e.accuracy,
-                  100 * e.format_rate, fixed(e.kl, 4).c_str(), fixed(clip / k, 3).c_str(), fixed(vf / k, 4).c_str(),
-                  fixed(first.entropy, 3).c_str(), e.completion_length, tps / 1000,
+                  format_fixed(e.reward_mean, 3).c_str(), format_fixed(e.reward_std, 3).c_str(), 100 * e.accuracy,
+                  100 * e.format_rate, format_fixed(e.kl, 4).c_str(), format_fixed(clip / k, 3).c_str(),
+                  format_fixed(vf / k, 4).c_str(), format_fixed(first.entropy, 3).c_str(), e.completion_length, tps / 1000,
                   format_bytes(L.current_total()).c_str(), format_duration(eta).c_str());
       std::fflush(stdout);
     }

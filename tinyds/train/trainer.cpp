@@ -81,16 +81,6 @@ class BatchOrder {
   std::vector<int> perm_;
 };
 
-// The batch's time dimension: the longest sequence in it (capped at T), so short problems do not pay for padding.
-int batch_time(const std::vector<Problem>& problems, const std::vector<int>& idx, int T) {
-  int longest = 2;
-  for (int i : idx) {
-    int len = static_cast<int>(problems[i].question.size() + problems[i].answer.size()) + 3;  // <bos> q \n a <eos>
-    longest = std::max(longest, len - 1);  // inputs are the sequence minus its last token
-  }
-  return std::min(longest, T);
-}
-
 std::string fixed(double v, int digits) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.*f", digits, v);
@@ -190,7 +180,7 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
     const bool drill_step = !drills.empty() && drill_coin.uniform_at(step) < cfg.data.drill_frac;
     const std::vector<Problem>& pool = drill_step ? drills : problems;
     std::vector<int> rows = (drill_step ? drill_order : order).rows(step, tc.batch_size);
-    Batch batch = make_batch(pool, rows, tok, batch_time(pool, rows, tc.seq_len), opt.mask_prompt);
+    Batch batch = make_batch(pool, rows, tok, batch_columns(pool, rows, tc.seq_len), opt.mask_prompt);
 
     model.zero_grad();
     double objective = model.forward(batch.inputs.data(), batch.targets.data(), batch.B, batch.T);

@@ -1,0 +1,79 @@
+// tinyds/posttrain/trainer_common.cpp — see trainer_common.h.
+#include "tinyds/posttrain/trainer_common.h"
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "tinyds/core/error.h"
+#include "tinyds/core/rng.h"
+#include "tinyds/data/generator.h"
+#include "tinyds/posttrain/preference.h"
+#include "tinyds/train/evaluate.h"
+
+namespace tinyds {
+
+using json = nlohmann::json;
+
+std::string format_fixed(double v, int digits) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+std::vector<Problem> posttrain_pool(const std::vector<int>& levels, int n_train, uint64_t seed, int max_seq_len,
+                                    int spare, const std::string& label, bool quiet) {
+  std::vector<Problem> pool;
+  int dropped = 0;
+  for (int level : levels)
+    for (Problem& p : generate_problems(level, n_train, seed + 7919ull * level, Split::train)) {
+      if (fits_in_context(p, max_seq_len, spare)) pool.push_back(std::move(p));
+      else dropped++;
+    }
+  if (pool.empty())
+    throw_error("no training problem of levels ", json(levels).dump(), " fits the model's max_seq_len = ",
+                max_seq_len, " (all ", dropped, " are longer): use a model with a longer context");
+  if (dropped && !quiet)
+    std::printf("[%s] %d of %d problems do not fit in max_seq_len %d and were dropped\n", label.c_str(), dropped,
+                dropped + static_cast<int>(pool.size()), max_seq_len);
+  return pool;
+}
+
+std::vector<int> seeded_permutation(int n, uint64_t seed, uint64_t stream) {
+  std::vector<int> perm(n);
+  for (int i = 0; i < n; i++) perm[i] = i;
+  Rng rng(seed, stream);
+  for (int i = n - 1; i > 0; i--) std::swap(perm[i], perm[rng.randint(0, i)]);  // Fisher-Yates
+  return perm;
+}
+
+std::vector<int> step_rows(const std::vector<int>& order, int step, int P) {
+  std::vector<int> rows(P);
+  for (int j = 0; j < P; j++) rows[j] = order[(static_cast<std::size_t>(step) * P + j) % order.size()];
+  return rows;
+}
+
+std::vector<LevelAccuracy> evaluate_levels(Transformer<float>& model, const Tokenizer& tok,
+                                           const std::vector<std::vector<Problem>>& heldout,
+                                           const std::vector<int>& levels, int max_new_tokens, int step,
+                                           std::ostream& metrics, const std::string& label, bool quiet,
+                                           const std::string& who) {
+  std::vector<LevelAccuracy> per;
+  for (std::size_t i = 0; i < heldout.size(); i++) {
+    const EvalResult r = evaluate_exact_match(model, tok, heldout[i], max_new_tokens, 2);
+    per.push_back({levels[i], r.n, r.accuracy, r.mean_completion_len});
+    json rec{{"step", step}, {"eval_level", levels[i]}, {"eval_accuracy", r.accuracy}, {"eval_n", r.n},
+             {"well_formed", r.well_formed}, {"mean_completion_len", r.mean_completion_len}};
+    if (!who.empty()) rec["model"] = who;
+    metrics << rec.dump() << "\n";
+    if (!quiet) {
+      std::printf("[%s] eval step %d%s level %d: exact match %d/%d = %.1f%%  (well-formed %d, mean length %.1f)\n",
+                  label.c_str(), step, who.empty() ? "" : (" " + who).c_str(), levels[i], r.correct, r.n,
+                  100.0 * r.accuracy, r.well_formed, r.mean_completion_len);
+      for (const std::string& e : r.examples) std::printf("    %s\n", e.c_str());
+    }
+  }
+  metrics.flush();
+  return per;
+}
+
+}  // namespace tinyds

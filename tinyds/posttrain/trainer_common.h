@@ -1,0 +1,41 @@
+// tinyds/posttrain/trainer_common.h — small pieces shared by the offline post-training trainers (`tinyds distill`,
+// `tinyds rm`, `tinyds dpo`): the training pool, its seeded order, held-out evaluation per level and number
+// formatting for progress lines.
+#pragma once
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "tinyds/data/problem.h"
+#include "tinyds/data/tokenizer.h"
+#include "tinyds/model/transformer.h"
+#include "tinyds/train/trainer.h"
+
+namespace tinyds {
+
+// "%.*f" as a string (progress lines).
+std::string format_fixed(double v, int digits);
+
+// n_train generated problems per level of the train split (seed + 7919 * level, as `tinyds sft` and `tinyds grpo`
+// draw theirs), keeping those that fit in max_seq_len with `spare` characters to spare (preference.h's
+// fits_in_context). Throws naming the levels and max_seq_len if none fits; prints how many were dropped.
+std::vector<Problem> posttrain_pool(const std::vector<int>& levels, int n_train, uint64_t seed, int max_seq_len,
+                                    int spare, const std::string& label, bool quiet);
+
+// A seeded permutation of 0..n-1 (Fisher-Yates); step s of a trainer uses positions s*P .. s*P+P-1, wrapping
+// around, so what a step sees depends only on (seed, step).
+std::vector<int> seeded_permutation(int n, uint64_t seed, uint64_t stream);
+// The P entries of `order` that step `step` uses.
+std::vector<int> step_rows(const std::vector<int>& order, int step, int P);
+
+// Greedy exact match of `model` on heldout[i] (level levels[i]) for each i; one metrics line per level
+// {"step", "eval_level", "eval_accuracy", "eval_n", "well_formed", "mean_completion_len"} (plus "model": who
+// when who is not empty) and, unless quiet, a progress line with two examples.
+std::vector<LevelAccuracy> evaluate_levels(Transformer<float>& model, const Tokenizer& tok,
+                                           const std::vector<std::vector<Problem>>& heldout,
+                                           const std::vector<int>& levels, int max_new_tokens, int step,
+                                           std::ostream& metrics, const std::string& label, bool quiet,
+                                           const std::string& who = "");
+
+}  // namespace tinyds
