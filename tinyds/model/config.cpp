@@ -50,8 +50,11 @@ Config Config::preset(const std::string& name) {
     // Context: a level-3 problem is up to ~210 characters (question + worked answer); batches are cut to their
     // longest row, so the cap costs nothing on shorter problems.
     m.max_seq_len = 256;
-    t.batch_size = 32; t.seq_len = 224; t.steps = 4000; t.lr = 3e-3f; t.min_lr = 1e-4f; t.warmup_steps = 100;
-    t.eval_every = 1000; t.eval_problems = 200; t.ckpt_every = 1000; t.log_every = 50;
+    // Batch 8: at equal tokens (levels 1-2, 320K problems seen) batches of 8 / 16 / 32 reached 74 / 40 / 20% level-1
+    // and 47 / 14 / 6% level-2 exact match: this model learns the arithmetic from many small steps, not from large
+    // batches (lr scaled with sqrt(B): 1.4e-3 / 2e-3 / 3e-3). B 8 costs ~0.7x the tokens/s of B 32.
+    t.batch_size = 8; t.seq_len = 224; t.steps = 16000; t.lr = 1.4e-3f; t.min_lr = 1e-4f; t.warmup_steps = 100;
+    t.eval_every = 4000; t.eval_problems = 200; t.ckpt_every = 4000; t.log_every = 400;
     c.data.n_train = 128000;
     // 8 experts of hidden 128, 2 active + 1 shared: 384 active hidden units per token, as the dense FFN's 352.
     if (!dense) make_deepseek_style(m, /*Q*/ 96, /*L*/ 64, /*R*/ 16, /*E*/ 8, /*F_e*/ 128);

@@ -8,6 +8,7 @@ namespace tinyds {
 
 EvalResult evaluate_exact_match(Transformer<float>& model, const Tokenizer& tok, const std::vector<Problem>& problems,
                                 int max_new_tokens, int n_examples) {
+  if (problems.empty()) return EvalResult{};  // nothing to evaluate (e.g. --eval-problems 0)
   std::vector<std::vector<int>> prompts;
   prompts.reserve(problems.size());
   for (const Problem& p : problems) prompts.push_back(encode_prompt(p, tok));

@@ -171,7 +171,7 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
   };
 
   TrainResult result;
-  Progress progress(opt.label, tc.steps, state.step, opt.quiet);
+  Progress progress(opt.label, tc.steps, state.step, opt.quiet, tc.log_every);
   Timer total_timer;
   AdamWSettings as{tc.lr, tc.beta1, tc.beta2, tc.adam_eps, tc.weight_decay};
   while (state.step < tc.steps) {
@@ -214,7 +214,7 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
     progress.step_done(state.step, loss, as.lr, norm, static_cast<long>(batch.B) * batch.T, extra);
     rec["tokens_per_s"] = progress.tokens_per_s();
     metrics << rec.dump() << "\n";
-    if (tc.eval_every > 0 && state.step % tc.eval_every == 0 && state.step < tc.steps)
+    if (tc.eval_problems > 0 && tc.eval_every > 0 && state.step % tc.eval_every == 0 && state.step < tc.steps)
       result.evals.push_back({state.step, evaluate_all(state.step).first});
     if (tc.ckpt_every > 0 && state.step % tc.ckpt_every == 0) save(opt.out_dir + "/latest.safetensors");
   }
