@@ -77,7 +77,8 @@ int cmd_demo(int argc, char** argv) {
   cfg.data.levels = {1, 2};  // stage 1's curriculum; stage 2 adds level 3
   cfg.train.steps = 8000;  // ~10 minutes on 2 cores at batch 8
   cfg.train.log_every = 200;
-  cfg.train.eval_every = 0;  // stage 2 evaluates the SFT checkpoint on every level before it starts
+  cfg.train.eval_every = 0;     // stage 2 evaluates the SFT checkpoint on every level before it starts,
+  cfg.train.eval_problems = 0;  // so stage 1 does not evaluate at all
   Args a("tinyds demo",
          "R1-Zero in miniature, from scratch on the CPU: (1) SFT of the DeepSeek-style `small` model on generated\n"
          "level 1-2 arithmetic word problems, (2) GRPO on levels 2-3 with rule-based rewards only (accuracy +\n"
@@ -159,7 +160,9 @@ int cmd_demo(int argc, char** argv) {
   }
   std::printf("  metrics          %s/sft/metrics.jsonl, %s/grpo/metrics.jsonl\n", out.c_str(), out.c_str());
   std::printf("  checkpoints      %s (SFT), %s (GRPO)\n", sft_ckpt.c_str(), r.final_ckpt.c_str());
-  const std::vector<Problem> unseen = heldout_problems(cfg, g.levels.back());  // a test-split question
+  Config held = cfg;  // stage 1 ran without evaluation; the held-out set is the one stage 2 evaluated on
+  held.train.eval_problems = std::max(1, g.eval_problems);
+  const std::vector<Problem> unseen = heldout_problems(held, g.levels.back());  // a test-split question
   if (!unseen.empty())
     std::printf("  try it           build/tinyds sample --ckpt %s --prompt \"%s\"\n", r.final_ckpt.c_str(),
                 unseen.back().question.c_str());
