@@ -15,6 +15,7 @@
 #include "test_error_util.h"
 #include "tinyds/cli/commands.h"
 #include "tinyds/posttrain/ppo_trainer.h"
+#include "tinyds/posttrain/reward_model_trainer.h"
 
 using namespace tinyds;
 using tinyds::test::temp_dir;
@@ -150,4 +151,36 @@ TEST_CASE("ppo_trainer/bad options and inputs are refused with a clear error") {
   for (auto& s : a3) v3.push_back(s.data());
   CHECK(has(error_of([&] { cmd_ppo(static_cast<int>(v3.size()), v3.data()); }), "--ppo-epochs"));
   fs::remove_all(dir);
+}
+
+TEST_CASE("ppo_trainer: --reward-model scores completions with a trained reward model saved by tinyds rm") {
+  // A reward model whose head is w = 0, b = 0.625 scores every completion 0.625 exactly, whatever the trunk says
+  // (score = w . h + b at the last completion token); the rule reward of these untrained completions is 0 or 1 or 2,
+  // never 0.625, so equality shows the saved model, head included, was loaded and used. A tokenizer or vocab
+  // mismatch, or a missing file, is an error naming the path.
+  const std::string dir = temp_dir("ppo_rm");
+  const Config cfg = nano_config();
+  Critic<float> rm(cfg.model, Role::reward);
+  rm.trunk().init_weights(5);
+  for (int c = 0; c < cfg.model.d_model; c++) rm.head()[c] = 0.0f;
+  rm.head()[cfg.model.d_model] = 0.625f;
+  const std::string stem = dir + "/rm";
+  save_reward_model(stem, cfg, Tokenizer(), rm, nullptr, 0);
+
+  PPOTrainerOptions o = small_options(dir + "/out");
+  o.reward_model = stem;
+  PPOTrainer trainer(cfg, Tokenizer(), o, nullptr);
+  const PPOExperience e = trainer.make_experience(0);
+  REQUIRE(!e.scores.empty());
+  for (double s : e.scores) CHECK(s == doctest::Approx(0.625).epsilon(1e-6));
+
+  Config other = cfg;
+  other.model.vocab_size += 8;
+  Critic<float> wrong(other.model, Role::reward);
+  wrong.trunk().init_weights(6);
+  save_reward_model(dir + "/wrong", other, Tokenizer(), wrong, nullptr, 0);
+  o.reward_model = dir + "/wrong";
+  CHECK(has(error_of([&] { PPOTrainer t(cfg, Tokenizer(), o, nullptr); }), "vocab_size"));
+  o.reward_model = dir + "/none";
+  CHECK(has(error_of([&] { PPOTrainer t(cfg, Tokenizer(), o, nullptr); }), dir + "/none"));
 }

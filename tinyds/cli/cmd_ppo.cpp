@@ -33,6 +33,7 @@ int cmd_ppo(int argc, char** argv) {
   a.add("--vf-coef", o.ppo.vf_coef, "weight of the value loss");
   a.add("--temperature", o.temperature, "sampling temperature, also used for the log-probs (trl 0.7)");
   a.add("--response-length", o.response_length, "max new tokens per completion (trl response_length)");
+  a.add("--reward-model", o.reward_model, "score with this trained reward model instead of the rule (the stem `tinyds rm` wrote, e.g. runs/rm/final)");
   a.add("--accuracy-weight", o.reward_weights.accuracy, "weight of the accuracy reward");
   a.add("--format-weight", o.reward_weights.format, "weight of the format reward");
   a.add("--levels", o.levels, "difficulty levels of the generated prompts");

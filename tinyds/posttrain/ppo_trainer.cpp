@@ -18,6 +18,7 @@
 #include "tinyds/ops/adamw.h"
 #include "tinyds/posttrain/frozen.h"
 #include "tinyds/posttrain/gae.h"
+#include "tinyds/posttrain/reward_model_trainer.h"
 #include "tinyds/posttrain/logprobs.h"
 #include "tinyds/posttrain/trainer_common.h"
 #include "tinyds/train/evaluate.h"
@@ -105,7 +106,13 @@ PPOTrainer::PPOTrainer(const Config& cfg, const Tokenizer& tok, const PPOTrainer
   else policy_.init_weights(cfg_.train.seed);
   copy_weights(policy_, reference_);       // the frozen reference is the initial policy
   copy_weights(policy_, critic_.trunk());  // trl: the value model starts from a trained model, its head fresh
-  if (opt_.use_reward_model) {
+  if (!opt_.reward_model.empty()) {  // a trained reward model (tinyds rm): it must read the same tokens
+    LoadedRewardModel rm = load_reward_model(opt_.reward_model);
+    if (rm.tokenizer.to_json() != tok_.to_json() || rm.config.model.vocab_size != cfg_.model.vocab_size)
+      throw_error("--reward-model ", opt_.reward_model, ": its tokenizer / vocab_size (", rm.config.model.vocab_size,
+                  ") differ from the policy's (", cfg_.model.vocab_size, ")");
+    reward_model_ = std::move(rm.model);
+  } else if (opt_.use_reward_model) {
     reward_model_ = std::make_unique<Critic<float>>(cfg_.model, Role::reward);
     copy_weights(policy_, reward_model_->trunk());
   }

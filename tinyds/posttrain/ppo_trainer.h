@@ -64,6 +64,8 @@ struct PPOTrainerOptions {  // hyper-parameters named as trl's PPOConfig; defaul
   int ckpt_every = 0;               // steps between latest.* checkpoints (0 = only the final one)
   int eval_problems = 100;          // held-out greedy exact match before and after training (0 = none)
   bool use_reward_model = false;    // score with a (frozen, untrained) reward model instead of the rule reward
+  std::string reward_model;         // stem of a trained reward model (`tinyds rm`: <out>/final), frozen, scoring
+                                    // instead of the rule reward; empty = rule reward (or use_reward_model)
   bool save = true;                 // write checkpoints (off for `tinyds memory`)
   bool quiet = false;               // no progress lines
 };
