@@ -39,9 +39,6 @@ Config distill_student_preset(const std::string& name) {
 }
 
 void validate(const DistillTrainOptions& o) {
-  auto need = [](bool ok, const char* option, auto value, const char* why) {
-    if (!ok) throw_error(option, " = ", value, ": ", why);
-  };
   need(!o.teacher_ckpt.empty(), "--teacher", "(none)", "a teacher checkpoint is required (a larger tinyds model)");
   need(o.distill.alpha >= 0 && o.distill.alpha <= 1, "--alpha", o.distill.alpha,
        "must be in [0, 1] (the weight of the KL term; 1 - alpha weights the hard-label CE)");

@@ -35,9 +35,6 @@ DPOLossType parse_dpo_loss_type(const std::string& s) {
 const char* dpo_loss_type_name(DPOLossType t) { return t == DPOLossType::ipo ? "ipo" : "sigmoid"; }
 
 void validate(const DPOTrainOptions& o) {
-  auto need = [](bool ok, const char* option, auto value, const char* why) {
-    if (!ok) throw_error(option, " = ", value, ": ", why);
-  };
   need(!o.init_ckpt.empty(), "--init", "(none)",
        "a checkpoint to start from is required (the policy and the frozen reference), e.g. from `tinyds sft`");
   need(o.dpo.beta > 0, "--beta", o.dpo.beta, "must be > 0 (the implicit reward is beta times a log-ratio)");

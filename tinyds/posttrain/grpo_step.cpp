@@ -12,6 +12,7 @@
 #include "tinyds/posttrain/kl.h"
 #include "tinyds/posttrain/logprobs.h"
 #include "tinyds/posttrain/reinforce.h"
+#include "tinyds/posttrain/trainer_common.h"
 #include "tinyds/train/schedule.h"
 
 namespace tinyds {
@@ -31,9 +32,6 @@ GRPOLossType parse_grpo_loss_type(const std::string& s) {
 }
 
 void validate(const GRPOTrainOptions& o) {
-  auto need = [](bool ok, const char* option, auto value, const char* why) {
-    if (!ok) throw_error(option, " = ", value, ": ", why);
-  };
   need(!o.init_ckpt.empty(), "--init", "(none)",
        "a checkpoint to start from is required (the policy and the frozen reference), e.g. from `tinyds sft`");
   need(o.grpo.num_generations >= 2, "--num-generations", o.grpo.num_generations,

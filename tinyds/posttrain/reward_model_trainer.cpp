@@ -25,9 +25,6 @@ namespace tinyds {
 using json = nlohmann::json;
 
 void validate(const RMTrainOptions& o) {
-  auto need = [](bool ok, const char* option, auto value, const char* why) {
-    if (!ok) throw_error(option, " = ", value, ": ", why);
-  };
   need(!o.init_ckpt.empty(), "--init", "(none)",
        "a checkpoint to initialise the reward model's trunk from is required, e.g. from `tinyds sft`");
   need(o.steps >= 0, "--steps", o.steps, "must be >= 0");

@@ -1,18 +1,26 @@
-// tinyds/posttrain/trainer_common.h — small pieces shared by the offline post-training trainers (`tinyds distill`,
-// `tinyds rm`, `tinyds dpo`): the training pool, its seeded order, held-out evaluation per level and number
-// formatting for progress lines.
+// tinyds/posttrain/trainer_common.h — small pieces shared by the post-training trainers (the offline `tinyds distill`,
+// `tinyds rm`, `tinyds dpo`, and the RL `tinyds grpo`): option checks, the training pool, its seeded order, held-out
+// evaluation per level and number formatting for progress lines.
 #pragma once
 #include <cstdint>
 #include <ostream>
 #include <string>
 #include <vector>
 
+#include "tinyds/core/error.h"
 #include "tinyds/data/problem.h"
 #include "tinyds/data/tokenizer.h"
 #include "tinyds/model/transformer.h"
 #include "tinyds/train/trainer.h"
 
 namespace tinyds {
+
+// One line of a trainer's option check (its validate()): unless ok, throws "<option> = <value>: <why>", e.g.
+// "--lr = 0: must be > 0". value is what the user gave, or a word such as "(none)" when an option is missing.
+template <typename T>
+void need(bool ok, const char* option, const T& value, const char* why) {
+  if (!ok) throw_error(option, " = ", value, ": ", why);
+}
 
 // "%.*f" as a string (progress lines).
 std::string format_fixed(double v, int digits);
