@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -138,9 +137,7 @@ DistillResult run_distill(const DistillTrainOptions& opt) {
   else student.init_weights(opt.seed);
   sck = LoadedCheckpoint{};
   AdamW adam(student.layout(), Role::policy);
-  std::filesystem::create_directories(opt.out_dir);
-  std::ofstream metrics(opt.out_dir + "/metrics.jsonl", std::ios::trunc);
-  if (!metrics) throw_error("cannot write ", opt.out_dir, "/metrics.jsonl");
+  std::ofstream metrics = open_metrics(opt.out_dir);
 
   const int max_T = std::min(tcfg.model.max_seq_len, scfg.model.max_seq_len);
   const std::vector<Problem> pool = posttrain_pool(opt.levels, opt.n_train, opt.seed, max_T, 0, opt.label, opt.quiet);

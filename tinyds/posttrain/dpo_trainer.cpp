@@ -7,7 +7,6 @@
 #include <climits>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -132,9 +131,7 @@ DPOResult run_dpo(const DPOTrainOptions& opt) {
   load_params_into(ck, reference);
   ck = LoadedCheckpoint{};  // the loaded copy of the weights is no longer needed
   AdamW adam(policy.layout(), Role::policy);
-  std::filesystem::create_directories(opt.out_dir);
-  std::ofstream metrics(opt.out_dir + "/metrics.jsonl", std::ios::trunc);
-  if (!metrics) throw_error("cannot write ", opt.out_dir, "/metrics.jsonl");
+  std::ofstream metrics = open_metrics(opt.out_dir);
 
   // 4 spare characters: a corrupted number may be a digit longer in up to three places (annotation, text, ####).
   const std::vector<Problem> pool =

@@ -4,7 +4,6 @@
 // Shapes: P prompts per step, G completions each, B = P*G.
 #include <algorithm>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -67,9 +66,7 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
   load_params_into(ck, reference);
   ck = LoadedCheckpoint{};  // the loaded copy of the weights is no longer needed
   AdamW adam(policy.layout(), Role::policy);
-  std::filesystem::create_directories(opt.out_dir);
-  std::ofstream metrics(opt.out_dir + "/metrics.jsonl", std::ios::trunc);
-  if (!metrics) throw_error("cannot write ", opt.out_dir, "/metrics.jsonl");
+  std::ofstream metrics = open_metrics(opt.out_dir);
 
   const std::vector<Problem> pool = rl_problems(opt, tok, cfg.model.max_seq_len, opt.quiet);
   const std::vector<int> order = seeded_permutation(static_cast<int>(pool.size()), opt.seed, 0x9e0);

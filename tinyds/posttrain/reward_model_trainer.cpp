@@ -7,7 +7,6 @@
 #include <climits>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -137,9 +136,7 @@ RMResult run_reward_model(const RMTrainOptions& opt) {
   load_params_into(ck, rm.trunk());
   ck = LoadedCheckpoint{};
   CriticAdamW adam(rm, Role::reward);
-  std::filesystem::create_directories(opt.out_dir);
-  std::ofstream metrics(opt.out_dir + "/metrics.jsonl", std::ios::trunc);
-  if (!metrics) throw_error("cannot write ", opt.out_dir, "/metrics.jsonl");
+  std::ofstream metrics = open_metrics(opt.out_dir);
 
   // 4 spare characters: a corrupted number may be a digit longer in up to three places (annotation, text, ####).
   const std::vector<Problem> pool =

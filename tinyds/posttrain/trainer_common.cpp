@@ -2,6 +2,7 @@
 #include "tinyds/posttrain/trainer_common.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "tinyds/core/error.h"
@@ -13,6 +14,13 @@
 namespace tinyds {
 
 using json = nlohmann::json;
+
+std::ofstream open_metrics(const std::string& out_dir) {
+  std::filesystem::create_directories(out_dir);
+  std::ofstream metrics(out_dir + "/metrics.jsonl", std::ios::trunc);
+  if (!metrics) throw_error("cannot write ", out_dir, "/metrics.jsonl");
+  return metrics;
+}
 
 std::string format_fixed(double v, int digits) {
   char buf[32];

@@ -1,8 +1,9 @@
 // tinyds/posttrain/trainer_common.h — small pieces shared by the post-training trainers (the offline `tinyds distill`,
-// `tinyds rm`, `tinyds dpo`, and the RL `tinyds grpo`): option checks, the training pool, its seeded order, held-out
+// `tinyds rm`, `tinyds dpo`, and the RL `tinyds grpo`): option checks, the metrics file, the training pool, its seeded order, held-out
 // evaluation per level and number formatting for progress lines.
 #pragma once
 #include <cstdint>
+#include <fstream>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -21,6 +22,10 @@ template <typename T>
 void need(bool ok, const char* option, const T& value, const char* why) {
   if (!ok) throw_error(option, " = ", value, ": ", why);
 }
+
+// Creates out_dir and opens <out_dir>/metrics.jsonl, emptied, for a run's JSON lines; throws naming the path if it
+// cannot be written.
+std::ofstream open_metrics(const std::string& out_dir);
 
 // "%.*f" as a string (progress lines).
 std::string format_fixed(double v, int digits);
