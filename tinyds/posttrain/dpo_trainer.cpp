@@ -123,13 +123,11 @@ DPOResult run_dpo(const DPOTrainOptions& opt) {
   validate(opt);
   Timer total;
   Ledger::global().reset_peaks();  // the memory figures below are this run's
-  LoadedCheckpoint ck = load_checkpoint(opt.init_ckpt);
-  const Config cfg = ck.config;
-  const Tokenizer tok = ck.tokenizer;
-  Transformer<float> policy(cfg.model, Role::policy), reference(cfg.model, Role::reference);
-  load_params_into(ck, policy);
-  load_params_into(ck, reference);
-  ck = LoadedCheckpoint{};  // the loaded copy of the weights is no longer needed
+  PolicyAndReference models(opt.init_ckpt);
+  const Config& cfg = models.config;
+  const Tokenizer& tok = models.tokenizer;
+  Transformer<float>& policy = models.policy;
+  Transformer<float>& reference = models.reference;
   AdamW adam(policy.layout(), Role::policy);
   std::ofstream metrics = open_metrics(opt.out_dir);
 

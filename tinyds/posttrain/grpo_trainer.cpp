@@ -58,13 +58,11 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
   Timer total;
   Ledger::global().reset_peaks();  // the memory figures below are this run's
   // Policy and reference from the same checkpoint (the reference never gets grads or an optimizer).
-  LoadedCheckpoint ck = load_checkpoint(opt.init_ckpt);
-  const Config cfg = ck.config;
-  const Tokenizer tok = ck.tokenizer;
-  Transformer<float> policy(cfg.model, Role::policy), reference(cfg.model, Role::reference);
-  load_params_into(ck, policy);
-  load_params_into(ck, reference);
-  ck = LoadedCheckpoint{};  // the loaded copy of the weights is no longer needed
+  PolicyAndReference models(opt.init_ckpt);
+  const Config& cfg = models.config;
+  const Tokenizer& tok = models.tokenizer;
+  Transformer<float>& policy = models.policy;
+  Transformer<float>& reference = models.reference;
   AdamW adam(policy.layout(), Role::policy);
   std::ofstream metrics = open_metrics(opt.out_dir);
 

@@ -15,6 +15,18 @@ namespace tinyds {
 
 using json = nlohmann::json;
 
+// The temporary LoadedCheckpoint lives until the constructor below returns; then its weights are freed.
+PolicyAndReference::PolicyAndReference(const std::string& ckpt) : PolicyAndReference(load_checkpoint(ckpt)) {}
+
+PolicyAndReference::PolicyAndReference(const LoadedCheckpoint& ck)
+    : config(ck.config),
+      tokenizer(ck.tokenizer),
+      policy(config.model, Role::policy),
+      reference(config.model, Role::reference) {
+  load_params_into(ck, policy);
+  load_params_into(ck, reference);
+}
+
 std::ofstream open_metrics(const std::string& out_dir) {
   std::filesystem::create_directories(out_dir);
   std::ofstream metrics(out_dir + "/metrics.jsonl", std::ios::trunc);

@@ -1,6 +1,7 @@
 // tinyds/posttrain/trainer_common.h — small pieces shared by the post-training trainers (the offline `tinyds distill`,
-// `tinyds rm`, `tinyds dpo`, and the RL `tinyds grpo`): option checks, the metrics file, the training pool, its seeded order, held-out
-// evaluation per level and number formatting for progress lines.
+// `tinyds rm`, `tinyds dpo`, and the RL `tinyds grpo`): option checks, the policy and its frozen reference from one
+// checkpoint, the metrics file, the training pool, its seeded order, held-out evaluation per level and number
+// formatting for progress lines.
 #pragma once
 #include <cstdint>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include "tinyds/data/problem.h"
 #include "tinyds/data/tokenizer.h"
 #include "tinyds/model/transformer.h"
+#include "tinyds/train/checkpoint.h"
 #include "tinyds/train/trainer.h"
 
 namespace tinyds {
@@ -22,6 +24,20 @@ template <typename T>
 void need(bool ok, const char* option, const T& value, const char* why) {
   if (!ok) throw_error(option, " = ", value, ": ", why);
 }
+
+// A policy to train and its frozen reference, both loaded from one checkpoint (`tinyds dpo`, `tinyds grpo`); the
+// reference never gets gradients or an optimizer. The checkpoint's loaded copy of the weights is freed as soon as
+// both models hold them, before the trainer allocates AdamW's moments.
+struct PolicyAndReference {
+  explicit PolicyAndReference(const std::string& ckpt);
+  Config config;                 // the checkpoint's
+  Tokenizer tokenizer;           // the checkpoint's
+  Transformer<float> policy;     // Role::policy: trained
+  Transformer<float> reference;  // Role::reference: frozen, weights only
+
+ private:
+  explicit PolicyAndReference(const LoadedCheckpoint& ck);
+};
 
 // Creates out_dir and opens <out_dir>/metrics.jsonl, emptied, for a run's JSON lines; throws naming the path if it
 // cannot be written.
