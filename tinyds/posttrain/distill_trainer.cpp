@@ -142,11 +142,8 @@ DistillResult run_distill(const DistillTrainOptions& opt) {
   const int max_T = std::min(tcfg.model.max_seq_len, scfg.model.max_seq_len);
   const std::vector<Problem> pool = posttrain_pool(opt.levels, opt.n_train, opt.seed, max_T, 0, opt.label, opt.quiet);
   const std::vector<int> order = seeded_permutation(static_cast<int>(pool.size()), opt.seed, 0xd15);
-  Config eval_cfg = tcfg;  // the teacher's held-out set (test split, its seed): teacher and student see the same
-  eval_cfg.train.eval_problems = opt.eval_problems;
-  std::vector<std::vector<Problem>> heldout;
-  if (opt.eval_problems > 0)
-    for (int level : opt.levels) heldout.push_back(heldout_problems(eval_cfg, level));
+  // The teacher's held-out set (its seed): teacher and student are evaluated on the same problems.
+  const std::vector<std::vector<Problem>> heldout = heldout_per_level(tcfg, opt.levels, opt.eval_problems);
 
   DistillResult result;
   result.teacher_params = teacher.num_params();

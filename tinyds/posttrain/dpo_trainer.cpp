@@ -135,11 +135,7 @@ DPOResult run_dpo(const DPOTrainOptions& opt) {
   const std::vector<Problem> pool =
       posttrain_pool(opt.levels, opt.n_train, opt.seed, cfg.model.max_seq_len, 4, opt.label, opt.quiet);
   const std::vector<int> order = seeded_permutation(static_cast<int>(pool.size()), opt.seed, 0xd90);
-  Config eval_cfg = cfg;  // the held-out set of `tinyds sft` / `tinyds eval`: test split, the checkpoint's seed
-  eval_cfg.train.eval_problems = opt.eval_problems;
-  std::vector<std::vector<Problem>> heldout;
-  if (opt.eval_problems > 0)
-    for (int level : opt.levels) heldout.push_back(heldout_problems(eval_cfg, level));
+  const std::vector<std::vector<Problem>> heldout = heldout_per_level(cfg, opt.levels, opt.eval_problems);
   if (!opt.quiet)
     std::printf("[%s] from %s: %.2fM parameters, %zu problems (levels %s), %d pairs per step (%s corruption), "
                 "%d steps, beta %g, loss %s%s, lr %g\n",

@@ -68,12 +68,8 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
 
   const std::vector<Problem> pool = rl_problems(opt, tok, cfg.model.max_seq_len, opt.quiet);
   const std::vector<int> order = seeded_permutation(static_cast<int>(pool.size()), opt.seed, 0x9e0);
-  Config eval_cfg = cfg;  // the held-out set of `tinyds sft` / `tinyds eval`: test split, the checkpoint's seed
-  eval_cfg.train.eval_problems = opt.eval_problems;
   const std::vector<int> eval_levels = opt.eval_levels.empty() ? opt.levels : opt.eval_levels;
-  std::vector<std::vector<Problem>> heldout;
-  if (opt.eval_problems > 0)
-    for (int level : eval_levels) heldout.push_back(heldout_problems(eval_cfg, level));
+  const std::vector<std::vector<Problem>> heldout = heldout_per_level(cfg, eval_levels, opt.eval_problems);
 
   const int P = opt.prompts_per_step, G = opt.grpo.num_generations, B = P * G;
   if (!opt.quiet)

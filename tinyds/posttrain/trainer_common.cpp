@@ -72,6 +72,15 @@ std::vector<int> step_rows(const std::vector<int>& order, int step, int P) {
   return rows;
 }
 
+std::vector<std::vector<Problem>> heldout_per_level(const Config& cfg, const std::vector<int>& levels, int n) {
+  Config eval_cfg = cfg;
+  eval_cfg.train.eval_problems = n;
+  std::vector<std::vector<Problem>> heldout;
+  if (n > 0)
+    for (int level : levels) heldout.push_back(heldout_problems(eval_cfg, level));
+  return heldout;
+}
+
 std::vector<LevelAccuracy> evaluate_levels(Transformer<float>& model, const Tokenizer& tok,
                                            const std::vector<std::vector<Problem>>& heldout,
                                            const std::vector<int>& levels, int max_new_tokens, int step,

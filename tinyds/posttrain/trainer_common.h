@@ -1,7 +1,7 @@
 // tinyds/posttrain/trainer_common.h — small pieces shared by the post-training trainers (the offline `tinyds distill`,
 // `tinyds rm`, `tinyds dpo`, and the RL `tinyds grpo`): option checks, the policy and its frozen reference from one
-// checkpoint, the metrics file, the training pool, its seeded order, held-out evaluation per level and number
-// formatting for progress lines.
+// checkpoint, the metrics file, the training pool, its seeded order, held-out sets and evaluation per level and
+// number formatting for progress lines.
 #pragma once
 #include <cstdint>
 #include <fstream>
@@ -57,6 +57,11 @@ std::vector<Problem> posttrain_pool(const std::vector<int>& levels, int n_train,
 std::vector<int> seeded_permutation(int n, uint64_t seed, uint64_t stream);
 // The P entries of `order` that step `step` uses.
 std::vector<int> step_rows(const std::vector<int>& order, int step, int P);
+
+// The held-out set of `tinyds sft` / `tinyds eval` for each of `levels`: n problems of the test split drawn with
+// cfg.train.seed (a checkpoint's config: the set it was evaluated on), as evaluate_levels takes them. No sets when
+// n is 0 (no evaluation).
+std::vector<std::vector<Problem>> heldout_per_level(const Config& cfg, const std::vector<int>& levels, int n);
 
 // Greedy exact match of `model` on heldout[i] (level levels[i]) for each i; one metrics line per level
 // {"step", "eval_level", "eval_accuracy", "eval_n", "well_formed", "mean_completion_len"} (plus "model": who
