@@ -182,11 +182,7 @@ DistillResult run_distill(const DistillTrainOptions& opt) {
     json rec = step_record(s, peak, total.seconds());
     std::string extra = "kl " + format_fixed(s.distill.kl, 4) + " | ce " + format_fixed(s.distill.ce, 3) + " | mem " +
                         format_bytes(peak);
-    if (student.num_moe_layers() > 0) {
-      const std::vector<double> maxvio = student.moe_maxvio();
-      rec["maxvio"] = maxvio;
-      extra += " | maxvio " + format_fixed(*std::max_element(maxvio.begin(), maxvio.end()), 2);
-    }
+    add_maxvio(rec, extra, student);
     metrics << rec.dump() << "\n";
     metrics.flush();
     progress.step_done(s.step, s.distill.loss, s.lr, s.grad_norm, s.tokens, extra);

@@ -3,7 +3,6 @@
 // Shapes: P pairs, B = 2P rows (chosen then rejected), T columns, V vocab, N = B*T.
 #include "tinyds/posttrain/dpo_trainer.h"
 
-#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstdio>
@@ -173,11 +172,7 @@ DPOResult run_dpo(const DPOTrainOptions& opt) {
                         format_fixed(s.dpo.rewards_rejected, 3) + " | margin " + format_fixed(s.dpo.rewards_margin, 3) +
                         " | acc " + format_fixed(100 * s.dpo.rewards_accuracy, 1) + "% | kl " + format_fixed(s.kl, 4) +
                         " | mem " + format_bytes(peak);
-    if (policy.num_moe_layers() > 0) {
-      const std::vector<double> maxvio = policy.moe_maxvio();
-      rec["maxvio"] = maxvio;
-      extra += " | maxvio " + format_fixed(*std::max_element(maxvio.begin(), maxvio.end()), 2);
-    }
+    add_maxvio(rec, extra, policy);
     metrics << rec.dump() << "\n";
     metrics.flush();
     progress.step_done(s.step, s.dpo.loss, s.lr, s.grad_norm, s.tokens, extra);

@@ -2,7 +2,6 @@
 // grpo_step.cpp.
 //
 // Shapes: P prompts per step, G completions each, B = P*G.
-#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -141,11 +140,7 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
                         format_fixed(s.completion_len, 1) + " | degenerate " + std::to_string(s.degenerate_groups) +
                         "/" + std::to_string(P) + " | " + format_fixed(s.seconds, 1) + " s/step | mem " +
                         format_bytes(peak);
-    if (policy.num_moe_layers() > 0) {
-      const std::vector<double> maxvio = policy.moe_maxvio();
-      rec["maxvio"] = maxvio;
-      extra += " | maxvio " + format_fixed(*std::max_element(maxvio.begin(), maxvio.end()), 2);
-    }
+    add_maxvio(rec, extra, policy);
     metrics << rec.dump() << "\n";
     metrics.flush();
     // Progress's own tokens/s is over its print interval; the JSONL has the per-step figure.

@@ -211,11 +211,7 @@ RMResult run_reward_model(const RMTrainOptions& opt) {
     std::string extra = "acc " + format_fixed(100 * s.rm.accuracy, 1) + "% | margin " +
                         format_fixed(s.rm.mean_margin, 3) + " | chosen " + format_fixed(s.reward_chosen, 3) +
                         " | rejected " + format_fixed(s.reward_rejected, 3) + " | mem " + format_bytes(peak);
-    if (rm.trunk().num_moe_layers() > 0) {
-      const std::vector<double> maxvio = rm.trunk().moe_maxvio();
-      rec["maxvio"] = maxvio;
-      extra += " | maxvio " + format_fixed(*std::max_element(maxvio.begin(), maxvio.end()), 2);
-    }
+    add_maxvio(rec, extra, rm.trunk());
     metrics << rec.dump() << "\n";
     metrics.flush();
     progress.step_done(s.step, s.rm.loss, s.lr, s.grad_norm, s.tokens, extra);

@@ -1,6 +1,7 @@
 // tinyds/posttrain/trainer_common.cpp — see trainer_common.h.
 #include "tinyds/posttrain/trainer_common.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -70,6 +71,13 @@ std::vector<int> step_rows(const std::vector<int>& order, int step, int P) {
   std::vector<int> rows(P);
   for (int j = 0; j < P; j++) rows[j] = order[(static_cast<std::size_t>(step) * P + j) % order.size()];
   return rows;
+}
+
+void add_maxvio(json& rec, std::string& extra, const Transformer<float>& model) {
+  if (model.num_moe_layers() == 0) return;
+  const std::vector<double> maxvio = model.moe_maxvio();
+  rec["maxvio"] = maxvio;
+  extra += " | maxvio " + format_fixed(*std::max_element(maxvio.begin(), maxvio.end()), 2);
 }
 
 std::vector<std::vector<Problem>> heldout_per_level(const Config& cfg, const std::vector<int>& levels, int n) {

@@ -1,10 +1,11 @@
 // tinyds/posttrain/trainer_common.h — small pieces shared by the post-training trainers (the offline `tinyds distill`,
 // `tinyds rm`, `tinyds dpo`, and the RL `tinyds grpo`): option checks, the policy and its frozen reference from one
-// checkpoint, the metrics file, the training pool, its seeded order, held-out sets and evaluation per level and
-// number formatting for progress lines.
+// checkpoint, the metrics file, the training pool, its seeded order, held-out sets and evaluation per level,
+// the MoE load balance of a step and number formatting for progress lines.
 #pragma once
 #include <cstdint>
 #include <fstream>
+#include <nlohmann/json_fwd.hpp>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -57,6 +58,11 @@ std::vector<Problem> posttrain_pool(const std::vector<int>& levels, int n_train,
 std::vector<int> seeded_permutation(int n, uint64_t seed, uint64_t stream);
 // The P entries of `order` that step `step` uses.
 std::vector<int> step_rows(const std::vector<int>& order, int step, int P);
+
+// The MoE load balance after a step (DESIGN 4.3), for a model with MoE layers: "maxvio" (per MoE layer, max load /
+// mean load - 1) into the step's metrics record `rec` and " | maxvio <largest>" onto its progress text `extra`.
+// Nothing for a dense model.
+void add_maxvio(nlohmann::json& rec, std::string& extra, const Transformer<float>& model);
 
 // The held-out set of `tinyds sft` / `tinyds eval` for each of `levels`: n problems of the test split drawn with
 // cfg.train.seed (a checkpoint's config: the set it was evaluated on), as evaluate_levels takes them. No sets when
