@@ -47,7 +47,7 @@ expect_error "character outside vocab" "position 2"                 -- "$exe" sa
 expect_error "bad sampling value"     "top_p"                       -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --top-p 0
 printf '{"question": "q", "answer": "no marker"}\n' > "$dir/bad.jsonl"
 expect_error "bad JSONL"              "$dir/bad.jsonl:1"            -- "$exe" eval --ckpt "$dir/ok.safetensors" --test-file "$dir/bad.jsonl"
-expect_ok    "help lists defaults"    "[default: 0.0014]"            -- "$exe" sft --help
+expect_ok    "help lists defaults"    "[default: 0.0007]"            -- "$exe" sft --help
 expect_error "grpo without --init"    "missing required option --init" -- "$exe" grpo
 expect_error "grpo with G < 2"        "--num-generations = 1"       -- "$exe" grpo --init "$dir/ok.safetensors" --num-generations 1
 expect_error "grpo bad loss type"     "--loss-type 'ppo'"           -- "$exe" grpo --init "$dir/ok.safetensors" --loss-type ppo

@@ -31,6 +31,8 @@ void ConfigOptions::add_to(Args& a, Config& cfg) {
   a.add("--levels", cfg.data.levels, "difficulty levels to train on, e.g. 1,2");
   a.add("--n-train", cfg.data.n_train, "generated training problems");
   a.add("--drill-frac", cfg.data.drill_frac, "fraction of training steps on bare arithmetic drills (curriculum)");
+  a.add("--length-group", cfg.data.length_group,
+        "draw the rows of this many steps together and give each step rows of similar length (less padding; 0 = off)");
 }
 
 void ConfigOptions::add_model_to(Args& a, Config& cfg) {

@@ -81,6 +81,7 @@ struct DataConfig {
   std::vector<int> levels = {1};  // difficulty levels mixed in training (DESIGN section 5), e.g. {1}
   int n_train = 20000;            // generated training problems
   float drill_frac = 0.0f;        // fraction of training steps on bare arithmetic drills (data/drills.h), e.g. 0.5
+  int length_group = 0;           // > 1: every run of this many steps draws its rows together, sorted by length
 };
 
 struct Config {

@@ -13,6 +13,7 @@
 #include "tinyds/core/rng.h"
 #include "tinyds/core/timer.h"
 #include "tinyds/data/batch.h"
+#include "tinyds/data/batch_order.h"
 #include "tinyds/data/drills.h"
 #include "tinyds/data/generator.h"
 #include "tinyds/data/gsm8k.h"
@@ -49,37 +50,6 @@ std::vector<Problem> training_problems(const Config& cfg, const TrainOptions& op
   }
   return all;
 }
-
-// The data order: a seeded permutation per epoch; the rows of step s are positions s*B .. s*B+B-1 of the
-// concatenated epochs. It depends only on (seed, step), which is what makes --resume exact.
-class BatchOrder {
- public:
-  BatchOrder(int n, uint64_t seed) : n_(n), rng_(seed, 0xda7a) {}
-  std::vector<int> rows(int step, int B) {
-    std::vector<int> idx(B);
-    for (int r = 0; r < B; r++) {
-      int64_t g = static_cast<int64_t>(step) * B + r;
-      idx[r] = permutation(g / n_)[g % n_];
-    }
-    return idx;
-  }
-
- private:
-  const std::vector<int>& permutation(int64_t epoch) {
-    if (epoch != epoch_) {
-      perm_.resize(n_);
-      for (int i = 0; i < n_; i++) perm_[i] = i;
-      Rng r = rng_.split(static_cast<uint64_t>(epoch));
-      for (int i = n_ - 1; i > 0; i--) std::swap(perm_[i], perm_[r.randint(0, i)]);  // Fisher-Yates
-      epoch_ = epoch;
-    }
-    return perm_;
-  }
-  int n_;
-  Rng rng_;
-  int64_t epoch_ = -1;
-  std::vector<int> perm_;
-};
 
 std::string fixed(double v, int digits) {
   char buf[32];
@@ -134,6 +104,8 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
   // steps are drill steps depends only on (seed, step), so --resume stays exact.
   std::vector<Problem> drills = cfg.data.drill_frac > 0 ? make_drills(problems, static_cast<int>(problems.size())) : std::vector<Problem>{};
   const Rng drill_coin(tc.seed, 0xd7111);
+  std::vector<int> lengths;  // characters = tokens (character-level tokenizer), for length grouping
+  for (const Problem& p : problems) lengths.push_back(static_cast<int>(p.question.size() + p.answer.size()));
   BatchOrder order(static_cast<int>(problems.size()), tc.seed);
   BatchOrder drill_order(static_cast<int>(std::max<std::size_t>(1, drills.size())), tc.seed + 1);
   std::ofstream metrics(opt.out_dir + "/metrics.jsonl", opt.resume.empty() ? std::ios::trunc : std::ios::app);
@@ -143,9 +115,11 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
   threads = omp_get_max_threads();
 #endif
   if (!opt.quiet)
-    std::printf("[%s] %s preset: %.2fM parameters, %zu training problems (levels %s, %.0f%% of steps on drills), B %d, T <= %d, %d steps from step %d, %d threads\n",
+    std::printf("[%s] %s preset: %.2fM parameters, %zu training problems (levels %s, %.0f%% of steps on drills%s), B %d, T <= %d, %d steps from step %d, %d threads\n",
                 opt.label.c_str(), cfg.name.c_str(), model.num_params() / 1e6, problems.size(),
-                json(cfg.data.levels).dump().c_str(), 100.0 * cfg.data.drill_frac, tc.batch_size, tc.seq_len, tc.steps, state.step, threads);
+                json(cfg.data.levels).dump().c_str(), 100.0 * cfg.data.drill_frac,
+                cfg.data.length_group > 1 ? (", rows grouped by length over " + std::to_string(cfg.data.length_group) + " steps").c_str() : "",
+                tc.batch_size, tc.seq_len, tc.steps, state.step, threads);
 
   auto evaluate_all = [&](int step) {
     double correct = 0, n = 0;
@@ -179,7 +153,8 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
     const int step = state.step;
     const bool drill_step = !drills.empty() && drill_coin.uniform_at(step) < cfg.data.drill_frac;
     const std::vector<Problem>& pool = drill_step ? drills : problems;
-    std::vector<int> rows = (drill_step ? drill_order : order).rows(step, tc.batch_size);
+    std::vector<int> rows = drill_step ? drill_order.rows(step, tc.batch_size)
+                                       : order.grouped_rows(step, tc.batch_size, cfg.data.length_group, lengths);
     Batch batch = make_batch(pool, rows, tok, batch_columns(pool, rows, tc.seq_len), opt.mask_prompt);
 
     model.zero_grad();
