@@ -49,7 +49,7 @@ double mean_over(const std::vector<GRPOStepStats>& s, int lo, int hi, F field) {
   return hi > lo ? sum / (hi - lo) : 0.0;
 }
 
-void print_table(const GRPOResult& g) {
+void print_table(const GRPOResult& g, const std::vector<int>& grpo_levels) {
   std::printf("  held-out exact match (greedy decoding, test split):\n");
   std::printf("    %-6s %9s %11s %8s   %s\n", "level", "after SFT", "after GRPO", "change", "mean completion tokens");
   for (std::size_t i = 0; i < g.before.size() && i < g.after.size(); i++) {
@@ -63,7 +63,8 @@ void print_table(const GRPOResult& g) {
   auto reward = [](const GRPOStepStats& s) { return s.reward_mean; };
   auto acc = [](const GRPOStepStats& s) { return s.accuracy; };
   auto len = [](const GRPOStepStats& s) { return s.completion_len; };
-  std::printf("  GRPO samples (levels 2-3, temperature 1): first %d steps -> last %d steps\n", k, k);
+  std::printf("  GRPO samples (levels %s, temperature 1): first %d steps -> last %d steps\n", json(grpo_levels).dump().c_str(),
+              k, k);
   std::printf("    reward (accuracy + format, max 2) %.3f -> %.3f   accuracy %.1f%% -> %.1f%%   length %.1f -> %.1f\n",
               mean_over(g.steps, 0, k, reward), mean_over(g.steps, n - k, n, reward), 100 * mean_over(g.steps, 0, k, acc),
               100 * mean_over(g.steps, n - k, n, acc), mean_over(g.steps, 0, k, len), mean_over(g.steps, n - k, n, len));
@@ -152,7 +153,7 @@ int cmd_demo(int argc, char** argv) {
                 sft.steps_done, format_duration(sft_s).c_str(), sft.tokens_per_s / 1000);
   std::printf("  stage 2 GRPO     levels %s, %zu steps x %d completions in %s\n", json(g.levels).dump().c_str(),
               r.steps.size(), g.prompts_per_step * g.grpo.num_generations, format_duration(r.seconds).c_str());
-  print_table(r);
+  print_table(r, g.levels);
   if (!sft.final_maxvio.empty()) {
     std::printf("  MoE balance      MaxVio per MoE layer at the end of SFT:");
     for (double v : sft.final_maxvio) std::printf(" %.3f", v);
