@@ -97,7 +97,7 @@ TEST_CASE("length grouping: the same rows as without it, regrouped into batches 
   CHECK(again.grouped_rows(3, B, K, len) == grouped_batches[3]);
 }
 
-TEST_CASE("length grouping over 0 or 1 steps is the plain order; a wrong length table is an error") {
+TEST_CASE("length grouping over 0 or 1 steps is the plain order, and a wrong length table is an error") {
   const int n = 40, B = 4;
   const std::vector<int> len = random_lengths(n, 1, 9, 2);
   BatchOrder a(n, 1), b(n, 1);
