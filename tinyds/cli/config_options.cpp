@@ -22,6 +22,8 @@ void ConfigOptions::add_to(Args& a, Config& cfg) {
   a.add("--lr", t.lr, "peak learning rate");
   a.add("--min-lr", t.min_lr, "cosine schedule floor");
   a.add("--warmup", t.warmup_steps, "linear warmup steps");
+  a.add("--beta1", t.beta1, "AdamW first-moment decay");
+  a.add("--beta2", t.beta2, "AdamW second-moment decay");
   a.add("--weight-decay", t.weight_decay, "AdamW decoupled weight decay (matrices only)");
   a.add("--grad-clip", t.grad_clip, "global grad-norm clip (0 = off)");
   a.add("--eval-every", t.eval_every, "steps between held-out evaluations (0 = only at the end)");
