@@ -49,6 +49,8 @@ void check_equal(const Config& a, const Config& b) {
   CHECK(t.eval_problems == u.eval_problems); CHECK(t.ckpt_every == u.ckpt_every); CHECK(t.log_every == u.log_every);
   CHECK(t.seed == u.seed);
   CHECK(a.data.levels == b.data.levels); CHECK(a.data.n_train == b.data.n_train);
+  CHECK(a.data.drill_frac == b.data.drill_frac); CHECK(a.data.length_group == b.data.length_group);
+  CHECK(a.data.pad_drills == b.data.pad_drills); CHECK(a.data.drill_columns == b.data.drill_columns);
 }
 
 }  // namespace
@@ -141,6 +143,7 @@ TEST_CASE("core/config validation errors name the field and the value") {
       {"level too high", [](Config& c) { c.data.levels = {1, 5}; }, {"data.levels", "5"}},
       {"level zero", [](Config& c) { c.data.levels = {0}; }, {"data.levels", "0"}},
       {"no levels", [](Config& c) { c.data.levels.clear(); }, {"data.levels"}},
+      {"negative drill columns", [](Config& c) { c.data.drill_columns = -3; }, {"data.drill_columns", "-3"}},
       {"zero layers", [](Config& c) { c.model.n_layer = 0; }, {"model.n_layer", "0"}},
       {"negative lr", [](Config& c) { c.train.lr = -1.0f; }, {"train.lr", "-1"}},
       {"min_lr above lr", [](Config& c) { c.train.min_lr = 1.0f; }, {"train.min_lr", "1"}},
@@ -172,6 +175,10 @@ TEST_CASE("core/config JSON round trip gives back the same config") {
   c.train.lr = 1.234e-3f;
   c.train.seed = 0xFFFFFFFFFFFFull;
   c.data.levels = {1, 2, 4};
+  c.data.drill_frac = 0.25f;
+  c.data.length_group = 16;
+  c.data.pad_drills = true;
+  c.data.drill_columns = 12;
   std::string text = tinyds::config_to_json(c).dump();
   check_equal(c, tinyds::config_from_json(json::parse(text), "test"));
   // ModelConfig alone.

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <unistd.h>
 
@@ -62,17 +63,24 @@ TEST_CASE("train/nano model's loss falls on level-1 problems") {
 
 TEST_CASE("train/an interrupted and resumed run gives the same losses as an uninterrupted one") {
   std::string a = temp_dir("resume_a"), b = temp_dir("resume_b");
+  Config cfg = nano_run(10);
+  SUBCASE("plain") {}
+  SUBCASE("with padding drills") {  // whole level-1 problems (T 160), so rows have padding for drills
+    cfg.model.max_seq_len = 160;
+    cfg.train.seq_len = 160;
+    cfg.data.pad_drills = true;
+  }
   TrainOptions full;
   full.out_dir = a; full.quiet = true;
-  TrainResult straight = run_training(nano_run(10), full);
+  TrainResult straight = run_training(cfg, full);
 
   TrainOptions first;
   first.out_dir = b; first.quiet = true; first.stop_after = 4;
-  TrainResult part1 = run_training(nano_run(10), first);
+  TrainResult part1 = run_training(cfg, first);
   REQUIRE(part1.losses.size() == 4);
   TrainOptions second;
   second.out_dir = b; second.quiet = true; second.resume = b + "/latest.safetensors";
-  TrainResult part2 = run_training(nano_run(10), second);
+  TrainResult part2 = run_training(cfg, second);
   REQUIRE(part2.losses.size() == 6);
   for (int i = 0; i < 10; i++) {
     double resumed = i < 4 ? part1.losses[i] : part2.losses[i - 4];
@@ -83,6 +91,15 @@ TEST_CASE("train/an interrupted and resumed run gives the same losses as an unin
   CHECK(x.params == y.params);
   CHECK(x.adam_m == y.adam_m);
   CHECK(x.state.step == 10);
+  if (cfg.data.pad_drills) {  // the drills were really there: every step's metrics line counts them
+    std::ifstream f(a + "/metrics.jsonl");
+    int steps_with_drills = 0;
+    for (std::string line; std::getline(f, line);) {
+      const nlohmann::json j = nlohmann::json::parse(line);
+      if (j.contains("pad_drills") && j["pad_drills"].get<int>() > 0) steps_with_drills++;
+    }
+    CHECK(steps_with_drills >= 5);
+  }
   fs::remove_all(a);
   fs::remove_all(b);
 }

@@ -137,7 +137,7 @@ class ModelConfig:
 TRAIN_DEFAULTS = {"batch_size": 16, "seq_len": 128, "steps": 1000, "lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 50,
                   "beta1": 0.9, "beta2": 0.95, "adam_eps": 1e-8, "weight_decay": 0.1, "grad_clip": 1.0,
                   "eval_every": 200, "eval_problems": 200, "ckpt_every": 500, "log_every": 10, "seed": 1337}
-DATA_DEFAULTS = {"levels": [1], "n_train": 20000, "drill_frac": 0.0, "length_group": 0}
+DATA_DEFAULTS = {"levels": [1], "n_train": 20000, "drill_frac": 0.0, "length_group": 0, "pad_drills": False, "drill_columns": 0}
 
 # The presets of tinyds/model/config.cpp (Config::preset): model fields and train/data overrides.
 PRESETS = {
@@ -152,7 +152,7 @@ PRESETS = {
         "model": dict(n_layer=4, d_model=128, n_head=4, n_kv_head=4, head_dim=32, ffn_hidden=352, max_seq_len=256),
         "train": dict(batch_size=8, seq_len=224, steps=16000, lr=7e-4, min_lr=1e-4, warmup_steps=100,
                       eval_every=4000, eval_problems=200, ckpt_every=4000, log_every=400),
-        "data": dict(n_train=128000),
+        "data": dict(n_train=128000, pad_drills=True),
     },
     "base": {
         "model": dict(n_layer=4, d_model=256, n_head=8, n_kv_head=8, head_dim=32, ffn_hidden=683, max_seq_len=128),

@@ -33,6 +33,10 @@ void ConfigOptions::add_to(Args& a, Config& cfg) {
   a.add("--levels", cfg.data.levels, "difficulty levels to train on, e.g. 1,2");
   a.add("--n-train", cfg.data.n_train, "generated training problems");
   a.add("--drill-frac", cfg.data.drill_frac, "fraction of training steps on bare arithmetic drills (curriculum)");
+  a.add_flag("--pad-drills", cfg.data.pad_drills,
+             "fill each row's padding with calculator drills <<a op b=c>> from the training answers (no extra compute)");
+  a.add_flag("--no-pad-drills", no_pad_drills, "turn padding drills off (the small preset has them on)");
+  a.add("--drill-columns", cfg.data.drill_columns, "with --pad-drills: columns added to every batch for more drills");
   a.add("--length-group", cfg.data.length_group,
         "draw the rows of this many steps together and give each step rows of similar length (less padding; 0 = off)");
 }
@@ -76,6 +80,7 @@ void ConfigOptions::add_model_to(Args& a, Config& cfg) {
 }
 
 void ConfigOptions::finish(Config& cfg) {
+  if (no_pad_drills) cfg.data.pad_drills = false;
   cfg.model.attention = parse_attention_kind(attention);
   cfg.validate();
 }

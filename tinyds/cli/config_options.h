@@ -16,6 +16,7 @@ std::string scan_preset(int argc, char** argv, const std::string& fallback);
 struct ConfigOptions {
   std::string preset;
   std::string attention;
+  bool no_pad_drills = false;  // --no-pad-drills (the small preset turns padding drills on)
   void add_to(Args& a, Config& cfg);
   // Only --preset and the model options (architecture and max_seq_len), for commands with their own training
   // options (`tinyds distill`'s student). Their names are kept in model_option_names.

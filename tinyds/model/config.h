@@ -82,6 +82,8 @@ struct DataConfig {
   int n_train = 20000;            // generated training problems
   float drill_frac = 0.0f;        // fraction of training steps on bare arithmetic drills (data/drills.h), e.g. 0.5
   int length_group = 0;           // > 1: every run of this many steps draws its rows together, sorted by length
+  bool pad_drills = false;        // fill each row's padding with calculator drills "<<a op b=c>>" (data/pad_drills.h)
+  int drill_columns = 0;          // with pad_drills: columns added to every batch (more room for drills), e.g. 16
 };
 
 struct Config {

@@ -15,6 +15,7 @@
 #include "tinyds/data/batch.h"
 #include "tinyds/data/batch_order.h"
 #include "tinyds/data/drills.h"
+#include "tinyds/data/pad_drills.h"
 #include "tinyds/data/generator.h"
 #include "tinyds/data/gsm8k.h"
 #include "tinyds/model/transformer.h"
@@ -108,6 +109,11 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
   for (const Problem& p : problems) lengths.push_back(static_cast<int>(p.question.size() + p.answer.size()));
   BatchOrder order(static_cast<int>(problems.size()), tc.seed);
   BatchOrder drill_order(static_cast<int>(std::max<std::size_t>(1, drills.size())), tc.seed + 1);
+  // Padding drills (data/pad_drills.h): candidates for step s are positions s*K .. s*K+K-1 of their own seeded
+  // order, K enough for every row of the batch to be filled with the shortest drills.
+  const std::vector<PadDrill> pad_drills = cfg.data.pad_drills ? annotation_drills(problems, tok) : std::vector<PadDrill>{};
+  BatchOrder pad_order(static_cast<int>(std::max<std::size_t>(1, pad_drills.size())), tc.seed + 2);
+  const int pad_candidates = tc.batch_size * (tc.seq_len / 10 + 1);
   std::ofstream metrics(opt.out_dir + "/metrics.jsonl", opt.resume.empty() ? std::ios::trunc : std::ios::app);
   if (!metrics) throw_error("cannot write ", opt.out_dir, "/metrics.jsonl");
   int threads = 1;
@@ -115,9 +121,10 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
   threads = omp_get_max_threads();
 #endif
   if (!opt.quiet)
-    std::printf("[%s] %s preset: %.2fM parameters, %zu training problems (levels %s, %.0f%% of steps on drills%s), B %d, T <= %d, %d steps from step %d, %d threads\n",
+    std::printf("[%s] %s preset: %.2fM parameters, %zu training problems (levels %s, %.0f%% of steps on drills%s%s), B %d, T <= %d, %d steps from step %d, %d threads\n",
                 opt.label.c_str(), cfg.name.c_str(), model.num_params() / 1e6, problems.size(),
                 json(cfg.data.levels).dump().c_str(), 100.0 * cfg.data.drill_frac,
+                pad_drills.empty() ? "" : (", padding filled from " + std::to_string(pad_drills.size()) + " calculator drills").c_str(),
                 cfg.data.length_group > 1 ? (", rows grouped by length over " + std::to_string(cfg.data.length_group) + " steps").c_str() : "",
                 tc.batch_size, tc.seq_len, tc.steps, state.step, threads);
 
@@ -155,7 +162,11 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
     const std::vector<Problem>& pool = drill_step ? drills : problems;
     std::vector<int> rows = drill_step ? drill_order.rows(step, tc.batch_size)
                                        : order.grouped_rows(step, tc.batch_size, cfg.data.length_group, lengths);
-    Batch batch = make_batch(pool, rows, tok, batch_columns(pool, rows, tc.seq_len), opt.mask_prompt);
+    const int drill_cols = pad_drills.empty() ? 0 : cfg.data.drill_columns;
+    Batch batch = make_batch(pool, rows, tok, std::min(tc.seq_len, batch_columns(pool, rows, tc.seq_len) + drill_cols),
+                             opt.mask_prompt);
+    const int n_pad_drills = pad_drills.empty() ? 0
+        : fill_padding_with_drills(batch, pad_drills, pad_order.rows(step, pad_candidates));
 
     model.zero_grad();
     double objective = model.forward(batch.inputs.data(), batch.targets.data(), batch.B, batch.T);
@@ -173,6 +184,7 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
 
     json rec{{"step", state.step}, {"loss", loss}, {"objective", objective}, {"lr", as.lr}, {"grad_norm", norm},
              {"tokens", batch.B * batch.T}, {"elapsed_s", total_timer.seconds()}};
+    if (!pad_drills.empty()) rec["pad_drills"] = n_pad_drills;
     std::string extra;
     if (cfg.model.mtp_depth > 0) {
       rec["mtp_loss"] = model.mtp_loss();
