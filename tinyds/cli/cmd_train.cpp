@@ -74,7 +74,7 @@ int cmd_eval(int argc, char** argv) {
   Args a("tinyds eval", "Held-out exact-match accuracy of a checkpoint (greedy decoding).");
   std::string ckpt, test_file;
   std::vector<int> levels = {1};
-  int n = 200, max_new = 96;
+  int n = 200, max_new = 96, n_errors = 0;
   uint64_t seed = 1337;
   a.add_required("--ckpt", ckpt, "checkpoint to evaluate");
   a.add("--levels", levels, "generated held-out levels to evaluate");
@@ -82,15 +82,19 @@ int cmd_eval(int argc, char** argv) {
   a.add("--seed", seed, "seed of the held-out problems");
   a.add("--test-file", test_file, "evaluate on this GSM8K JSONL file instead");
   a.add("--max-new-tokens", max_new, "longest completion");
+  a.add("--errors", n_errors, "also print up to this many wrong completions per level, with the expected answer");
   if (!a.parse(argc, argv)) return 0;
+  if (n_errors < 0) throw Error("tinyds eval: --errors must be >= 0, got " + std::to_string(n_errors));
   LoadedCheckpoint ck = load_checkpoint(ckpt);
   Transformer<float> model(ck.config.model);
   load_params_into(ck, model);
   auto report = [&](const std::string& what, const std::vector<Problem>& ps) {
-    EvalResult r = evaluate_exact_match(model, ck.tokenizer, ps, max_new, 3);
+    EvalResult r = evaluate_exact_match(model, ck.tokenizer, ps, max_new, 3, n_errors);
     std::printf("%s: exact match %d/%d = %.1f%%, well-formed %d, mean completion %.1f tokens\n", what.c_str(), r.correct,
                 r.n, 100 * r.accuracy, r.well_formed, r.mean_completion_len);
     for (const std::string& e : r.examples) std::printf("    %s\n", e.c_str());
+    if (!r.errors.empty()) std::printf("  wrong (first %zu):\n", r.errors.size());
+    for (const std::string& e : r.errors) std::printf("    %s\n", e.c_str());
   };
   if (!test_file.empty()) {
     report(test_file, read_gsm8k_jsonl(test_file));

@@ -7,7 +7,7 @@
 namespace tinyds {
 
 EvalResult evaluate_exact_match(Transformer<float>& model, const Tokenizer& tok, const std::vector<Problem>& problems,
-                                int max_new_tokens, int n_examples) {
+                                int max_new_tokens, int n_examples, int n_errors) {
   if (problems.empty()) return EvalResult{};  // nothing to evaluate (e.g. --eval-problems 0)
   std::vector<std::vector<int>> prompts;
   prompts.reserve(problems.size());
@@ -34,8 +34,11 @@ EvalResult evaluate_exact_match(Transformer<float>& model, const Tokenizer& tok,
     std::string text = tok.decode(ids);
     std::optional<int64_t> got = parse_final_answer(text);
     if (got) r.well_formed++;
-    if (got && *got == problems[i].final_answer) r.correct++;
+    const bool right = got && *got == problems[i].final_answer;
+    if (right) r.correct++;
     if (static_cast<int>(i) < n_examples) r.examples.push_back(problems[i].question + " -> " + text);
+    if (!right && static_cast<int>(r.errors.size()) < n_errors)
+      r.errors.push_back(problems[i].question + " -> " + text + "  (expected " + std::to_string(problems[i].final_answer) + ")");
   }
   r.accuracy = r.n ? static_cast<double>(r.correct) / r.n : 0.0;
   r.mean_completion_len = r.n ? total_len / r.n : 0.0;

@@ -18,9 +18,10 @@ struct EvalResult {
   double accuracy = 0;              // correct / n
   double mean_completion_len = 0;   // new tokens per problem (including <eos>)
   std::vector<std::string> examples;  // the first few "question -> completion" pairs, for the log
+  std::vector<std::string> errors;    // the first few wrong ones: "question -> completion  (expected N)"
 };
 
 EvalResult evaluate_exact_match(Transformer<float>& model, const Tokenizer& tok, const std::vector<Problem>& problems,
-                                int max_new_tokens = 96, int n_examples = 3);
+                                int max_new_tokens = 96, int n_examples = 3, int n_errors = 0);
 
 }  // namespace tinyds
