@@ -51,6 +51,8 @@ expect_ok    "help lists defaults"    "[default: 0.0007]"            -- "$exe" s
 expect_error "AdamW beta2 out of range" "train.beta2 = 1"           -- "$exe" sft --beta2 1 --steps 1
 expect_ok    "pad drills can be turned off" "0% of steps on drills), B" -- "$exe" sft --no-pad-drills --steps 1 --eval-problems 0 --ckpt-every 0 --out "$dir/nopad"
 expect_ok    "small preset pads with drills" "padding filled from"        -- "$exe" sft --steps 1 --eval-problems 0 --ckpt-every 0 --out "$dir/pad"
+expect_ok    "data-parallel replicas"  "(2 data-parallel replicas)"  -- "$exe" sft --replicas 2 --steps 1 --eval-problems 0 --ckpt-every 0 --out "$dir/dp"
+expect_error "negative replicas"       "replicas = -1"               -- "$exe" sft --replicas -1 --steps 1 --eval-problems 0 --ckpt-every 0 --out "$dir/dp"
 expect_error "grpo without --init"    "missing required option --init" -- "$exe" grpo
 expect_error "grpo with G < 2"        "--num-generations = 1"       -- "$exe" grpo --init "$dir/ok.safetensors" --num-generations 1
 expect_error "grpo bad loss type"     "--loss-type 'ppo'"           -- "$exe" grpo --init "$dir/ok.safetensors" --loss-type ppo

@@ -31,7 +31,7 @@ std::string text_of(const Tokenizer& tok, const std::vector<int>& ids, std::size
 
 }  // namespace
 
-TEST_CASE("annotation_drills: one drill per <<expr=result>>, prompt <bos><<expr=, completion result>><eos>") {
+TEST_CASE("annotation_drills: one drill per <<expr=result>>, prompt <<expr=, completion result>>") {
   const Tokenizer tok;
   const std::vector<Problem> ps = {make("q1", "12+7=<<12+7=19>>19\n19*3=<<19*3=57>>57\n#### 57"),
                                    make("q2", "#### 4"), make("q3", "81/9=<<81/9=9>>9\n#### 9")};
@@ -40,11 +40,9 @@ TEST_CASE("annotation_drills: one drill per <<expr=result>>, prompt <bos><<expr=
   const std::vector<std::string> prompts = {"<<12+7=", "<<19*3=", "<<81/9="}, results = {"19>>", "57>>", "9>>"};
   for (int i = 0; i < 3; i++) {
     CAPTURE(i);
-    REQUIRE(d[i].tokens.front() == Tokenizer::BOS);
-    REQUIRE(d[i].tokens.back() == Tokenizer::EOS);
-    CHECK(d[i].prompt_len == 1 + static_cast<int>(prompts[i].size()));
-    CHECK(text_of(tok, d[i].tokens, 1, d[i].prompt_len) == prompts[i]);
-    CHECK(text_of(tok, d[i].tokens, d[i].prompt_len, d[i].tokens.size() - 1) == results[i]);
+    CHECK(d[i].prompt_len == static_cast<int>(prompts[i].size()));  // one token per character
+    CHECK(text_of(tok, d[i].tokens, 0, d[i].prompt_len) == prompts[i]);
+    CHECK(text_of(tok, d[i].tokens, d[i].prompt_len, d[i].tokens.size()) == results[i]);
   }
   // An unclosed annotation is an error naming the problem and the position.
   const std::string e = tinyds_test::error_of([&] { annotation_drills({make("q", "1+1=<<1+1=2\n#### 2")}, tok); });
@@ -63,6 +61,7 @@ TEST_CASE("fill_padding_with_drills: problems untouched, drills placed whole whe
   const Batch plain = make_batch(all, idx, tok, T, true);
   const std::vector<PadDrill> drills = annotation_drills(all, tok);
   REQUIRE(drills.size() == 5);
+  const int lt = tok.encode("<")[0];  // every drill starts with "<<"; no word problem's answer ends with '<' 
   std::vector<int> cand;
   for (int k = 0; k < 40; k++) cand.push_back(k % 5);
 
@@ -84,13 +83,13 @@ TEST_CASE("fill_padding_with_drills: problems untouched, drills placed whole whe
     }
     // After it: whole drills, candidates in order across rows, then padding with masked targets.
     int t = len;
-    while (t < T && in[t] == Tokenizer::BOS) {
+    while (t < T && in[t] == lt) {
       const PadDrill& d = drills[cand[seen]];
       const int m = static_cast<int>(d.tokens.size());
       REQUIRE(t + m <= T);
       for (int j = 0; j < m; j++) {
         REQUIRE(in[t + j] == d.tokens[j]);
-        const bool trained = j + 1 < m && j + 1 >= d.prompt_len;  // result digits, ">>", <eos>
+        const bool trained = j + 1 < m && j + 1 >= d.prompt_len;  // result digits, ">>"
         REQUIRE(tg[t + j] == (trained ? d.tokens[j + 1] : -1));
       }
       t += m;
@@ -109,7 +108,7 @@ TEST_CASE("fill_padding_with_drills: problems untouched, drills placed whole whe
   }
   CHECK(seen == placed);
   // The longest row (the level-2 problem) has no padding to fill; the level-1 rows do.
-  CHECK(packed.inputs[0 * T + T - 1] != Tokenizer::BOS);
+  CHECK(packed.inputs[0 * T + T - 1] != lt);
   // A candidate outside the drills is an error naming it.
   Batch again = plain;
   CHECK(tinyds_test::has(tinyds_test::error_of([&] { fill_padding_with_drills(again, drills, {7}); }), "candidate 0 = 7"));

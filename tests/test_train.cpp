@@ -2,6 +2,8 @@
 // a mismatched checkpoint is refused with a clear error.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -64,22 +66,25 @@ TEST_CASE("train/nano model's loss falls on level-1 problems") {
 TEST_CASE("train/an interrupted and resumed run gives the same losses as an uninterrupted one") {
   std::string a = temp_dir("resume_a"), b = temp_dir("resume_b");
   Config cfg = nano_run(10);
+  int replicas = 0;  // one per OpenMP thread
   SUBCASE("plain") {}
+  SUBCASE("3 data-parallel replicas") { replicas = 3; }
   SUBCASE("with padding drills") {  // whole level-1 problems (T 160), so rows have padding for drills
     cfg.model.max_seq_len = 160;
     cfg.train.seq_len = 160;
     cfg.data.pad_drills = true;
   }
   TrainOptions full;
-  full.out_dir = a; full.quiet = true;
+  full.out_dir = a; full.quiet = true; full.replicas = replicas;
   TrainResult straight = run_training(cfg, full);
+  if (replicas == 3) CHECK(straight.replicas == std::min(3, cfg.train.batch_size));
 
   TrainOptions first;
-  first.out_dir = b; first.quiet = true; first.stop_after = 4;
+  first.out_dir = b; first.quiet = true; first.stop_after = 4; first.replicas = replicas;
   TrainResult part1 = run_training(cfg, first);
   REQUIRE(part1.losses.size() == 4);
   TrainOptions second;
-  second.out_dir = b; second.quiet = true; second.resume = b + "/latest.safetensors";
+  second.out_dir = b; second.quiet = true; second.resume = b + "/latest.safetensors"; second.replicas = replicas;
   TrainResult part2 = run_training(cfg, second);
   REQUIRE(part2.losses.size() == 6);
   for (int i = 0; i < 10; i++) {

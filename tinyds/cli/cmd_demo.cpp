@@ -88,6 +88,7 @@ int cmd_demo(int argc, char** argv) {
   ConfigOptions co;
   co.add_to(a, cfg);
   std::string out = "runs/demo", sft_ckpt;
+  int replicas = 0;
   GRPOTrainOptions g;
   g.levels = {2, 3};
   g.eval_levels = {1, 2, 3};
@@ -99,6 +100,7 @@ int cmd_demo(int argc, char** argv) {
   g.max_completion_length = 96;
   g.label = "grpo";
   a.add("--out", out, "output folder: <out>/sft and <out>/grpo get metrics.jsonl and checkpoints");
+  a.add("--replicas", replicas, "SFT: data-parallel model replicas, one per thread (0 = one per OpenMP thread)");
   a.add("--sft-ckpt", sft_ckpt, "skip stage 1 and start GRPO from this checkpoint (e.g. runs/demo/sft/final.safetensors)");
   a.add("--grpo-steps", g.steps, "GRPO steps (each: prompts x generations sampled completions, one optimizer step)");
   a.add("--prompts-per-step", g.prompts_per_step, "GRPO: distinct prompts per step");
@@ -134,6 +136,7 @@ int cmd_demo(int argc, char** argv) {
     opt.out_dir = out + "/sft";
     opt.label = "sft";
     opt.mask_prompt = true;
+    opt.replicas = replicas;
     sft = run_training(cfg, opt);
     sft_ckpt = sft.final_ckpt;
   } else {

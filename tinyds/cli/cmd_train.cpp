@@ -48,6 +48,8 @@ int run_train_command(int argc, char** argv, bool sft) {
   a.add("--train-file", opt.train_file, "GSM8K JSONL to train on instead of generated problems");
   a.add("--test-file", opt.test_file, "GSM8K JSONL to evaluate on instead of generated problems");
   a.add("--stop-after", opt.stop_after, "stop with a resumable checkpoint after this many steps (-1 = no)");
+  a.add("--replicas", opt.replicas, "data-parallel model replicas, one per thread, each on its share of the batch rows "
+        "(0 = one per OpenMP thread; 1 = one model whose ops use the threads)");
   a.add_flag("--quiet", opt.quiet, "no progress lines");
   if (!a.parse(argc, argv)) return 0;
   if (!opt.resume.empty()) {

@@ -77,6 +77,7 @@ void ConfigOptions::add_model_to(Args& a, Config& cfg) {
   add("--mtp-depth", m.mtp_depth, "multi-token prediction modules D (0 = none)");
   add("--mtp-lambda", m.mtp_lambda, "weight of the MTP loss");
   add("--max-seq-len", m.max_seq_len, "longest sequence (RoPE positions)");
+  add("--rope-theta", m.rope_theta, "RoPE base: pair i turns by theta^(-2i/dim) radians per position");
 }
 
 void ConfigOptions::finish(Config& cfg) {

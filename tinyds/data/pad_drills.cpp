@@ -3,8 +3,8 @@
 // Shapes: batch.inputs, batch.targets (B, T) row-major. A row holds seq[0..len) = <bos> question '\n' answer <eos>
 // then <pad>; inputs[t] = seq[t], targets[t] = seq[t+1] (or -1). Appending drill tokens d[0..m) extends seq to
 // seq[len + j] = d[j], so inputs[len + j] = d[j] and the target at len + j is d[j + 1] when d[j + 1] is past the
-// drill's prompt, else -1. The target at len - 1 (input <eos>, next token the drill's <bos>) stays -1, and so does
-// the target of the drill's own <eos>.
+// drill's prompt, else -1. The target at len - 1 (input <eos>, next token the drill's first '<') stays -1, and so
+// does the target of the drill's last '>' (the next drill's '<', or padding).
 #include "tinyds/data/pad_drills.h"
 
 #include "tinyds/core/error.h"
@@ -22,13 +22,11 @@ std::vector<PadDrill> annotation_drills(const std::vector<Problem>& problems, co
         throw_error("annotation_drills: problem ", i, ": annotation at answer position ", open,
                     " is not of the form <<expr=result>>");
       PadDrill d;
-      d.tokens.push_back(Tokenizer::BOS);
       const std::vector<int> prompt = tok.encode(a.substr(open, eq + 1 - open));  // "<<a op b="
       const std::vector<int> result = tok.encode(a.substr(eq + 1, close + 2 - (eq + 1)));  // "c>>"
       d.tokens.insert(d.tokens.end(), prompt.begin(), prompt.end());
       d.prompt_len = static_cast<int>(d.tokens.size());
       d.tokens.insert(d.tokens.end(), result.begin(), result.end());
-      d.tokens.push_back(Tokenizer::EOS);
       out.push_back(std::move(d));
     }
   }

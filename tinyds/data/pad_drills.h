@@ -3,7 +3,8 @@
 // A batch is cut to its longest row (data/batch.h), so every shorter row ends in padding: on levels 1-2 with B 8
 // about a fifth of the computed positions. Those positions cost the same whether they hold <pad> or tokens, so
 // data.pad_drills fills them with bare calculator annotations taken from the training problems' own answers:
-//   <bos> < < 6 7 * 7 = 4 6 9 > > <eos>       loss on  4 6 9 > > <eos>  (the result and the closing marks)
+//   < < 6 7 * 7 = 4 6 9 > >       loss on  4 6 9 > >  (the result and the closing marks)
+// back to back after the problem's <eos> (no <bos>/<eos> of their own: ~17% more drills fit), in
 // the exact context in which a word problem's answer computes its result ("67*7=<<67*7=" -> "469"). Every
 // annotation of every problem is a drill (a level-2 problem gives two, the second on a running result), so the
 // drills carry the same arithmetic as the problems, without the story. Rows are not lengthened and no word problem
@@ -15,7 +16,9 @@
 // exact match on 200 problems each): seed 1337 81.5 / 69.0% without, 90.5 / 76.0% with (65.0% vs 35.5% on level 1
 // at step 4000); seed 7 73.5 / 48.5% without, 94.5 / 86.5% with. About 14 drills join the ~12 calculations of the
 // 8 word problems of a step, at the same cost per step: the word-problem errors were wrong arithmetic, and a
-// model this size learns it from the number of calculations it sees.
+// model this size learns it from the number of calculations it sees. Drills with their own <bos> ... <eos> (the
+// first version) against back to back, 6500 steps, same runs otherwise: level 1 85.5 -> 86.0% (seed 1337), 88.5 ->
+// 96.5% (seed 7); at step 4000 49.0 -> 63.0% and 54.0 -> 81.5%.
 #pragma once
 #include <vector>
 
@@ -26,8 +29,8 @@
 namespace tinyds {
 
 struct PadDrill {
-  std::vector<int> tokens;  // <bos> "<<a op b=" result ">>" <eos>
-  int prompt_len = 0;       // tokens of <bos> "<<a op b=": the targets predicting them are masked
+  std::vector<int> tokens;  // "<<a op b=" result ">>"
+  int prompt_len = 0;       // tokens of "<<a op b=": the targets predicting them are masked
 };
 
 // One drill per "<<expr=result>>" annotation in every answer, in order. Errors name the problem and position if

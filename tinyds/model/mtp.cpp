@@ -14,6 +14,13 @@
 
 namespace tinyds {
 
+int mtp_target_count(const int* targets, int B, int T, int k) {
+  int n = 0;
+  for (int b = 0; b < B; b++)
+    for (int i = 0; i + k + 1 < T; i++) n += targets[static_cast<long>(b) * T + i + k + 1] >= 0;
+  return n;
+}
+
 template <typename real>
 void Transformer<real>::mtp_forward(const int* tokens, const int* targets) {
   const ModelConfig& m = cfg_;
@@ -57,7 +64,8 @@ void Transformer<real>::mtp_forward(const int* tokens, const int* targets) {
     double sum = 0;
     for (int i = 0; i < N; i++)
       if (tgt[i] >= 0) { sum += a.losses[i]; mtp_num_targets_[k]++; }
-    if (mtp_num_targets_[k]) sum_ce += sum / mtp_num_targets_[k];
+    const int denom = mtp_denominator(k);
+    if (denom) sum_ce += sum / denom;
   }
   mtp_loss_ = m.mtp_lambda / Dm * sum_ce;                                  // V3 Eq. 25
 }
@@ -79,7 +87,8 @@ void Transformer<real>::mtp_backward() {
     const real* hk = acts_.layers[l].out;
     // forward: L_MTP = lambda / D * sum_k mean CE_k  -> each counted target gets lambda / (D * count_k)
     const std::vector<int>& tgt = mtp_targets_[k];
-    const real w = mtp_num_targets_[k] ? real(m.mtp_lambda) / real(Dm) / real(mtp_num_targets_[k]) : real(0);
+    const int denom = mtp_denominator(k);
+    const real w = mtp_num_targets_[k] && denom ? real(m.mtp_lambda) / real(Dm) / real(denom) : real(0);
     for (int i = 0; i < N; i++) d.dlosses[i] = tgt[i] >= 0 ? w : real(0);
     cross_entropy_backward(d.dlogits, d.dlosses, a.logits, a.lse, tgt.data(), N, V);
     // forward: logits_k = final_in @ head^T;  final_in = RMSNorm(h^k; norm)

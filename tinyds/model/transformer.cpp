@@ -370,7 +370,8 @@ double Transformer<real>::forward(const int* tokens, const int* targets, int B, 
     double sum = 0;
     for (int i = 0; i < N; i++)
       if (targets[i] >= 0) { sum += acts_.losses[i]; num_targets_++; }
-    main_loss_ = num_targets_ ? sum / num_targets_ : 0.0;
+    const int denom = main_denom_ > 0 ? main_denom_ : num_targets_;
+    main_loss_ = denom ? sum / denom : 0.0;
   }
   if (m.mtp_depth > 0) mtp_forward(tokens, targets);  // sets mtp_loss_, adds the MTP blocks' balance losses
   mtp_ran_ = m.mtp_depth > 0;
@@ -386,7 +387,8 @@ void Transformer<real>::backward() {
   // The MTP modules first: they leave their gradient w.r.t. x_L (their h^0) in dcarry.
   if (cfg_.mtp_depth > 0) mtp_backward();
   // forward: main_loss = sum_n losses[n] / num_targets  (masked positions contribute nothing)
-  const real inv = num_targets_ ? real(1) / real(num_targets_) : real(0);
+  const int denom = main_denom_ > 0 ? main_denom_ : num_targets_;
+  const real inv = num_targets_ && denom ? real(1) / real(denom) : real(0);
   for (int i = 0; i < N; i++) d.dlosses[i] = targets_[i] >= 0 ? inv : real(0);
   cross_entropy_backward(d.dlogits, d.dlosses, acts_.logits, acts_.lse, targets_.data(), N, V);
   backward_trunk(cfg_.mtp_depth > 0 ? d.dcarry : nullptr);

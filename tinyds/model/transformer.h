@@ -141,6 +141,11 @@ class Transformer {
   void backward_from_hidden(const real* dxL);
   void zero_grad();
 
+  // Normalise the next forwards' main loss by `main` unmasked targets and MTP module k's by mtp[k], instead of
+  // their own counts (0 or an empty vector: their own). Data-parallel replicas (train/data_parallel.h) pass the
+  // whole batch's counts, so that their gradients add up to the whole batch's.
+  void set_loss_denominators(int main, const std::vector<int>& mtp) { main_denom_ = main; mtp_denom_ = mtp; }
+
   double main_loss() const { return main_loss_; }        // parts of the last forward's objective
   double mtp_loss() const { return mtp_loss_; }
   double balance_loss() const { return balance_loss_; }
@@ -183,6 +188,9 @@ class Transformer {
   void backward_layers();                       // from bwd_.dres = d(x_L) down to the embedding
   void mtp_forward(const int* tokens, const int* targets);  // model/mtp.cpp
   void mtp_backward();                                      // leaves d(x_L) from the MTP modules in bwd_.dcarry
+  int mtp_denominator(int k) const {                        // what MTP module k's summed CE is divided by
+    return k < static_cast<int>(mtp_denom_.size()) && mtp_denom_[k] > 0 ? mtp_denom_[k] : mtp_num_targets_[k];
+  }
   MlaDims<real> mla_dims() const;
   MoeDims moe_dims(bool with_losses) const;
   bool ran_in_last_forward(int l) const { return l < cfg_.n_layer || mtp_ran_; }
@@ -203,12 +211,17 @@ class Transformer {
   PhaseTimes* phases_ = nullptr;
   bool mtp_ran_ = false;              // did the last forward run the MTP modules (it had targets)?
   int B_ = 0, T_ = 0, num_targets_ = 0;
+  int main_denom_ = 0;                              // set_loss_denominators (0: num_targets_)
+  std::vector<int> mtp_denom_;                      // set_loss_denominators (empty: mtp_num_targets_)
   double main_loss_ = 0, mtp_loss_ = 0, balance_loss_ = 0;
   std::vector<int> mtp_num_targets_;                // per module: unmasked MTP targets of the last forward
   std::vector<std::vector<int>> mtp_tokens_, mtp_targets_;  // per module (N): embedded tokens, targets
   std::size_t act_capacity_ = 0, bwd_capacity_ = 0;  // elements currently allocated
   std::vector<int> tokens_, targets_;
 };
+
+// Unmasked targets of MTP module k (0-based; it predicts targets[i + k + 1] within each row) in targets (B, T).
+int mtp_target_count(const int* targets, int B, int T, int k);
 
 extern template class Transformer<float>;
 extern template class Transformer<double>;

@@ -21,6 +21,7 @@
 #include "tinyds/model/transformer.h"
 #include "tinyds/ops/adamw.h"
 #include "tinyds/train/checkpoint.h"
+#include "tinyds/train/data_parallel.h"
 #include "tinyds/train/evaluate.h"
 #include "tinyds/train/optimizer.h"
 #include "tinyds/train/progress.h"
@@ -85,6 +86,9 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
     model.init_weights(tc.seed);
   }
 
+  // Data parallelism over threads (train/data_parallel.h): replica 0 is `model`; the others copy its weights now.
+  DataParallel<float> dp(model, data_parallel_replicas(opt.replicas, tc.batch_size, cfg.model));
+
   std::vector<Problem> problems = training_problems(cfg, opt);
   if (problems.empty()) throw_error("no training problems");
   // A problem longer than seq_len + 1 tokens loses the tail of its answer (the "#### N" line first): say so.
@@ -121,12 +125,13 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
   threads = omp_get_max_threads();
 #endif
   if (!opt.quiet)
-    std::printf("[%s] %s preset: %.2fM parameters, %zu training problems (levels %s, %.0f%% of steps on drills%s%s), B %d, T <= %d, %d steps from step %d, %d threads\n",
+    std::printf("[%s] %s preset: %.2fM parameters, %zu training problems (levels %s, %.0f%% of steps on drills%s%s), B %d, T <= %d, %d steps from step %d, %d threads%s\n",
                 opt.label.c_str(), cfg.name.c_str(), model.num_params() / 1e6, problems.size(),
                 json(cfg.data.levels).dump().c_str(), 100.0 * cfg.data.drill_frac,
                 pad_drills.empty() ? "" : (", padding filled from " + std::to_string(pad_drills.size()) + " calculator drills").c_str(),
                 cfg.data.length_group > 1 ? (", rows grouped by length over " + std::to_string(cfg.data.length_group) + " steps").c_str() : "",
-                tc.batch_size, tc.seq_len, tc.steps, state.step, threads);
+                tc.batch_size, tc.seq_len, tc.steps, state.step, threads,
+                dp.replicas() > 1 ? (" (" + std::to_string(dp.replicas()) + " data-parallel replicas)").c_str() : "");
 
   auto evaluate_all = [&](int step) {
     double correct = 0, n = 0;
@@ -152,6 +157,7 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
   };
 
   TrainResult result;
+  result.replicas = dp.replicas();
   Progress progress(opt.label, tc.steps, state.step, opt.quiet, tc.log_every);
   Timer total_timer;
   AdamWSettings as{tc.lr, tc.beta1, tc.beta2, tc.adam_eps, tc.weight_decay};
@@ -168,18 +174,17 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
     const int n_pad_drills = pad_drills.empty() ? 0
         : fill_padding_with_drills(batch, pad_drills, pad_order.rows(step, pad_candidates));
 
-    model.zero_grad();
-    double objective = model.forward(batch.inputs.data(), batch.targets.data(), batch.B, batch.T);
+    // zero_grad, forward, backward (of each replica's rows, then the gradients summed into model.grads())
+    double objective = dp.forward_backward(batch.inputs.data(), batch.targets.data(), batch.B, batch.T);
     if (!std::isfinite(objective)) throw_error("loss became ", objective, " at step ", step, " (try a lower --lr)");
-    model.backward();
     double norm = global_norm(model.grads(), model.num_params());
     if (tc.grad_clip > 0) clip_grad_norm(model.grads(), model.num_params(), norm, tc.grad_clip);
     as.lr = static_cast<float>(lr_at(step, tc.lr, tc.min_lr, tc.warmup_steps, tc.steps));
     adam.step(model.params(), model.grads(), as);
     // Auxiliary-loss-free balancing (DESIGN 4.3): after the optimizer step, from this batch's expert loads.
-    model.update_moe_bias();
+    dp.update_moe_bias();  // and copies the updated weights and biases to the other replicas
     state.step++;
-    const double loss = model.main_loss();  // the next-token loss: comparable across dense and MoE/MTP models
+    const double loss = dp.main_loss();  // the next-token loss: comparable across dense and MoE/MTP models
     result.losses.push_back(loss);
 
     json rec{{"step", state.step}, {"loss", loss}, {"objective", objective}, {"lr", as.lr}, {"grad_norm", norm},
@@ -187,14 +192,14 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
     if (!pad_drills.empty()) rec["pad_drills"] = n_pad_drills;
     std::string extra;
     if (cfg.model.mtp_depth > 0) {
-      rec["mtp_loss"] = model.mtp_loss();
-      extra += "mtp " + fixed(model.mtp_loss(), 3);
+      rec["mtp_loss"] = dp.mtp_loss();
+      extra += "mtp " + fixed(dp.mtp_loss(), 3);
     }
     if (model.num_moe_layers() > 0) {
-      const std::vector<double> maxvio = model.moe_maxvio();
-      rec["balance_loss"] = model.balance_loss();
+      const std::vector<double> maxvio = dp.moe_maxvio();
+      rec["balance_loss"] = dp.balance_loss();
       rec["maxvio"] = maxvio;              // per MoE layer: max load / mean load - 1
-      rec["expert_load"] = model.moe_load();  // per MoE layer: (token, slot) pairs per expert
+      rec["expert_load"] = dp.moe_load();  // per MoE layer: (token, slot) pairs per expert
       result.final_maxvio = maxvio;
       extra += std::string(extra.empty() ? "" : " | ") + "maxvio " + fixed(*std::max_element(maxvio.begin(), maxvio.end()), 2);
     }

@@ -23,6 +23,8 @@ struct TrainOptions {
   std::string train_file;      // GSM8K JSONL to train on instead of generated problems
   std::string test_file;       // GSM8K JSONL to evaluate on instead of generated problems
   int stop_after = -1;         // stop (with a checkpoint) after this many total steps, as if interrupted
+  int replicas = 0;            // data-parallel model replicas, one per thread (train/data_parallel.h); 0 = one per
+                               // OpenMP thread. Same gradient up to float rounding; 1 = the ops thread instead
   bool quiet = false;          // no progress lines (tests)
   std::string label = "train"; // printed at the start of progress lines
 };
@@ -37,6 +39,7 @@ struct TrainResult {
   double tokens_per_s = 0;                     // median over logged intervals
   double seconds = 0;
   int steps_done = 0;
+  int replicas = 1;                            // data-parallel replicas it ran with
   std::string final_ckpt;
   std::vector<double> final_maxvio;            // MoE models: MaxVio per MoE layer at the last step
 };
