@@ -12,6 +12,7 @@
 #include "tinyds/ops/cross_entropy.h"
 #include "tinyds/ops/embedding.h"
 #include "tinyds/ops/matmul.h"
+#include "tinyds/ops/moe_balance.h"
 #include "tinyds/ops/moe_router.h"
 #include "tinyds/ops/residual.h"
 #include "tinyds/ops/rmsnorm.h"
@@ -129,11 +130,22 @@ MoeDims Transformer<real>::moe_dims(bool with_losses) const {
 template <typename real>
 void Transformer<real>::update_moe_bias() {
   if (!parse_balance(cfg_.balance).bias || B_ == 0) return;
+  update_moe_bias(moe_load());
+}
+
+template <typename real>
+void Transformer<real>::update_moe_bias(const std::vector<std::vector<int>>& loads) {
+  if (!parse_balance(cfg_.balance).bias || B_ == 0) return;
   const int E = cfg_.n_routed_experts;
-  for (std::size_t i = 0; i < moe_layers_.size(); i++)
-    if (ran_in_last_forward(moe_layers_[i]))
-      moe_layer_update_bias(moe_bias_.data() + i * E, acts_.layers[moe_layers_[i]].moe, moe_dims(true),
-                          real(cfg_.bias_update_speed));
+  std::size_t row = 0;  // loads has one row per MoE layer that ran in the last forward, in layer order
+  for (std::size_t i = 0; i < moe_layers_.size(); i++) {
+    if (!ran_in_last_forward(moe_layers_[i])) continue;
+    if (row >= loads.size() || static_cast<int>(loads[row].size()) != E)
+      throw_error("update_moe_bias: loads has ", loads.size(), " rows, expected one of ", E, " experts per MoE layer that ran");
+    moe_update_bias(moe_bias_.data() + i * E, loads[row].data(), E, real(cfg_.bias_update_speed));
+    row++;
+  }
+  if (row != loads.size()) throw_error("update_moe_bias: loads has ", loads.size(), " rows, ", row, " MoE layers ran");
 }
 
 template <typename real>

@@ -160,6 +160,9 @@ class Transformer {
   // After the optimizer step: bias += gamma * sign(mean(load) - load) per MoE layer that ran in the last forward,
   // with its loads (no-op unless balance has "bias").
   void update_moe_bias();
+  // The same from given loads, one row per MoE layer that ran, in moe_load()'s order (data-parallel replicas sum
+  // theirs first).
+  void update_moe_bias(const std::vector<std::vector<int>>& loads);
   // Per MoE layer that ran in the last forward (the MTP blocks run only when it had targets), in layer order.
   std::vector<double> moe_maxvio() const;            // MaxVio
   std::vector<std::vector<int>> moe_load() const;    // (E) routed pairs per expert

@@ -115,19 +115,7 @@ std::vector<double> DataParallel<real>::moe_maxvio() const {
 template <typename real>
 void DataParallel<real>::update_moe_bias() {
   if (others_.empty()) { primary_.update_moe_bias(); return; }
-  const ModelConfig& m = primary_.config();
-  if (parse_balance(m.balance).bias && primary_.last_B() > 0) {
-    // The MoE layers that ran, in layer order, are moe_load()'s rows: the main layers, then the MTP blocks'.
-    const std::vector<std::vector<int>> loads = moe_load();
-    std::size_t i = 0;
-    for (int l = 0; l < m.n_layer + m.mtp_depth && i < loads.size(); l++) {
-      const int slot = primary_.moe_slot(l);
-      if (slot < 0) continue;
-      moe_update_bias(primary_.moe_bias() + static_cast<std::size_t>(slot) * m.n_routed_experts, loads[i].data(),
-                      m.n_routed_experts, static_cast<real>(m.bias_update_speed));
-      i++;
-    }
-  }
+  primary_.update_moe_bias(moe_load());  // from the whole batch's loads
   sync();
 }
 
