@@ -79,5 +79,11 @@ expect_ok    "speculative runs"       "identical to plain greedy: yes" -- "$exe"
 expect_ok    "kvcache runs"           "98.2%"                       -- "$exe" kvcache --no-bench
 expect_ok    "demo pipeline (nano)"   "after GRPO"                  -- "$exe" demo --preset nano --steps 10 --max-seq-len 256 --seq-len 224 --grpo-steps 2 --prompts-per-step 2 --num-generations 2 --eval-problems 2 --out "$dir/demo"
 expect_error "demo bad GRPO option"   "--num-generations = 1"       -- "$exe" demo --preset nano --steps 1 --num-generations 1 --out "$dir/demo1"
+# Every command's --help runs (an option registered twice is an error at registration) and names each option once.
+for cmd in $("$exe" --help | awk '/^commands:/ {on = 1; next} on && NF {print $1}'); do
+  expect_ok "$cmd --help runs"        "usage: tinyds $cmd"          -- "$exe" "$cmd" --help
+  dup=$("$exe" "$cmd" --help | grep -oE '^  --[a-z0-9-]+' | sort | uniq -d)
+  if [ -z "$dup" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $cmd --help lists twice: $dup"; fi
+done
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -198,3 +198,46 @@ TEST_CASE("core/args --help returns false and lists every option with its defaul
   CHECK(help_at - h.rfind('\n', help_at) - 1 == col);
   CHECK(h.find("  --help ") != std::string::npos);
 }
+
+TEST_CASE("core/args an option registered twice is an error; remove() drops one so a command can re-register it") {
+  {
+    Args a("tinyds test", "Testing.");
+    Opts o;
+    o.add_to(a);
+    int other = 3;
+    std::string msg;
+    try {
+      a.add("--steps", other, "a second --steps");
+    } catch (const tinyds::Error& e) {
+      msg = e.what();
+    }
+    check_error(msg, {"tinyds test", "--steps", "registered twice"});
+    // The first registration is untouched.
+    Argv v({"--data", "d", "--steps", "9"});
+    REQUIRE(a.parse(v.argc(), v.argv()));
+    CHECK(o.steps == 9);
+    CHECK(other == 3);
+  }
+  {
+    Args a("tinyds test", "Testing.");
+    Opts o;
+    o.add_to(a);
+    a.remove("--steps");
+    CHECK(a.help().find("--steps") == std::string::npos);
+    int mine = 1;
+    a.add("--steps", mine, "this command's own step count");
+    Argv v({"--data", "d", "--steps", "4"});
+    REQUIRE(a.parse(v.argc(), v.argv()));
+    CHECK(mine == 4);
+    CHECK(o.steps == 100);  // the removed binding is not written
+    std::string h = a.help();
+    CHECK(h.find("--steps") == h.rfind("--steps"));  // listed once
+    std::string msg;
+    try {
+      a.remove("--nope");
+    } catch (const tinyds::Error& e) {
+      msg = e.what();
+    }
+    check_error(msg, {"--nope", "not registered"});
+  }
+}

@@ -48,7 +48,19 @@ std::string to_str(double v) { std::ostringstream os; os << v; return os.str(); 
 
 }  // namespace
 
-void Args::add_opt(Opt o) { opts_.push_back(std::move(o)); }
+// Two options of one name would make --help list both and the last one silently win: a programming error,
+// reported the first time the command runs (every command's --help runs in tests/cli_test.sh).
+void Args::add_opt(Opt o) {
+  for (const Opt& x : opts_)
+    if (x.name == o.name) throw_error(program_, ": option ", o.name, " is registered twice");
+  opts_.push_back(std::move(o));
+}
+
+void Args::remove(const std::string& name) {
+  for (auto it = opts_.begin(); it != opts_.end(); ++it)
+    if (it->name == name) { opts_.erase(it); return; }
+  throw_error(program_, ": cannot remove option ", name, ": it is not registered");
+}
 
 void Args::add(const std::string& name, int& v, const std::string& help) {
   add_opt({name, help, std::to_string(v), "INT", false, false, false, [&v, name](const std::string& s) {

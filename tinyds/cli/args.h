@@ -27,6 +27,9 @@ class Args {
   void add(const std::string& name, std::vector<int>& v, const std::string& help);  // comma list: 1,2,3
   void add_flag(const std::string& name, bool& v, const std::string& help);          // no value
   void add_required(const std::string& name, std::string& v, const std::string& help);
+  // Drops an option a shared helper registered (ConfigOptions) that this command does not use; registering a
+  // name twice is an error.
+  void remove(const std::string& name);
   // Parses argv[1..argc) (argv[0] is the subcommand name). Returns false if --help was printed.
   bool parse(int argc, char** argv);
   // True if the option was given on the command line (to let it override a preset).

@@ -91,6 +91,8 @@ int cmd_demo(int argc, char** argv) {
          "The model options below are stage 1's (--steps is the SFT steps).");
   ConfigOptions co;
   co.add_to(a, cfg);
+  a.remove("--eval-every");  // stage 1 does not evaluate (above); --eval-problems below is the held-out evaluation's
+  a.remove("--eval-problems");
   std::string out = "runs/demo", sft_ckpt;
   int replicas = 0;
   GRPOTrainOptions g;

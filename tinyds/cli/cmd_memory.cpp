@@ -51,6 +51,7 @@ int cmd_memory(int argc, char** argv) {
          "with one completion per row and the same sampling seed, so both sample the very same tokens.");
   ConfigOptions co;
   co.add_to(a, cfg);
+  a.remove("--seed");  // one seed, below: of the problems and of sampling (the weights are initialised from the preset's)
   MemoryOptions o;
   std::string init, methods = "sft,dpo,ppo,ppo+rm,grpo", json_out;
   a.add("--init", init, "start from this checkpoint's weights and config (default: a fresh init of --preset)");
