@@ -199,7 +199,7 @@ TEST_CASE("core/args --help returns false and lists every option with its defaul
   CHECK(h.find("  --help ") != std::string::npos);
 }
 
-TEST_CASE("core/args an option registered twice is an error; remove() drops one so a command can re-register it") {
+TEST_CASE("core/args an option registered twice is an error, and remove() drops one so a command can re-register it") {
   {
     Args a("tinyds test", "Testing.");
     Opts o;
