@@ -76,11 +76,11 @@ int cmd_demo(int argc, char** argv) {
   Timer total;
   Config cfg = Config::preset(scan_preset(argc, argv, "small"));
   cfg.data.levels = {1, 2};  // stage 1's curriculum; stage 2 adds level 3
-  // 4800 steps (with the small preset's 32 drill columns): ~7 minutes on 2 cores (two data-parallel replicas), GRPO
-  // ~1.5: ~8.5 minutes for the whole demo, which leaves room for this VM's slower stretches (14.5K instead of 17.8K
-  // tokens/s in some runs). With 16 columns and 5500 steps (same time) level 1 after SFT was 91.5 / 97.0 / 75.0 /
-  // 87.5 / 84.0% for seeds 1337 / 99 / 7 / 2 / 3; with 32 columns 97.0 / 95.0 / 92.5 / 82.0 / 92.0% (seed 2 misses
-  // 90%), in 6m08s to 6m35s.
+  // 4800 steps (with the small preset's 32 drill columns): 6m08s to 6m35s on 2 cores (two data-parallel replicas),
+  // GRPO 1m13s to 1m34s: 7m21s to 8m10s for the whole demo, which leaves room for this VM's slower stretches (14.5K
+  // instead of 18.5K tokens/s in some runs). With 16 columns and 5500 steps (same time) level 1 after SFT was
+  // 91.5 / 97.0 / 75.0 / 87.5 / 84.0% for seeds 1337 / 99 / 7 / 2 / 3; with 32 columns 97.0 / 95.0 / 92.5 / 82.0 /
+  // 92.0% (seed 2 misses 90%).
   cfg.train.steps = 4800;
   cfg.train.log_every = 200;
   cfg.train.eval_every = 0;     // stage 2 evaluates the SFT checkpoint on every level before it starts,
