@@ -203,8 +203,11 @@ TEST_CASE("posttrain/rollout: deterministic for a seed, whatever the batch split
   const Rollout single = rollout(model, prompts, o);
   omp_set_num_threads(4);  // more threads than cores is fine: only the split of the work changes
   const Rollout four = rollout(model, prompts, o);
+  omp_set_num_threads(3);  // the 8 sequences in uneven chunks of 3, 3 and 2, one Decoder per thread
+  const Rollout three = rollout(model, prompts, o);
   omp_set_num_threads(saved);
   CHECK(same_tokens(single, four));
+  CHECK(same_tokens(single, three));
   CHECK(same_tokens(a, single));
 #endif
   // A different seed gives different samples (sanity: the seed is used at all).

@@ -5,8 +5,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 
 #include "tinyds/core/error.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace tinyds {
 
@@ -119,8 +124,35 @@ Rollout rollout(const Transformer<float>& model, const std::vector<std::vector<i
     r.prompt_len[b] = static_cast<int>(prompts[b].size());
     std::copy(prompts[b].begin(), prompts[b].end(), r.tokens.data() + static_cast<std::size_t>(b) * r.T);
   }
-  for (int first = 0; first < r.B; first += opt.batch)
-    rollout_chunk(r, model, first, std::min(opt.batch, r.B - first), opt);
+  // Chunks of at most opt.batch sequences, and at least one per OpenMP thread when there are enough: each chunk
+  // has its own Decoder and runs on one thread (the ops' parallel regions inside are nested and run on that thread
+  // alone). A decode step is a chain of small ops on one token per sequence, most too small to split across
+  // threads, so one chunk per thread keeps both cores busy where one Decoder of 2x the rows did not: the demo's
+  // held-out evaluation (600 problems, small preset, 2 cores) took 16.1 s in chunks of 64 and 9.3 s in two chunks
+  // at a time, 8 GRPO steps 37 s and 31 s, with the same completions. Chunks write disjoint rows of r, and the
+  // tokens do not depend on the split (the randomness is keyed by sequence, tested).
+  int threads = 1;
+#ifdef _OPENMP
+  if (!omp_in_parallel()) threads = omp_get_max_threads();
+#endif
+  // Equal chunks, their count a multiple of the threads (200 sequences, batch 64, 2 threads: 4 of 50, not
+  // 64 + 64 + 64 + 8, which would leave one thread idle for the last 8).
+  int n_chunks = (r.B + opt.batch - 1) / opt.batch;
+  n_chunks = std::min(r.B, (n_chunks + threads - 1) / threads * threads);
+  const int per_chunk = (r.B + n_chunks - 1) / n_chunks;
+  n_chunks = (r.B + per_chunk - 1) / per_chunk;
+  std::vector<std::exception_ptr> failed(n_chunks);  // an exception must not leave an OpenMP region
+#pragma omp parallel for schedule(dynamic, 1) if (n_chunks > 1)
+  for (int c = 0; c < n_chunks; c++) {
+    try {
+      const int first = c * per_chunk;
+      rollout_chunk(r, model, first, std::min(per_chunk, r.B - first), opt);
+    } catch (...) {
+      failed[c] = std::current_exception();
+    }
+  }
+  for (const std::exception_ptr& e : failed)
+    if (e) std::rethrow_exception(e);
   return r;
 }
 

@@ -70,7 +70,7 @@ struct RolloutOptions {
   int n_tokens = 0;         // only ids < n_tokens are sampled (the tokenizer's vocab_size); required
   int eos = 2;              // Tokenizer::EOS: stops a sequence, and is part of its completion
   int pad = 0;              // Tokenizer::PAD: fills rows past their end, and is the input of finished sequences
-  int batch = 64;           // sequences decoded together (one Decoder of this many rows; results do not depend on it)
+  int batch = 64;           // most sequences one Decoder decodes together (chunks run one per thread; see rollout())
   MlaPath mla_path = MlaPath::absorbed;
   Role role = Role::policy; // ledger role of the rollout buffers and the Decoder's cache
 };
