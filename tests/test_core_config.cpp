@@ -48,7 +48,8 @@ void check_equal(const Config& a, const Config& b) {
   CHECK(t.weight_decay == u.weight_decay); CHECK(t.grad_clip == u.grad_clip); CHECK(t.eval_every == u.eval_every);
   CHECK(t.eval_problems == u.eval_problems); CHECK(t.ckpt_every == u.ckpt_every); CHECK(t.log_every == u.log_every);
   CHECK(t.seed == u.seed);
-  CHECK(a.data.levels == b.data.levels); CHECK(a.data.n_train == b.data.n_train);
+  CHECK(a.data.levels == b.data.levels); CHECK(a.data.level_weights == b.data.level_weights);
+  CHECK(a.data.n_train == b.data.n_train);
   CHECK(a.data.drill_frac == b.data.drill_frac); CHECK(a.data.length_group == b.data.length_group);
   CHECK(a.data.pad_drills == b.data.pad_drills); CHECK(a.data.drill_columns == b.data.drill_columns);
 }
@@ -143,6 +144,10 @@ TEST_CASE("core/config validation errors name the field and the value") {
       {"level too high", [](Config& c) { c.data.levels = {1, 5}; }, {"data.levels", "5"}},
       {"level zero", [](Config& c) { c.data.levels = {0}; }, {"data.levels", "0"}},
       {"no levels", [](Config& c) { c.data.levels.clear(); }, {"data.levels"}},
+      {"a weight per level", [](Config& c) { c.data.levels = {1, 2}; c.data.level_weights = {2, 1, 1}; },
+       {"data.level_weights", "3", "one per entry of data.levels (2)"}},
+      {"zero weight", [](Config& c) { c.data.levels = {1, 2}; c.data.level_weights = {2, 0}; },
+       {"data.level_weights", "0", "positive"}},
       {"negative drill columns", [](Config& c) { c.data.drill_columns = -3; }, {"data.drill_columns", "-3"}},
       {"zero layers", [](Config& c) { c.model.n_layer = 0; }, {"model.n_layer", "0"}},
       {"negative lr", [](Config& c) { c.train.lr = -1.0f; }, {"train.lr", "-1"}},
@@ -175,6 +180,7 @@ TEST_CASE("core/config JSON round trip gives back the same config") {
   c.train.lr = 1.234e-3f;
   c.train.seed = 0xFFFFFFFFFFFFull;
   c.data.levels = {1, 2, 4};
+  c.data.level_weights = {3, 2, 1};
   c.data.drill_frac = 0.25f;
   c.data.length_group = 16;
   c.data.pad_drills = true;

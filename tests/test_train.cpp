@@ -46,6 +46,21 @@ TEST_CASE("train/schedule: warmup then cosine to the floor") {
   CHECK(lr_at(500, 1.0, 0.1, 10, 110) == doctest::Approx(0.1));
 }
 
+TEST_CASE("train/level weights split the generated problems in proportion") {
+  DataConfig d;
+  d.levels = {1, 2};
+  d.n_train = 1200;
+  CHECK(problems_per_level(d) == std::vector<int>{600, 600});  // no weights: equal shares (as before weights)
+  d.level_weights = {2, 1};
+  CHECK(problems_per_level(d) == std::vector<int>{800, 400});
+  d.levels = {1, 2, 3};
+  d.level_weights = {1, 1, 5};
+  d.n_train = 10;  // 10/7, 10/7, 50/7 rounded down
+  CHECK(problems_per_level(d) == std::vector<int>{1, 1, 7});
+  d.level_weights = {1, 1, 100};  // 10/102 rounds to 0: every level keeps at least one problem
+  CHECK(problems_per_level(d) == std::vector<int>{1, 1, 9});
+}
+
 TEST_CASE("train/nano model's loss falls on level-1 problems") {
   std::string dir = temp_dir("learn");
   TrainOptions opt;

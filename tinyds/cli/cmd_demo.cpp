@@ -41,6 +41,17 @@ std::string architecture(const ModelConfig& m) {
   return arch;
 }
 
+// "[1,2]", or "[1,2] (2:1)" with level weights.
+std::string levels_text(const DataConfig& d) {
+  std::string s = json(d.levels).dump();
+  if (!d.level_weights.empty()) {
+    s += " (";
+    for (std::size_t i = 0; i < d.level_weights.size(); i++) s += (i ? ":" : "") + std::to_string(d.level_weights[i]);
+    s += ")";
+  }
+  return s;
+}
+
 // Mean of a field over steps [lo, hi) of the GRPO run.
 template <typename F>
 double mean_over(const std::vector<GRPOStepStats>& s, int lo, int hi, F field) {
@@ -136,7 +147,7 @@ int cmd_demo(int argc, char** argv) {
               "  stage 1  SFT from scratch on levels %s, %d steps of %d problems\n"
               "  stage 2  GRPO on levels %s: %d steps x %d prompts x %d completions, rule rewards, KL to the SFT model\n\n",
               threads, cfg.num_params() / 1e6, cfg.name.c_str(), cfg.model.n_layer, cfg.model.d_model,
-              architecture(cfg.model).c_str(), json(cfg.data.levels).dump().c_str(), cfg.train.steps,
+              architecture(cfg.model).c_str(), levels_text(cfg.data).c_str(), cfg.train.steps,
               cfg.train.batch_size, json(g.levels).dump().c_str(), g.steps, g.prompts_per_step, g.grpo.num_generations);
 
   TrainResult sft;
@@ -163,7 +174,7 @@ int cmd_demo(int argc, char** argv) {
   std::printf("\n================ tinyds demo: result ================\n");
   std::printf("  model            %.2fM parameters, %s\n", cfg.num_params() / 1e6, architecture(cfg.model).c_str());
   if (sft.steps_done > 0)
-    std::printf("  stage 1 SFT      levels %s, %d steps in %s, %.1fK tokens/s median\n", json(cfg.data.levels).dump().c_str(),
+    std::printf("  stage 1 SFT      levels %s, %d steps in %s, %.1fK tokens/s median\n", levels_text(cfg.data).c_str(),
                 sft.steps_done, format_duration(sft_s).c_str(), sft.tokens_per_s / 1000);
   std::printf("  stage 2 GRPO     levels %s, %zu steps x %d completions in %s\n", json(g.levels).dump().c_str(),
               r.steps.size(), g.prompts_per_step * g.grpo.num_generations, format_duration(r.seconds).c_str());

@@ -31,6 +31,8 @@ void ConfigOptions::add_to(Args& a, Config& cfg) {
   a.add("--ckpt-every", t.ckpt_every, "steps between checkpoints (0 = only at the end)");
   a.add("--seed", t.seed, "seed for initialisation and data order");
   a.add("--levels", cfg.data.levels, "difficulty levels to train on, e.g. 1,2");
+  a.add("--level-weights", cfg.data.level_weights,
+        "share of each level among the training problems, one integer per --levels entry, e.g. 2,1 (empty = equal)");
   a.add("--n-train", cfg.data.n_train, "generated training problems");
   a.add("--drill-frac", cfg.data.drill_frac, "fraction of training steps on bare arithmetic drills (curriculum)");
   a.add_flag("--pad-drills", cfg.data.pad_drills,

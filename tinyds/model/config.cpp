@@ -186,6 +186,11 @@ void Config::validate() const {
   for (int level : data.levels) need(level >= 1 && level <= 4, "data.levels", level, "each level must be 1..4");
   need(!data.levels.empty(), "data.levels", 0, "needs at least one level");
   need(data.n_train >= 1, "data.n_train", data.n_train, "must be positive");
+  if (!data.level_weights.empty()) {
+    need(data.level_weights.size() == data.levels.size(), "data.level_weights", static_cast<long long>(data.level_weights.size()),
+         "entries: needs one per entry of data.levels (" + std::to_string(data.levels.size()) + "), or none for equal shares");
+    for (int w : data.level_weights) need(w >= 1, "data.level_weights", w, "each weight must be a positive integer");
+  }
   if (!(data.drill_frac >= 0 && data.drill_frac < 1))
     throw_error("config: data.drill_frac = ", data.drill_frac, ": must be in [0, 1)");
   need(data.drill_columns >= 0, "data.drill_columns", data.drill_columns, "must not be negative");
@@ -349,7 +354,7 @@ json config_to_json(const Config& c) {
                          {"grad_clip", t.grad_clip}, {"eval_every", t.eval_every},
                          {"eval_problems", t.eval_problems}, {"ckpt_every", t.ckpt_every},
                          {"log_every", t.log_every}, {"seed", t.seed}}},
-              {"data", {{"levels", c.data.levels}, {"n_train", c.data.n_train}, {"drill_frac", c.data.drill_frac},
+              {"data", {{"levels", c.data.levels}, {"level_weights", c.data.level_weights}, {"n_train", c.data.n_train}, {"drill_frac", c.data.drill_frac},
                         {"length_group", c.data.length_group}, {"pad_drills", c.data.pad_drills},
                         {"drill_columns", c.data.drill_columns}}}};
 }
@@ -377,8 +382,9 @@ Config config_from_json(const json& j, const std::string& where) {
   }
   if (j.contains("data")) {
     std::string w = where + ": data";
-    reject_unknown(j["data"], {"levels", "n_train", "drill_frac", "length_group", "pad_drills", "drill_columns"}, w);
+    reject_unknown(j["data"], {"levels", "level_weights", "n_train", "drill_frac", "length_group", "pad_drills", "drill_columns"}, w);
     read_field(j["data"], "levels", c.data.levels, w);
+    read_field(j["data"], "level_weights", c.data.level_weights, w);
     read_field(j["data"], "n_train", c.data.n_train, w);
     read_field(j["data"], "drill_frac", c.data.drill_frac, w);
     read_field(j["data"], "length_group", c.data.length_group, w);

@@ -79,6 +79,9 @@ struct TrainConfig {
 
 struct DataConfig {
   std::vector<int> levels = {1};  // difficulty levels mixed in training (DESIGN section 5), e.g. {1}
+  // Share of each level among the generated problems, one integer per entry of levels (empty = equal shares):
+  // levels {1, 2} with weights {2, 1} generate 2/3 of n_train at level 1 and 1/3 at level 2.
+  std::vector<int> level_weights;
   int n_train = 20000;            // generated training problems
   float drill_frac = 0.0f;        // fraction of training steps on bare arithmetic drills (data/drills.h), e.g. 0.5
   int length_group = 0;           // > 1: every run of this many steps draws its rows together, sorted by length

@@ -39,15 +39,28 @@ std::vector<Problem> heldout_problems(const Config& cfg, int level) {
   return generate_problems(level, cfg.train.eval_problems, cfg.train.seed ^ 0x7e57ull, Split::test);
 }
 
+std::vector<int> problems_per_level(const DataConfig& d) {
+  const std::size_t n = d.levels.size();
+  long long total_weight = 0;
+  for (std::size_t i = 0; i < n; i++) total_weight += d.level_weights.empty() ? 1 : d.level_weights[i];
+  std::vector<int> counts(n);
+  for (std::size_t i = 0; i < n; i++) {
+    const long long w = d.level_weights.empty() ? 1 : d.level_weights[i];
+    counts[i] = static_cast<int>(std::max<long long>(1, static_cast<long long>(d.n_train) * w / total_weight));
+  }
+  return counts;
+}
+
 namespace {
 
 // Word problems: generated for the configured levels, or read from --train-file.
 std::vector<Problem> training_problems(const Config& cfg, const TrainOptions& opt) {
   if (!opt.train_file.empty()) return read_gsm8k_jsonl(opt.train_file);
   std::vector<Problem> all;
-  const int per_level = std::max<int>(1, cfg.data.n_train / static_cast<int>(cfg.data.levels.size()));
-  for (int level : cfg.data.levels) {
-    std::vector<Problem> p = generate_problems(level, per_level, cfg.train.seed + 7919ull * level, Split::train);
+  const std::vector<int> counts = problems_per_level(cfg.data);
+  for (std::size_t i = 0; i < cfg.data.levels.size(); i++) {
+    const int level = cfg.data.levels[i];
+    std::vector<Problem> p = generate_problems(level, counts[i], cfg.train.seed + 7919ull * level, Split::train);
     all.insert(all.end(), p.begin(), p.end());
   }
   return all;
@@ -127,7 +140,9 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
   if (!opt.quiet)
     std::printf("[%s] %s preset: %.2fM parameters, %zu training problems (levels %s, %.0f%% of steps on drills%s%s), B %d, T <= %d, %d steps from step %d, %d threads%s\n",
                 opt.label.c_str(), cfg.name.c_str(), model.num_params() / 1e6, problems.size(),
-                json(cfg.data.levels).dump().c_str(), 100.0 * cfg.data.drill_frac,
+                (json(cfg.data.levels).dump() +
+                 (cfg.data.level_weights.empty() ? "" : " weighted " + json(cfg.data.level_weights).dump())).c_str(),
+                100.0 * cfg.data.drill_frac,
                 pad_drills.empty() ? "" : (", padding filled from " + std::to_string(pad_drills.size()) + " calculator drills").c_str(),
                 cfg.data.length_group > 1 ? (", rows grouped by length over " + std::to_string(cfg.data.length_group) + " steps").c_str() : "",
                 tc.batch_size, tc.seq_len, tc.steps, state.step, threads,

@@ -46,6 +46,10 @@ struct TrainResult {
 
 TrainResult run_training(const Config& cfg, const TrainOptions& opt);
 
+// Generated training problems per entry of d.levels: n_train split in proportion to d.level_weights (equal shares
+// when empty), rounded down, at least 1 each.
+std::vector<int> problems_per_level(const DataConfig& d);
+
 // Held-out problems for a config: eval_problems per training level from the test split (seeded by train.seed).
 std::vector<Problem> heldout_problems(const Config& cfg, int level);
 
