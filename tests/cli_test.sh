@@ -77,8 +77,8 @@ expect_ok    "init dense"             "wrote"                       -- "$exe" in
 expect_error "speculative needs MTP"  "mtp_depth = 0"               -- "$exe" sample --ckpt "$dir/dense.safetensors" --prompt hi --speculative
 expect_ok    "speculative runs"       "identical to plain greedy: yes" -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --max-new-tokens 8 --speculative
 expect_ok    "kvcache runs"           "98.2%"                       -- "$exe" kvcache --no-bench
-expect_ok    "demo pipeline (nano)"   "after GRPO"                  -- "$exe" demo --preset nano --steps 10 --max-seq-len 256 --seq-len 224 --grpo-steps 2 --prompts-per-step 2 --num-generations 2 --eval-problems 2 --out "$dir/demo"
-expect_ok    "demo with level weights" "levels [1,2] (2:1), 2 steps in" -- "$exe" demo --preset nano --level-weights 2,1 --steps 2 --max-seq-len 256 --seq-len 224 --grpo-steps 1 --prompts-per-step 2 --num-generations 2 --eval-problems 1 --out "$dir/demo3"
+expect_ok    "demo pipeline (nano)"   "levels [1,2] (2:1), 10 steps in" -- "$exe" demo --preset nano --steps 10 --max-seq-len 256 --seq-len 224 --grpo-steps 2 --prompts-per-step 2 --num-generations 2 --eval-problems 2 --out "$dir/demo"
+expect_ok    "demo other levels: equal shares" "levels [1,2,3], 2 steps in" -- "$exe" demo --preset nano --levels 1,2,3 --steps 2 --max-seq-len 256 --seq-len 224 --grpo-steps 1 --prompts-per-step 2 --num-generations 2 --eval-problems 1 --out "$dir/demo3"
 expect_error "level weights per level" "one per entry of data.levels (2)" -- "$exe" sft --levels 1,2 --level-weights 2,1,1 --steps 1 --out "$dir/lw"
 expect_error "demo bad GRPO option"   "--num-generations = 1"       -- "$exe" demo --preset nano --steps 1 --num-generations 1 --out "$dir/demo1"
 # Every command's --help runs (an option registered twice is an error at registration) and names each option once.

@@ -42,6 +42,9 @@ void usage(FILE* f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Line-buffered even into a pipe or a file (`make demo | tee demo.log`): progress lines appear as they are printed,
+  // and a run stopped early keeps what it printed.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
