@@ -90,8 +90,8 @@ int cmd_demo(int argc, char** argv) {
   // Two level-1 problems for every level-2 one (equal shares before): the demo's SFT computation on a Zen 3 (AVX2)
   // machine, level 1 / level 2 after SFT, equal shares -> 2:1: seed 2 63.5 / 45.0% -> 95.0 / 87.0%, seed 7
   // 93.5 / 71.0% -> 95.0 / 72.5%, seed 1337 93.5 / 74.5% -> 89.5 / 63.0%; seed 3 76.0 / 48.0% with 2:1. A level-1
-  // problem is shorter (steps ~10% faster) and its drills are level-1 arithmetic; a level-2 problem's first step is a
-  // level-1 calculation too. A lean, not a proof: single runs spread by 10-20 points.
+  // problem's drills are level-1 arithmetic, and a level-2 problem's first step is a level-1 calculation too. A
+  // lean, not a proof: single runs spread by 10-20 points.
   cfg.data.level_weights = {2, 1};
   // 4800 steps (with the small preset's 32 drill columns): 6m08s to 6m35s on 2 cores (two data-parallel replicas),
   // GRPO 1m13s to 1m34s: 7m21s to 8m10s for the whole demo, which leaves room for this VM's slower stretches (14.5K
