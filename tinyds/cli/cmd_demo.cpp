@@ -89,7 +89,7 @@ int cmd_demo(int argc, char** argv) {
   cfg.data.levels = {1, 2};  // stage 1's curriculum; stage 2 adds level 3
   // Two level-1 problems for every level-2 one (equal shares before): the demo's SFT computation on a Zen 3 (AVX2)
   // machine, level 1 / level 2 after SFT, equal shares -> 2:1: seed 2 63.5 / 45.0% -> 95.0 / 87.0%, seed 7
-  // 93.5 / 71.0% -> 95.0 / 72.5%, seed 1337 93.5 / 74.5% -> 89.5 / 63.0%; seed 3 76.0 / 48.0% with 2:1. A level-1
+  // 93.5 / 71.0% -> 95.0 / 72.5%, seed 1337 93.5 / 74.5% -> 89.5 / 63.0%, seed 3 70.5 / 50.0% -> 76.0 / 48.0%. A level-1
   // problem's drills are level-1 arithmetic, and a level-2 problem's first step is a level-1 calculation too. A
   // lean, not a proof: single runs spread by 10-20 points.
   cfg.data.level_weights = {2, 1};
