@@ -163,6 +163,14 @@ TEST_CASE("core/config validation errors name the field and the value") {
   }
 }
 
+TEST_CASE("core/config levels_text shows the level weights only when set") {
+  tinyds::DataConfig d;
+  d.levels = {1, 2};
+  CHECK(tinyds::levels_text(d) == "[1,2]");
+  d.level_weights = {2, 1};
+  CHECK(tinyds::levels_text(d) == "[1,2] (2:1)");
+}
+
 TEST_CASE("core/config JSON round trip gives back the same config") {
   for (const std::string& name : Config::preset_names()) {
     CAPTURE(name);

@@ -41,17 +41,6 @@ std::string architecture(const ModelConfig& m) {
   return arch;
 }
 
-// "[1,2]", or "[1,2] (2:1)" with level weights.
-std::string levels_text(const DataConfig& d) {
-  std::string s = json(d.levels).dump();
-  if (!d.level_weights.empty()) {
-    s += " (";
-    for (std::size_t i = 0; i < d.level_weights.size(); i++) s += (i ? ":" : "") + std::to_string(d.level_weights[i]);
-    s += ")";
-  }
-  return s;
-}
-
 // Mean of a field over steps [lo, hi) of the GRPO run.
 template <typename F>
 double mean_over(const std::vector<GRPOStepStats>& s, int lo, int hi, F field) {
@@ -91,7 +80,7 @@ int cmd_demo(int argc, char** argv) {
   // machine, level 1 / level 2 after SFT, equal shares -> 2:1: seed 2 63.5 / 45.0% -> 95.0 / 87.0%, seed 7
   // 93.5 / 71.0% -> 95.0 / 72.5%, seed 1337 93.5 / 74.5% -> 89.5 / 63.0%, seed 3 70.5 / 50.0% -> 76.0 / 48.0%. A level-1
   // problem's drills are level-1 arithmetic, and a level-2 problem's first step is a level-1 calculation too. A
-  // lean, not a proof: single runs spread by 10-20 points.
+  // lean, not a proof: single runs spread by 10-30 points.
   cfg.data.level_weights = {2, 1};
   // 4800 steps (with the small preset's 32 drill columns): 6m08s to 6m35s on 2 cores (two data-parallel replicas),
   // GRPO 1m13s to 1m34s: 7m21s to 8m10s for the whole demo, which leaves room for this VM's slower stretches (14.5K

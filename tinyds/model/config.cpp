@@ -217,6 +217,14 @@ BalanceModes parse_balance(const std::string& s) {
   }
 }
 
+std::string levels_text(const DataConfig& d) {
+  std::string s = json(d.levels).dump();
+  if (d.level_weights.empty()) return s;
+  s += " (";
+  for (std::size_t i = 0; i < d.level_weights.size(); i++) s += (i ? ":" : "") + std::to_string(d.level_weights[i]);
+  return s + ")";
+}
+
 const char* attention_kind_name(AttentionKind k) {
   switch (k) {
     case AttentionKind::mha: return "mha";

@@ -111,6 +111,8 @@ struct BalanceModes { bool bias = false, seqaux = false, aux = false; };
 BalanceModes parse_balance(const std::string& s);  // throws naming the bad part
 
 const char* attention_kind_name(AttentionKind k);
+// The training levels as printed: "[1,2]", or "[1,2] (2:1)" with level weights.
+std::string levels_text(const DataConfig& d);
 AttentionKind parse_attention_kind(const std::string& s);  // "mha" | "gqa" | "mqa" | "mla"
 
 // JSON (stored in checkpoint metadata). from_json validates and names unknown or ill-typed fields.

@@ -40,14 +40,11 @@ std::vector<Problem> heldout_problems(const Config& cfg, int level) {
 }
 
 std::vector<int> problems_per_level(const DataConfig& d) {
-  const std::size_t n = d.levels.size();
-  long long total_weight = 0;
-  for (std::size_t i = 0; i < n; i++) total_weight += d.level_weights.empty() ? 1 : d.level_weights[i];
-  std::vector<int> counts(n);
-  for (std::size_t i = 0; i < n; i++) {
-    const long long w = d.level_weights.empty() ? 1 : d.level_weights[i];
-    counts[i] = static_cast<int>(std::max<long long>(1, static_cast<long long>(d.n_train) * w / total_weight));
-  }
+  const std::vector<int> w = d.level_weights.empty() ? std::vector<int>(d.levels.size(), 1) : d.level_weights;
+  long long total = 0;
+  for (int wi : w) total += wi;
+  std::vector<int> counts;
+  for (int wi : w) counts.push_back(static_cast<int>(std::max<long long>(1, static_cast<long long>(d.n_train) * wi / total)));
   return counts;
 }
 
@@ -140,9 +137,7 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
   if (!opt.quiet)
     std::printf("[%s] %s preset: %.2fM parameters, %zu training problems (levels %s, %.0f%% of steps on drills%s%s), B %d, T <= %d, %d steps from step %d, %d threads%s\n",
                 opt.label.c_str(), cfg.name.c_str(), model.num_params() / 1e6, problems.size(),
-                (json(cfg.data.levels).dump() +
-                 (cfg.data.level_weights.empty() ? "" : " weighted " + json(cfg.data.level_weights).dump())).c_str(),
-                100.0 * cfg.data.drill_frac,
+                levels_text(cfg.data).c_str(), 100.0 * cfg.data.drill_frac,
                 pad_drills.empty() ? "" : (", padding filled from " + std::to_string(pad_drills.size()) + " calculator drills").c_str(),
                 cfg.data.length_group > 1 ? (", rows grouped by length over " + std::to_string(cfg.data.length_group) + " steps").c_str() : "",
                 tc.batch_size, tc.seq_len, tc.steps, state.step, threads,
