@@ -6,7 +6,7 @@
 Written from the formulas of DESIGN.md §6 (and trl's conventions where DESIGN names them), not from the C++:
 each loss is a few torch lines, and every gradient comes from autograd. Everything is float64. Inputs are drawn
 from a torch.Generator seeded with --seed and written next to the outputs, so the C++ test
-(tests/test_posttrain_golden.cpp, doctest suite "posttrain_golden") runs on exactly these numbers.
+(tests/posttrain/golden_test.cpp, doctest suite "posttrain_golden") runs on exactly these numbers.
 
 Tensors (F64 unless noted; prefixes name the loss family):
   lp.logits (N,V), lp.targets (N) I32 (-1 = masked), lp.R (N)      -> lp.lp, lp.dlogits  (d sum(lp*R)),

@@ -13,7 +13,7 @@
 //   logits = head(RMSNorm(x))                                 (B, T, V)
 //
 // Step p writes cache row p of every layer and reads rows 0..p, so the logits of step p equal the full
-// forward's logits at position p (tests/test_decoder.cpp checks this at every position for every kind).
+// forward's logits at position p (tests/model/decoder_test.cpp checks this at every position for every kind).
 // step_many(tokens, T) runs T consecutive positions of every sequence in one call: every projection and FFN is
 // one GEMM over the B*T rows, and new token t attends over cached rows 0..pos()+t (causal within the T).
 //

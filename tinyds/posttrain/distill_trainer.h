@@ -28,7 +28,7 @@
 #include "tinyds/data/tokenizer.h"
 #include "tinyds/model/config.h"
 #include "tinyds/model/transformer.h"
-#include "tinyds/posttrain/distill.h"
+#include "tinyds/posttrain/losses/distill.h"
 #include "tinyds/train/optimizer.h"
 #include "tinyds/train/trainer.h"
 

@@ -29,7 +29,7 @@
 
 #include "tinyds/data/tokenizer.h"
 #include "tinyds/model/transformer.h"
-#include "tinyds/posttrain/dpo.h"
+#include "tinyds/posttrain/losses/dpo.h"
 #include "tinyds/posttrain/preference.h"
 #include "tinyds/train/optimizer.h"
 #include "tinyds/train/trainer.h"

@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "tinyds/core/error.h"
-#include "tinyds/posttrain/logprobs.h"
+#include "tinyds/posttrain/losses/logprobs.h"
 
 namespace tinyds {
 

@@ -9,9 +9,9 @@
 #include "tinyds/ops/adamw.h"
 #include "tinyds/posttrain/frozen.h"
 #include "tinyds/posttrain/grpo_trainer.h"
-#include "tinyds/posttrain/kl.h"
-#include "tinyds/posttrain/logprobs.h"
-#include "tinyds/posttrain/reinforce.h"
+#include "tinyds/posttrain/losses/kl.h"
+#include "tinyds/posttrain/losses/logprobs.h"
+#include "tinyds/posttrain/losses/reinforce.h"
 #include "tinyds/posttrain/trainer_common.h"
 #include "tinyds/train/schedule.h"
 

@@ -39,7 +39,7 @@
 
 #include "tinyds/data/tokenizer.h"
 #include "tinyds/model/transformer.h"
-#include "tinyds/posttrain/grpo.h"
+#include "tinyds/posttrain/losses/grpo.h"
 #include "tinyds/posttrain/reward.h"
 #include "tinyds/posttrain/rollout.h"
 #include "tinyds/train/optimizer.h"

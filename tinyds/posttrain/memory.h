@@ -7,12 +7,12 @@
 // /proc/self/clear_refs allows it):
 //   sft     policy only: S problems (question + answer), masked cross-entropy, AdamW
 //   dpo     policy + frozen reference: S/2 chosen/rejected pairs (the right answer vs the same answer with a wrong
-//           final number), both halves in one forward of S rows (posttrain/dpo.h)
+//           final number), both halves in one forward of S rows (posttrain/losses/dpo.h)
 //   ppo     policy, reference, critic: S prompt rows, one completion each, one PPO epoch (posttrain/ppo_trainer.h).
 //           The rows are GRPO's (each of the P prompts G times) with GRPO's sampling seed, so both rollouts sample the
 //           very same tokens and every difference in the table is the algorithm's, not the sampled lengths'
 //   ppo+rm  the same with a frozen reward model (trunk + scalar head, Role::reward) producing the score
-//   grpo    policy + reference: P prompts x G completions, one GRPO iteration (posttrain/grpo.h; written here,
+//   grpo    policy + reference: P prompts x G completions, one GRPO iteration (posttrain/losses/grpo.h; written here,
 //           independent of the GRPO trainer)
 // The analytical prediction of the model-state cells (weights, grads, adam_m, adam_v; 4 bytes per float):
 //   a transformer's weights   = 4 (n_params + n_router_bias)   (router biases: E per MoE layer, MTP blocks included)

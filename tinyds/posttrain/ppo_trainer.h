@@ -34,7 +34,7 @@
 #include "tinyds/model/config.h"
 #include "tinyds/model/transformer.h"
 #include "tinyds/posttrain/critic.h"
-#include "tinyds/posttrain/ppo.h"
+#include "tinyds/posttrain/losses/ppo.h"
 #include "tinyds/posttrain/reward.h"
 #include "tinyds/posttrain/rollout.h"
 #include "tinyds/train/checkpoint.h"

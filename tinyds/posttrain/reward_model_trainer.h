@@ -31,7 +31,7 @@
 #include "tinyds/data/tokenizer.h"
 #include "tinyds/posttrain/critic.h"
 #include "tinyds/posttrain/preference.h"
-#include "tinyds/posttrain/reward_model.h"
+#include "tinyds/posttrain/losses/reward_model.h"
 
 namespace tinyds {
 

@@ -14,7 +14,7 @@
 // The sum is the gradient of the WHOLE batch's objective because each replica normalises its losses by the whole
 // batch's target counts (Transformer::set_loss_denominators): main = sum_r S_r / N, MTP module k = lambda/D
 // sum_r S_rk / N_k, where S are summed cross-entropies and N the batch's unmasked targets. Only float rounding
-// differs from one model on the whole batch (tests/test_train_data_parallel.cpp checks it to 1e-12 in double).
+// differs from one model on the whole batch (tests/train/data_parallel_test.cpp checks it to 1e-12 in double).
 // The MoE loads of the replicas are added before the bias update and MaxVio, so both see the whole batch.
 // The balance LOSSES (seqaux, aux) are averaged inside one forward and do not split this way: with them on, and
 // with R = 1, there is one replica and every call goes straight to the model.

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# tests/cli/cli_test.sh — the `tinyds` command's bad-input behaviour, end to end: every case must exit non-zero and
+# print a message naming what was wrong. Usage: cli_test.sh /path/to/tinyds
+set -u
+exe="$1"
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+pass=0; fail=0
+
+# expect_error DESCRIPTION EXPECTED_SUBSTRING -- command...
+expect_error() {
+  local what="$1" want="$2"; shift 3
+  local out rc
+  out=$("$@" 2>&1); rc=$?
+  if [ "$rc" -ne 0 ] && printf '%s' "$out" | grep -qF -- "$want"; then
+    pass=$((pass + 1))
+  else
+    fail=$((fail + 1)); echo "FAIL: $what (exit $rc): expected an error containing '$want', got: $out"
+  fi
+}
+expect_ok() {
+  local what="$1" want="$2"; shift 3
+  local out rc
+  out=$("$@" 2>&1); rc=$?
+  if [ "$rc" -eq 0 ] && printf '%s' "$out" | grep -qF -- "$want"; then
+    pass=$((pass + 1))
+  else
+    fail=$((fail + 1)); echo "FAIL: $what (exit $rc): expected success with '$want', got: $out"
+  fi
+}
+
+expect_error "unknown command"        "unknown command 'fly'"       -- "$exe" fly
+expect_error "unknown option"         "unknown option '--bogus'"    -- "$exe" sft --bogus 1
+expect_error "bad number"             "option --lr: 'abc'"          -- "$exe" sft --lr abc
+expect_error "missing value"          "option --steps needs a value" -- "$exe" sft --steps
+expect_error "unknown preset"         "unknown preset 'huge'"       -- "$exe" sft --preset huge
+expect_error "bad config combination" "must be divisible by model.n_head" -- "$exe" init --d-model 30 --out "$dir/x.safetensors"
+expect_error "bad level"              "level"                       -- "$exe" data --level 7 --out "$dir/x.jsonl"
+expect_error "missing required"       "missing required option --out" -- "$exe" data --level 1
+expect_error "missing checkpoint"     "$dir/none.safetensors"       -- "$exe" sample --ckpt "$dir/none.safetensors" --prompt hi
+printf 'not a checkpoint at all' > "$dir/garbage.safetensors"
+expect_error "garbage checkpoint"     "$dir/garbage.safetensors"    -- "$exe" eval --ckpt "$dir/garbage.safetensors"
+expect_ok    "init"                   "wrote"                       -- "$exe" init --preset nano --out "$dir/ok.safetensors"
+head -c 1000 "$dir/ok.safetensors" > "$dir/truncated.safetensors"
+expect_error "truncated checkpoint"   "$dir/truncated.safetensors"  -- "$exe" sample --ckpt "$dir/truncated.safetensors" --prompt hi
+expect_error "character outside vocab" "position 2"                 -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt $'ab\tc'
+expect_error "bad sampling value"     "top_p"                       -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --top-p 0
+printf '{"question": "q", "answer": "no marker"}\n' > "$dir/bad.jsonl"
+expect_error "bad JSONL"              "$dir/bad.jsonl:1"            -- "$exe" eval --ckpt "$dir/ok.safetensors" --test-file "$dir/bad.jsonl"
+expect_ok    "help lists defaults"    "[default: 0.0007]"            -- "$exe" sft --help
+expect_error "AdamW beta2 out of range" "train.beta2 = 1"           -- "$exe" sft --beta2 1 --steps 1
+expect_ok    "pad drills can be turned off" "0% of steps on drills), B" -- "$exe" sft --no-pad-drills --steps 1 --eval-problems 0 --ckpt-every 0 --out "$dir/nopad"
+expect_ok    "small preset pads with drills" "padding filled from"        -- "$exe" sft --steps 1 --eval-problems 0 --ckpt-every 0 --out "$dir/pad"
+expect_ok    "data-parallel replicas"  "(2 data-parallel replicas)"  -- "$exe" sft --replicas 2 --steps 1 --eval-problems 0 --ckpt-every 0 --out "$dir/dp"
+expect_error "negative replicas"       "replicas = -1"               -- "$exe" sft --replicas -1 --steps 1 --eval-problems 0 --ckpt-every 0 --out "$dir/dp"
+expect_error "grpo without --init"    "missing required option --init" -- "$exe" grpo
+expect_error "grpo with G < 2"        "--num-generations = 1"       -- "$exe" grpo --init "$dir/ok.safetensors" --num-generations 1
+expect_error "grpo bad loss type"     "--loss-type 'ppo'"           -- "$exe" grpo --init "$dir/ok.safetensors" --loss-type ppo
+expect_ok    "grpo help lists beta"   "[default: 0.04]"             -- "$exe" grpo --help
+expect_error "distill without teacher" "missing required option --teacher" -- "$exe" distill
+expect_error "distill --init and --preset" "--preset cannot be combined with --init" -- "$exe" distill --teacher "$dir/ok.safetensors" --init "$dir/ok.safetensors" --preset small
+expect_error "distill bad alpha"      "--alpha = 2"                 -- "$exe" distill --teacher "$dir/ok.safetensors" --alpha 2
+expect_error "distill bad divergence" "--divergence 'jsd'"          -- "$exe" distill --teacher "$dir/ok.safetensors" --divergence jsd
+expect_ok    "distill help lists T"   "[default: 2]"                -- "$exe" distill --help
+expect_error "rm without --init"      "missing required option --init" -- "$exe" rm
+expect_error "rm bad corruption"      "--corruption 'typo'"         -- "$exe" rm --init "$dir/ok.safetensors" --corruption typo
+expect_error "rm bad batch size"      "--batch-size = 0"            -- "$exe" rm --init "$dir/ok.safetensors" --batch-size 0
+expect_error "dpo without --init"     "missing required option --init" -- "$exe" dpo
+expect_error "dpo bad loss type"      "--loss-type 'hinge'"         -- "$exe" dpo --init "$dir/ok.safetensors" --loss-type hinge
+expect_error "dpo beta 0"             "--beta = 0"                  -- "$exe" dpo --init "$dir/ok.safetensors" --beta 0
+expect_ok    "dpo help lists beta"    "[default: 0.1]"              -- "$exe" dpo --help
+expect_ok    "eval lists wrong answers" "(expected "                -- "$exe" eval --ckpt "$dir/ok.safetensors" --n 3 --max-new-tokens 4 --errors 2
+expect_error "eval negative --errors" "--errors must be >= 0"       -- "$exe" eval --ckpt "$dir/ok.safetensors" --errors -1
+expect_ok    "sample runs"            "hi"                          -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --max-new-tokens 3
+expect_error "speculative needs greedy" "needs greedy decoding"     -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --speculative --temperature 0.7
+expect_ok    "init dense"             "wrote"                       -- "$exe" init --preset nano-dense --out "$dir/dense.safetensors"
+expect_error "speculative needs MTP"  "mtp_depth = 0"               -- "$exe" sample --ckpt "$dir/dense.safetensors" --prompt hi --speculative
+expect_ok    "speculative runs"       "identical to plain greedy: yes" -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --max-new-tokens 8 --speculative
+expect_ok    "kvcache runs"           "98.2%"                       -- "$exe" kvcache --no-bench
+expect_ok    "demo pipeline (nano)"   "levels [1,2] (2:1), 10 steps in" -- "$exe" demo --preset nano --steps 10 --max-seq-len 256 --seq-len 224 --grpo-steps 2 --prompts-per-step 2 --num-generations 2 --eval-problems 2 --out "$dir/demo"
+expect_ok    "demo other levels: equal shares" "levels [1,2,3], 2 steps in" -- "$exe" demo --preset nano --levels 1,2,3 --steps 2 --max-seq-len 256 --seq-len 224 --grpo-steps 1 --prompts-per-step 2 --num-generations 2 --eval-problems 1 --out "$dir/demo3"
+expect_error "level weights per level" "one per entry of data.levels (2)" -- "$exe" sft --levels 1,2 --level-weights 2,1,1 --steps 1 --out "$dir/lw"
+expect_error "demo bad GRPO option"   "--num-generations = 1"       -- "$exe" demo --preset nano --steps 1 --num-generations 1 --out "$dir/demo1"
+# Every command's --help runs (an option registered twice is an error at registration) and names each option once.
+for cmd in $("$exe" --help | awk '/^commands:/ {on = 1; next} on && NF {print $1}'); do
+  expect_ok "$cmd --help runs"        "usage: tinyds $cmd"          -- "$exe" "$cmd" --help
+  dup=$("$exe" "$cmd" --help | grep -oE '^  --[a-z0-9-]+' | sort | uniq -d)
+  if [ -z "$dup" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $cmd --help lists twice: $dup"; fi
+done
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

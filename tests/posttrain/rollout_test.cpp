@@ -1,0 +1,257 @@
+// tests/posttrain/rollout_test.cpp — batched rollouts with the kv-cache Decoder (posttrain/rollout.h).
+//
+// Shapes: nano-dense preset (C 32, 2 layers, V 128, max_seq_len 64); B 3..8 prompts of different lengths.
+// Weights: random init with init_std 0.2 instead of the preset's 0.02, so logits are O(1) and far from uniform
+// (as in tests/model/decoder_test.cpp): greedy choices are then not near-ties that decoding-order rounding could flip, and a
+// log-prob taken from the wrong logits row or at the wrong temperature is visibly wrong.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <set>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "tests/util/error_util.h"
+#include "tinyds/model/config.h"
+#include "tinyds/model/sampling.h"
+#include "tinyds/model/transformer.h"
+#include "tinyds/posttrain/rollout.h"
+
+using namespace tinyds;
+
+namespace {
+
+ModelConfig nano() {
+  // The dense nano: these tests are about the rollout's mechanics, compared with generate() token for token. In the
+  // DeepSeek-style nano a randomly initialised router scores every expert ~0.5, and a near-tied top-K choice can
+  // flip between the batched full forward and the one-token decode (rounding), changing the greedy text.
+  ModelConfig m = Config::preset("nano-dense").model;
+  m.init_std = 0.2f;  // see the file header
+  return m;
+}
+
+// Prompts of lengths 4, 2, 7 and 60 (the last leaves 4 positions before max_seq_len 64), all starting with <bos>.
+std::vector<std::vector<int>> mixed_prompts() {
+  std::vector<int> long_prompt = {1};
+  for (int i = 0; i < 59; i++) long_prompt.push_back(5 + i);
+  return {{1, 40, 41, 42}, {1, 50}, {1, 60, 61, 62, 63, 64, 65}, long_prompt};
+}
+
+// Eight short prompts of lengths 1..8 over a vocabulary of 8 ids.
+std::vector<std::vector<int>> short_prompts() {
+  std::vector<std::vector<int>> p;
+  for (int n = 1; n <= 8; n++) {
+    std::vector<int> q = {1};
+    for (int i = 1; i < n; i++) q.push_back(3 + (n + i) % 5);
+    p.push_back(q);
+  }
+  return p;
+}
+
+RolloutOptions options(float temperature, int max_new, int n_tokens, int eos, uint64_t seed = 7) {
+  RolloutOptions o;
+  o.sampling.temperature = temperature;
+  o.sampling.max_new_tokens = max_new;
+  o.sampling.seed = seed;
+  o.n_tokens = n_tokens;
+  o.eos = eos;
+  o.pad = 0;
+  return o;
+}
+
+bool same_tokens(const Rollout& a, const Rollout& b) {
+  if (a.B != b.B || a.T != b.T) return false;
+  for (std::size_t i = 0; i < static_cast<std::size_t>(a.B) * a.T; i++)
+    if (a.tokens[i] != b.tokens[i]) return false;
+  return a.completion_len == b.completion_len;
+}
+bool same_logprobs(const Rollout& a, const Rollout& b) {
+  for (std::size_t i = 0; i < static_cast<std::size_t>(a.B) * a.T; i++)
+    if (a.logprobs[i] != b.logprobs[i] || a.mask[i] != b.mask[i]) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("posttrain/rollout: greedy decoding equals generate() token for token") {
+  Transformer<float> model(nano());
+  model.init_weights(11);
+  const auto prompts = mixed_prompts();
+  const int n_tokens = 101, pad = 0;
+  SamplingParams sp;
+  sp.max_new_tokens = 12;
+  // First with an <eos> that never occurs (-1): every sequence runs to max_new_tokens or max_seq_len.
+  // Then <eos> := the 4th greedy token of prompt 0, so at least that sequence stops early at it.
+  auto reference = generate(model, prompts, sp, n_tokens, /*eos=*/-1, pad);
+  REQUIRE(reference[0].size() >= 4);
+  const int eos = reference[0][3];
+  for (int e : {-1, eos}) {
+    INFO("eos ", e);
+    const auto expected = generate(model, prompts, sp, n_tokens, e, pad);
+    const Rollout r = rollout(model, prompts, options(0.0f, sp.max_new_tokens, n_tokens, e));
+    REQUIRE(r.B == static_cast<int>(prompts.size()));
+    for (int b = 0; b < r.B; b++) {
+      INFO("sequence ", b);
+      CHECK(r.completion_ids(b) == expected[b]);
+      CHECK(r.prompt_len[b] == static_cast<int>(prompts[b].size()));
+      CHECK(std::vector<int>(r.row(b), r.row(b) + r.prompt_len[b]) == prompts[b]);
+    }
+    CHECK(r.completion_len[3] == 4);  // the 60-token prompt hits max_seq_len 64 after 4 new tokens
+    if (e == eos) CHECK(r.completion_len[0] <= 4);
+  }
+}
+
+TEST_CASE("posttrain/rollout: the mask covers exactly the sampled tokens, <eos> included, nothing after it") {
+  // 8 ids and <eos> = 2: each step ends a sequence with probability ~1/8, so within 20 new tokens some
+  // sequences stop at <eos> and some are cut off (both are REQUIREd below for this seed).
+  Transformer<float> model(nano());
+  model.init_weights(3);
+  const auto prompts = short_prompts();
+  const int eos = 2, max_new = 20;
+  const Rollout r = rollout(model, prompts, options(1.0f, max_new, 8, eos));
+  int stopped = 0, cut = 0;
+  for (int b = 0; b < r.B; b++) {
+    INFO("sequence ", b);
+    const int P = r.prompt_len[b], L = r.completion_len[b];
+    REQUIRE(L >= 1);
+    for (int t = 0; t < r.T; t++) {
+      const bool sampled = t >= P && t < P + L;
+      CHECK(r.mask_row(b)[t] == (sampled ? 1.0f : 0.0f));
+      if (sampled) CHECK(r.logprob_row(b)[t] < 0.0f);
+      else CHECK(r.logprob_row(b)[t] == 0.0f);
+      if (t >= P + L) CHECK(r.row(b)[t] == 0);  // <pad> after the end
+    }
+    for (int j = 0; j + 1 < L; j++) CHECK(r.completion(b)[j] != eos);  // the first <eos> ends it
+    if (r.ended_with_eos[b]) {
+      CHECK(r.completion(b)[L - 1] == eos);
+      stopped++;
+    } else {
+      CHECK(L == max_new);
+      cut++;
+    }
+  }
+  REQUIRE(stopped >= 1);
+  REQUIRE(cut >= 1);
+}
+
+TEST_CASE("posttrain/rollout: log-probs equal log_softmax of a teacher-forced forward at the sampled tokens") {
+  // Tolerance: the decoder's logits match the full forward's within ~5e-6 (tests/model/decoder_test.cpp); lp = l/tau - lse(l/tau)
+  // moves by at most 2 * (logit error) / tau, ~1.5e-5 at tau 0.7, plus float storage of lp (~1e-6). 1e-4 leaves
+  // a margin; a log-prob from the neighbouring position, the wrong token or the wrong temperature is off by O(0.1).
+  constexpr double kTol = 1e-4;
+  Transformer<float> model(nano());
+  model.init_weights(5);
+  const auto prompts = short_prompts();
+  const int V = model.config().vocab_size;
+  for (float temperature : {1.0f, 0.7f}) {
+    RolloutOptions o = options(temperature, 16, 40, 2);
+    if (temperature != 1.0f) { o.sampling.top_k = 10; o.sampling.top_p = 0.9f; }  // lp ignores the truncation
+    const Rollout r = rollout(model, prompts, o);
+    const PolicyBatch pb = pack_for_forward(r);
+    INFO("temperature ", temperature);
+    model.forward(pb.inputs.data(), nullptr, pb.B, pb.T);
+    int compared = 0;
+    double worst = 0;
+    for (int b = 0; b < pb.B; b++) {
+      for (int t = 0; t < pb.T; t++) {
+        const std::size_t o2 = static_cast<std::size_t>(b) * pb.T + t;
+        // inputs = seq[:-1], targets = seq[1:]
+        CHECK(pb.inputs[o2] == (t < r.length(b) - 1 ? r.row(b)[t] : 0));
+        CHECK(pb.targets[o2] == (t + 1 < r.length(b) ? r.row(b)[t + 1] : -1));
+        const bool sampled = t + 1 >= r.prompt_len[b] && t + 1 < r.length(b);
+        CHECK(pb.mask[o2] == (sampled ? 1.0f : 0.0f));
+        if (!sampled) continue;
+        // log_softmax(logits / tau)[target] over the full vocabulary, in double
+        const float* row = model.logits() + o2 * V;
+        double mx = row[0];
+        for (int v = 1; v < V; v++) mx = std::max(mx, static_cast<double>(row[v]));
+        double sum = 0;
+        for (int v = 0; v < V; v++) sum += std::exp((row[v] - mx) / temperature);
+        const double lp = (row[pb.targets[o2]] - mx) / temperature - std::log(sum);
+        worst = std::max(worst, std::fabs(lp - pb.old_logprobs[o2]));
+        compared++;
+      }
+    }
+    int total_completion = 0;
+    for (int b = 0; b < r.B; b++) total_completion += r.completion_len[b];
+    CHECK(compared == total_completion);
+    MESSAGE("temperature ", temperature, ": ", compared, " log-probs, max |decoded - forward| = ", worst);
+    CHECK(worst < kTol);
+  }
+}
+
+TEST_CASE("posttrain/rollout: deterministic for a seed, whatever the batch split or the thread count") {
+  Transformer<float> model(nano());
+  model.init_weights(9);
+  const auto prompts = short_prompts();
+  RolloutOptions o = options(1.0f, 12, 40, 2, /*seed=*/123);
+  o.sampling.top_p = 0.95f;
+  const Rollout a = rollout(model, prompts, o);
+  const Rollout again = rollout(model, prompts, o);
+  CHECK(same_tokens(a, again));
+  CHECK(same_logprobs(a, again));
+  RolloutOptions one_at_a_time = o;
+  one_at_a_time.batch = 1;  // sequence b keeps its index, hence its random stream
+  const Rollout split = rollout(model, prompts, one_at_a_time);
+  CHECK(same_tokens(a, split));
+#ifdef _OPENMP
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const Rollout single = rollout(model, prompts, o);
+  omp_set_num_threads(4);  // more threads than cores is fine: only the split of the work changes
+  const Rollout four = rollout(model, prompts, o);
+  omp_set_num_threads(3);  // the 8 sequences in uneven chunks of 3, 3 and 2, one Decoder per thread
+  const Rollout three = rollout(model, prompts, o);
+  omp_set_num_threads(saved);
+  CHECK(same_tokens(single, four));
+  CHECK(same_tokens(single, three));
+  CHECK(same_tokens(a, single));
+#endif
+  // A different seed gives different samples (sanity: the seed is used at all).
+  RolloutOptions other = o;
+  other.sampling.seed = 124;
+  CHECK_FALSE(same_tokens(a, rollout(model, prompts, other)));
+  // Identical prompts in one batch (a GRPO group) are different streams: not all the same completion.
+  const std::vector<std::vector<int>> group(4, prompts[3]);
+  const Rollout g = rollout(model, group, o);
+  bool differ = false;
+  for (int b = 1; b < g.B; b++) differ = differ || g.completion_ids(b) != g.completion_ids(0);
+  CHECK(differ);
+}
+
+TEST_CASE("posttrain/rollout: every (sequence, position) has its own random draw") {
+  // A draw reused across positions (the counter ignored) or across sequences (the stream ignored) would repeat
+  // here; 64-bit values from distinct (stream, counter) pairs collide with probability ~1e-15.
+  std::set<uint64_t> draws;
+  for (int b = 0; b < 16; b++)
+    for (int t = 0; t < 64; t++) draws.insert(rollout_rng(7, b, t).next_u64());
+  CHECK(draws.size() == 16u * 64u);
+  CHECK(rollout_rng(7, 3, 5).next_u64() != rollout_rng(8, 3, 5).next_u64());  // and the seed matters
+  CHECK(rollout_rng(7, 3, 5).next_u64() == Rng(7, 3).at(5));                   // the documented key
+}
+
+TEST_CASE("posttrain/rollout: top-k 1 at temperature 1 equals greedy") {
+  Transformer<float> model(nano());
+  model.init_weights(13);
+  const auto prompts = mixed_prompts();
+  const Rollout greedy = rollout(model, prompts, options(0.0f, 10, 101, 2));
+  RolloutOptions o = options(1.0f, 10, 101, 2);
+  o.sampling.top_k = 1;
+  const Rollout k1 = rollout(model, prompts, o);
+  CHECK(same_tokens(greedy, k1));
+  CHECK(same_logprobs(greedy, k1));  // both at tau 1 (greedy records log-probs at temperature 1)
+}
+
+TEST_CASE("posttrain/rollout: bad inputs are errors naming them") {
+  Transformer<float> model(nano());
+  model.init_weights(1);
+  using tinyds_test::error_of;
+  using tinyds_test::has;
+  CHECK(has(error_of([&] { rollout(model, {{1, 5}, {}}, options(0, 4, 101, 2)); }), "prompt 1 is empty"));
+  CHECK(has(error_of([&] { rollout(model, {{1, 500}}, options(0, 4, 101, 2)); }), "token 1 is 500"));
+  CHECK(has(error_of([&] { rollout(model, {{1}}, options(0, 4, 0, 2)); }), "n_tokens 0"));
+  CHECK(has(error_of([&] { rollout(model, {{1}}, options(-1, 4, 101, 2)); }), "temperature"));
+}
