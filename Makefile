@@ -3,9 +3,13 @@
 #   make test     install missing packages, build, run every test (+ PyTorch golden state, + ASan/UBSan pass)
 #   make demo     install missing packages, build, train the toy model end to end and print its accuracy
 #   make bench    training throughput vs the machine's GEMM peak and the PyTorch reference
+#   make build-tool  build only build/tinyds, quietly (what demo and bench need)
 #   make debug    -O0 -g, OpenMP off, into build-debug/ (for stepping with gdb)
 #   make deps     install missing Debian packages with apt-get
 #   make clean
+
+# No "make[n]: Entering directory" lines from the sub-makes that cmake --build runs.
+MAKEFLAGS += --no-print-directory
 
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD    ?= build
@@ -15,13 +19,21 @@ CMAKE_FLAGS ?=
 DEPS := cmake make g++ libeigen3-dev doctest-dev nlohmann-json3-dev \
         python3 python3-numpy python3-torch libopenblas0-pthread
 
-.PHONY: all build test demo bench debug deps clean unit asan golden
+.PHONY: all build build-tool test demo bench debug deps clean unit asan golden
 
 all: build
 
 build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
+
+# Only the tinyds command, for demo and bench: the compiler's output is shown only when the build fails.
+build-tool:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	@[ -x $(BUILD)/tinyds ] || echo "make: building $(BUILD)/tinyds (a first build takes a few minutes)"
+	@log=$$(mktemp); \
+	if cmake --build $(BUILD) -j $(JOBS) --target tinyds >$$log 2>&1; then rm -f $$log; \
+	else cat $$log; rm -f $$log; echo "make: building $(BUILD)/tinyds failed (the compiler's output is above)"; exit 1; fi
 
 # Installs only what is missing; says what it installs; without root (or sudo) prints the command and fails.
 deps:
@@ -54,10 +66,10 @@ asan:
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    ctest --output-on-failure --timeout 900
 
-demo: deps build
+demo: deps build-tool
 	@$(BUILD)/tinyds demo
 
-bench: deps build
+bench: deps build-tool
 	@$(BUILD)/tinyds bench
 
 debug:

@@ -66,7 +66,7 @@ TEST_CASE("model/config: presets validate and base is the benchmark shape") {
   }
   CHECK(Config::preset_names() ==
         std::vector<std::string>{"nano", "small", "base", "nano-dense", "small-dense", "base-dense"});
-  // base is the benchmark shape: C 256, 4 layers, first dense, MLA H 8 D 32 R 16 L 64 Q 128, 16 routed
+  // base is the benchmark shape: C 256, 4 layers, first dense, MLA H 8 D 32 R 16 L 64 Q 128, 16 routed
   // experts top-2 + 1 shared of F 128, MTP depth 1, B 16, T 128, vocab 128.
   Config base = Config::preset("base");
   const ModelConfig& m = base.model;

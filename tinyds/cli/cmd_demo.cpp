@@ -76,17 +76,11 @@ int cmd_demo(int argc, char** argv) {
   Timer total;
   Config cfg = Config::preset(scan_preset(argc, argv, "small"));
   cfg.data.levels = {1, 2};  // stage 1's curriculum; stage 2 adds level 3
-  // Two level-1 problems for every level-2 one (equal shares before): the demo's SFT computation on a Zen 3 (AVX2)
-  // machine, level 1 / level 2 after SFT, equal shares -> 2:1: seed 2 63.5 / 45.0% -> 95.0 / 87.0%, seed 7
-  // 93.5 / 71.0% -> 95.0 / 72.5%, seed 1337 93.5 / 74.5% -> 89.5 / 63.0%, seed 3 70.5 / 50.0% -> 76.0 / 48.0%. A level-1
-  // problem's drills are level-1 arithmetic, and a level-2 problem's first step is a level-1 calculation too. A
-  // lean, not a proof: single runs spread by 10-30 points.
+  // Two level-1 problems for every level-2 one: a level-1 problem's drills are level-1 arithmetic, and a level-2
+  // problem's first step is a level-1 calculation too (notebooks/EXPERIMENTS.md, "Level weights").
   cfg.data.level_weights = {2, 1};
-  // 4800 steps (with the small preset's 32 drill columns): 6m08s to 6m35s on 2 cores (two data-parallel replicas),
-  // GRPO 1m13s to 1m34s: 7m21s to 8m10s for the whole demo, which leaves room for this VM's slower stretches (14.5K
-  // instead of 18.5K tokens/s in some runs). With 16 columns and 5500 steps (same time) level 1 after SFT was
-  // 91.5 / 97.0 / 75.0 / 87.5 / 84.0% for seeds 1337 / 99 / 7 / 2 / 3; with 32 columns 97.0 / 95.0 / 92.5 / 82.0 /
-  // 92.0% (seed 2 misses 90%).
+  // 4800 steps with the small preset's 32 drill columns: the SFT stage and GRPO in ~7.5 minutes on a 2-core
+  // AVX-512 machine (notebooks/EXPERIMENTS.md, "The demo end to end" and "Drill columns").
   cfg.train.steps = 4800;
   cfg.train.log_every = 200;
   cfg.train.eval_every = 0;     // stage 2 evaluates the SFT checkpoint on every level before it starts,
@@ -105,9 +99,8 @@ int cmd_demo(int argc, char** argv) {
   GRPOTrainOptions g;
   g.levels = {2, 3};
   g.eval_levels = {1, 2, 3};
-  // 30 steps at lr 1e-5: on a 6500-step SFT checkpoint (86.0% level 1), 60 GRPO steps at lr 5e-5 (grpo's default)
-  // moved levels 1 / 2 / 3 by -2.5 / -4.5 / +1.0 points, at lr 1e-5 by +2.5 / +2.5 / +1.0; 30 steps (~1m20s with
-  // both evaluations) leave the SFT stage most of the 10 minutes.
+  // 30 steps at lr 1e-5: 5e-5 (grpo's default) moved levels 1-2 down from the SFT checkpoint, and 30 steps leave
+  // the SFT stage most of the 10 minutes (notebooks/EXPERIMENTS.md, "GRPO learning rate and level 3").
   g.steps = 30;
   g.lr = 1e-5f;
   g.prompts_per_step = 8;

@@ -8,10 +8,8 @@
 // take in a seeded order of their own. A batch is cut to its longest row (data/batch.h), so grouping removes most
 // of the padding: on levels 1-2 with B 8, real tokens are ~79% of the computed ones without grouping and ~99% with
 // K = 32 (the rest is padding). It still depends only on (seed, step).
-// Measured (small preset, levels 1-2, lr 7e-4, seed 1337, 1 thread each, side by side): K = 32 made steps ~25%
-// faster but batches of one length are batches of one level, and per step it learned less: 68.0% level-1 exact
-// match at step 8000, where the ungrouped run had 65.5% at step 6000 (about the same time) and 81.5% at 8000. So no
-// gain at equal time, and the presets leave it off.
+// Grouped steps are faster but each batch holds one level, and it learned less per step: no gain at equal time, so
+// the presets leave it off (notebooks/EXPERIMENTS.md, "Settings that did not help").
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -12,13 +12,8 @@
 // the drills is unchanged by them (its positions never see later ones); a drill does see the problem before it.
 // Drills come from TRAINING problems only; evaluation is on held-out word problems. The logged loss is the mean over
 // every trained target, drills included, so it is not comparable with a run without them.
-// Measured (small preset, levels 1-2, B 8, 8000 steps, lr 7e-4, one thread per run; level-1 / level-2 held-out
-// exact match on 200 problems each): seed 1337 81.5 / 69.0% without, 90.5 / 76.0% with (65.0% vs 35.5% on level 1
-// at step 4000); seed 7 73.5 / 48.5% without, 94.5 / 86.5% with. About 14 drills join the ~12 calculations of the
-// 8 word problems of a step, at the same cost per step: the word-problem errors were wrong arithmetic, and a
-// model this size learns it from the number of calculations it sees. Drills with their own <bos> ... <eos> (the
-// first version) against back to back, 6500 steps, same runs otherwise: level 1 85.5 -> 86.0% (seed 1337), 88.5 ->
-// 96.5% (seed 7); at step 4000 49.0 -> 63.0% and 54.0 -> 81.5%.
+// Why: the word-problem errors were wrong arithmetic, and a model this size learns it from the number of
+// calculations it sees; ~14 drills join the ~12 of a step's 8 problems (notebooks/EXPERIMENTS.md, "Padding drills").
 #pragma once
 #include <vector>
 

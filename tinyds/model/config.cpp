@@ -50,34 +50,19 @@ Config Config::preset(const std::string& name) {
     // Context: a level-3 problem is up to ~210 characters (question + worked answer); batches are cut to their
     // longest row, so the cap costs nothing on shorter problems.
     m.max_seq_len = 256;
-    // Batch 8: at equal tokens (levels 1-2, 320K problems seen) batches of 8 / 16 / 32 reached 74 / 40 / 20% level-1
-    // and 47 / 14 / 6% level-2 exact match: this model learns the arithmetic from many small steps, not from large
-    // batches (lr scaled with sqrt(B): 1.4e-3 / 2e-3 / 3e-3). B 8 costs ~0.7x the tokens/s of B 32; B 4 (lr 5e-4)
-    // learned no more per token than B 8 and costs ~1.2x the time per token.
-    // lr 7e-4: 8000 steps on levels 1-2 (seed 1337), level-1 / level-2 exact match at step 8000: peak lr 1.4e-3
-    // 71.0 / 44.0%, 7e-4 81.5 / 69.0%, 3.5e-4 80.0 / 61.5%; at step 4000, 2.8e-3 had 3.0% on level 1 against 35.5%
-    // for 7e-4. Seed 7: 25.0 / 13.0% at 1.4e-3, 73.5 / 48.5% at 7e-4. Cosine to 1e-5 instead of 1e-4: 84.5 / 60.0%.
+    // Batch 8 and peak lr 7e-4: this model learns the arithmetic from many small steps, not from large batches
+    // (notebooks/EXPERIMENTS.md, "Batch size" and "Learning rate").
     t.batch_size = 8; t.seq_len = 224; t.steps = 16000; t.lr = 7e-4f; t.min_lr = 1e-5f; t.warmup_steps = 100;
     t.eval_every = 4000; t.eval_problems = 200; t.ckpt_every = 4000; t.log_every = 400;
     c.data.n_train = 128000;
-    // Calculator drills in the padding (data/pad_drills.h), same cost per step: 8000 steps on levels 1-2 reached
-    // 90.5 / 76.0% (seed 1337) and 94.5 / 86.5% (seed 7) on levels 1 / 2, against 81.5 / 69.0% and 73.5 / 48.5%
-    // without. lr 1e-3 (81.5 / 56.5%) did not help.
+    // Calculator drills in the padding (data/pad_drills.h): more calculations at the same cost per step; the
+    // word-problem errors were wrong arithmetic (notebooks/EXPERIMENTS.md, "Padding drills").
     c.data.pad_drills = true;
-    // More columns per batch, filled with drills only. 16: ~38 drills per step instead of ~15, each step ~17% slower.
-    // Seed 99 (the weakest seed; 6500 steps, one thread, 500 held-out problems): level 1 / level 2 82.8 / 59.6%
-    // without, 95.6 / 85.6% with (89.0% against 51.5% on level 1 at step 5000, on 200). An earlier single run (seed
-    // 1337, 8000 steps, drills with their own <bos>/<eos>) measured 87.5 / 67.0% against 90.5 / 76.0%.
-    // 32 columns and a cosine floor of 1e-5 (the demo, 4800 steps on two replicas, against 16 columns, floor 1e-4 and
-    // 5500 steps, about the same time; 200 held-out problems, level 1 / level 2): seed 7 75.0 / 53.0% -> 92.5 / 85.5%,
-    // seed 3 84.0 / 57.0% -> 92.0 / 78.0%. The floor alone (16 columns, 5500 steps) gave 66.0 / 45.5% and
-    // 90.5 / 75.5%: the drills are what helps.
+    // 32 more columns per batch, filled with drills only (each step slower, more drills per step), with a cosine
+    // floor of 1e-5 (notebooks/EXPERIMENTS.md, "Drill columns").
     c.data.drill_columns = 32;
-    // No weight decay, RoPE base 500: 6500 steps on levels 1-2 (seed 1337, one thread, level-1 / level-2 exact match
-    // on 500 held-out problems): wd 0.1 and theta 10000 85.4 / 62.2%, wd 0 92.0 / 74.8%, theta 500 91.4 / 73.4%, both
-    // 92.8 / 79.4% (level 1 at step 3000: 20.0% / 27.5% / 33.0% / 54.5% on 200). MLA's rope key has 16 dims (R): a
-    // smaller base turns its slow pairs faster over the ~200 positions a problem spans. Seed 99 with both: 82.8 / 59.6%
-    // (runs that differ only in seed still spread by ~10 points).
+    // No weight decay; RoPE base 500 turns the slow pairs of MLA's 16-dim rope key faster over the ~200 positions
+    // of a problem (notebooks/EXPERIMENTS.md, "Weight decay and RoPE base").
     t.weight_decay = 0.0f;
     m.rope_theta = 500.0f;
     // 8 experts of hidden 128, 2 active + 1 shared: 384 active hidden units per token, as the dense FFN's 352.

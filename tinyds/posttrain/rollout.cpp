@@ -127,9 +127,8 @@ Rollout rollout(const Transformer<float>& model, const std::vector<std::vector<i
   // Chunks of at most opt.batch sequences, and at least one per OpenMP thread when there are enough: each chunk
   // has its own Decoder and runs on one thread (the ops' parallel regions inside are nested and run on that thread
   // alone). A decode step is a chain of small ops on one token per sequence, most too small to split across
-  // threads, so one chunk per thread keeps both cores busy where one Decoder of 2x the rows did not: the demo's
-  // held-out evaluation (600 problems, small preset, 2 cores) took 16.1 s in chunks of 64 and 9.3 s in two chunks
-  // at a time, 8 GRPO steps 37 s and 31 s, with the same completions. Chunks write disjoint rows of r, and the
+  // threads, so one chunk per thread keeps both cores busy where one Decoder of 2x the rows did not (1.7x on the
+  // demo's evaluation: notebooks/EXPERIMENTS.md, "Performance"). Chunks write disjoint rows of r, and the
   // tokens do not depend on the split (the randomness is keyed by sequence, tested).
   int threads = 1;
 #ifdef _OPENMP
