@@ -113,10 +113,10 @@ void Decoder::layer_step(int l, KvCache<float>& cache, int cache_layer, int pos,
     const float* bias = model_.moe_bias() + static_cast<std::size_t>(model_.moe_slot(l)) * m.n_routed_experts;
     moe_layer_forward(tmp_, moe_.activations(d), xn_, p.moe, bias, d);
   } else {
-    matmul_forward(a1_, xn_, p.w1, (const float*)nullptr, N, C, F);  // one row per new token
-    matmul_forward(a3_, xn_, p.w3, (const float*)nullptr, N, C, F);
+    matmul_forward(a1_, xn_, p.w1, N, C, F);  // one row per new token
+    matmul_forward(a3_, xn_, p.w3, N, C, F);
     swiglu_forward(gate_, a1_, a3_, static_cast<long>(N) * F);
-    matmul_forward(tmp_, gate_, p.w2, (const float*)nullptr, N, F, C);
+    matmul_forward(tmp_, gate_, p.w2, N, F, C);
   }
   residual_forward(x_, h_, tmp_, static_cast<long>(N) * C);
 }
@@ -151,7 +151,7 @@ const float* Decoder::step_many(const int* tokens, int T) {
   for (int l = 0; l < m.n_layer; l++) layer_step(l, cache_, l, pos_, T);
   std::copy(x_, x_ + static_cast<std::size_t>(N) * C, hidden_);  // x_L: the MTP drafter's input
   rmsnorm_forward(xn_, rstd_, x_, p_.norm, N, C, m.norm_eps);
-  matmul_forward(logits_, xn_, p_.head, (const float*)nullptr, N, C, V);
+  matmul_forward(logits_, xn_, p_.head, N, C, V);
   pos_ += T;
   last_T_ = T;
   return logits_;
@@ -192,12 +192,12 @@ const float* Decoder::mtp_step(const float* hidden, const int* next_tokens, int 
     std::copy(xn_ + n * C, xn_ + (n + 1) * C, cat_ + 2 * n * C);
     std::copy(h_ + n * C, h_ + (n + 1) * C, cat_ + 2 * n * C + C);
   }
-  matmul_forward(x_, cat_, mp.proj, (const float*)nullptr, N, 2 * C, C);
+  matmul_forward(x_, cat_, mp.proj, N, 2 * C, C);
   // h^1 = Block_0(m): layer n_layer of the model, with its own one-layer cache   V3 Eq. 22
   layer_step(m.n_layer, *mtp_cache_, 0, mtp_pos_, T);
   // draft logits = head(RMSNorm(h^1; norm)): the main model's shared norm and head   V3 Eq. 23
   rmsnorm_forward(xn_, rstd_, x_, p_.norm, N, C, eps);
-  matmul_forward(mtp_logits_, xn_, p_.head, (const float*)nullptr, N, C, V);
+  matmul_forward(mtp_logits_, xn_, p_.head, N, C, V);
   mtp_pos_ += T;
   return mtp_logits_;
 }

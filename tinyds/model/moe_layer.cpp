@@ -98,8 +98,8 @@ void routed_experts_forward(const MoeActivations<real>& a, const MoeWeights<real
     const long r0 = a.offsets[e];
     const int n = a.offsets[e + 1] - a.offsets[e];
     if (n == 0) continue;
-    matmul_forward(a.a1 + r0 * F, a.xe + r0 * C, w.w1 + e * FC, (const real*)nullptr, n, C, F);
-    matmul_forward(a.a3 + r0 * F, a.xe + r0 * C, w.w3 + e * FC, (const real*)nullptr, n, C, F);
+    matmul_forward(a.a1 + r0 * F, a.xe + r0 * C, w.w1 + e * FC, n, C, F);
+    matmul_forward(a.a3 + r0 * F, a.xe + r0 * C, w.w3 + e * FC, n, C, F);
   }
   // Elementwise, so one call covers every expert's rows.
   swiglu_forward(a.gate, a.a1, a.a3, P * F);
@@ -107,7 +107,7 @@ void routed_experts_forward(const MoeActivations<real>& a, const MoeWeights<real
     const long r0 = a.offsets[e];
     const int n = a.offsets[e + 1] - a.offsets[e];
     if (n == 0) continue;
-    matmul_forward(a.ye + r0 * C, a.gate + r0 * F, w.w2 + e * FC, (const real*)nullptr, n, F, C);
+    matmul_forward(a.ye + r0 * C, a.gate + r0 * F, w.w2 + e * FC, n, F, C);
   }
 }
 
@@ -122,7 +122,7 @@ void routed_experts_backward(const MoeBackwardScratch<real>& s, const MoeWeights
     const long r0 = a.offsets[e];
     const int n = a.offsets[e + 1] - a.offsets[e];
     if (n == 0) continue;  // an unused expert's weights get no gradient (its rows do not exist)
-    matmul_backward(s.dgate + r0 * F, dw.w2 + e * FC, (real*)nullptr, s.dye + r0 * C, a.gate + r0 * F,
+    matmul_backward(s.dgate + r0 * F, dw.w2 + e * FC, s.dye + r0 * C, a.gate + r0 * F,
                     w.w2 + e * FC, n, F, C);
   }
   // forward: gate = silu(a1) * a3
@@ -132,9 +132,9 @@ void routed_experts_backward(const MoeBackwardScratch<real>& s, const MoeWeights
     const long r0 = a.offsets[e];
     const int n = a.offsets[e + 1] - a.offsets[e];
     if (n == 0) continue;
-    matmul_backward(s.dxe + r0 * C, dw.w1 + e * FC, (real*)nullptr, s.da1 + r0 * F, a.xe + r0 * C, w.w1 + e * FC,
+    matmul_backward(s.dxe + r0 * C, dw.w1 + e * FC, s.da1 + r0 * F, a.xe + r0 * C, w.w1 + e * FC,
                     n, C, F);
-    matmul_backward(s.dxe_tmp + r0 * C, dw.w3 + e * FC, (real*)nullptr, s.da3 + r0 * F, a.xe + r0 * C,
+    matmul_backward(s.dxe_tmp + r0 * C, dw.w3 + e * FC, s.da3 + r0 * F, a.xe + r0 * C,
                     w.w3 + e * FC, n, C, F);
   }
   // The experts' slices tile [0, P) (offsets[E] = P), so every row of dxe and dxe_tmp was written above.
@@ -148,10 +148,10 @@ template <typename real>
 void shared_experts_forward(const MoeActivations<real>& a, const real* u, const MoeWeights<real>& w,
                             const MoeDims& d) {
   const int N = d.N, C = d.C, S = d.Ns * d.F;
-  matmul_forward(a.shared_a1, u, w.shared_w1, (const real*)nullptr, N, C, S);
-  matmul_forward(a.shared_a3, u, w.shared_w3, (const real*)nullptr, N, C, S);
+  matmul_forward(a.shared_a1, u, w.shared_w1, N, C, S);
+  matmul_forward(a.shared_a3, u, w.shared_w3, N, C, S);
   swiglu_forward(a.shared_gate, a.shared_a1, a.shared_a3, static_cast<long>(N) * S);
-  matmul_forward(a.shared_out, a.shared_gate, w.shared_w2, (const real*)nullptr, N, S, C);
+  matmul_forward(a.shared_out, a.shared_gate, w.shared_w2, N, S, C);
 }
 
 // du (N, C) += the shared experts' part. dout (N, C) is d(out) (the shared output enters out with weight 1).
@@ -162,13 +162,13 @@ void shared_experts_backward(real* du, const MoeWeights<real>& dw, const real* d
   const int N = d.N, C = d.C, S = d.Ns * d.F;
   const long NC = static_cast<long>(N) * C;
   // forward: shared_out = shared_gate @ shared_w2^T
-  matmul_backward(s.dshared_gate, dw.shared_w2, (real*)nullptr, dout, a.shared_gate, w.shared_w2, N, S, C);
+  matmul_backward(s.dshared_gate, dw.shared_w2, dout, a.shared_gate, w.shared_w2, N, S, C);
   // forward: shared_gate = silu(shared_a1) * shared_a3
   swiglu_backward(s.dshared_a1, s.dshared_a3, s.dshared_gate, a.shared_a1, a.shared_a3, static_cast<long>(N) * S);
   // forward: shared_a1 = u @ shared_w1^T;  shared_a3 = u @ shared_w3^T
-  matmul_backward(s.dtmp, dw.shared_w1, (real*)nullptr, s.dshared_a1, u, w.shared_w1, N, C, S);
+  matmul_backward(s.dtmp, dw.shared_w1, s.dshared_a1, u, w.shared_w1, N, C, S);
   add_inplace(du, s.dtmp, NC);
-  matmul_backward(s.dtmp, dw.shared_w3, (real*)nullptr, s.dshared_a3, u, w.shared_w3, N, C, S);
+  matmul_backward(s.dtmp, dw.shared_w3, s.dshared_a3, u, w.shared_w3, N, C, S);
   add_inplace(du, s.dtmp, NC);
 }
 
@@ -221,7 +221,7 @@ real moe_layer_forward(real* out,                  // (N, C) written
   check_weights_present(w.shared_w1, w.shared_w3, w.shared_w2, d, "moe_layer_forward");
   const int N = d.N, C = d.C, E = d.E, K = d.K, P = N * K;
   // Router: scores from the logits; the bias only reorders the choice, topk_w uses the unbiased scores (V3 Eq. 13-16).
-  matmul_forward(a.logits, u, w.gate, (const real*)nullptr, N, C, E);
+  matmul_forward(a.logits, u, w.gate, N, C, E);
   moe_router_forward(a.scores, a.topk_idx, a.topk_w, a.logits, bias, N, E, K, d.score, static_cast<real>(d.route_scale),
                      d.n_group, d.topk_group);
   // Dispatch: sort the P pairs by expert so each expert's tokens are one contiguous block of rows.
@@ -263,7 +263,7 @@ void moe_layer_backward(real* du,                           // (N, C) written
   moe_router_backward(s.dlogits, s.dtopk_w, dscores_extra, a.scores, a.topk_idx, N, E, K, d.score,
                       static_cast<real>(d.route_scale));
   // forward: logits = u @ gate^T
-  matmul_backward(s.dtmp, dw.gate, (real*)nullptr, s.dlogits, u, w.gate, N, C, E);
+  matmul_backward(s.dtmp, dw.gate, s.dlogits, u, w.gate, N, C, E);
   add_inplace(du, s.dtmp, NC);
   // forward: out += shared(u)
   if (d.Ns > 0) shared_experts_backward(du, dw, dout, s, a, u, w, d);

@@ -263,13 +263,13 @@ void Transformer<real>::layer_forward(int l, const real* x) {
       // Multi-head Latent Attention (model/mla.h): latent queries and keys/values, decoupled RoPE.
       mla_forward(acts_.scratch, a.mla, acts_.mla_fwd, a.attn_in, p.mla, mla_dims());
     } else {
-      matmul_forward(a.q, a.attn_in, p.wq, (const real*)nullptr, N, C, H * D);
-      matmul_forward(a.k, a.attn_in, p.wk, (const real*)nullptr, N, C, Hkv * D);
-      matmul_forward(a.v, a.attn_in, p.wv, (const real*)nullptr, N, C, Hkv * D);
+      matmul_forward(a.q, a.attn_in, p.wq, N, C, H * D);
+      matmul_forward(a.k, a.attn_in, p.wk, N, C, Hkv * D);
+      matmul_forward(a.v, a.attn_in, p.wv, N, C, Hkv * D);
       rope_forward(a.q, a.q, B, T, H, D, 0, theta);  // rotate queries and keys in place
       rope_forward(a.k, a.k, B, T, Hkv, D, 0, theta);
       attention_forward(a.att_out, a.att, a.q, a.k, a.v, B, T, H, Hkv, D, D, scale);
-      matmul_forward(acts_.scratch, a.att_out, p.wo, (const real*)nullptr, N, H * D, C);
+      matmul_forward(acts_.scratch, a.att_out, p.wo, N, H * D, C);
     }
     residual_forward(a.h, x, acts_.scratch, static_cast<long>(N) * C);
   }
@@ -281,10 +281,10 @@ void Transformer<real>::layer_forward(int l, const real* x) {
     const real* bias = moe_bias_.data() + static_cast<std::size_t>(moe_slot_[l]) * m.n_routed_experts;
     balance_loss_ += moe_layer_forward(acts_.scratch, a.moe, a.ffn_in, p.moe, bias, moe_dims(true));
   } else {
-    matmul_forward(a.a1, a.ffn_in, p.w1, (const real*)nullptr, N, C, F);
-    matmul_forward(a.a3, a.ffn_in, p.w3, (const real*)nullptr, N, C, F);
+    matmul_forward(a.a1, a.ffn_in, p.w1, N, C, F);
+    matmul_forward(a.a3, a.ffn_in, p.w3, N, C, F);
     swiglu_forward(a.gate, a.a1, a.a3, static_cast<long>(N) * F);
-    matmul_forward(acts_.scratch, a.gate, p.w2, (const real*)nullptr, N, F, C);
+    matmul_forward(acts_.scratch, a.gate, p.w2, N, F, C);
   }
   residual_forward(a.out, a.h, acts_.scratch, static_cast<long>(N) * C);
 }
@@ -308,12 +308,12 @@ void Transformer<real>::layer_backward(int l, const real* x) {
       moe_layer_backward(d.dnorm_in, g.moe, d.dres, real(1), a.moe, a.ffn_in, p.moe, moe_dims(true), d.moe_bwd);
     } else {
       // forward: out = h + gate @ w2^T    -> d(h) gets dres directly (kept in dres), d(gate) through w2
-      matmul_backward(d.dgate, g.w2, (real*)nullptr, d.dres, a.gate, p.w2, N, F, C);
+      matmul_backward(d.dgate, g.w2, d.dres, a.gate, p.w2, N, F, C);
       // forward: gate = silu(a1) * a3
       swiglu_backward(d.da1, d.da3, d.dgate, a.a1, a.a3, static_cast<long>(N) * F);
       // forward: a1 = ffn_in @ w1^T;  a3 = ffn_in @ w3^T   (ffn_in feeds both: its gradients sum)
-      matmul_backward(d.dnorm_in, g.w1, (real*)nullptr, d.da1, a.ffn_in, p.w1, N, C, F);
-      matmul_backward(d.dtmp, g.w3, (real*)nullptr, d.da3, a.ffn_in, p.w3, N, C, F);
+      matmul_backward(d.dnorm_in, g.w1, d.da1, a.ffn_in, p.w1, N, C, F);
+      matmul_backward(d.dtmp, g.w3, d.da3, a.ffn_in, p.w3, N, C, F);
       add_inplace(d.dnorm_in, d.dtmp, NC);
     }
     // forward: ffn_in = RMSNorm(h)
@@ -327,17 +327,17 @@ void Transformer<real>::layer_backward(int l, const real* x) {
     mla_backward(d.dnorm_in, g.mla, d.mla_bwd, d.dres, a.attn_in, a.mla, p.mla, mla_dims());
   } else {
     // forward: h = x + att_out @ wo^T
-    matmul_backward(d.datt_out, g.wo, (real*)nullptr, d.dres, a.att_out, p.wo, N, H * D, C);
+    matmul_backward(d.datt_out, g.wo, d.dres, a.att_out, p.wo, N, H * D, C);
     // forward: att_out = attention(q, k, v)
     attention_backward(d.dq, d.dk, d.dv, d.datt_out, a.q, a.k, a.v, a.att, B, T, H, Hkv, D, D, scale);
     // forward: q = RoPE(q), k = RoPE(k)   (in place; undo the rotation on the gradients)
     rope_backward(d.dq, d.dq, B, T, H, D, 0, theta);
     rope_backward(d.dk, d.dk, B, T, Hkv, D, 0, theta);
     // forward: q, k, v = attn_in @ {wq, wk, wv}^T   (attn_in feeds all three)
-    matmul_backward(d.dnorm_in, g.wq, (real*)nullptr, d.dq, a.attn_in, p.wq, N, C, H * D);
-    matmul_backward(d.dtmp, g.wk, (real*)nullptr, d.dk, a.attn_in, p.wk, N, C, Hkv * D);
+    matmul_backward(d.dnorm_in, g.wq, d.dq, a.attn_in, p.wq, N, C, H * D);
+    matmul_backward(d.dtmp, g.wk, d.dk, a.attn_in, p.wk, N, C, Hkv * D);
     add_inplace(d.dnorm_in, d.dtmp, NC);
-    matmul_backward(d.dtmp, g.wv, (real*)nullptr, d.dv, a.attn_in, p.wv, N, C, Hkv * D);
+    matmul_backward(d.dtmp, g.wv, d.dv, a.attn_in, p.wv, N, C, Hkv * D);
     add_inplace(d.dnorm_in, d.dtmp, NC);
   }
   // forward: attn_in = RMSNorm(x)
@@ -375,7 +375,7 @@ double Transformer<real>::forward(const int* tokens, const int* targets, int B, 
   {
     ScopedPhase phase(phases_, "head + loss fwd");
     rmsnorm_forward(acts_.final_in, acts_.final_rstd, x, p.norm, N, C, real(m.norm_eps));
-    matmul_forward(acts_.logits, acts_.final_in, p.head, (const real*)nullptr, N, C, V);
+    matmul_forward(acts_.logits, acts_.final_in, p.head, N, C, V);
     num_targets_ = 0;
     if (!targets) return balance_loss_;
     cross_entropy_forward(acts_.losses, acts_.lse, acts_.logits, targets, N, V);
@@ -427,7 +427,7 @@ void Transformer<real>::backward_trunk(const real* dxL_extra) {
   {
     ScopedPhase phase(phases_, "head + loss bwd");
     // forward: logits = final_in @ head^T
-    matmul_backward(d.dnorm_in, g.head, (real*)nullptr, d.dlogits, acts_.final_in, p.head, N, C, V);
+    matmul_backward(d.dnorm_in, g.head, d.dlogits, acts_.final_in, p.head, N, C, V);
     // forward: final_in = RMSNorm(x_L)
     const real* xL = final_hidden();
     rmsnorm_backward(d.dres, g.norm, d.dnorm_in, xL, p.norm, acts_.final_rstd, N, C);
