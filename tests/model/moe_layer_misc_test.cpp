@@ -132,12 +132,14 @@ TEST_CASE("model/moe_layer_misc: the carved views are disjoint, hold their shape
     // another (or carved too small) would find its tag overwritten by a later one.
     const std::vector<std::pair<double*, std::size_t>> reals = {
         {a.logits, N * E},      {a.scores, N * E},      {a.topk_w, N * K},       {a.xe, P * C},
-        {a.a1, P * F},          {a.a3, P * F},          {a.gate, P * F},         {a.ye, P * C},
-        {a.shared_a1, N * S},   {a.shared_a3, N * S},   {a.shared_gate, N * S},  {a.shared_out, N * C},
+        {a.experts.a1, P * F},  {a.experts.a3, P * F},  {a.experts.act, P * F},  {a.ye, P * C},
+        {a.shared.a1, N * S},   {a.shared.a3, N * S},   {a.shared.act, N * S},   {a.shared_out, N * C},
         {a.f_seq, B * E},       {a.f_aux, E},           {s.dlogits, N * E},      {s.dscores, N * E},
-        {s.dscores_tmp, N * E}, {s.dtopk_w, N * K},     {s.dye, P * C},          {s.dgate, P * F},
-        {s.da1, P * F},         {s.da3, P * F},         {s.dxe, P * C},          {s.dxe_tmp, P * C},
-        {s.dshared_gate, N * S}, {s.dshared_a1, N * S}, {s.dshared_a3, N * S},   {s.dtmp, N * C}};
+        {s.dscores_tmp, N * E}, {s.dtopk_w, N * K},     {s.dye, P * C},          {s.experts.dact, P * F},
+        {s.experts.da1, P * F}, {s.experts.da3, P * F}, {s.dxe, P * C},          {s.experts.dx1, P * C},
+        {s.shared.dact, N * S}, {s.shared.da1, N * S},  {s.shared.da3, N * S},   {s.dtmp, N * C}};
+    // The shared experts' dx1 is dtmp by design (used only inside their backward).
+    CHECK(s.shared.dx1 == s.dtmp);
     const std::vector<std::pair<int*, std::size_t>> ints = {
         {a.topk_idx, N * K}, {a.offsets, E + 1}, {a.sorted_token, P}, {a.sorted_slot, P}, {a.pair_pos, P}};
     for (std::size_t f = 0; f < reals.size(); f++)

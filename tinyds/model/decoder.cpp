@@ -10,12 +10,12 @@
 
 #include "tinyds/core/error.h"
 #include "tinyds/model/decode_dense.h"
+#include "tinyds/model/ffn.h"
 #include "tinyds/model/mla_decode.h"
 #include "tinyds/ops/embedding.h"
 #include "tinyds/ops/matmul.h"
 #include "tinyds/ops/residual.h"
 #include "tinyds/ops/rmsnorm.h"
-#include "tinyds/ops/swiglu.h"
 
 namespace tinyds {
 
@@ -77,7 +77,7 @@ void Decoder::ensure_rows(int rows) {
   rstd_ = s; s += r;         // (rows)    1/rms (rmsnorm_forward writes it; decoding has no use for it)
   a1_ = s; s += r * F;       // (rows, F) gate pre-activation
   a3_ = s; s += r * F;       // (rows, F) up projection
-  gate_ = s; s += r * F;     // (rows, F) silu(a1) * a3
+  act_ = s; s += r * F;      // (rows, F) silu(a1) * a3
   logits_ = s; s += r * V;   // (rows, V) main logits
   hidden_ = s; s += r * C;   // (rows, C) x_L of the last main step (hidden())
   cat_ = s; s += 2 * r * C;  // (rows, 2C) MTP: [RMSNorm(x_L; hnorm), RMSNorm(emb; enorm)]
@@ -113,10 +113,8 @@ void Decoder::layer_step(int l, KvCache<float>& cache, int cache_layer, int pos,
     const float* bias = model_.moe_bias() + static_cast<std::size_t>(model_.moe_slot(l)) * m.n_routed_experts;
     moe_layer_forward(tmp_, moe_.activations(d), xn_, p.moe, bias, d);
   } else {
-    matmul_forward(a1_, xn_, p.w1, N, C, F);  // one row per new token
-    matmul_forward(a3_, xn_, p.w3, N, C, F);
-    swiglu_forward(gate_, a1_, a3_, static_cast<long>(N) * F);
-    matmul_forward(tmp_, gate_, p.w2, N, F, C);
+    // One row per new token through the dense SwiGLU feed-forward (model/ffn.h).
+    ffn_forward(tmp_, FfnActivations<float>{a1_, a3_, act_}, xn_, dense_ffn_weights(p), N, C, F);
   }
   residual_forward(x_, h_, tmp_, static_cast<long>(N) * C);
 }

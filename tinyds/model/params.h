@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "tinyds/model/config.h"
+#include "tinyds/model/ffn.h"
 #include "tinyds/model/mla.h"
 #include "tinyds/model/moe_layer.h"
 
@@ -80,6 +81,12 @@ struct LayerParams {
   MlaParams<real> mla;  // attention mla only (all nullptr otherwise)
   MoeWeights<real> moe; // MoE layers only (all nullptr otherwise)
 };
+
+// A dense layer's FFN weights as the SwiGLU feed-forward takes them (model/ffn.h).
+template <typename real>
+FfnWeights<real> dense_ffn_weights(const LayerParams<real>& p) {
+  return FfnWeights<real>{p.w1, p.w3, p.w2};
+}
 
 // One Multi-Token Prediction module's own tensors (its block is layers[n_layer + k]).
 template <typename real>

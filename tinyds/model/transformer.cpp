@@ -17,7 +17,6 @@
 #include "tinyds/ops/residual.h"
 #include "tinyds/ops/rmsnorm.h"
 #include "tinyds/ops/rope.h"
-#include "tinyds/ops/swiglu.h"
 
 namespace tinyds {
 
@@ -65,7 +64,7 @@ ActivationViews<real> carve_activations(Carver<real>& c, Carver<int>& ic, const 
     L.h = c.take(N * C);
     L.ffn_in = c.take(N * C); L.ffn_rstd = c.take(N);
     if (is_moe_layer(m, l)) L.moe = carve_moe_activations<real>(c, ic, moe_dims_of(m, B, T, true));
-    else { L.a1 = c.take(N * F); L.a3 = c.take(N * F); L.gate = c.take(N * F); }
+    else { L.ffn.a1 = c.take(N * F); L.ffn.a3 = c.take(N * F); L.ffn.act = c.take(N * F); }
     L.out = c.take(N * C);
     a.layers.push_back(L);
   }
@@ -95,7 +94,8 @@ BackwardViews<real> carve_backward(Carver<real>& c, const ModelConfig& m, int B,
   } else {
     b.dq = c.take(N * HD); b.dk = c.take(N * KD); b.dv = c.take(N * KD); b.datt_out = c.take(N * HD);
   }
-  b.dgate = c.take(N * F); b.da1 = c.take(N * F); b.da3 = c.take(N * F);
+  b.ffn_bwd.dact = c.take(N * F); b.ffn_bwd.da1 = c.take(N * F); b.ffn_bwd.da3 = c.take(N * F);
+  b.ffn_bwd.dx1 = b.dtmp;  // the FFN uses dtmp only inside its backward
   b.dlogits = c.take(N * V); b.dlosses = c.take(N);
   if (m.n_routed_experts > 0) b.moe_bwd = carve_moe_scratch<real>(c, moe_dims_of(m, B, T, true));
   if (m.mtp_depth > 0) { b.dcat = c.take(2 * N * C); b.dcarry = c.take(N * C); }
@@ -281,10 +281,8 @@ void Transformer<real>::layer_forward(int l, const real* x) {
     const real* bias = moe_bias_.data() + static_cast<std::size_t>(moe_slot_[l]) * m.n_routed_experts;
     balance_loss_ += moe_layer_forward(acts_.scratch, a.moe, a.ffn_in, p.moe, bias, moe_dims(true));
   } else {
-    matmul_forward(a.a1, a.ffn_in, p.w1, N, C, F);
-    matmul_forward(a.a3, a.ffn_in, p.w3, N, C, F);
-    swiglu_forward(a.gate, a.a1, a.a3, static_cast<long>(N) * F);
-    matmul_forward(acts_.scratch, a.gate, p.w2, N, F, C);
+    // Dense SwiGLU feed-forward (model/ffn.h): w2(silu(w1 ffn_in) * w3 ffn_in).
+    ffn_forward(acts_.scratch, a.ffn, a.ffn_in, dense_ffn_weights(p), N, C, F);
   }
   residual_forward(a.out, a.h, acts_.scratch, static_cast<long>(N) * C);
 }
@@ -307,14 +305,10 @@ void Transformer<real>::layer_backward(int l, const real* x) {
       // forward: out = h + moe_layer(ffn_in)   (the objective holds its balance loss with weight 1)
       moe_layer_backward(d.dnorm_in, g.moe, d.dres, real(1), a.moe, a.ffn_in, p.moe, moe_dims(true), d.moe_bwd);
     } else {
-      // forward: out = h + gate @ w2^T    -> d(h) gets dres directly (kept in dres), d(gate) through w2
-      matmul_backward(d.dgate, g.w2, d.dres, a.gate, p.w2, N, F, C);
-      // forward: gate = silu(a1) * a3
-      swiglu_backward(d.da1, d.da3, d.dgate, a.a1, a.a3, static_cast<long>(N) * F);
-      // forward: a1 = ffn_in @ w1^T;  a3 = ffn_in @ w3^T   (ffn_in feeds both: its gradients sum)
-      matmul_backward(d.dnorm_in, g.w1, d.da1, a.ffn_in, p.w1, N, C, F);
-      matmul_backward(d.dtmp, g.w3, d.da3, a.ffn_in, p.w3, N, C, F);
-      add_inplace(d.dnorm_in, d.dtmp, NC);
+      // forward: out = h + ffn(ffn_in)    -> d(h) gets dres directly (kept in dres), d(ffn_in) through the FFN
+      std::fill(d.dnorm_in, d.dnorm_in + NC, real(0));  // ffn_backward accumulates
+      ffn_backward(d.dnorm_in, dense_ffn_weights(g), d.ffn_bwd, d.dres, a.ffn, a.ffn_in, dense_ffn_weights(p), N, C,
+                   F);
     }
     // forward: ffn_in = RMSNorm(h)
     rmsnorm_backward(d.dtmp, g.ffn_norm, d.dnorm_in, a.h, p.ffn_norm, a.ffn_rstd, N, C);

@@ -25,6 +25,7 @@
 #include "tinyds/core/ledger.h"
 #include "tinyds/core/timer.h"
 #include "tinyds/model/config.h"
+#include "tinyds/model/ffn.h"
 #include "tinyds/model/mla.h"
 #include "tinyds/model/moe_layer.h"
 #include "tinyds/model/params.h"
@@ -45,9 +46,7 @@ struct LayerActivations {
   real* h;          // (N, C)        x + att_out @ wo^T              residual after attention
   real* ffn_in;     // (N, C)        RMSNorm(h)
   real* ffn_rstd;   // (N)
-  real* a1;         // (N, F)        ffn_in @ w1^T                   gate pre-activation
-  real* a3;         // (N, F)        ffn_in @ w3^T                   up projection
-  real* gate;       // (N, F)        silu(a1) * a3                   (a1, a3, gate: dense FFN only)
+  FfnActivations<real> ffn;  // dense FFN: a1, a3, act (N, F) of ffn_in (model/ffn.h); nullptr in MoE layers
   MoeActivations<real> moe;  // MoE layers: the router's and experts' saved tensors (moe_layer.h)
   real* out;        // (N, C)        h + FFN(ffn_in)                 the block's output (next layer's x)
 };
@@ -93,9 +92,7 @@ struct BackwardViews {
   real* dk;        // (N, Hkv*D)
   real* dv;        // (N, Hkv*D)
   real* datt_out;  // (N, H*D)
-  real* dgate;     // (N, F)
-  real* da1;       // (N, F)
-  real* da3;       // (N, F)
+  FfnScratch<real> ffn_bwd;  // dense FFN: dact, da1, da3 (N, F); its dx1 is dtmp above
   real* dlogits;   // (N, V)
   real* dlosses;   // (N)
   MlaBackwardScratch<real> mla_bwd;  // attention mla: backward scratch shared by all layers
