@@ -9,6 +9,7 @@
 #include <cmath>
 #include <vector>
 
+#include "tinyds/core/carver.h"
 #include "tinyds/core/error.h"
 #include "tinyds/ops/matmul.h"
 #include "tinyds/ops/moe_balance.h"
@@ -40,18 +41,6 @@ void check_moe_dims(const MoeDims& d, const char* where) {
 // ---------------------------------------------------------------------------------------------------------
 namespace {
 
-// The bump allocator of transformer.cpp, for any element type (counts when base == nullptr).
-template <typename T>
-struct Bump {
-  T* base;
-  std::size_t used = 0;
-  T* take(std::size_t n) {
-    T* p = base ? base + used : nullptr;
-    used += (n + 15) / 16 * 16;  // 64-byte aligned starts for 4-byte elements (and more for 8-byte ones)
-    return p;
-  }
-};
-
 // Grows buf to hold `need` elements (never shrinks: a smaller batch reuses the allocation).
 template <typename T>
 void ensure_size(Buffer<T>& buf, std::size_t need, Role role) {
@@ -63,13 +52,13 @@ void ensure_size(Buffer<T>& buf, std::size_t need, Role role) {
 template <typename real>
 MoeActivations<real>& MoeBuffers<real>::activations(const MoeDims& d) {
   check_moe_dims(d, "MoeBuffers::activations");  // before any size is computed from the dims
-  Bump<real> rcount{nullptr};
-  Bump<int> icount{nullptr};
+  Carver<real> rcount{nullptr};
+  Carver<int> icount{nullptr};
   carve_moe_activations<real>(rcount, icount, d);
   ensure_size(act_real_, rcount.used, role_);
   ensure_size(act_int_, icount.used, role_);
-  Bump<real> rc{act_real_.data()};
-  Bump<int> ic{act_int_.data()};
+  Carver<real> rc{act_real_.data()};
+  Carver<int> ic{act_int_.data()};
   acts_ = carve_moe_activations<real>(rc, ic, d);
   return acts_;
 }
@@ -77,10 +66,10 @@ MoeActivations<real>& MoeBuffers<real>::activations(const MoeDims& d) {
 template <typename real>
 MoeBackwardScratch<real>& MoeBuffers<real>::scratch(const MoeDims& d) {
   check_moe_dims(d, "MoeBuffers::scratch");
-  Bump<real> count{nullptr};
+  Carver<real> count{nullptr};
   carve_moe_scratch<real>(count, d);
   ensure_size(bwd_real_, count.used, role_);
-  Bump<real> rc{bwd_real_.data()};
+  Carver<real> rc{bwd_real_.data()};
   scratch_ = carve_moe_scratch<real>(rc, d);
   return scratch_;
 }

@@ -101,7 +101,7 @@ struct MoeBackwardScratch {
   real* dtmp;          // (N, C)  one branch's part of du before it is added
 };
 
-// Carver style (see transformer.cpp): `rc.take(n)` hands out n reals and `ic.take(n)` n ints from bump
+// Carver style (core/carver.h): `rc.take(n)` hands out n reals and `ic.take(n)` n ints from bump
 // allocators, returning nullptr while they only count; the same code then gives both the sizes and the views.
 // Two carvers because the routing indices are ints.
 template <typename real, class RealCarver, class IntCarver>
