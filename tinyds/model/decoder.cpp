@@ -109,7 +109,7 @@ void Decoder::layer_step(int l, KvCache<float>& cache, int cache_layer, int pos,
   rmsnorm_forward(xn_, rstd_, h_, p.ffn_norm, N, C, eps);
   if (model_.moe_slot(l) >= 0) {
     // The N rows as N one-token sequences; no balance losses at inference. The bias still chooses the experts.
-    const MoeDims d = moe_dims_of(m, N, 1, false);
+    const MoeDims d = moe_dims_of(m, N, 1, MoeLosses::off);
     const float* bias = model_.moe_bias() + static_cast<std::size_t>(model_.moe_slot(l)) * m.n_routed_experts;
     moe_layer_forward(tmp_, moe_.activations(d), xn_, p.moe, bias, d);
   } else {

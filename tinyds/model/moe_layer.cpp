@@ -180,7 +180,7 @@ real moe_layer_forward(real* out,                  // (N, C) written
   check_weights_present(w.shared_w1, w.shared_w3, w.shared_w2, d, "moe_layer_forward");
   const int N = d.N, C = d.C, E = d.E, K = d.K, P = N * K;
   // Router: scores from the logits; the bias only reorders the choice, topk_w uses the unbiased scores (V3 Eq. 13-16).
-  matmul_forward(a.logits, u, w.gate, N, C, E);
+  matmul_forward(a.logits, u, w.router, N, C, E);
   moe_router_forward(a.scores, a.topk_idx, a.topk_w, a.logits, bias, N, E, K, d.score, static_cast<real>(d.route_scale),
                      d.n_group, d.topk_group);
   // Dispatch: sort the P pairs by expert so each expert's tokens are one contiguous block of rows.
@@ -222,8 +222,8 @@ void moe_layer_backward(real* du,                           // (N, C) written
   const real* dscores_extra = balance_backward(s, dbalance, a, d);
   moe_router_backward(s.dlogits, s.dtopk_w, dscores_extra, a.scores, a.topk_idx, N, E, K, d.score,
                       static_cast<real>(d.route_scale));
-  // forward: logits = u @ gate^T
-  matmul_backward(s.dtmp, dw.gate, s.dlogits, u, w.gate, N, C, E);
+  // forward: logits = u @ router^T
+  matmul_backward(s.dtmp, dw.router, s.dlogits, u, w.router, N, C, E);
   add_inplace(du, s.dtmp, NC);
   // forward: out += shared(u)   (the shared output enters out with weight 1: its upstream gradient is dout)
   if (d.Ns > 0) ffn_backward(du, shared_weights(dw), s.shared, dout, a.shared, u, shared_weights(w), N, C, d.Ns * d.F);

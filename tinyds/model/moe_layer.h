@@ -5,7 +5,7 @@
 // Shapes: N tokens (= B sequences * T tokens), C width, E routed experts, K experts per token, F expert hidden
 // width, Ns shared experts, S = Ns*F the shared hidden width, P = N*K (token, slot) pairs = sorted rows.
 //
-//   logits = u @ gate^T                                                 (N, E)  the router (V3's Gate)
+//   logits = u @ router^T                                               (N, E)  the router (V3's Gate)
 //   scores, topk_idx, topk_w = moe_router_forward(logits, bias)                 bias (E) chooses, never weighs
 //   sort the P pairs by expert; xe = u[sorted_token]                    (P, C)  expert e owns rows [off[e], off[e+1])
 //   on expert e's rows:  ye = ffn_e(xe) = (silu(xe @ w1_e^T) * (xe @ w3_e^T)) @ w2_e^T   (P, C)  model/ffn.h
@@ -57,7 +57,7 @@ void check_moe_dims(const MoeDims& d, const char* where);
 // layout, for their gradients. The shared pointers may be nullptr when Ns == 0.
 template <typename real>
 struct MoeWeights {
-  real* gate;       // (E, C)     router centroids e_i (V3 Gate.weight)
+  real* router;     // (E, C)     router centroids e_i (V3 Gate.weight; checkpoint name ffn.gate)
   real* w1;         // (E, F, C)  experts[e].w1, expert e at offset e*F*C
   real* w3;         // (E, F, C)  experts[e].w3
   real* w2;         // (E, C, F)  experts[e].w2, expert e at offset e*C*F
@@ -70,7 +70,7 @@ struct MoeWeights {
 // Routed-expert rows are in sorted (expert-major) order.
 template <typename real>
 struct MoeActivations {
-  real* logits;       // (N, E)  u @ gate^T
+  real* logits;       // (N, E)  u @ router^T
   real* scores;       // (N, E)  sigmoid(logits) or softmax over E: the UNBIASED scores s
   int* topk_idx;      // (N, K)  the chosen experts, by s + bias descending
   real* topk_w;       // (N, K)  route_scale * s[chosen] / sum_k s[chosen]

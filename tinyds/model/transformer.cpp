@@ -30,7 +30,8 @@ MlaDims<real> mla_dims_of(const ModelConfig& m, int B, int T) {
 
 }  // namespace
 
-MoeDims moe_dims_of(const ModelConfig& m, int B, int T, bool with_losses) {
+MoeDims moe_dims_of(const ModelConfig& m, int B, int T, MoeLosses losses) {
+  const bool with_losses = losses == MoeLosses::configured;
   const BalanceModes bal = parse_balance(m.balance);
   MoeDims d{};
   d.N = B * T; d.B = B; d.T = T; d.C = m.d_model;
@@ -63,7 +64,8 @@ ActivationViews<real> carve_activations(Carver<real>& c, Carver<int>& ic, const 
     }
     L.h = c.take(N * C);
     L.ffn_in = c.take(N * C); L.ffn_rstd = c.take(N);
-    if (is_moe_layer(m, l)) L.moe = carve_moe_activations<real>(c, ic, moe_dims_of(m, B, T, true));
+    if (is_moe_layer(m, l))
+      L.moe = carve_moe_activations<real>(c, ic, moe_dims_of(m, B, T, MoeLosses::configured));
     else { L.ffn.a1 = c.take(N * F); L.ffn.a3 = c.take(N * F); L.ffn.act = c.take(N * F); }
     L.out = c.take(N * C);
     a.layers.push_back(L);
@@ -97,7 +99,8 @@ BackwardViews<real> carve_backward(Carver<real>& c, const ModelConfig& m, int B,
   b.ffn_bwd.dact = c.take(N * F); b.ffn_bwd.da1 = c.take(N * F); b.ffn_bwd.da3 = c.take(N * F);
   b.ffn_bwd.dx1 = b.dtmp;  // the FFN uses dtmp only inside its backward
   b.dlogits = c.take(N * V); b.dlosses = c.take(N);
-  if (m.n_routed_experts > 0) b.moe_bwd = carve_moe_scratch<real>(c, moe_dims_of(m, B, T, true));
+  if (m.n_routed_experts > 0)
+    b.moe_bwd = carve_moe_scratch<real>(c, moe_dims_of(m, B, T, MoeLosses::configured));
   if (m.mtp_depth > 0) { b.dcat = c.take(2 * N * C); b.dcarry = c.take(N * C); }
   return b;
 }
@@ -123,8 +126,8 @@ std::vector<std::string> Transformer<real>::moe_bias_names() const {
 }
 
 template <typename real>
-MoeDims Transformer<real>::moe_dims(bool with_losses) const {
-  return moe_dims_of(cfg_, B_, T_, with_losses);
+MoeDims Transformer<real>::moe_dims() const {
+  return moe_dims_of(cfg_, B_, T_, MoeLosses::configured);
 }
 
 template <typename real>
@@ -153,7 +156,7 @@ std::vector<double> Transformer<real>::moe_maxvio() const {
   std::vector<double> v;
   if (B_ == 0) return v;
   for (int l : moe_layers_)
-    if (ran_in_last_forward(l)) v.push_back(moe_layer_maxvio(acts_.layers[l].moe, moe_dims(true)));
+    if (ran_in_last_forward(l)) v.push_back(moe_layer_maxvio(acts_.layers[l].moe, moe_dims()));
   return v;
 }
 
@@ -164,7 +167,7 @@ std::vector<std::vector<int>> Transformer<real>::moe_load() const {
   for (int l : moe_layers_) {
     if (!ran_in_last_forward(l)) continue;
     std::vector<int> load(cfg_.n_routed_experts);
-    moe_layer_load(load.data(), acts_.layers[l].moe, moe_dims(true));
+    moe_layer_load(load.data(), acts_.layers[l].moe, moe_dims());
     v.push_back(load);
   }
   return v;
@@ -279,7 +282,7 @@ void Transformer<real>::layer_forward(int l, const real* x) {
   if (moe_slot_[l] >= 0) {
     // Fine-grained MoE with shared experts (model/moe_layer.h); the bias only chooses experts.
     const real* bias = moe_bias_.data() + static_cast<std::size_t>(moe_slot_[l]) * m.n_routed_experts;
-    balance_loss_ += moe_layer_forward(acts_.scratch, a.moe, a.ffn_in, p.moe, bias, moe_dims(true));
+    balance_loss_ += moe_layer_forward(acts_.scratch, a.moe, a.ffn_in, p.moe, bias, moe_dims());
   } else {
     // Dense SwiGLU feed-forward (model/ffn.h): w2(silu(w1 ffn_in) * w3 ffn_in).
     ffn_forward(acts_.scratch, a.ffn, a.ffn_in, dense_ffn_weights(p), N, C, F);
@@ -303,7 +306,7 @@ void Transformer<real>::layer_backward(int l, const real* x) {
     ScopedPhase phase(phases_, moe_slot_[l] >= 0 ? "moe bwd" : "dense ffn bwd");
     if (moe_slot_[l] >= 0) {
       // forward: out = h + moe_layer(ffn_in)   (the objective holds its balance loss with weight 1)
-      moe_layer_backward(d.dnorm_in, g.moe, d.dres, real(1), a.moe, a.ffn_in, p.moe, moe_dims(true), d.moe_bwd);
+      moe_layer_backward(d.dnorm_in, g.moe, d.dres, real(1), a.moe, a.ffn_in, p.moe, moe_dims(), d.moe_bwd);
     } else {
       // forward: out = h + ffn(ffn_in)    -> d(h) gets dres directly (kept in dres), d(ffn_in) through the FFN
       std::fill(d.dnorm_in, d.dnorm_in + NC, real(0));  // ffn_backward accumulates

@@ -101,8 +101,10 @@ struct BackwardViews {
   real* dcarry;    // (N, C)   MTP: gradient w.r.t. h^{k-1} carried down to the module before (then to x_L)
 };
 
-// The MoE layer dims of this model for B sequences of T tokens; with_losses: the configured balance losses on.
-MoeDims moe_dims_of(const ModelConfig& m, int B, int T, bool with_losses);
+// Which balance losses a MoE layer computes: those the config names (training), or none (inference).
+enum class MoeLosses { configured, off };
+// The MoE layer dims of this model for B sequences of T tokens.
+MoeDims moe_dims_of(const ModelConfig& m, int B, int T, MoeLosses losses);
 
 template <typename real>
 class Transformer {
@@ -192,7 +194,7 @@ class Transformer {
     return k < static_cast<int>(mtp_denom_.size()) && mtp_denom_[k] > 0 ? mtp_denom_[k] : mtp_num_targets_[k];
   }
   MlaDims<real> mla_dims() const;
-  MoeDims moe_dims(bool with_losses) const;
+  MoeDims moe_dims() const;  // of the last forward's batch, with the configured balance losses
   bool ran_in_last_forward(int l) const { return l < cfg_.n_layer || mtp_ran_; }
   const ModelParams<real>& grad_view();
 
