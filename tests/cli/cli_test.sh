@@ -49,7 +49,7 @@ printf '{"question": "q", "answer": "no marker"}\n' > "$dir/bad.jsonl"
 expect_error "bad JSONL"              "$dir/bad.jsonl:1"            -- "$exe" eval --ckpt "$dir/ok.safetensors" --test-file "$dir/bad.jsonl"
 expect_ok    "help lists defaults"    "[default: 0.0007]"            -- "$exe" sft --help
 expect_error "AdamW beta2 out of range" "train.beta2 = 1"           -- "$exe" sft --beta2 1 --steps 1
-expect_ok    "pad drills can be turned off" "0% of steps on drills), B" -- "$exe" sft --no-pad-drills --steps 1 --eval-problems 0 --ckpt-every 0 --out "$dir/nopad"
+expect_ok    "pad drills can be turned off" "(levels [1]), B" -- "$exe" sft --no-pad-drills --steps 1 --eval-problems 0 --ckpt-every 0 --out "$dir/nopad"
 expect_ok    "small preset pads with drills" "padding filled from"        -- "$exe" sft --steps 1 --eval-problems 0 --ckpt-every 0 --out "$dir/pad"
 expect_ok    "data-parallel replicas"  "(2 data-parallel replicas)"  -- "$exe" sft --replicas 2 --steps 1 --eval-problems 0 --ckpt-every 0 --out "$dir/dp"
 expect_error "negative replicas"       "replicas = -1"               -- "$exe" sft --replicas -1 --steps 1 --eval-problems 0 --ckpt-every 0 --out "$dir/dp"

@@ -50,7 +50,6 @@ void check_equal(const Config& a, const Config& b) {
   CHECK(t.seed == u.seed);
   CHECK(a.data.levels == b.data.levels); CHECK(a.data.level_weights == b.data.level_weights);
   CHECK(a.data.n_train == b.data.n_train);
-  CHECK(a.data.drill_frac == b.data.drill_frac); CHECK(a.data.length_group == b.data.length_group);
   CHECK(a.data.pad_drills == b.data.pad_drills); CHECK(a.data.drill_columns == b.data.drill_columns);
 }
 
@@ -189,8 +188,6 @@ TEST_CASE("model/config: JSON round trip gives back the same config") {
   c.train.seed = 0xFFFFFFFFFFFFull;
   c.data.levels = {1, 2, 4};
   c.data.level_weights = {3, 2, 1};
-  c.data.drill_frac = 0.25f;
-  c.data.length_group = 16;
   c.data.pad_drills = true;
   c.data.drill_columns = 12;
   std::string text = tinyds::config_to_json(c).dump();
@@ -199,6 +196,28 @@ TEST_CASE("model/config: JSON round trip gives back the same config") {
   tinyds::ModelConfig m = tinyds::model_config_from_json(tinyds::model_config_to_json(c.model), "test");
   CHECK(m.attention == AttentionKind::mqa);
   CHECK(m.rope_theta == c.model.rope_theta);
+}
+
+TEST_CASE("model/config: the removed data fields drill_frac and length_group are read from older checkpoints only when off") {
+  const json j = tinyds::config_to_json(Config::preset("nano-dense"));
+  CHECK(!j["data"].contains("drill_frac"));  // no longer written
+  CHECK(!j["data"].contains("length_group"));
+  // A checkpoint written before they were removed holds them at 0 (off): accepted, and the config is unchanged.
+  json old = j;
+  old["data"]["drill_frac"] = 0.0;
+  old["data"]["length_group"] = 0;
+  check_equal(tinyds::config_from_json(j, "new"), tinyds::config_from_json(old, "old"));
+  old["data"]["length_group"] = 1;  // grouping over one step was off too
+  check_equal(tinyds::config_from_json(j, "new"), tinyds::config_from_json(old, "old"));
+  // A run that had them on cannot be reproduced any more: an error naming the field and its value.
+  json bad = j;
+  bad["data"]["drill_frac"] = 0.5;
+  check_error(error_of([&] { tinyds::config_from_json(bad, "ckpt.safetensors"); }),
+              {"ckpt.safetensors", "data", "'drill_frac'", "0.5", "no longer supported"});
+  bad = j;
+  bad["data"]["length_group"] = 16;
+  check_error(error_of([&] { tinyds::config_from_json(bad, "ckpt.safetensors"); }),
+              {"ckpt.safetensors", "data", "'length_group'", "16", "no longer supported"});
 }
 
 TEST_CASE("model/config: JSON unknown and wrong-typed fields are errors naming the field") {

@@ -142,17 +142,16 @@ template <typename real>
 std::vector<real> dense_full(const std::vector<real>& x, const DenseAttnParams<real>& p, const DenseAttnDims<real>& d,
                              int T, std::vector<real>* k_out = nullptr, std::vector<real>* v_out = nullptr) {
   const int N = d.B * T, H = d.H, Hkv = d.Hkv, D = d.D;
-  const real* none = nullptr;
   std::vector<real> q(static_cast<std::size_t>(N) * H * D), k(static_cast<std::size_t>(N) * Hkv * D), v(k.size()),
       att(static_cast<std::size_t>(d.B) * H * T * T), o(q.size()), out(static_cast<std::size_t>(N) * d.C);
-  matmul_forward(q.data(), x.data(), p.wq, none, N, d.C, H * D);
-  matmul_forward(k.data(), x.data(), p.wk, none, N, d.C, Hkv * D);
-  matmul_forward(v.data(), x.data(), p.wv, none, N, d.C, Hkv * D);
+  matmul_forward(q.data(), x.data(), p.wq, N, d.C, H * D);
+  matmul_forward(k.data(), x.data(), p.wk, N, d.C, Hkv * D);
+  matmul_forward(v.data(), x.data(), p.wv, N, d.C, Hkv * D);
   rope_forward(q.data(), q.data(), d.B, T, H, D, 0, d.theta);
   rope_forward(k.data(), k.data(), d.B, T, Hkv, D, 0, d.theta);
   attention_forward(o.data(), att.data(), q.data(), k.data(), v.data(), d.B, T, H, Hkv, D, D,
                     real(1) / std::sqrt(real(D)));
-  matmul_forward(out.data(), o.data(), p.wo, none, N, H * D, d.C);
+  matmul_forward(out.data(), o.data(), p.wo, N, H * D, d.C);
   if (k_out) *k_out = k;
   if (v_out) *v_out = v;
   return out;

@@ -6,9 +6,10 @@
 // Objective: L = sum(out * R) + cbal * balance, so backward runs with dout = R and dbalance = cbal.
 //
 // Why no perturbation flips the top-K choice: the choice is a step function, so a finite difference across a flip
-// would measure a jump, not a gradient. Only gate and u reach the scores. Perturbing gate[e, c] by h moves logit
-// (n, e) by h * u[n, c]; perturbing u[n, c] moves token n's logits by h * gate[e, c]. With |u|, |gate| < 6 (checked)
-// and h = 1e-5 a logit moves < 6e-5 and a score < 3e-5 (sigmoid' <= 1/4; for softmax sum_j |ds_i/dx_j| <= 1/2),
+// would measure a jump, not a gradient. Only router and u reach the scores. Perturbing router[e, c] by h moves
+// logit (n, e) by h * u[n, c]; perturbing u[n, c] moves token n's logits by h * router[e, c]. With |u|, |router|
+// < 6 (checked) and h = 1e-5 a logit moves < 6e-5 and a score < 3e-5 (sigmoid' <= 1/4; for softmax
+// sum_j |ds_i/dx_j| <= 1/2),
 // so a gap between the K-th and (K+1)-th biased score moves < 6e-5. enforce_gap() redraws the rows of u until
 // every token's gap is >= 0.02, more than 300x that. And every perturbed forward asserts the chosen experts are
 // identical to the unperturbed ones (`flips` below must stay 0).
@@ -50,10 +51,10 @@ struct Checked {
 //    while a wrong or missing term is O(1) relative.
 void check_layer_grads(MoeFixture& fx, const vec& R, double cbal) {
   REQUIRE(max_abs(fx.u) < 6.0);
-  REQUIRE(max_abs(fx.gate) < 6.0);
+  REQUIRE(max_abs(fx.router) < 6.0);
   fx.forward();
   const std::vector<int> base = fx.topk_idx();
-  std::vector<Checked> ts = {{"u", &fx.u, &fx.du, false},          {"gate", &fx.gate, &fx.dgate, true},
+  std::vector<Checked> ts = {{"u", &fx.u, &fx.du, false},          {"router", &fx.router, &fx.drouter, true},
                              {"experts.w1", &fx.w1, &fx.dw1, true},  {"experts.w3", &fx.w3, &fx.dw3, true},
                              {"experts.w2", &fx.w2, &fx.dw2, true},  {"shared.w1", &fx.sw1, &fx.dsw1, true},
                              {"shared.w3", &fx.sw3, &fx.dsw3, true}, {"shared.w2", &fx.sw2, &fx.dsw2, true}};
@@ -142,7 +143,7 @@ TEST_CASE("model/moe_layer_grad: softmax scores, K 3, Ns 2, both balance losses"
   d.aux = true;
   d.alpha_aux = 0.4;
   MoeFixture fx(d, 3);
-  for (double& g : fx.gate) g *= 3.0;  // softmax scores of 6 experts are ~1/6: spread them so gaps exist
+  for (double& g : fx.router) g *= 3.0;  // softmax scores of 6 experts are ~1/6: spread them so gaps exist
   REQUIRE(fx.enforce_gap(kMinGap) >= kMinGap);
   const vec R = randn(static_cast<std::size_t>(d.N) * d.C, 97);
   check_layer_grads(fx, R, 0.8);
@@ -158,9 +159,9 @@ TEST_CASE("model/moe_layer_grad: the balance losses alone (dout = 0) reach the r
   REQUIRE(fx.enforce_gap(kMinGap) >= kMinGap);
   const vec R(static_cast<std::size_t>(d.N) * d.C, 0.0);
   check_layer_grads(fx, R, 1.0);
-  // The balance losses are functions of the scores only: the gate gradient is not zero (the check above is not
+  // The balance losses are functions of the scores only: the router gradient is not zero (the check above is not
   // comparing zeros with zeros), and the experts' weights get exactly nothing.
-  CHECK(max_abs(fx.dgate) > 1e-3);
+  CHECK(max_abs(fx.drouter) > 1e-3);
   CHECK(max_abs(fx.dw1) == 0.0);
   CHECK(max_abs(fx.dw2) == 0.0);
   CHECK(max_abs(fx.dsw1) == 0.0);

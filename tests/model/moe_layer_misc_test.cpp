@@ -77,7 +77,7 @@ TEST_CASE("model/moe_layer_misc: repeated bias updates pull tokens off an expert
   MoeFixture fx(d, 23);
   // Make expert 0 everyone's favourite: a large positive logit for every token.
   for (int n = 0; n < d.N; n++) fx.u[n * d.C] = 3.0 + 0.1 * n;
-  for (int c = 0; c < d.C; c++) fx.gate[c] = c == 0 ? 2.0 : 0.0;
+  for (int c = 0; c < d.C; c++) fx.router[c] = c == 0 ? 2.0 : 0.0;
   fx.forward();
   std::vector<int> load(d.E);
   moe_layer_load(load.data(), fx.acts(), d);
@@ -132,12 +132,14 @@ TEST_CASE("model/moe_layer_misc: the carved views are disjoint, hold their shape
     // another (or carved too small) would find its tag overwritten by a later one.
     const std::vector<std::pair<double*, std::size_t>> reals = {
         {a.logits, N * E},      {a.scores, N * E},      {a.topk_w, N * K},       {a.xe, P * C},
-        {a.a1, P * F},          {a.a3, P * F},          {a.gate, P * F},         {a.ye, P * C},
-        {a.shared_a1, N * S},   {a.shared_a3, N * S},   {a.shared_gate, N * S},  {a.shared_out, N * C},
+        {a.experts.a1, P * F},  {a.experts.a3, P * F},  {a.experts.act, P * F},  {a.ye, P * C},
+        {a.shared.a1, N * S},   {a.shared.a3, N * S},   {a.shared.act, N * S},   {a.shared_out, N * C},
         {a.f_seq, B * E},       {a.f_aux, E},           {s.dlogits, N * E},      {s.dscores, N * E},
-        {s.dscores_tmp, N * E}, {s.dtopk_w, N * K},     {s.dye, P * C},          {s.dgate, P * F},
-        {s.da1, P * F},         {s.da3, P * F},         {s.dxe, P * C},          {s.dxe_tmp, P * C},
-        {s.dshared_gate, N * S}, {s.dshared_a1, N * S}, {s.dshared_a3, N * S},   {s.dtmp, N * C}};
+        {s.dscores_tmp, N * E}, {s.dtopk_w, N * K},     {s.dye, P * C},          {s.experts.dact, P * F},
+        {s.experts.da1, P * F}, {s.experts.da3, P * F}, {s.dxe, P * C},          {s.experts.dx1, P * C},
+        {s.shared.dact, N * S}, {s.shared.da1, N * S},  {s.shared.da3, N * S},   {s.dtmp, N * C}};
+    // The shared experts' dx1 is dtmp by design (used only inside their backward).
+    CHECK(s.shared.dx1 == s.dtmp);
     const std::vector<std::pair<int*, std::size_t>> ints = {
         {a.topk_idx, N * K}, {a.offsets, E + 1}, {a.sorted_token, P}, {a.sorted_slot, P}, {a.pair_pos, P}};
     for (std::size_t f = 0; f < reals.size(); f++)
@@ -163,12 +165,12 @@ TEST_CASE("model/moe_layer_misc: the float layer matches the double layer") {
   const vec R = randn(static_cast<std::size_t>(d.N) * d.C, 26);
   fx.backward(R, 0.0);
   auto f = [](const vec& x) { return to_float(x); };
-  std::vector<float> u = f(fx.u), gate = f(fx.gate), w1 = f(fx.w1), w3 = f(fx.w3), w2 = f(fx.w2), sw1 = f(fx.sw1),
+  std::vector<float> u = f(fx.u), router = f(fx.router), w1 = f(fx.w1), w3 = f(fx.w3), w2 = f(fx.w2), sw1 = f(fx.sw1),
                      sw3 = f(fx.sw3), sw2 = f(fx.sw2), bias = f(fx.bias), Rf = f(R);
-  std::vector<float> out(fx.out.size()), du(fx.du.size()), dgate(gate.size(), 0.f), dw1(w1.size(), 0.f),
+  std::vector<float> out(fx.out.size()), du(fx.du.size()), drouter(router.size(), 0.f), dw1(w1.size(), 0.f),
       dw3(w3.size(), 0.f), dw2(w2.size(), 0.f), dsw1(sw1.size(), 0.f), dsw3(sw3.size(), 0.f), dsw2(sw2.size(), 0.f);
-  const MoeWeights<float> w{gate.data(), w1.data(), w3.data(), w2.data(), sw1.data(), sw3.data(), sw2.data()};
-  const MoeWeights<float> g{dgate.data(), dw1.data(), dw3.data(), dw2.data(), dsw1.data(), dsw3.data(), dsw2.data()};
+  const MoeWeights<float> w{router.data(), w1.data(), w3.data(), w2.data(), sw1.data(), sw3.data(), sw2.data()};
+  const MoeWeights<float> g{drouter.data(), dw1.data(), dw3.data(), dw2.data(), dsw1.data(), dsw3.data(), dsw2.data()};
   MoeBuffers<float> buf;
   moe_layer_forward(out.data(), buf.activations(d), u.data(), w, bias.data(), d);
   moe_layer_backward(du.data(), g, Rf.data(), 0.f, buf.activations(d), u.data(), w, d, buf.scratch(d));
@@ -178,7 +180,7 @@ TEST_CASE("model/moe_layer_misc: the float layer matches the double layer") {
   // observed error is ~1e-6 of each tensor's scale. 1e-4 is far above that and far below an O(1) mistake.
   CHECK(max_rel_diff(out, fx.out) < 1e-4);
   CHECK(max_rel_diff(du, fx.du) < 1e-4);
-  CHECK(max_rel_diff(dgate, fx.dgate) < 1e-4);
+  CHECK(max_rel_diff(drouter, fx.drouter) < 1e-4);
   CHECK(max_rel_diff(dw1, fx.dw1) < 1e-4);
   CHECK(max_rel_diff(dsw2, fx.dsw2) < 1e-4);
 }

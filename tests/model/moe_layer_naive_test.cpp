@@ -67,7 +67,7 @@ void ffn_row_backward(double* dx, double* dw1, double* dw3, double* dw2, const d
 }
 
 struct Naive {
-  vec out, du, dgate, dw1, dw3, dw2, dsw1, dsw3, dsw2;
+  vec out, du, drouter, dw1, dw3, dw2, dsw1, dsw3, dsw2;
   std::vector<int> idx;
 };
 
@@ -77,7 +77,7 @@ Naive naive_moe(const MoeFixture& f, const vec& dout) {
   const MoeDims& d = f.d;
   const int C = d.C, E = d.E, K = d.K, F = d.F, S = d.Ns * d.F;
   const double rs = d.route_scale;
-  Naive r{vec(f.out.size(), 0.0), vec(f.u.size(), 0.0), vec(f.gate.size(), 0.0), vec(f.w1.size(), 0.0),
+  Naive r{vec(f.out.size(), 0.0), vec(f.u.size(), 0.0), vec(f.router.size(), 0.0), vec(f.w1.size(), 0.0),
           vec(f.w3.size(), 0.0), vec(f.w2.size(), 0.0), vec(f.sw1.size(), 0.0), vec(f.sw3.size(), 0.0),
           vec(f.sw2.size(), 0.0), {}};
   for (int n = 0; n < d.N; n++) {
@@ -89,7 +89,7 @@ Naive naive_moe(const MoeFixture& f, const vec& dout) {
     double z = 0;
     for (int e = 0; e < E; e++) {
       double l = 0;
-      for (int c = 0; c < C; c++) l += f.gate[e * C + c] * x[c];
+      for (int c = 0; c < C; c++) l += f.router[e * C + c] * x[c];
       s[e] = d.score == ScoreFunc::sigmoid ? sigmoid(l) : std::exp(l);  // logits are O(1): no overflow
       z += s[e];
     }
@@ -132,8 +132,8 @@ Naive naive_moe(const MoeFixture& f, const vec& dout) {
     for (int e = 0; e < E; e++) {
       const double dl = d.score == ScoreFunc::sigmoid ? ds[e] * s[e] * (1 - s[e]) : s[e] * (ds[e] - dsum);
       for (int c = 0; c < C; c++) {
-        r.dgate[e * C + c] += dl * x[c];
-        dx[c] += f.gate[e * C + c] * dl;
+        r.drouter[e * C + c] += dl * x[c];
+        dx[c] += f.router[e * C + c] * dl;
       }
     }
   }
@@ -141,7 +141,7 @@ Naive naive_moe(const MoeFixture& f, const vec& dout) {
 }
 
 // max |a - ref| over max(largest |ref|, 1e-3). The floor covers tensors that are zero in exact arithmetic and hold
-// only rounding noise on both sides (the gate gradient with K = 1, where g = route_scale is a constant).
+// only rounding noise on both sides (the router gradient with K = 1, where g = route_scale is a constant).
 double rel_err(const vec& a, const vec& ref) {
   double m = 1e-3, diff = 0;
   for (double v : ref) m = std::max(m, std::fabs(v));
@@ -152,13 +152,13 @@ double rel_err(const vec& a, const vec& ref) {
 // Runs the layer forward and backward (dout = R) from zeroed gradients and compares everything with naive_moe.
 void compare_with_naive(MoeFixture& fx, const vec& R) {
   fx.forward();
-  for (vec* g : {&fx.dgate, &fx.dw1, &fx.dw3, &fx.dw2, &fx.dsw1, &fx.dsw3, &fx.dsw2})
+  for (vec* g : {&fx.drouter, &fx.dw1, &fx.dw3, &fx.dw2, &fx.dsw1, &fx.dsw3, &fx.dsw2})
     std::fill(g->begin(), g->end(), 0.0);
   fx.backward(R, 0.0);
   const Naive ref = naive_moe(fx, R);
   CHECK(fx.topk_idx() == ref.idx);
   const std::vector<std::pair<const char*, std::pair<const vec*, const vec*>>> pairs = {
-      {"out", {&fx.out, &ref.out}},       {"du", {&fx.du, &ref.du}},       {"gate", {&fx.dgate, &ref.dgate}},
+      {"out", {&fx.out, &ref.out}},       {"du", {&fx.du, &ref.du}},       {"router", {&fx.drouter, &ref.drouter}},
       {"experts.w1", {&fx.dw1, &ref.dw1}}, {"experts.w3", {&fx.dw3, &ref.dw3}}, {"experts.w2", {&fx.dw2, &ref.dw2}},
       {"shared.w1", {&fx.dsw1, &ref.dsw1}}, {"shared.w3", {&fx.dsw3, &ref.dsw3}},
       {"shared.w2", {&fx.dsw2, &ref.dsw2}}};
@@ -201,7 +201,7 @@ TEST_CASE("model/moe_layer_naive: no shared experts (Ns 0), K 1") {
   compare_with_naive(fx, randn(static_cast<std::size_t>(d.N) * d.C, 16));
   // K = 1: g = route_scale * s / s is a constant, so the router gets no gradient (up to rounding).
   double gmax = 0;
-  for (double v : fx.dgate) gmax = std::max(gmax, std::fabs(v));
+  for (double v : fx.drouter) gmax = std::max(gmax, std::fabs(v));
   CHECK(gmax < 1e-12);
 }
 

@@ -48,18 +48,18 @@ inline MoeDims small_moe_dims() {
 struct MoeFixture {
   MoeDims d;
   vec u;                                  // (N, C)
-  vec gate, w1, w3, w2, sw1, sw3, sw2;    // (E, C), (E, F, C) x2, (E, C, F), (S, C) x2, (C, S)
+  vec router, w1, w3, w2, sw1, sw3, sw2;    // (E, C), (E, F, C) x2, (E, C, F), (S, C) x2, (C, S)
   vec bias;                               // (E)
   vec out;                                // (N, C)
-  vec du, dgate, dw1, dw3, dw2, dsw1, dsw3, dsw2;  // gradients, same shapes
+  vec du, drouter, dw1, dw3, dw2, dsw1, dsw3, dsw2;  // gradients, same shapes
   MoeBuffers<double> buf;
   double balance = 0.0;                   // the last forward's returned balance loss
 
-  // Normal weights from their own streams; logits u.gate_e are O(1) so sigmoid scores spread over (0.1, 0.9).
+  // Normal weights from their own streams; logits u.router_e are O(1) so sigmoid scores spread over (0.1, 0.9).
   explicit MoeFixture(const MoeDims& dims, uint64_t seed = 0) : d(dims) {
     const std::size_t N = d.N, C = d.C, E = d.E, F = d.F, S = static_cast<std::size_t>(d.Ns) * d.F;
     u = randn(N * C, seed * 100 + 1);
-    gate = randn(E * C, seed * 100 + 2, 0.5);
+    router = randn(E * C, seed * 100 + 2, 0.5);
     w1 = randn(E * F * C, seed * 100 + 3, 0.5);
     w3 = randn(E * F * C, seed * 100 + 4, 0.5);
     w2 = randn(E * C * F, seed * 100 + 5, 0.5);
@@ -69,16 +69,16 @@ struct MoeFixture {
     bias.assign(E, 0.0);
     out.assign(N * C, 0.0);
     du.assign(N * C, 0.0);
-    dgate.assign(gate.size(), 0.0); dw1.assign(w1.size(), 0.0); dw3.assign(w3.size(), 0.0);
+    drouter.assign(router.size(), 0.0); dw1.assign(w1.size(), 0.0); dw3.assign(w3.size(), 0.0);
     dw2.assign(w2.size(), 0.0); dsw1.assign(sw1.size(), 0.0); dsw3.assign(sw3.size(), 0.0);
     dsw2.assign(sw2.size(), 0.0);
   }
 
   MoeWeights<double> weights() {
-    return {gate.data(), w1.data(), w3.data(), w2.data(), sw1.data(), sw3.data(), sw2.data()};
+    return {router.data(), w1.data(), w3.data(), w2.data(), sw1.data(), sw3.data(), sw2.data()};
   }
   MoeWeights<double> grads() {
-    return {dgate.data(), dw1.data(), dw3.data(), dw2.data(), dsw1.data(), dsw3.data(), dsw2.data()};
+    return {drouter.data(), dw1.data(), dw3.data(), dw2.data(), dsw1.data(), dsw3.data(), dsw2.data()};
   }
   MoeActivations<double>& acts() { return buf.activations(d); }
 

@@ -34,13 +34,10 @@ void ConfigOptions::add_to(Args& a, Config& cfg) {
   a.add("--level-weights", cfg.data.level_weights,
         "share of each level among the training problems, one integer per --levels entry, e.g. 2,1 (empty = equal)");
   a.add("--n-train", cfg.data.n_train, "generated training problems");
-  a.add("--drill-frac", cfg.data.drill_frac, "fraction of training steps on bare arithmetic drills (curriculum)");
   a.add_flag("--pad-drills", cfg.data.pad_drills,
              "fill each row's padding with calculator drills <<a op b=c>> from the training answers (no extra compute)");
   a.add_flag("--no-pad-drills", no_pad_drills, "turn padding drills off (the small preset has them on)");
   a.add("--drill-columns", cfg.data.drill_columns, "with --pad-drills: columns added to every batch for more drills");
-  a.add("--length-group", cfg.data.length_group,
-        "draw the rows of this many steps together and give each step rows of similar length (less padding; 0 = off)");
 }
 
 void ConfigOptions::add_model_to(Args& a, Config& cfg) {

@@ -176,10 +176,7 @@ void Config::validate() const {
          "entries: needs one per entry of data.levels (" + std::to_string(data.levels.size()) + "), or none for equal shares");
     for (int w : data.level_weights) need(w >= 1, "data.level_weights", w, "each weight must be a positive integer");
   }
-  if (!(data.drill_frac >= 0 && data.drill_frac < 1))
-    throw_error("config: data.drill_frac = ", data.drill_frac, ": must be in [0, 1)");
   need(data.drill_columns >= 0, "data.drill_columns", data.drill_columns, "must not be negative");
-  need(data.length_group >= 0, "data.length_group", data.length_group, "must not be negative (0 or 1 = off)");
 }
 
 int64_t Config::num_params() const { return ParamLayout(model).total(); }
@@ -265,6 +262,21 @@ void read_field(const json& j, const char* key, T& out, const std::string& where
   throw_error(where, ": field '", key, "' has the wrong type or range (", v.dump(), ")");
 }
 
+// data.drill_frac (steps on bare drills) and data.length_group (rows grouped by length) were experiment options,
+// removed after they measured no gain (notebooks/EXPERIMENTS.md). Checkpoints written before carry them, at 0
+// (off) unless a run turned them on: 0 (and length_group 1, also off) is accepted and ignored; any other value is
+// an error, since the run it describes can no longer be reproduced or resumed.
+void accept_removed_data_fields(const json& data, const std::string& where) {
+  for (const char* key : {"drill_frac", "length_group"}) {
+    if (!data.contains(key)) continue;
+    const json& v = data.at(key);
+    const bool off = v.is_number() && (v.get<double>() == 0 || (std::string(key) == "length_group" && v.get<double>() == 1));
+    if (!off)
+      throw_error(where, ": field '", key, "' = ", v.dump(), " is no longer supported (the option was removed; it measured ",
+                  "no gain, see notebooks/EXPERIMENTS.md): only 0 (off) is accepted, from older checkpoints");
+  }
+}
+
 void reject_unknown(const json& j, std::initializer_list<const char*> known, const std::string& where) {
   if (!j.is_object()) throw_error(where, ": expected a JSON object, got ", j.dump());
   for (auto it = j.begin(); it != j.end(); ++it) {
@@ -347,8 +359,8 @@ json config_to_json(const Config& c) {
                          {"grad_clip", t.grad_clip}, {"eval_every", t.eval_every},
                          {"eval_problems", t.eval_problems}, {"ckpt_every", t.ckpt_every},
                          {"log_every", t.log_every}, {"seed", t.seed}}},
-              {"data", {{"levels", c.data.levels}, {"level_weights", c.data.level_weights}, {"n_train", c.data.n_train}, {"drill_frac", c.data.drill_frac},
-                        {"length_group", c.data.length_group}, {"pad_drills", c.data.pad_drills},
+              {"data", {{"levels", c.data.levels}, {"level_weights", c.data.level_weights}, {"n_train", c.data.n_train},
+                        {"pad_drills", c.data.pad_drills},
                         {"drill_columns", c.data.drill_columns}}}};
 }
 
@@ -376,11 +388,10 @@ Config config_from_json(const json& j, const std::string& where) {
   if (j.contains("data")) {
     std::string w = where + ": data";
     reject_unknown(j["data"], {"levels", "level_weights", "n_train", "drill_frac", "length_group", "pad_drills", "drill_columns"}, w);
+    accept_removed_data_fields(j["data"], w);
     read_field(j["data"], "levels", c.data.levels, w);
     read_field(j["data"], "level_weights", c.data.level_weights, w);
     read_field(j["data"], "n_train", c.data.n_train, w);
-    read_field(j["data"], "drill_frac", c.data.drill_frac, w);
-    read_field(j["data"], "length_group", c.data.length_group, w);
     read_field(j["data"], "pad_drills", c.data.pad_drills, w);
     read_field(j["data"], "drill_columns", c.data.drill_columns, w);
   }

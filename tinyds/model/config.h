@@ -83,8 +83,6 @@ struct DataConfig {
   // levels {1, 2} with weights {2, 1} generate 2/3 of n_train at level 1 and 1/3 at level 2.
   std::vector<int> level_weights;
   int n_train = 20000;            // generated training problems
-  float drill_frac = 0.0f;        // fraction of training steps on bare arithmetic drills (data/drills.h), e.g. 0.5
-  int length_group = 0;           // > 1: every run of this many steps draws its rows together, sorted by length
   bool pad_drills = false;        // fill each row's padding with calculator drills "<<a op b=c>>" (data/pad_drills.h)
   int drill_columns = 0;          // with pad_drills: columns added to every batch (more room for drills), e.g. 16
 };

@@ -40,14 +40,13 @@ void dense_attention_decode(real* out,      // (B, T, C)
   const int B = d.B, T = d.T, N = B * T, C = d.C, H = d.H, Hkv = d.Hkv, D = d.D, Tmax = cache.dims().Tmax;
   const int group = H / Hkv;  // query heads per kv head
   const real scale = real(1) / std::sqrt(real(D));
-  const real* none = nullptr;
   std::vector<real> q(static_cast<std::size_t>(N) * H * D), k(static_cast<std::size_t>(N) * Hkv * D),
       v(static_cast<std::size_t>(N) * Hkv * D), s(pos + T), o(static_cast<std::size_t>(N) * H * D);
 
   // q, k, v of the new tokens (the lines of layer_forward for N = B*T rows), RoPE at positions pos + t.
-  matmul_forward(q.data(), x, p.wq, none, N, C, H * D);
-  matmul_forward(k.data(), x, p.wk, none, N, C, Hkv * D);
-  matmul_forward(v.data(), x, p.wv, none, N, C, Hkv * D);
+  matmul_forward(q.data(), x, p.wq, N, C, H * D);
+  matmul_forward(k.data(), x, p.wk, N, C, Hkv * D);
+  matmul_forward(v.data(), x, p.wv, N, C, Hkv * D);
   rope_forward(q.data(), q.data(), B, T, H, D, pos, d.theta);
   rope_forward(k.data(), k.data(), B, T, Hkv, D, pos, d.theta);
   // Append to the cache: row pos + t of each sequence holds Hkv keys and Hkv values (2*Hkv*D values per token).
@@ -74,7 +73,7 @@ void dense_attention_decode(real* out,      // (B, T, C)
       }
     }
   }
-  matmul_forward(out, o.data(), p.wo, none, N, H * D, C);
+  matmul_forward(out, o.data(), p.wo, N, H * D, C);
 }
 
 template void dense_attention_decode<float>(float*, const float*, const DenseAttnParams<float>&,

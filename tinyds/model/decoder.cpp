@@ -10,12 +10,12 @@
 
 #include "tinyds/core/error.h"
 #include "tinyds/model/decode_dense.h"
+#include "tinyds/model/ffn.h"
 #include "tinyds/model/mla_decode.h"
 #include "tinyds/ops/embedding.h"
 #include "tinyds/ops/matmul.h"
 #include "tinyds/ops/residual.h"
 #include "tinyds/ops/rmsnorm.h"
-#include "tinyds/ops/swiglu.h"
 
 namespace tinyds {
 
@@ -77,7 +77,7 @@ void Decoder::ensure_rows(int rows) {
   rstd_ = s; s += r;         // (rows)    1/rms (rmsnorm_forward writes it; decoding has no use for it)
   a1_ = s; s += r * F;       // (rows, F) gate pre-activation
   a3_ = s; s += r * F;       // (rows, F) up projection
-  gate_ = s; s += r * F;     // (rows, F) silu(a1) * a3
+  act_ = s; s += r * F;      // (rows, F) silu(a1) * a3
   logits_ = s; s += r * V;   // (rows, V) main logits
   hidden_ = s; s += r * C;   // (rows, C) x_L of the last main step (hidden())
   cat_ = s; s += 2 * r * C;  // (rows, 2C) MTP: [RMSNorm(x_L; hnorm), RMSNorm(emb; enorm)]
@@ -109,14 +109,12 @@ void Decoder::layer_step(int l, KvCache<float>& cache, int cache_layer, int pos,
   rmsnorm_forward(xn_, rstd_, h_, p.ffn_norm, N, C, eps);
   if (model_.moe_slot(l) >= 0) {
     // The N rows as N one-token sequences; no balance losses at inference. The bias still chooses the experts.
-    const MoeDims d = moe_dims_of(m, N, 1, false);
+    const MoeDims d = moe_dims_of(m, N, 1, MoeLosses::off);
     const float* bias = model_.moe_bias() + static_cast<std::size_t>(model_.moe_slot(l)) * m.n_routed_experts;
     moe_layer_forward(tmp_, moe_.activations(d), xn_, p.moe, bias, d);
   } else {
-    matmul_forward(a1_, xn_, p.w1, (const float*)nullptr, N, C, F);  // one row per new token
-    matmul_forward(a3_, xn_, p.w3, (const float*)nullptr, N, C, F);
-    swiglu_forward(gate_, a1_, a3_, static_cast<long>(N) * F);
-    matmul_forward(tmp_, gate_, p.w2, (const float*)nullptr, N, F, C);
+    // One row per new token through the dense SwiGLU feed-forward (model/ffn.h).
+    ffn_forward(tmp_, FfnActivations<float>{a1_, a3_, act_}, xn_, dense_ffn_weights(p), N, C, F);
   }
   residual_forward(x_, h_, tmp_, static_cast<long>(N) * C);
 }
@@ -151,7 +149,7 @@ const float* Decoder::step_many(const int* tokens, int T) {
   for (int l = 0; l < m.n_layer; l++) layer_step(l, cache_, l, pos_, T);
   std::copy(x_, x_ + static_cast<std::size_t>(N) * C, hidden_);  // x_L: the MTP drafter's input
   rmsnorm_forward(xn_, rstd_, x_, p_.norm, N, C, m.norm_eps);
-  matmul_forward(logits_, xn_, p_.head, (const float*)nullptr, N, C, V);
+  matmul_forward(logits_, xn_, p_.head, N, C, V);
   pos_ += T;
   last_T_ = T;
   return logits_;
@@ -192,12 +190,12 @@ const float* Decoder::mtp_step(const float* hidden, const int* next_tokens, int 
     std::copy(xn_ + n * C, xn_ + (n + 1) * C, cat_ + 2 * n * C);
     std::copy(h_ + n * C, h_ + (n + 1) * C, cat_ + 2 * n * C + C);
   }
-  matmul_forward(x_, cat_, mp.proj, (const float*)nullptr, N, 2 * C, C);
+  matmul_forward(x_, cat_, mp.proj, N, 2 * C, C);
   // h^1 = Block_0(m): layer n_layer of the model, with its own one-layer cache   V3 Eq. 22
   layer_step(m.n_layer, *mtp_cache_, 0, mtp_pos_, T);
   // draft logits = head(RMSNorm(h^1; norm)): the main model's shared norm and head   V3 Eq. 23
   rmsnorm_forward(xn_, rstd_, x_, p_.norm, N, C, eps);
-  matmul_forward(mtp_logits_, xn_, p_.head, (const float*)nullptr, N, C, V);
+  matmul_forward(mtp_logits_, xn_, p_.head, N, C, V);
   mtp_pos_ += T;
   return mtp_logits_;
 }

@@ -107,7 +107,7 @@ class Decoder {
   Buffer<float> scratch_;
   MoeBuffers<float> moe_;  // the MoE layers' routing and expert activations of one step (reused by every layer)
   // views into scratch_ for rows_ rows (see ensure_rows)
-  float *x_, *h_, *xn_, *tmp_, *rstd_, *a1_, *a3_, *gate_, *logits_, *hidden_, *cat_, *mtp_logits_;
+  float *x_, *h_, *xn_, *tmp_, *rstd_, *a1_, *a3_, *act_, *logits_, *hidden_, *cat_, *mtp_logits_;
 };
 
 }  // namespace tinyds

@@ -107,30 +107,29 @@ void mla_forward(real* out,                        // (N, C)
                  const MlaParams<real>& p, const MlaDims<real>& d) {
   mla_check_dims(d, "mla_forward");
   const int B = d.B, T = d.T, N = B * T, C = d.C, H = d.H, D = d.D, R = d.R, L = d.L, Q = d.Q;
-  const real* none = nullptr;
 
   // Queries: c_Q = RMSNorm(x W_DQ^T);  [q_C; q_R] = c_Q wq_b^T;  q_R = RoPE(q_R)
-  matmul_forward(a.cq_pre, x, p.wq_a, none, N, C, Q);
+  matmul_forward(a.cq_pre, x, p.wq_a, N, C, Q);
   rmsnorm_forward(a.cq, a.cq_rstd, a.cq_pre, p.q_norm, N, Q, d.eps);
-  matmul_forward(a.q, a.cq, p.wq_b, none, N, Q, H * (D + R));
+  matmul_forward(a.q, a.cq, p.wq_b, N, Q, H * (D + R));
   mla_gather_rope_part(s.qr, a.q, N, H, D, R);  // rope_forward wants the (B, T, H, R) parts contiguous
   rope_forward(s.qr, s.qr, B, T, H, R, d.pos0, d.theta);
   mla_scatter_rope_part(a.q, s.qr, N, H, D, R);
 
   // Key/value latent and the shared rope key: rows 0..L-1 of wkv_a give c_KV, rows L..L+R-1 give k_R.
-  matmul_forward(a.ckv_pre, x, p.wkv_a, none, N, C, L);
+  matmul_forward(a.ckv_pre, x, p.wkv_a, N, C, L);
   rmsnorm_forward(a.ckv, a.ckv_rstd, a.ckv_pre, p.kv_norm, N, L, d.eps);
-  matmul_forward(a.kr, x, p.wkv_a + static_cast<long>(L) * C, none, N, C, R);
+  matmul_forward(a.kr, x, p.wkv_a + static_cast<long>(L) * C, N, C, R);
   rope_forward(a.kr, a.kr, B, T, 1, R, d.pos0, d.theta);  // ONE head: the same rotated key serves every head
 
   // Per-head keys and values from the latent: [k_C; v] = c_KV wkv_b^T;  k = [k_C; k_R]
-  matmul_forward(s.kv, a.ckv, p.wkv_b, none, N, L, H * 2 * D);
+  matmul_forward(s.kv, a.ckv, p.wkv_b, N, L, H * 2 * D);
   assemble_keys_values(a.k, a.v, s.kv, a.kr, N, H, D, R);
 
   // Causal attention with keys of width D+R and values of width D; the scale uses the full key width.
   const real scale = real(1) / std::sqrt(real(D + R));
   attention_forward(a.o, a.att, a.q, a.k, a.v, B, T, H, H, D + R, D, scale);
-  matmul_forward(out, a.o, p.wo, none, N, H * D, C);
+  matmul_forward(out, a.o, p.wo, N, H * D, C);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -147,10 +146,9 @@ void mla_backward(real* dx,                          // (N, C) written
   const int B = d.B, T = d.T, N = B * T, C = d.C, H = d.H, D = d.D, R = d.R, L = d.L, Q = d.Q;
   const long NC = static_cast<long>(N) * C;
   const real scale = real(1) / std::sqrt(real(D + R));
-  real* const none = nullptr;
 
   // forward: out = o @ wo^T
-  matmul_backward(s.dov, g.wo, none, dout, a.o, p.wo, N, H * D, C);
+  matmul_backward(s.dov, g.wo, dout, a.o, p.wo, N, H * D, C);
   // forward: o = attention(q, k, v)
   attention_backward(s.dq, s.dk, s.dv, s.dov, a.q, a.k, a.v, a.att, B, T, H, H, D + R, D, scale);
 
@@ -159,25 +157,25 @@ void mla_backward(real* dx,                          // (N, C) written
   rope_backward(s.dqr, s.dqr, B, T, H, R, d.pos0, d.theta);
   mla_scatter_rope_part(s.dq, s.dqr, N, H, D, R);
   // forward: q = c_Q @ wq_b^T
-  matmul_backward(s.dcq, g.wq_b, none, s.dq, a.cq, p.wq_b, N, Q, H * (D + R));
+  matmul_backward(s.dcq, g.wq_b, s.dq, a.cq, p.wq_b, N, Q, H * (D + R));
   // forward: c_Q = RMSNorm(cq_pre)
   rmsnorm_backward(s.dcq_pre, g.q_norm, s.dcq, a.cq_pre, p.q_norm, a.cq_rstd, N, Q);
   // forward: cq_pre = x @ wq_a^T    (dx starts here: written)
-  matmul_backward(dx, g.wq_a, none, s.dcq_pre, x, p.wq_a, N, C, Q);
+  matmul_backward(dx, g.wq_a, s.dcq_pre, x, p.wq_a, N, C, Q);
 
   // Key/value side. forward: k = [k_C; k_R] per head, v  (dk_R = sum over heads)
   assemble_keys_values_backward(s.dkv, s.dkr, s.dk, s.dv, N, H, D, R);
   // forward: [k_C; v] = c_KV @ wkv_b^T
-  matmul_backward(s.dckv, g.wkv_b, none, s.dkv, a.ckv, p.wkv_b, N, L, H * 2 * D);
+  matmul_backward(s.dckv, g.wkv_b, s.dkv, a.ckv, p.wkv_b, N, L, H * 2 * D);
   // forward: c_KV = RMSNorm(ckv_pre)
   rmsnorm_backward(s.dckv_pre, g.kv_norm, s.dckv, a.ckv_pre, p.kv_norm, a.ckv_rstd, N, L);
   // forward: ckv_pre = x @ wkv_a[0:L]^T   (x feeds three projections: their gradients sum into dx)
-  matmul_backward(s.dxtmp, g.wkv_a, none, s.dckv_pre, x, p.wkv_a, N, C, L);
+  matmul_backward(s.dxtmp, g.wkv_a, s.dckv_pre, x, p.wkv_a, N, C, L);
   add_inplace(dx, s.dxtmp, NC);
   // forward: k_R = RoPE(x @ wkv_a[L:L+R]^T)
   rope_backward(s.dkr, s.dkr, B, T, 1, R, d.pos0, d.theta);
   const long kr_rows = static_cast<long>(L) * C;  // offset of the k_R row block in wkv_a
-  matmul_backward(s.dxtmp, g.wkv_a + kr_rows, none, s.dkr, x, p.wkv_a + kr_rows, N, C, R);
+  matmul_backward(s.dxtmp, g.wkv_a + kr_rows, s.dkr, x, p.wkv_a + kr_rows, N, C, R);
   add_inplace(dx, s.dxtmp, NC);
 }
 

@@ -39,20 +39,19 @@ void project_tokens(std::vector<real>& q, const real* x, const MlaParams<real>& 
                     KvCache<real>& cache, int layer, int pos) {
   const int B = d.B, T = d.T, N = B * T, C = d.C, H = d.H, D = d.D, R = d.R, L = d.L, Q = d.Q;
   const int Tmax = cache.dims().Tmax;
-  const real* none = nullptr;
   std::vector<real> cq_pre(N * Q), cq(N * Q), rstd(N), qr(N * H * R), ckv_pre(N * L), ckv(N * L), kr(N * R);
   // c_Q = RMSNorm(x wq_a^T);  q = c_Q wq_b^T;  q_R = RoPE(q_R) at positions pos + t   (N = B*T rows, one GEMM)
-  matmul_forward(cq_pre.data(), x, p.wq_a, none, N, C, Q);
+  matmul_forward(cq_pre.data(), x, p.wq_a, N, C, Q);
   rmsnorm_forward(cq.data(), rstd.data(), cq_pre.data(), p.q_norm, N, Q, d.eps);
   q.resize(static_cast<std::size_t>(N) * H * (D + R));
-  matmul_forward(q.data(), cq.data(), p.wq_b, none, N, Q, H * (D + R));
+  matmul_forward(q.data(), cq.data(), p.wq_b, N, Q, H * (D + R));
   mla_gather_rope_part(qr.data(), q.data(), N, H, D, R);
   rope_forward(qr.data(), qr.data(), B, T, H, R, pos, d.theta);  // row (b, t) at position pos + t
   mla_scatter_rope_part(q.data(), qr.data(), N, H, D, R);
   // c_KV = RMSNorm(x wkv_a[0:L]^T);  k_R = RoPE(x wkv_a[L:]^T)
-  matmul_forward(ckv_pre.data(), x, p.wkv_a, none, N, C, L);
+  matmul_forward(ckv_pre.data(), x, p.wkv_a, N, C, L);
   rmsnorm_forward(ckv.data(), rstd.data(), ckv_pre.data(), p.kv_norm, N, L, d.eps);
-  matmul_forward(kr.data(), x, p.wkv_a + static_cast<long>(L) * C, none, N, C, R);
+  matmul_forward(kr.data(), x, p.wkv_a + static_cast<long>(L) * C, N, C, R);
   rope_forward(kr.data(), kr.data(), B, T, 1, R, pos, d.theta);
   // The cache keeps exactly these two per token: (L + R) values. All T rows are written before any attends,
   // and row t reads only rows <= pos + t: the causal mask within the new tokens.
@@ -81,7 +80,7 @@ void mla_decode_naive(real* out,        // (B, T, C)
     const real* ckv = cache.ckv(layer) + static_cast<long>(b) * Tmax * L;  // (n_all, L) rows of this sequence
     const real* kr = cache.kr(layer) + static_cast<long>(b) * Tmax * R;    // (n_all, R)
     // Materialise [k_C; v] (n_all, H, 2D) = c_KV wkv_b^T for every cached row: the cost the absorbed path avoids.
-    matmul_forward(kv.data(), ckv, p.wkv_b, (const real*)nullptr, n_all, L, H * 2 * D);
+    matmul_forward(kv.data(), ckv, p.wkv_b, n_all, L, H * 2 * D);
     for (int t = 0; t < T; t++) {
       const int n = pos + t + 1;  // new token t sees rows 0..pos+t (causal)
       const long row = static_cast<long>(b) * T + t;
@@ -98,7 +97,7 @@ void mla_decode_naive(real* out,        // (B, T, C)
       }
     }
   }
-  matmul_forward(out, o.data(), p.wo, (const real*)nullptr, B * T, H * D, C);
+  matmul_forward(out, o.data(), p.wo, B * T, H * D, C);
 }
 
 template <typename real>
@@ -135,7 +134,7 @@ void mla_decode_absorbed(real* out,      // (B, T, C)
       }
     }
   }
-  matmul_forward(out, o.data(), p.wo, (const real*)nullptr, B * T, H * D, C);
+  matmul_forward(out, o.data(), p.wo, B * T, H * D, C);
 }
 
 template void mla_decode_naive<float>(float*, const float*, const MlaParams<float>&, const MlaDims<float>&,

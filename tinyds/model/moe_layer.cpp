@@ -5,15 +5,16 @@
 // P = N*K sorted (token, slot) rows.  Gradients: du WRITTEN (=), parameters ACCUMULATED (+=).
 #include "tinyds/model/moe_layer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "tinyds/core/carver.h"
 #include "tinyds/core/error.h"
 #include "tinyds/ops/matmul.h"
 #include "tinyds/ops/moe_balance.h"
 #include "tinyds/ops/moe_dispatch.h"
 #include "tinyds/ops/residual.h"
-#include "tinyds/ops/swiglu.h"
 
 namespace tinyds {
 
@@ -40,18 +41,6 @@ void check_moe_dims(const MoeDims& d, const char* where) {
 // ---------------------------------------------------------------------------------------------------------
 namespace {
 
-// The bump allocator of transformer.cpp, for any element type (counts when base == nullptr).
-template <typename T>
-struct Bump {
-  T* base;
-  std::size_t used = 0;
-  T* take(std::size_t n) {
-    T* p = base ? base + used : nullptr;
-    used += (n + 15) / 16 * 16;  // 64-byte aligned starts for 4-byte elements (and more for 8-byte ones)
-    return p;
-  }
-};
-
 // Grows buf to hold `need` elements (never shrinks: a smaller batch reuses the allocation).
 template <typename T>
 void ensure_size(Buffer<T>& buf, std::size_t need, Role role) {
@@ -63,13 +52,13 @@ void ensure_size(Buffer<T>& buf, std::size_t need, Role role) {
 template <typename real>
 MoeActivations<real>& MoeBuffers<real>::activations(const MoeDims& d) {
   check_moe_dims(d, "MoeBuffers::activations");  // before any size is computed from the dims
-  Bump<real> rcount{nullptr};
-  Bump<int> icount{nullptr};
+  Carver<real> rcount{nullptr};
+  Carver<int> icount{nullptr};
   carve_moe_activations<real>(rcount, icount, d);
   ensure_size(act_real_, rcount.used, role_);
   ensure_size(act_int_, icount.used, role_);
-  Bump<real> rc{act_real_.data()};
-  Bump<int> ic{act_int_.data()};
+  Carver<real> rc{act_real_.data()};
+  Carver<int> ic{act_int_.data()};
   acts_ = carve_moe_activations<real>(rc, ic, d);
   return acts_;
 }
@@ -77,37 +66,51 @@ MoeActivations<real>& MoeBuffers<real>::activations(const MoeDims& d) {
 template <typename real>
 MoeBackwardScratch<real>& MoeBuffers<real>::scratch(const MoeDims& d) {
   check_moe_dims(d, "MoeBuffers::scratch");
-  Bump<real> count{nullptr};
+  Carver<real> count{nullptr};
   carve_moe_scratch<real>(count, d);
   ensure_size(bwd_real_, count.used, role_);
-  Bump<real> rc{bwd_real_.data()};
+  Carver<real> rc{bwd_real_.data()};
   scratch_ = carve_moe_scratch<real>(rc, d);
   return scratch_;
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Routed experts: one GEMM per projection on each expert's contiguous rows (empty experts are skipped)
+// Experts: each is the SwiGLU feed-forward of model/ffn.h, viewed on its slice of the stacked weights
 // ---------------------------------------------------------------------------------------------------------
 namespace {
 
+// Routed expert e's weights: w1, w3 (F, C) and w2 (C, F) at offset e*F*C of the stacked (E, ...) tensors.
+template <typename real>
+FfnWeights<real> expert_weights(const MoeWeights<real>& w, int e, const MoeDims& d) {
+  const long FC = static_cast<long>(d.F) * d.C;
+  return FfnWeights<real>{w.w1 + e * FC, w.w3 + e * FC, w.w2 + e * FC};
+}
+
+// The Ns shared experts as one FFN of hidden S = Ns*F.
+template <typename real>
+FfnWeights<real> shared_weights(const MoeWeights<real>& w) {
+  return FfnWeights<real>{w.shared_w1, w.shared_w3, w.shared_w2};
+}
+
+// Rows [r0, ...) of the routed experts' saved tensors and scratch (hidden width F, model width C).
+template <typename real>
+FfnActivations<real> rows_of(const FfnActivations<real>& a, long r0, int F) {
+  return FfnActivations<real>{a.a1 + r0 * F, a.a3 + r0 * F, a.act + r0 * F};
+}
+template <typename real>
+FfnScratch<real> rows_of(const FfnScratch<real>& s, long r0, int F, int C) {
+  return FfnScratch<real>{s.dact + r0 * F, s.da1 + r0 * F, s.da3 + r0 * F, s.dx1 + r0 * C};
+}
+
+// Routed experts: ye = ffn_e(xe) on each expert's contiguous rows, one GEMM per projection (empty experts skipped).
 template <typename real>
 void routed_experts_forward(const MoeActivations<real>& a, const MoeWeights<real>& w, const MoeDims& d) {
-  const int E = d.E, C = d.C, F = d.F;
-  const long P = static_cast<long>(d.N) * d.K, FC = static_cast<long>(F) * C;
-  for (int e = 0; e < E; e++) {
+  const int C = d.C, F = d.F;
+  for (int e = 0; e < d.E; e++) {
     const long r0 = a.offsets[e];
     const int n = a.offsets[e + 1] - a.offsets[e];
     if (n == 0) continue;
-    matmul_forward(a.a1 + r0 * F, a.xe + r0 * C, w.w1 + e * FC, (const real*)nullptr, n, C, F);
-    matmul_forward(a.a3 + r0 * F, a.xe + r0 * C, w.w3 + e * FC, (const real*)nullptr, n, C, F);
-  }
-  // Elementwise, so one call covers every expert's rows.
-  swiglu_forward(a.gate, a.a1, a.a3, P * F);
-  for (int e = 0; e < E; e++) {
-    const long r0 = a.offsets[e];
-    const int n = a.offsets[e + 1] - a.offsets[e];
-    if (n == 0) continue;
-    matmul_forward(a.ye + r0 * C, a.gate + r0 * F, w.w2 + e * FC, (const real*)nullptr, n, F, C);
+    ffn_forward(a.ye + r0 * C, rows_of(a.experts, r0, F), a.xe + r0 * C, expert_weights(w, e, d), n, C, F);
   }
 }
 
@@ -115,61 +118,17 @@ void routed_experts_forward(const MoeActivations<real>& a, const MoeWeights<real
 template <typename real>
 void routed_experts_backward(const MoeBackwardScratch<real>& s, const MoeWeights<real>& dw,
                              const MoeActivations<real>& a, const MoeWeights<real>& w, const MoeDims& d) {
-  const int E = d.E, C = d.C, F = d.F;
-  const long P = static_cast<long>(d.N) * d.K, FC = static_cast<long>(F) * C;
-  // forward: ye = gate @ w2_e^T   (on expert e's rows)
-  for (int e = 0; e < E; e++) {
+  const int C = d.C, F = d.F;
+  const long P = static_cast<long>(d.N) * d.K;
+  std::fill(s.dxe, s.dxe + P * C, real(0));  // ffn_backward accumulates; the experts' rows tile [0, P)
+  // forward: ye = ffn_e(xe)   (on expert e's rows)
+  for (int e = 0; e < d.E; e++) {
     const long r0 = a.offsets[e];
     const int n = a.offsets[e + 1] - a.offsets[e];
     if (n == 0) continue;  // an unused expert's weights get no gradient (its rows do not exist)
-    matmul_backward(s.dgate + r0 * F, dw.w2 + e * FC, (real*)nullptr, s.dye + r0 * C, a.gate + r0 * F,
-                    w.w2 + e * FC, n, F, C);
+    ffn_backward(s.dxe + r0 * C, expert_weights(dw, e, d), rows_of(s.experts, r0, F, C), s.dye + r0 * C,
+                 rows_of(a.experts, r0, F), a.xe + r0 * C, expert_weights(w, e, d), n, C, F);
   }
-  // forward: gate = silu(a1) * a3
-  swiglu_backward(s.da1, s.da3, s.dgate, a.a1, a.a3, P * F);
-  // forward: a1 = xe @ w1_e^T;  a3 = xe @ w3_e^T   (xe feeds both: its gradients sum)
-  for (int e = 0; e < E; e++) {
-    const long r0 = a.offsets[e];
-    const int n = a.offsets[e + 1] - a.offsets[e];
-    if (n == 0) continue;
-    matmul_backward(s.dxe + r0 * C, dw.w1 + e * FC, (real*)nullptr, s.da1 + r0 * F, a.xe + r0 * C, w.w1 + e * FC,
-                    n, C, F);
-    matmul_backward(s.dxe_tmp + r0 * C, dw.w3 + e * FC, (real*)nullptr, s.da3 + r0 * F, a.xe + r0 * C,
-                    w.w3 + e * FC, n, C, F);
-  }
-  // The experts' slices tile [0, P) (offsets[E] = P), so every row of dxe and dxe_tmp was written above.
-  add_inplace(s.dxe, s.dxe_tmp, P * C);
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Shared experts: one dense SwiGLU of hidden S = Ns*F on every token
-// ---------------------------------------------------------------------------------------------------------
-template <typename real>
-void shared_experts_forward(const MoeActivations<real>& a, const real* u, const MoeWeights<real>& w,
-                            const MoeDims& d) {
-  const int N = d.N, C = d.C, S = d.Ns * d.F;
-  matmul_forward(a.shared_a1, u, w.shared_w1, (const real*)nullptr, N, C, S);
-  matmul_forward(a.shared_a3, u, w.shared_w3, (const real*)nullptr, N, C, S);
-  swiglu_forward(a.shared_gate, a.shared_a1, a.shared_a3, static_cast<long>(N) * S);
-  matmul_forward(a.shared_out, a.shared_gate, w.shared_w2, (const real*)nullptr, N, S, C);
-}
-
-// du (N, C) += the shared experts' part. dout (N, C) is d(out) (the shared output enters out with weight 1).
-template <typename real>
-void shared_experts_backward(real* du, const MoeWeights<real>& dw, const real* dout,
-                             const MoeBackwardScratch<real>& s, const MoeActivations<real>& a, const real* u,
-                             const MoeWeights<real>& w, const MoeDims& d) {
-  const int N = d.N, C = d.C, S = d.Ns * d.F;
-  const long NC = static_cast<long>(N) * C;
-  // forward: shared_out = shared_gate @ shared_w2^T
-  matmul_backward(s.dshared_gate, dw.shared_w2, (real*)nullptr, dout, a.shared_gate, w.shared_w2, N, S, C);
-  // forward: shared_gate = silu(shared_a1) * shared_a3
-  swiglu_backward(s.dshared_a1, s.dshared_a3, s.dshared_gate, a.shared_a1, a.shared_a3, static_cast<long>(N) * S);
-  // forward: shared_a1 = u @ shared_w1^T;  shared_a3 = u @ shared_w3^T
-  matmul_backward(s.dtmp, dw.shared_w1, (real*)nullptr, s.dshared_a1, u, w.shared_w1, N, C, S);
-  add_inplace(du, s.dtmp, NC);
-  matmul_backward(s.dtmp, dw.shared_w3, (real*)nullptr, s.dshared_a3, u, w.shared_w3, N, C, S);
-  add_inplace(du, s.dtmp, NC);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -221,7 +180,7 @@ real moe_layer_forward(real* out,                  // (N, C) written
   check_weights_present(w.shared_w1, w.shared_w3, w.shared_w2, d, "moe_layer_forward");
   const int N = d.N, C = d.C, E = d.E, K = d.K, P = N * K;
   // Router: scores from the logits; the bias only reorders the choice, topk_w uses the unbiased scores (V3 Eq. 13-16).
-  matmul_forward(a.logits, u, w.gate, (const real*)nullptr, N, C, E);
+  matmul_forward(a.logits, u, w.router, N, C, E);
   moe_router_forward(a.scores, a.topk_idx, a.topk_w, a.logits, bias, N, E, K, d.score, static_cast<real>(d.route_scale),
                      d.n_group, d.topk_group);
   // Dispatch: sort the P pairs by expert so each expert's tokens are one contiguous block of rows.
@@ -231,7 +190,8 @@ real moe_layer_forward(real* out,                  // (N, C) written
   // Combine: out[n] = sum_k topk_w[n, k] * ye[pair_pos[n, k]]
   moe_combine_forward(out, a.ye, a.topk_w, a.pair_pos, N, K, C);
   if (d.Ns > 0) {
-    shared_experts_forward(a, u, w, d);
+    // shared(u): one SwiGLU FFN of hidden S = Ns*F on every token
+    ffn_forward(a.shared_out, a.shared, u, shared_weights(w), N, C, d.Ns * d.F);
     add_inplace(out, a.shared_out, static_cast<long>(N) * C);  // out = routed + shared
   }
   return balance_forward(a, d);
@@ -262,11 +222,11 @@ void moe_layer_backward(real* du,                           // (N, C) written
   const real* dscores_extra = balance_backward(s, dbalance, a, d);
   moe_router_backward(s.dlogits, s.dtopk_w, dscores_extra, a.scores, a.topk_idx, N, E, K, d.score,
                       static_cast<real>(d.route_scale));
-  // forward: logits = u @ gate^T
-  matmul_backward(s.dtmp, dw.gate, (real*)nullptr, s.dlogits, u, w.gate, N, C, E);
+  // forward: logits = u @ router^T
+  matmul_backward(s.dtmp, dw.router, s.dlogits, u, w.router, N, C, E);
   add_inplace(du, s.dtmp, NC);
-  // forward: out += shared(u)
-  if (d.Ns > 0) shared_experts_backward(du, dw, dout, s, a, u, w, d);
+  // forward: out += shared(u)   (the shared output enters out with weight 1: its upstream gradient is dout)
+  if (d.Ns > 0) ffn_backward(du, shared_weights(dw), s.shared, dout, a.shared, u, shared_weights(w), N, C, d.Ns * d.F);
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -5,13 +5,13 @@
 // Shapes: N tokens (= B sequences * T tokens), C width, E routed experts, K experts per token, F expert hidden
 // width, Ns shared experts, S = Ns*F the shared hidden width, P = N*K (token, slot) pairs = sorted rows.
 //
-//   logits = u @ gate^T                                                 (N, E)  the router (V3's Gate)
+//   logits = u @ router^T                                               (N, E)  the router (V3's Gate)
 //   scores, topk_idx, topk_w = moe_router_forward(logits, bias)                 bias (E) chooses, never weighs
 //   sort the P pairs by expert; xe = u[sorted_token]                    (P, C)  expert e owns rows [off[e], off[e+1])
-//   on expert e's rows:  ye = (silu(xe @ w1_e^T) * (xe @ w3_e^T)) @ w2_e^T  (P, C)  one GEMM per projection
+//   on expert e's rows:  ye = ffn_e(xe) = (silu(xe @ w1_e^T) * (xe @ w3_e^T)) @ w2_e^T   (P, C)  model/ffn.h
 //   out[n] = sum_k topk_w[n, k] * ye[pair_pos[n, k]]  +  shared(u)[n]   (N, C)  V3 Eq. 12
 //   shared(u) = (silu(u @ shared_w1^T) * (u @ shared_w3^T)) @ shared_w2^T      the Ns shared experts as ONE SwiGLU
-//     of hidden Ns*F (as V3 does): Ns FFNs of hidden F, summed, are one FFN with their weights stacked.
+//     FFN of hidden Ns*F (as V3 does): Ns FFNs of hidden F, summed, are one FFN with their weights stacked.
 //   balance = alpha_seq * seqaux (V3 Eq. 17-20) + alpha_aux * aux (DeepSeekMoE)   returned by forward when enabled
 // The residual add h' = h + out is the caller's (u is RMSNorm(h) there). No capacity limit: every (token, slot)
 // pair is processed, no token is dropped (V3).
@@ -26,6 +26,7 @@
 #include <cstddef>
 
 #include "tinyds/core/ledger.h"
+#include "tinyds/model/ffn.h"
 #include "tinyds/ops/moe_router.h"
 
 namespace tinyds {
@@ -56,7 +57,7 @@ void check_moe_dims(const MoeDims& d, const char* where);
 // layout, for their gradients. The shared pointers may be nullptr when Ns == 0.
 template <typename real>
 struct MoeWeights {
-  real* gate;       // (E, C)     router centroids e_i (V3 Gate.weight)
+  real* router;     // (E, C)     router centroids e_i (V3 Gate.weight; checkpoint name ffn.gate)
   real* w1;         // (E, F, C)  experts[e].w1, expert e at offset e*F*C
   real* w3;         // (E, F, C)  experts[e].w3
   real* w2;         // (E, C, F)  experts[e].w2, expert e at offset e*C*F
@@ -69,7 +70,7 @@ struct MoeWeights {
 // Routed-expert rows are in sorted (expert-major) order.
 template <typename real>
 struct MoeActivations {
-  real* logits;       // (N, E)  u @ gate^T
+  real* logits;       // (N, E)  u @ router^T
   real* scores;       // (N, E)  sigmoid(logits) or softmax over E: the UNBIASED scores s
   int* topk_idx;      // (N, K)  the chosen experts, by s + bias descending
   real* topk_w;       // (N, K)  route_scale * s[chosen] / sum_k s[chosen]
@@ -78,14 +79,10 @@ struct MoeActivations {
   int* sorted_slot;   // (P)     ... routed through its slot sorted_slot[r]
   int* pair_pos;      // (N, K)  pair (n, k) sits at sorted row pair_pos[n*K + k]
   real* xe;           // (P, C)  u[sorted_token]
-  real* a1;           // (P, F)  xe @ w1_e^T                    (on expert e's rows)
-  real* a3;           // (P, F)  xe @ w3_e^T
-  real* gate;         // (P, F)  silu(a1) * a3                  (the SwiGLU output, as in the dense FFN)
-  real* ye;           // (P, C)  gate @ w2_e^T                  expert outputs before weighting
-  real* shared_a1;    // (N, S)  u @ shared_w1^T
-  real* shared_a3;    // (N, S)  u @ shared_w3^T
-  real* shared_gate;  // (N, S)  silu(shared_a1) * shared_a3
-  real* shared_out;   // (N, C)  shared_gate @ shared_w2^T      scratch: backward does not read it
+  FfnActivations<real> experts;  // a1, a3, act (P, F) of xe, expert e's FFN on its rows (model/ffn.h)
+  real* ye;           // (P, C)  ffn_e(xe)                      expert outputs before weighting
+  FfnActivations<real> shared;   // a1, a3, act (N, S) of u, the shared experts' FFN
+  real* shared_out;   // (N, C)  shared(u)                      scratch: backward does not read it
   real* f_seq;        // (B, E)  V3 Eq. 18 f_i of each sequence  (seqaux)
   real* f_aux;        // (E)     f_i over the whole batch          (aux)
 };
@@ -98,18 +95,13 @@ struct MoeBackwardScratch {
   real* dscores_tmp;   // (N, E)  the aux loss's part when both losses are on
   real* dtopk_w;       // (N, K)
   real* dye;           // (P, C)
-  real* dgate;         // (P, F)
-  real* da1;           // (P, F)
-  real* da3;           // (P, F)
+  FfnScratch<real> experts;  // dact, da1, da3 (P, F); dx1 (P, C): the routed experts' FFN backward
   real* dxe;           // (P, C)
-  real* dxe_tmp;       // (P, C)  the w3 path's part of dxe
-  real* dshared_gate;  // (N, S)
-  real* dshared_a1;    // (N, S)
-  real* dshared_a3;    // (N, S)
+  FfnScratch<real> shared;   // dact, da1, da3 (N, S); dx1 is dtmp: the shared experts' FFN backward
   real* dtmp;          // (N, C)  one branch's part of du before it is added
 };
 
-// Carver style (see transformer.cpp): `rc.take(n)` hands out n reals and `ic.take(n)` n ints from bump
+// Carver style (core/carver.h): `rc.take(n)` hands out n reals and `ic.take(n)` n ints from bump
 // allocators, returning nullptr while they only count; the same code then gives both the sizes and the views.
 // Two carvers because the routing indices are ints.
 template <typename real, class RealCarver, class IntCarver>
@@ -120,9 +112,10 @@ MoeActivations<real> carve_moe_activations(RealCarver& rc, IntCarver& ic, const 
   a.logits = rc.take(N * E); a.scores = rc.take(N * E);
   a.topk_idx = ic.take(N * K); a.topk_w = rc.take(N * K);
   a.offsets = ic.take(E + 1); a.sorted_token = ic.take(P); a.sorted_slot = ic.take(P); a.pair_pos = ic.take(P);
-  a.xe = rc.take(P * C); a.a1 = rc.take(P * F); a.a3 = rc.take(P * F); a.gate = rc.take(P * F);
+  a.xe = rc.take(P * C);
+  a.experts.a1 = rc.take(P * F); a.experts.a3 = rc.take(P * F); a.experts.act = rc.take(P * F);
   a.ye = rc.take(P * C);
-  a.shared_a1 = rc.take(N * S); a.shared_a3 = rc.take(N * S); a.shared_gate = rc.take(N * S);
+  a.shared.a1 = rc.take(N * S); a.shared.a3 = rc.take(N * S); a.shared.act = rc.take(N * S);
   a.shared_out = rc.take(N * C);
   a.f_seq = rc.take(B * E); a.f_aux = rc.take(E);
   return a;
@@ -135,10 +128,12 @@ MoeBackwardScratch<real> carve_moe_scratch(RealCarver& rc, const MoeDims& d) {
   MoeBackwardScratch<real> s;
   s.dlogits = rc.take(N * E); s.dscores = rc.take(N * E); s.dscores_tmp = rc.take(N * E);
   s.dtopk_w = rc.take(N * K);
-  s.dye = rc.take(P * C); s.dgate = rc.take(P * F); s.da1 = rc.take(P * F); s.da3 = rc.take(P * F);
-  s.dxe = rc.take(P * C); s.dxe_tmp = rc.take(P * C);
-  s.dshared_gate = rc.take(N * S); s.dshared_a1 = rc.take(N * S); s.dshared_a3 = rc.take(N * S);
+  s.dye = rc.take(P * C);
+  s.experts.dact = rc.take(P * F); s.experts.da1 = rc.take(P * F); s.experts.da3 = rc.take(P * F);
+  s.dxe = rc.take(P * C); s.experts.dx1 = rc.take(P * C);
+  s.shared.dact = rc.take(N * S); s.shared.da1 = rc.take(N * S); s.shared.da3 = rc.take(N * S);
   s.dtmp = rc.take(N * C);
+  s.shared.dx1 = s.dtmp;  // used only inside the shared experts' backward
   return s;
 }
 

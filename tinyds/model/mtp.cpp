@@ -52,14 +52,14 @@ void Transformer<real>::mtp_forward(const int* tokens, const int* targets) {
       std::copy(a.hn + static_cast<long>(n) * C, a.hn + static_cast<long>(n + 1) * C, a.cat + 2L * n * C);
       std::copy(a.en + static_cast<long>(n) * C, a.en + static_cast<long>(n + 1) * C, a.cat + 2L * n * C + C);
     }
-    matmul_forward(a.m, a.cat, mp.proj, (const real*)nullptr, N, 2 * C, C);
+    matmul_forward(a.m, a.cat, mp.proj, N, 2 * C, C);
     // h^k = Block_k(m)                                                      V3 Eq. 22
     const int l = m.n_layer + k;
     layer_forward(l, a.m);
     h_prev = acts_.layers[l].out;
     // logits_k = head(RMSNorm(h^k; norm)), shared head and norm              V3 Eq. 23
     rmsnorm_forward(a.final_in, a.final_rstd, h_prev, p.norm, N, C, eps);
-    matmul_forward(a.logits, a.final_in, p.head, (const real*)nullptr, N, C, V);
+    matmul_forward(a.logits, a.final_in, p.head, N, C, V);
     cross_entropy_forward(a.losses, a.lse, a.logits, tgt.data(), N, V);
     double sum = 0;
     for (int i = 0; i < N; i++)
@@ -92,13 +92,13 @@ void Transformer<real>::mtp_backward() {
     for (int i = 0; i < N; i++) d.dlosses[i] = tgt[i] >= 0 ? w : real(0);
     cross_entropy_backward(d.dlogits, d.dlosses, a.logits, a.lse, tgt.data(), N, V);
     // forward: logits_k = final_in @ head^T;  final_in = RMSNorm(h^k; norm)
-    matmul_backward(d.dnorm_in, g.head, (real*)nullptr, d.dlogits, a.final_in, p.head, N, C, V);
+    matmul_backward(d.dnorm_in, g.head, d.dlogits, a.final_in, p.head, N, C, V);
     rmsnorm_backward(d.dres, g.norm, d.dnorm_in, hk, p.norm, a.final_rstd, N, C);
     add_inplace(d.dres, d.dcarry, NC);  // h^k also fed module k+1 (through its hnorm)
     // forward: h^k = Block_k(m)   (layer_backward turns d(h^k) in dres into d(m))
     layer_backward(l, a.m);
     // forward: m = cat @ proj^T
-    matmul_backward(d.dcat, mg.proj, (real*)nullptr, d.dres, a.cat, mp.proj, N, 2 * C, C);
+    matmul_backward(d.dcat, mg.proj, d.dres, a.cat, mp.proj, N, 2 * C, C);
     // forward: cat = [hn, en]: split the gradient (dnorm_in <- d(hn), dtmp <- d(en))
     for (int n = 0; n < N; n++) {
       std::copy(d.dcat + 2L * n * C, d.dcat + 2L * n * C + C, d.dnorm_in + static_cast<long>(n) * C);

@@ -19,15 +19,15 @@ std::vector<std::string> moe_bias_names(const ModelConfig& cfg) {
 
 ParamLayout::ParamLayout(const ModelConfig& c) {
   const int64_t V = c.vocab_size, C = c.d_model;
-  add("embed", {V, C}, true);
+  add("embed", {V, C}, Decay::yes);
   for (int l = 0; l < c.n_layer; l++) add_block(c, l);
-  add("norm", {C}, false);
-  add("head", {V, C}, true);
+  add("norm", {C}, Decay::no);
+  add("head", {V, C}, Decay::yes);
   for (int k = 0; k < c.mtp_depth; k++) {
     std::string p = "mtp." + std::to_string(k) + ".";
-    add(p + "hnorm", {C}, false);
-    add(p + "enorm", {C}, false);
-    add(p + "proj", {C, 2 * C}, true);
+    add(p + "hnorm", {C}, Decay::no);
+    add(p + "enorm", {C}, Decay::no);
+    add(p + "proj", {C, 2 * C}, Decay::yes);
     add_block(c, c.n_layer + k);
   }
 }
@@ -36,42 +36,42 @@ ParamLayout::ParamLayout(const ModelConfig& c) {
 void ParamLayout::add_block(const ModelConfig& c, int l) {
   const int64_t C = c.d_model, H = c.n_head, Hkv = c.n_kv_head, D = c.head_dim, F = c.ffn_hidden;
   const std::string p = layer_prefix(c, l);
-  add(p + "attn_norm", {C}, false);
+  add(p + "attn_norm", {C}, Decay::no);
   if (c.attention == AttentionKind::mla) {
     const int64_t Q = c.q_lora_rank, L = c.kv_lora_rank, R = c.rope_dim;
-    add(p + "attn.wq_a", {Q, C}, true);
-    add(p + "attn.q_norm", {Q}, false);
-    add(p + "attn.wq_b", {H * (D + R), Q}, true);
-    add(p + "attn.wkv_a", {L + R, C}, true);
-    add(p + "attn.kv_norm", {L}, false);
-    add(p + "attn.wkv_b", {H * 2 * D, L}, true);
-    add(p + "attn.wo", {C, H * D}, true);
+    add(p + "attn.wq_a", {Q, C}, Decay::yes);
+    add(p + "attn.q_norm", {Q}, Decay::no);
+    add(p + "attn.wq_b", {H * (D + R), Q}, Decay::yes);
+    add(p + "attn.wkv_a", {L + R, C}, Decay::yes);
+    add(p + "attn.kv_norm", {L}, Decay::no);
+    add(p + "attn.wkv_b", {H * 2 * D, L}, Decay::yes);
+    add(p + "attn.wo", {C, H * D}, Decay::yes);
   } else {
-    add(p + "attn.wq", {H * D, C}, true);
-    add(p + "attn.wk", {Hkv * D, C}, true);
-    add(p + "attn.wv", {Hkv * D, C}, true);
-    add(p + "attn.wo", {C, H * D}, true);
+    add(p + "attn.wq", {H * D, C}, Decay::yes);
+    add(p + "attn.wk", {Hkv * D, C}, Decay::yes);
+    add(p + "attn.wv", {Hkv * D, C}, Decay::yes);
+    add(p + "attn.wo", {C, H * D}, Decay::yes);
   }
-  add(p + "ffn_norm", {C}, false);
+  add(p + "ffn_norm", {C}, Decay::no);
   if (is_moe_layer(c, l)) {
     const int64_t E = c.n_routed_experts, Fe = c.moe_inter_dim, S = static_cast<int64_t>(c.n_shared_experts) * Fe;
-    add(p + "ffn.gate", {E, C}, true);
-    add(p + "ffn.experts.w1", {E, Fe, C}, true);
-    add(p + "ffn.experts.w3", {E, Fe, C}, true);
-    add(p + "ffn.experts.w2", {E, C, Fe}, true);
+    add(p + "ffn.gate", {E, C}, Decay::yes);
+    add(p + "ffn.experts.w1", {E, Fe, C}, Decay::yes);
+    add(p + "ffn.experts.w3", {E, Fe, C}, Decay::yes);
+    add(p + "ffn.experts.w2", {E, C, Fe}, Decay::yes);
     if (S > 0) {
-      add(p + "ffn.shared_experts.w1", {S, C}, true);
-      add(p + "ffn.shared_experts.w3", {S, C}, true);
-      add(p + "ffn.shared_experts.w2", {C, S}, true);
+      add(p + "ffn.shared_experts.w1", {S, C}, Decay::yes);
+      add(p + "ffn.shared_experts.w3", {S, C}, Decay::yes);
+      add(p + "ffn.shared_experts.w2", {C, S}, Decay::yes);
     }
   } else {
-    add(p + "ffn.w1", {F, C}, true);
-    add(p + "ffn.w3", {F, C}, true);
-    add(p + "ffn.w2", {C, F}, true);
+    add(p + "ffn.w1", {F, C}, Decay::yes);
+    add(p + "ffn.w3", {F, C}, Decay::yes);
+    add(p + "ffn.w2", {C, F}, Decay::yes);
   }
 }
 
-void ParamLayout::add(const std::string& name, std::vector<int64_t> shape, bool decay) {
+void ParamLayout::add(const std::string& name, std::vector<int64_t> shape, Decay decay) {
   TensorSpec t;
   t.name = name;
   t.numel = 1;
@@ -79,7 +79,7 @@ void ParamLayout::add(const std::string& name, std::vector<int64_t> shape, bool 
   t.shape = std::move(shape);
   // Round each tensor's start up to 16 elements (64 bytes for float): aligned rows for vectorised GEMM.
   t.offset = (total_ + 15) / 16 * 16;
-  t.decay = decay;
+  t.decay = decay == Decay::yes;
   total_ = t.offset + t.numel;
   tensors_.push_back(std::move(t));
 }

@@ -18,7 +18,7 @@
 //   layers.{l}.ffn.w1        (F, C)     gate projection        dense FFN (l < n_dense_layers, or no MoE)
 //   layers.{l}.ffn.w3        (F, C)     up projection
 //   layers.{l}.ffn.w2        (C, F)     down projection
-//   (MoE layers instead, Fe = moe_inter_dim, S = Ns*Fe: layers.{l}.ffn.{gate (E,C), experts.w1 (E,Fe,C),
+//   (MoE layers instead, Fe = moe_inter_dim, S = Ns*Fe: layers.{l}.ffn.{gate (E,C) the router, experts.w1 (E,Fe,C),
 //    experts.w3 (E,Fe,C), experts.w2 (E,C,Fe), shared_experts.w1 (S,C), shared_experts.w3 (S,C),
 //    shared_experts.w2 (C,S)}; see model/moe_layer.h)
 //   norm                     (C)
@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "tinyds/model/config.h"
+#include "tinyds/model/ffn.h"
 #include "tinyds/model/mla.h"
 #include "tinyds/model/moe_layer.h"
 
@@ -59,7 +60,8 @@ class ParamLayout {
   const TensorSpec& find(const std::string& name) const;
 
  private:
-  void add(const std::string& name, std::vector<int64_t> shape, bool decay);
+  enum class Decay { no, yes };  // does AdamW's weight decay apply to the tensor?
+  void add(const std::string& name, std::vector<int64_t> shape, Decay decay);
   void add_block(const ModelConfig& c, int l);
   std::vector<TensorSpec> tensors_;
   std::size_t total_ = 0;
@@ -80,6 +82,12 @@ struct LayerParams {
   MlaParams<real> mla;  // attention mla only (all nullptr otherwise)
   MoeWeights<real> moe; // MoE layers only (all nullptr otherwise)
 };
+
+// A dense layer's FFN weights as the SwiGLU feed-forward takes them (model/ffn.h).
+template <typename real>
+FfnWeights<real> dense_ffn_weights(const LayerParams<real>& p) {
+  return FfnWeights<real>{p.w1, p.w3, p.w2};
+}
 
 // One Multi-Token Prediction module's own tensors (its block is layers[n_layer + k]).
 template <typename real>

@@ -17,7 +17,6 @@
 #include "tinyds/ops/residual.h"
 #include "tinyds/ops/rmsnorm.h"
 #include "tinyds/ops/rope.h"
-#include "tinyds/ops/swiglu.h"
 
 namespace tinyds {
 
@@ -31,7 +30,8 @@ MlaDims<real> mla_dims_of(const ModelConfig& m, int B, int T) {
 
 }  // namespace
 
-MoeDims moe_dims_of(const ModelConfig& m, int B, int T, bool with_losses) {
+MoeDims moe_dims_of(const ModelConfig& m, int B, int T, MoeLosses losses) {
+  const bool with_losses = losses == MoeLosses::configured;
   const BalanceModes bal = parse_balance(m.balance);
   MoeDims d{};
   d.N = B * T; d.B = B; d.T = T; d.C = m.d_model;
@@ -64,8 +64,9 @@ ActivationViews<real> carve_activations(Carver<real>& c, Carver<int>& ic, const 
     }
     L.h = c.take(N * C);
     L.ffn_in = c.take(N * C); L.ffn_rstd = c.take(N);
-    if (is_moe_layer(m, l)) L.moe = carve_moe_activations<real>(c, ic, moe_dims_of(m, B, T, true));
-    else { L.a1 = c.take(N * F); L.a3 = c.take(N * F); L.gate = c.take(N * F); }
+    if (is_moe_layer(m, l))
+      L.moe = carve_moe_activations<real>(c, ic, moe_dims_of(m, B, T, MoeLosses::configured));
+    else { L.ffn.a1 = c.take(N * F); L.ffn.a3 = c.take(N * F); L.ffn.act = c.take(N * F); }
     L.out = c.take(N * C);
     a.layers.push_back(L);
   }
@@ -95,9 +96,11 @@ BackwardViews<real> carve_backward(Carver<real>& c, const ModelConfig& m, int B,
   } else {
     b.dq = c.take(N * HD); b.dk = c.take(N * KD); b.dv = c.take(N * KD); b.datt_out = c.take(N * HD);
   }
-  b.dgate = c.take(N * F); b.da1 = c.take(N * F); b.da3 = c.take(N * F);
+  b.ffn_bwd.dact = c.take(N * F); b.ffn_bwd.da1 = c.take(N * F); b.ffn_bwd.da3 = c.take(N * F);
+  b.ffn_bwd.dx1 = b.dtmp;  // the FFN uses dtmp only inside its backward
   b.dlogits = c.take(N * V); b.dlosses = c.take(N);
-  if (m.n_routed_experts > 0) b.moe_bwd = carve_moe_scratch<real>(c, moe_dims_of(m, B, T, true));
+  if (m.n_routed_experts > 0)
+    b.moe_bwd = carve_moe_scratch<real>(c, moe_dims_of(m, B, T, MoeLosses::configured));
   if (m.mtp_depth > 0) { b.dcat = c.take(2 * N * C); b.dcarry = c.take(N * C); }
   return b;
 }
@@ -123,8 +126,8 @@ std::vector<std::string> Transformer<real>::moe_bias_names() const {
 }
 
 template <typename real>
-MoeDims Transformer<real>::moe_dims(bool with_losses) const {
-  return moe_dims_of(cfg_, B_, T_, with_losses);
+MoeDims Transformer<real>::moe_dims() const {
+  return moe_dims_of(cfg_, B_, T_, MoeLosses::configured);
 }
 
 template <typename real>
@@ -153,7 +156,7 @@ std::vector<double> Transformer<real>::moe_maxvio() const {
   std::vector<double> v;
   if (B_ == 0) return v;
   for (int l : moe_layers_)
-    if (ran_in_last_forward(l)) v.push_back(moe_layer_maxvio(acts_.layers[l].moe, moe_dims(true)));
+    if (ran_in_last_forward(l)) v.push_back(moe_layer_maxvio(acts_.layers[l].moe, moe_dims()));
   return v;
 }
 
@@ -164,7 +167,7 @@ std::vector<std::vector<int>> Transformer<real>::moe_load() const {
   for (int l : moe_layers_) {
     if (!ran_in_last_forward(l)) continue;
     std::vector<int> load(cfg_.n_routed_experts);
-    moe_layer_load(load.data(), acts_.layers[l].moe, moe_dims(true));
+    moe_layer_load(load.data(), acts_.layers[l].moe, moe_dims());
     v.push_back(load);
   }
   return v;
@@ -263,13 +266,13 @@ void Transformer<real>::layer_forward(int l, const real* x) {
       // Multi-head Latent Attention (model/mla.h): latent queries and keys/values, decoupled RoPE.
       mla_forward(acts_.scratch, a.mla, acts_.mla_fwd, a.attn_in, p.mla, mla_dims());
     } else {
-      matmul_forward(a.q, a.attn_in, p.wq, (const real*)nullptr, N, C, H * D);
-      matmul_forward(a.k, a.attn_in, p.wk, (const real*)nullptr, N, C, Hkv * D);
-      matmul_forward(a.v, a.attn_in, p.wv, (const real*)nullptr, N, C, Hkv * D);
+      matmul_forward(a.q, a.attn_in, p.wq, N, C, H * D);
+      matmul_forward(a.k, a.attn_in, p.wk, N, C, Hkv * D);
+      matmul_forward(a.v, a.attn_in, p.wv, N, C, Hkv * D);
       rope_forward(a.q, a.q, B, T, H, D, 0, theta);  // rotate queries and keys in place
       rope_forward(a.k, a.k, B, T, Hkv, D, 0, theta);
       attention_forward(a.att_out, a.att, a.q, a.k, a.v, B, T, H, Hkv, D, D, scale);
-      matmul_forward(acts_.scratch, a.att_out, p.wo, (const real*)nullptr, N, H * D, C);
+      matmul_forward(acts_.scratch, a.att_out, p.wo, N, H * D, C);
     }
     residual_forward(a.h, x, acts_.scratch, static_cast<long>(N) * C);
   }
@@ -279,12 +282,10 @@ void Transformer<real>::layer_forward(int l, const real* x) {
   if (moe_slot_[l] >= 0) {
     // Fine-grained MoE with shared experts (model/moe_layer.h); the bias only chooses experts.
     const real* bias = moe_bias_.data() + static_cast<std::size_t>(moe_slot_[l]) * m.n_routed_experts;
-    balance_loss_ += moe_layer_forward(acts_.scratch, a.moe, a.ffn_in, p.moe, bias, moe_dims(true));
+    balance_loss_ += moe_layer_forward(acts_.scratch, a.moe, a.ffn_in, p.moe, bias, moe_dims());
   } else {
-    matmul_forward(a.a1, a.ffn_in, p.w1, (const real*)nullptr, N, C, F);
-    matmul_forward(a.a3, a.ffn_in, p.w3, (const real*)nullptr, N, C, F);
-    swiglu_forward(a.gate, a.a1, a.a3, static_cast<long>(N) * F);
-    matmul_forward(acts_.scratch, a.gate, p.w2, (const real*)nullptr, N, F, C);
+    // Dense SwiGLU feed-forward (model/ffn.h): w2(silu(w1 ffn_in) * w3 ffn_in).
+    ffn_forward(acts_.scratch, a.ffn, a.ffn_in, dense_ffn_weights(p), N, C, F);
   }
   residual_forward(a.out, a.h, acts_.scratch, static_cast<long>(N) * C);
 }
@@ -305,16 +306,12 @@ void Transformer<real>::layer_backward(int l, const real* x) {
     ScopedPhase phase(phases_, moe_slot_[l] >= 0 ? "moe bwd" : "dense ffn bwd");
     if (moe_slot_[l] >= 0) {
       // forward: out = h + moe_layer(ffn_in)   (the objective holds its balance loss with weight 1)
-      moe_layer_backward(d.dnorm_in, g.moe, d.dres, real(1), a.moe, a.ffn_in, p.moe, moe_dims(true), d.moe_bwd);
+      moe_layer_backward(d.dnorm_in, g.moe, d.dres, real(1), a.moe, a.ffn_in, p.moe, moe_dims(), d.moe_bwd);
     } else {
-      // forward: out = h + gate @ w2^T    -> d(h) gets dres directly (kept in dres), d(gate) through w2
-      matmul_backward(d.dgate, g.w2, (real*)nullptr, d.dres, a.gate, p.w2, N, F, C);
-      // forward: gate = silu(a1) * a3
-      swiglu_backward(d.da1, d.da3, d.dgate, a.a1, a.a3, static_cast<long>(N) * F);
-      // forward: a1 = ffn_in @ w1^T;  a3 = ffn_in @ w3^T   (ffn_in feeds both: its gradients sum)
-      matmul_backward(d.dnorm_in, g.w1, (real*)nullptr, d.da1, a.ffn_in, p.w1, N, C, F);
-      matmul_backward(d.dtmp, g.w3, (real*)nullptr, d.da3, a.ffn_in, p.w3, N, C, F);
-      add_inplace(d.dnorm_in, d.dtmp, NC);
+      // forward: out = h + ffn(ffn_in)    -> d(h) gets dres directly (kept in dres), d(ffn_in) through the FFN
+      std::fill(d.dnorm_in, d.dnorm_in + NC, real(0));  // ffn_backward accumulates
+      ffn_backward(d.dnorm_in, dense_ffn_weights(g), d.ffn_bwd, d.dres, a.ffn, a.ffn_in, dense_ffn_weights(p), N, C,
+                   F);
     }
     // forward: ffn_in = RMSNorm(h)
     rmsnorm_backward(d.dtmp, g.ffn_norm, d.dnorm_in, a.h, p.ffn_norm, a.ffn_rstd, N, C);
@@ -327,17 +324,17 @@ void Transformer<real>::layer_backward(int l, const real* x) {
     mla_backward(d.dnorm_in, g.mla, d.mla_bwd, d.dres, a.attn_in, a.mla, p.mla, mla_dims());
   } else {
     // forward: h = x + att_out @ wo^T
-    matmul_backward(d.datt_out, g.wo, (real*)nullptr, d.dres, a.att_out, p.wo, N, H * D, C);
+    matmul_backward(d.datt_out, g.wo, d.dres, a.att_out, p.wo, N, H * D, C);
     // forward: att_out = attention(q, k, v)
     attention_backward(d.dq, d.dk, d.dv, d.datt_out, a.q, a.k, a.v, a.att, B, T, H, Hkv, D, D, scale);
     // forward: q = RoPE(q), k = RoPE(k)   (in place; undo the rotation on the gradients)
     rope_backward(d.dq, d.dq, B, T, H, D, 0, theta);
     rope_backward(d.dk, d.dk, B, T, Hkv, D, 0, theta);
     // forward: q, k, v = attn_in @ {wq, wk, wv}^T   (attn_in feeds all three)
-    matmul_backward(d.dnorm_in, g.wq, (real*)nullptr, d.dq, a.attn_in, p.wq, N, C, H * D);
-    matmul_backward(d.dtmp, g.wk, (real*)nullptr, d.dk, a.attn_in, p.wk, N, C, Hkv * D);
+    matmul_backward(d.dnorm_in, g.wq, d.dq, a.attn_in, p.wq, N, C, H * D);
+    matmul_backward(d.dtmp, g.wk, d.dk, a.attn_in, p.wk, N, C, Hkv * D);
     add_inplace(d.dnorm_in, d.dtmp, NC);
-    matmul_backward(d.dtmp, g.wv, (real*)nullptr, d.dv, a.attn_in, p.wv, N, C, Hkv * D);
+    matmul_backward(d.dtmp, g.wv, d.dv, a.attn_in, p.wv, N, C, Hkv * D);
     add_inplace(d.dnorm_in, d.dtmp, NC);
   }
   // forward: attn_in = RMSNorm(x)
@@ -375,7 +372,7 @@ double Transformer<real>::forward(const int* tokens, const int* targets, int B, 
   {
     ScopedPhase phase(phases_, "head + loss fwd");
     rmsnorm_forward(acts_.final_in, acts_.final_rstd, x, p.norm, N, C, real(m.norm_eps));
-    matmul_forward(acts_.logits, acts_.final_in, p.head, (const real*)nullptr, N, C, V);
+    matmul_forward(acts_.logits, acts_.final_in, p.head, N, C, V);
     num_targets_ = 0;
     if (!targets) return balance_loss_;
     cross_entropy_forward(acts_.losses, acts_.lse, acts_.logits, targets, N, V);
@@ -427,7 +424,7 @@ void Transformer<real>::backward_trunk(const real* dxL_extra) {
   {
     ScopedPhase phase(phases_, "head + loss bwd");
     // forward: logits = final_in @ head^T
-    matmul_backward(d.dnorm_in, g.head, (real*)nullptr, d.dlogits, acts_.final_in, p.head, N, C, V);
+    matmul_backward(d.dnorm_in, g.head, d.dlogits, acts_.final_in, p.head, N, C, V);
     // forward: final_in = RMSNorm(x_L)
     const real* xL = final_hidden();
     rmsnorm_backward(d.dres, g.norm, d.dnorm_in, xL, p.norm, acts_.final_rstd, N, C);

@@ -25,6 +25,7 @@
 #include "tinyds/core/ledger.h"
 #include "tinyds/core/timer.h"
 #include "tinyds/model/config.h"
+#include "tinyds/model/ffn.h"
 #include "tinyds/model/mla.h"
 #include "tinyds/model/moe_layer.h"
 #include "tinyds/model/params.h"
@@ -45,9 +46,7 @@ struct LayerActivations {
   real* h;          // (N, C)        x + att_out @ wo^T              residual after attention
   real* ffn_in;     // (N, C)        RMSNorm(h)
   real* ffn_rstd;   // (N)
-  real* a1;         // (N, F)        ffn_in @ w1^T                   gate pre-activation
-  real* a3;         // (N, F)        ffn_in @ w3^T                   up projection
-  real* gate;       // (N, F)        silu(a1) * a3                   (a1, a3, gate: dense FFN only)
+  FfnActivations<real> ffn;  // dense FFN: a1, a3, act (N, F) of ffn_in (model/ffn.h); nullptr in MoE layers
   MoeActivations<real> moe;  // MoE layers: the router's and experts' saved tensors (moe_layer.h)
   real* out;        // (N, C)        h + FFN(ffn_in)                 the block's output (next layer's x)
 };
@@ -93,9 +92,7 @@ struct BackwardViews {
   real* dk;        // (N, Hkv*D)
   real* dv;        // (N, Hkv*D)
   real* datt_out;  // (N, H*D)
-  real* dgate;     // (N, F)
-  real* da1;       // (N, F)
-  real* da3;       // (N, F)
+  FfnScratch<real> ffn_bwd;  // dense FFN: dact, da1, da3 (N, F); its dx1 is dtmp above
   real* dlogits;   // (N, V)
   real* dlosses;   // (N)
   MlaBackwardScratch<real> mla_bwd;  // attention mla: backward scratch shared by all layers
@@ -104,8 +101,10 @@ struct BackwardViews {
   real* dcarry;    // (N, C)   MTP: gradient w.r.t. h^{k-1} carried down to the module before (then to x_L)
 };
 
-// The MoE layer dims of this model for B sequences of T tokens; with_losses: the configured balance losses on.
-MoeDims moe_dims_of(const ModelConfig& m, int B, int T, bool with_losses);
+// Which balance losses a MoE layer computes: those the config names (training), or none (inference).
+enum class MoeLosses { configured, off };
+// The MoE layer dims of this model for B sequences of T tokens.
+MoeDims moe_dims_of(const ModelConfig& m, int B, int T, MoeLosses losses);
 
 template <typename real>
 class Transformer {
@@ -195,7 +194,7 @@ class Transformer {
     return k < static_cast<int>(mtp_denom_.size()) && mtp_denom_[k] > 0 ? mtp_denom_[k] : mtp_num_targets_[k];
   }
   MlaDims<real> mla_dims() const;
-  MoeDims moe_dims(bool with_losses) const;
+  MoeDims moe_dims() const;  // of the last forward's batch, with the configured balance losses
   bool ran_in_last_forward(int l) const { return l < cfg_.n_layer || mtp_ran_; }
   const ModelParams<real>& grad_view();
 

@@ -1,8 +1,9 @@
 // tinyds/ops/matmul.cpp — the linear layer as a GEMM on row-major Eigen maps (see matmul.h).
 //
 // Shapes: N rows (B*T), IC input width, OC output width.
-//   out (N, OC) = inp (N, IC) @ weight^T + bias,   weight (OC, IC) as in PyTorch's nn.Linear.
-// Gradients: dinp WRITTEN (=), dweight and dbias ACCUMULATED (+=).
+//   out (N, OC) = inp (N, IC) @ weight^T,   weight (OC, IC) as in PyTorch's nn.Linear (no bias: DeepSeek-V3's
+//   linear layers have none).
+// Gradients: dinp WRITTEN (=), dweight ACCUMULATED (+=).
 // Eigen::Map views the caller's memory without copying; noalias() tells Eigen the destination does not overlap
 // the operands, so it writes the product straight into it (no temporary).
 //
@@ -26,8 +27,6 @@ namespace tinyds {
 
 template <typename real>
 using MatR = Eigen::Matrix<real, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <typename real>
-using RowVec = Eigen::Matrix<real, 1, Eigen::Dynamic>;
 
 // Runs f(first_row, num_rows) on contiguous blocks of `rows`, one block per OpenMP thread. Small products
 // (under ~1 MFLOP) run on the calling thread: a parallel region costs more than they do.
@@ -52,25 +51,21 @@ template <typename real>
 void matmul_forward(real* out,           // (N, OC)
                     const real* inp,     // (N, IC)
                     const real* weight,  // (OC, IC)
-                    const real* bias,    // (OC) or nullptr
                     int N, int IC, int OC) {
   Eigen::Map<const MatR<real>> X(inp, N, IC);
   Eigen::Map<const MatR<real>> W(weight, OC, IC);
   Eigen::Map<MatR<real>> Y(out, N, OC);
   for_row_blocks(N, static_cast<long>(N) * IC * OC, [&](int r0, int n) {
     Y.middleRows(r0, n).noalias() = X.middleRows(r0, n) * W.transpose();
-    if (bias) Y.middleRows(r0, n).rowwise() += Eigen::Map<const RowVec<real>>(bias, OC);
   });
 }
 
-// forward was: out = inp @ weight^T + bias
+// forward was: out = inp @ weight^T
 //   dinp    = dout @ weight            (N, OC) x (OC, IC)
 //   dweight += dout^T @ inp            (OC, N) x (N, IC)
-//   dbias   += sum over rows of dout
 template <typename real>
 void matmul_backward(real* dinp,          // (N, IC) written, or nullptr (e.g. the first layer's input)
                      real* dweight,       // (OC, IC) accumulated
-                     real* dbias,         // (OC) accumulated, or nullptr
                      const real* dout,    // (N, OC)
                      const real* inp,     // (N, IC)
                      const real* weight,  // (OC, IC)
@@ -87,15 +82,12 @@ void matmul_backward(real* dinp,          // (N, IC) written, or nullptr (e.g. t
   Eigen::Map<MatR<real>> dW(dweight, OC, IC);
   for_row_blocks(OC, flops, [&](int r0, int n) {
     dW.middleRows(r0, n).noalias() += dY.middleCols(r0, n).transpose() * X;
-    if (dbias) Eigen::Map<RowVec<real>>(dbias + r0, n) += dY.middleCols(r0, n).colwise().sum();
   });
 }
 
-template void matmul_forward<float>(float*, const float*, const float*, const float*, int, int, int);
-template void matmul_forward<double>(double*, const double*, const double*, const double*, int, int, int);
-template void matmul_backward<float>(float*, float*, float*, const float*, const float*, const float*, int, int,
-                                     int);
-template void matmul_backward<double>(double*, double*, double*, const double*, const double*, const double*, int,
-                                      int, int);
+template void matmul_forward<float>(float*, const float*, const float*, int, int, int);
+template void matmul_forward<double>(double*, const double*, const double*, int, int, int);
+template void matmul_backward<float>(float*, float*, const float*, const float*, const float*, int, int, int);
+template void matmul_backward<double>(double*, double*, const double*, const double*, const double*, int, int, int);
 
 }  // namespace tinyds

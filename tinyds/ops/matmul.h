@@ -4,14 +4,14 @@
 
 namespace tinyds {
 
-// out (N, OC) = inp (N, IC) @ weight^T + bias;   weight (OC, IC) (PyTorch nn.Linear layout), bias (OC) or nullptr
+// out (N, OC) = inp (N, IC) @ weight^T;   weight (OC, IC) (PyTorch nn.Linear layout, bias=False as in DeepSeek-V3)
 template <typename real>
-void matmul_forward(real* out, const real* inp, const real* weight, const real* bias, int N, int IC, int OC);
+void matmul_forward(real* out, const real* inp, const real* weight, int N, int IC, int OC);
 
 // dinp (N, IC) = dout @ weight (written; skipped when dinp is nullptr)
-// dweight (OC, IC) += dout^T @ inp;  dbias (OC) += sum_n dout (skipped when nullptr)
+// dweight (OC, IC) += dout^T @ inp
 template <typename real>
-void matmul_backward(real* dinp, real* dweight, real* dbias, const real* dout, const real* inp, const real* weight,
-                     int N, int IC, int OC);
+void matmul_backward(real* dinp, real* dweight, const real* dout, const real* inp, const real* weight, int N, int IC,
+                     int OC);
 
 }  // namespace tinyds

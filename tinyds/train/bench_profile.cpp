@@ -104,10 +104,10 @@ void profile_matmuls(Profiler& p, const Dims& d) {
     Vec dinp(inp.size()), dw(w.size(), 0.0f);
     const std::string shape = shape_str({d.N, pr.IC}) + " -> " + shape_str({d.N, pr.OC});
     p.add("matmul fwd", shape, pr.name, pr.calls,
-          [&] { matmul_forward(out.data(), inp.data(), w.data(), (const float*)nullptr, d.N, pr.IC, pr.OC); });
+          [&] { matmul_forward(out.data(), inp.data(), w.data(), d.N, pr.IC, pr.OC); });
     // forward was out = inp @ w^T: backward is two GEMMs (dinp = dout @ w, dw += dout^T @ inp)
     p.add("matmul bwd", shape, pr.name, pr.calls, [&] {
-      matmul_backward(dinp.data(), dw.data(), (float*)nullptr, dout.data(), inp.data(), w.data(), d.N, pr.IC, pr.OC);
+      matmul_backward(dinp.data(), dw.data(), dout.data(), inp.data(), w.data(), d.N, pr.IC, pr.OC);
     });
   }
 }

@@ -14,7 +14,6 @@
 #include "tinyds/core/timer.h"
 #include "tinyds/data/batch.h"
 #include "tinyds/data/batch_order.h"
-#include "tinyds/data/drills.h"
 #include "tinyds/data/pad_drills.h"
 #include "tinyds/data/generator.h"
 #include "tinyds/data/gsm8k.h"
@@ -114,15 +113,7 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
   if (!opt.test_file.empty()) { heldout.push_back(read_gsm8k_jsonl(opt.test_file)); heldout_levels.push_back(0); }
   else for (int level : cfg.data.levels) { heldout.push_back(heldout_problems(cfg, level)); heldout_levels.push_back(level); }
 
-  // Curriculum: a fraction drill_frac of the steps train on a batch of bare drills (data/drills.h) instead of word
-  // problems. Whole batches of one kind keep the short drills from being padded to word-problem length. Which
-  // steps are drill steps depends only on (seed, step), so --resume stays exact.
-  std::vector<Problem> drills = cfg.data.drill_frac > 0 ? make_drills(problems, static_cast<int>(problems.size())) : std::vector<Problem>{};
-  const Rng drill_coin(tc.seed, 0xd7111);
-  std::vector<int> lengths;  // characters = tokens (character-level tokenizer), for length grouping
-  for (const Problem& p : problems) lengths.push_back(static_cast<int>(p.question.size() + p.answer.size()));
   BatchOrder order(static_cast<int>(problems.size()), tc.seed);
-  BatchOrder drill_order(static_cast<int>(std::max<std::size_t>(1, drills.size())), tc.seed + 1);
   // Padding drills (data/pad_drills.h): candidates for step s are positions s*K .. s*K+K-1 of their own seeded
   // order, K enough for every row of the batch to be filled with the shortest drills.
   const std::vector<PadDrill> pad_drills = cfg.data.pad_drills ? annotation_drills(problems, tok) : std::vector<PadDrill>{};
@@ -135,11 +126,10 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
   threads = omp_get_max_threads();
 #endif
   if (!opt.quiet)
-    std::printf("[%s] %s preset: %.2fM parameters, %zu training problems (levels %s, %.0f%% of steps on drills%s%s), B %d, T <= %d, %d steps from step %d, %d threads%s\n",
+    std::printf("[%s] %s preset: %.2fM parameters, %zu training problems (levels %s%s), B %d, T <= %d, %d steps from step %d, %d threads%s\n",
                 opt.label.c_str(), cfg.name.c_str(), model.num_params() / 1e6, problems.size(),
-                levels_text(cfg.data).c_str(), 100.0 * cfg.data.drill_frac,
+                levels_text(cfg.data).c_str(),
                 pad_drills.empty() ? "" : (", padding filled from " + std::to_string(pad_drills.size()) + " calculator drills").c_str(),
-                cfg.data.length_group > 1 ? (", rows grouped by length over " + std::to_string(cfg.data.length_group) + " steps").c_str() : "",
                 tc.batch_size, tc.seq_len, tc.steps, state.step, threads,
                 dp.replicas() > 1 ? (" (" + std::to_string(dp.replicas()) + " data-parallel replicas)").c_str() : "");
 
@@ -174,13 +164,10 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
   while (state.step < tc.steps) {
     if (opt.stop_after >= 0 && state.step >= opt.stop_after) break;
     const int step = state.step;
-    const bool drill_step = !drills.empty() && drill_coin.uniform_at(step) < cfg.data.drill_frac;
-    const std::vector<Problem>& pool = drill_step ? drills : problems;
-    std::vector<int> rows = drill_step ? drill_order.rows(step, tc.batch_size)
-                                       : order.grouped_rows(step, tc.batch_size, cfg.data.length_group, lengths);
+    std::vector<int> rows = order.rows(step, tc.batch_size);
     const int drill_cols = pad_drills.empty() ? 0 : cfg.data.drill_columns;
-    Batch batch = make_batch(pool, rows, tok, std::min(tc.seq_len, batch_columns(pool, rows, tc.seq_len) + drill_cols),
-                             opt.mask_prompt);
+    Batch batch = make_batch(problems, rows, tok,
+                             std::min(tc.seq_len, batch_columns(problems, rows, tc.seq_len) + drill_cols), opt.mask_prompt);
     const int n_pad_drills = pad_drills.empty() ? 0
         : fill_padding_with_drills(batch, pad_drills, pad_order.rows(step, pad_candidates));
 
