@@ -1,0 +1,80 @@
+// tinyds/train/batch_source.cpp — see batch_source.h.
+#include "tinyds/train/batch_source.h"
+
+#include <algorithm>
+
+#include "tinyds/core/error.h"
+#include "tinyds/data/drills.h"
+#include "tinyds/data/generator.h"
+#include "tinyds/data/gsm8k.h"
+#include "tinyds/train/trainer.h"
+
+namespace tinyds {
+
+std::vector<Problem> training_problems(const Config& cfg, const std::string& train_file) {
+  std::vector<Problem> all;
+  if (!train_file.empty()) {
+    all = read_gsm8k_jsonl(train_file);
+  } else {
+    const std::vector<int> counts = problems_per_level(cfg.data);
+    for (std::size_t i = 0; i < cfg.data.levels.size(); i++) {
+      const int level = cfg.data.levels[i];
+      std::vector<Problem> p = generate_problems(level, counts[i], cfg.train.seed + 7919ull * level, Split::train);
+      all.insert(all.end(), p.begin(), p.end());
+    }
+  }
+  if (all.empty()) throw_error("no training problems");
+  return all;
+}
+
+int count_cut_off(const std::vector<Problem>& problems, int seq_len) {
+  int n = 0;
+  for (const Problem& p : problems)
+    n += static_cast<int>(p.question.size() + p.answer.size()) + 3 > seq_len + 1;  // <bos> q \n a <eos>
+  return n;
+}
+
+namespace {
+
+std::vector<int> problem_lengths(const std::vector<Problem>& problems) {
+  std::vector<int> lengths;
+  for (const Problem& p : problems) lengths.push_back(static_cast<int>(p.question.size() + p.answer.size()));
+  return lengths;
+}
+
+}  // namespace
+
+BatchSource::BatchSource(const Config& cfg, std::vector<Problem> problems, const Tokenizer& tok, bool mask_prompt)
+    : data_(cfg.data),
+      train_(cfg.train),
+      tok_(tok),
+      mask_prompt_(mask_prompt),
+      problems_(std::move(problems)),
+      drills_(data_.drill_frac > 0 ? make_drills(problems_, static_cast<int>(problems_.size())) : std::vector<Problem>{}),
+      lengths_(problem_lengths(problems_)),
+      drill_coin_(train_.seed, 0xd7111),
+      order_(static_cast<int>(problems_.size()), train_.seed),
+      drill_order_(static_cast<int>(std::max<std::size_t>(1, drills_.size())), train_.seed + 1),
+      pad_drills_(data_.pad_drills ? annotation_drills(problems_, tok_) : std::vector<PadDrill>{}),
+      pad_order_(static_cast<int>(std::max<std::size_t>(1, pad_drills_.size())), train_.seed + 2),
+      pad_candidates_(train_.batch_size * (train_.seq_len / 10 + 1)) {
+  if (problems_.empty()) throw_error("no training problems");
+}
+
+StepBatch BatchSource::batch(int step) {
+  const int B = train_.batch_size;
+  const bool drill_step = !drills_.empty() && drill_coin_.uniform_at(step) < data_.drill_frac;
+  const std::vector<Problem>& pool = drill_step ? drills_ : problems_;
+  const std::vector<int> rows = drill_step ? drill_order_.rows(step, B)
+                                           : order_.grouped_rows(step, B, data_.length_group, lengths_);
+  // The batch is cut to its longest row, plus room for padding drills when they are on.
+  const int drill_cols = pad_drills_.empty() ? 0 : data_.drill_columns;
+  StepBatch sb;
+  sb.batch = make_batch(pool, rows, tok_, std::min(train_.seq_len, batch_columns(pool, rows, train_.seq_len) + drill_cols),
+                        mask_prompt_);
+  if (!pad_drills_.empty())
+    sb.pad_drills = fill_padding_with_drills(sb.batch, pad_drills_, pad_order_.rows(step, pad_candidates_));
+  return sb;
+}
+
+}  // namespace tinyds
