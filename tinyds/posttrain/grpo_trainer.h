@@ -2,7 +2,7 @@
 // 2402.03300, Algorithm 1) with rule-based rewards on GSM8K-style arithmetic (DESIGN sections 5 and 6).
 //
 // Shapes: P prompts per step, G = num_generations completions per prompt, B = P*G sequences stored in
-// consecutive groups of G (grpo.h's layout), T columns of the teacher-forced batch (pack_for_forward), V vocab,
+// consecutive groups of G (grpo.h's layout), T columns of the teacher-forced batch (policy_batch.h), V vocab,
 // N = B*T token positions.
 //
 // Two models, one checkpoint: the policy (trained, Role::policy, with grads and AdamW) and a frozen reference
@@ -12,7 +12,7 @@
 // One step:
 //   1. prompts:   P problems of the training pool (a seeded permutation, so the order depends only on (seed, step)),
 //                 each repeated G times
-//   2. rollout:   sample B completions with the policy (rollout.h: kv-cache Decoder, temperature / top-k / top-p,
+//   2. rollout:   sample B completions with the policy (model/rollout.h: kv-cache Decoder, temperature / top-k / top-p,
 //                 at most max_completion_length tokens, <eos> included); keep lp_old (B, T), the sampling
 //                 policy's log-probs at the same temperature
 //   3. rewards:   R_i = w_acc * accuracy + w_fmt * format (reward.h), then advantages A_i per group (grpo.h;
@@ -41,7 +41,7 @@
 #include "tinyds/model/transformer.h"
 #include "tinyds/posttrain/losses/grpo.h"
 #include "tinyds/posttrain/reward.h"
-#include "tinyds/posttrain/rollout.h"
+#include "tinyds/posttrain/policy_batch.h"
 #include "tinyds/train/optimizer.h"
 #include "tinyds/train/trainer.h"
 

@@ -21,7 +21,7 @@
 #include "tinyds/posttrain/ppo_trainer.h"
 #include "tinyds/posttrain/preference.h"
 #include "tinyds/posttrain/reward.h"
-#include "tinyds/posttrain/rollout.h"
+#include "tinyds/posttrain/policy_batch.h"
 #include "tinyds/train/optimizer.h"
 
 namespace tinyds {

@@ -3,7 +3,7 @@
 //
 // Shapes: B = batch_size prompts per step, one completion each (so B sequences); T = the packed batch's columns
 // (longest prompt + completion - 1); N = B*T; V vocab. All per-token tensors are (B, T) in PolicyBatch layout
-// (rollout.h): column t holds the log-prob / value of the position that predicts token t+1.
+// (policy_batch.h): column t holds the log-prob / value of the position that predicts token t+1.
 //
 // Four models (the memory PPO pays, `tinyds memory`):
 //   policy     Transformer<float>, Role::policy, trained (AdamW)
@@ -13,7 +13,7 @@
 //              (untrained here: it exists for the memory comparison; `tinyds ppo` uses the rule reward)
 //
 // One step (make_experience, then num_ppo_epochs x update):
-//   1. rollout: B prompts -> completions, lp_old                       (rollout.h, kv-cache sampling)
+//   1. rollout: B prompts -> completions, lp_old                       (model/rollout.h)
 //   2. scores:  rule reward accuracy + format of each completion        (reward.h)
 //      lp_ref:  reference forward;  values_old: critic forward
 //   3. r_t = -kl_coef (lp_old - lp_ref), + score at the last token      (ppo_rewards, ppo.h)
@@ -36,7 +36,7 @@
 #include "tinyds/posttrain/critic.h"
 #include "tinyds/posttrain/losses/ppo.h"
 #include "tinyds/posttrain/reward.h"
-#include "tinyds/posttrain/rollout.h"
+#include "tinyds/posttrain/policy_batch.h"
 #include "tinyds/train/checkpoint.h"
 #include "tinyds/train/optimizer.h"
 
@@ -155,7 +155,7 @@ class PPOTrainer {
 
 // The problems a trainer with these options draws its prompts from (levels, n_prompts, seed).
 std::vector<Problem> ppo_problems(const PPOTrainerOptions& opt);
-// The sampling seed of step `step`'s rollout (row b then draws from rollout_rng(seed, b, t), rollout.h).
+// The sampling seed of step `step`'s rollout (row b then draws from rollout_rng(seed, b, t), model/rollout.h).
 uint64_t ppo_sampling_seed(uint64_t seed, int step);
 
 // Copies params and router biases of `from` into `to` (same model config; error naming both otherwise).

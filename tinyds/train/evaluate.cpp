@@ -2,7 +2,7 @@
 #include "tinyds/train/evaluate.h"
 
 #include "tinyds/data/batch.h"
-#include "tinyds/posttrain/rollout.h"
+#include "tinyds/model/rollout.h"
 
 namespace tinyds {
 
@@ -12,7 +12,7 @@ EvalResult evaluate_exact_match(Transformer<float>& model, const Tokenizer& tok,
   std::vector<std::vector<int>> prompts;
   prompts.reserve(problems.size());
   for (const Problem& p : problems) prompts.push_back(encode_prompt(p, tok));
-  // Greedy decoding with the kv-cache Decoder (posttrain/rollout.h; tested equal to generate(), which recomputes
+  // Greedy decoding with the kv-cache Decoder (model/rollout.h; tested equal to generate(), which recomputes
   // the whole sequence for every token and is ~10x slower here).
   RolloutOptions opt;
   opt.sampling.temperature = 0.0f;

@@ -1,4 +1,6 @@
 // tinyds/train/trainer.cpp — see trainer.h.
+//
+// Shapes: B = train.batch_size rows, T = the step's columns (at most train.seq_len).
 #include "tinyds/train/trainer.h"
 
 #include <algorithm>
@@ -6,19 +8,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "tinyds/core/error.h"
-#include "tinyds/core/rng.h"
 #include "tinyds/core/timer.h"
-#include "tinyds/data/batch.h"
-#include "tinyds/data/batch_order.h"
-#include "tinyds/data/pad_drills.h"
 #include "tinyds/data/generator.h"
 #include "tinyds/data/gsm8k.h"
 #include "tinyds/model/transformer.h"
 #include "tinyds/ops/adamw.h"
+#include "tinyds/train/batch_source.h"
 #include "tinyds/train/checkpoint.h"
 #include "tinyds/train/data_parallel.h"
 #include "tinyds/train/evaluate.h"
@@ -49,23 +47,118 @@ std::vector<int> problems_per_level(const DataConfig& d) {
 
 namespace {
 
-// Word problems: generated for the configured levels, or read from --train-file.
-std::vector<Problem> training_problems(const Config& cfg, const TrainOptions& opt) {
-  if (!opt.train_file.empty()) return read_gsm8k_jsonl(opt.train_file);
-  std::vector<Problem> all;
-  const std::vector<int> counts = problems_per_level(cfg.data);
-  for (std::size_t i = 0; i < cfg.data.levels.size(); i++) {
-    const int level = cfg.data.levels[i];
-    std::vector<Problem> p = generate_problems(level, counts[i], cfg.train.seed + 7919ull * level, Split::train);
-    all.insert(all.end(), p.begin(), p.end());
-  }
-  return all;
-}
-
 std::string fixed(double v, int digits) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.*f", digits, v);
   return buf;
+}
+
+// The model's weights and AdamW's state: continued from --resume (returns its step), loaded from --init (fresh
+// AdamW), or a seeded initialisation.
+TrainState start_state(Transformer<float>& model, AdamW& adam, const TrainOptions& opt, uint64_t seed) {
+  if (!opt.resume.empty()) {
+    LoadedCheckpoint ck = load_checkpoint(opt.resume);
+    load_params_into(ck, model);
+    if (!ck.has_optimizer) throw_error(opt.resume, ": has no optimizer state, so it cannot be resumed (use --init to start from its weights)");
+    std::copy(ck.adam_m.begin(), ck.adam_m.end(), adam.m());
+    std::copy(ck.adam_v.begin(), ck.adam_v.end(), adam.v());
+    adam.set_t(ck.state.adam_t);
+    return ck.state;
+  }
+  if (!opt.init_ckpt.empty()) load_params_into(load_checkpoint(opt.init_ckpt), model);
+  else model.init_weights(seed);
+  return TrainState{};
+}
+
+// The held-out sets: eval_problems per training level (test split), or the one --test-file (level 0).
+struct HeldOut {
+  std::vector<std::vector<Problem>> sets;
+  std::vector<int> levels;
+};
+
+HeldOut heldout_sets(const Config& cfg, const TrainOptions& opt) {
+  HeldOut h;
+  if (!opt.test_file.empty()) { h.sets.push_back(read_gsm8k_jsonl(opt.test_file)); h.levels.push_back(0); }
+  else for (int level : cfg.data.levels) { h.sets.push_back(heldout_problems(cfg, level)); h.levels.push_back(level); }
+  return h;
+}
+
+// Greedy exact match on every held-out set: one metrics line per set and, unless quiet, a progress line with two
+// examples. Returns the accuracy over all sets and the per-level results.
+std::pair<double, std::vector<LevelAccuracy>> evaluate_all(Transformer<float>& model, const Tokenizer& tok,
+                                                           const HeldOut& heldout, int step, std::ostream& metrics,
+                                                           const TrainOptions& opt) {
+  double correct = 0, n = 0;
+  std::vector<LevelAccuracy> per;
+  for (std::size_t i = 0; i < heldout.sets.size(); i++) {
+    EvalResult r = evaluate_exact_match(model, tok, heldout.sets[i], 96, 2);
+    per.push_back({heldout.levels[i], r.n, r.accuracy, r.mean_completion_len});
+    correct += r.correct; n += r.n;
+    metrics << json{{"step", step}, {"eval_level", heldout.levels[i]}, {"eval_accuracy", r.accuracy},
+                    {"eval_n", r.n}, {"well_formed", r.well_formed}, {"mean_completion_len", r.mean_completion_len}}.dump() << "\n";
+    if (!opt.quiet) {
+      std::printf("[%s] eval step %d level %d: exact match %d/%d = %.1f%%  (well-formed %d)\n", opt.label.c_str(), step,
+                  heldout.levels[i], r.correct, r.n, 100.0 * r.accuracy, r.well_formed);
+      for (const std::string& e : r.examples) std::printf("    %s\n", e.c_str());
+    }
+  }
+  metrics.flush();
+  return std::make_pair(n ? correct / n : 0.0, per);
+}
+
+// What one optimizer step measured, for its log line.
+struct StepLog {
+  int step;             // steps done, this one included
+  double loss;          // next-token loss (comparable across dense and MoE/MTP models)
+  double objective;     // what was differentiated: loss + MTP + balance loss
+  float lr;
+  double grad_norm;     // before clipping
+  int tokens;           // B * T
+  int pad_drills;       // -1: padding drills off
+};
+
+// One JSON line in metrics.jsonl and (every log_every steps) a progress line; MoE MaxVio into result.
+void log_step(const StepLog& s, const Transformer<float>& model, const DataParallel<float>& dp, double elapsed,
+              Progress& progress, std::ostream& metrics, TrainResult& result) {
+  json rec{{"step", s.step}, {"loss", s.loss}, {"objective", s.objective}, {"lr", s.lr}, {"grad_norm", s.grad_norm},
+           {"tokens", s.tokens}, {"elapsed_s", elapsed}};
+  if (s.pad_drills >= 0) rec["pad_drills"] = s.pad_drills;
+  std::string extra;
+  if (model.config().mtp_depth > 0) {
+    rec["mtp_loss"] = dp.mtp_loss();
+    extra += "mtp " + fixed(dp.mtp_loss(), 3);
+  }
+  if (model.num_moe_layers() > 0) {
+    const std::vector<double> maxvio = dp.moe_maxvio();
+    rec["balance_loss"] = dp.balance_loss();
+    rec["maxvio"] = maxvio;              // per MoE layer: max load / mean load - 1
+    rec["expert_load"] = dp.moe_load();  // per MoE layer: (token, slot) pairs per expert
+    result.final_maxvio = maxvio;
+    extra += std::string(extra.empty() ? "" : " | ") + "maxvio " + fixed(*std::max_element(maxvio.begin(), maxvio.end()), 2);
+  }
+  progress.step_done(s.step, s.loss, s.lr, s.grad_norm, static_cast<long>(s.tokens), extra);
+  rec["tokens_per_s"] = progress.tokens_per_s();
+  metrics << rec.dump() << "\n";
+}
+
+void print_start(const Config& cfg, const TrainOptions& opt, const Transformer<float>& model, const BatchSource& data,
+                 int start_step, int replicas) {
+  const TrainConfig& tc = cfg.train;
+  const int cut_off = count_cut_off(data.problems(), tc.seq_len);
+  if (cut_off > 0)  // their "#### N" lines are lost first: say so
+    std::printf("[%s] warning: %d of %zu training problems are longer than seq_len + 1 = %d tokens and will be cut "
+                "off (their final answers unseen); raise --seq-len (and --max-seq-len)\n",
+                opt.label.c_str(), cut_off, data.problems().size(), tc.seq_len + 1);
+  int threads = 1;
+#ifdef _OPENMP
+  threads = omp_get_max_threads();
+#endif
+  std::printf("[%s] %s preset: %.2fM parameters, %zu training problems (levels %s%s), B %d, T <= %d, %d steps from step %d, %d threads%s\n",
+              opt.label.c_str(), cfg.name.c_str(), model.num_params() / 1e6, data.problems().size(),
+              levels_text(cfg.data).c_str(),
+              data.num_pad_drills() == 0 ? "" : (", padding filled from " + std::to_string(data.num_pad_drills()) + " calculator drills").c_str(),
+              tc.batch_size, tc.seq_len, tc.steps, start_step, threads,
+              replicas > 1 ? (" (" + std::to_string(replicas) + " data-parallel replicas)").c_str() : "");
 }
 
 }  // namespace
@@ -80,80 +173,16 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
 
   Transformer<float> model(cfg.model, Role::policy);
   AdamW adam(model.layout(), Role::policy);
-  TrainState state;
-  if (!opt.resume.empty()) {
-    LoadedCheckpoint ck = load_checkpoint(opt.resume);
-    load_params_into(ck, model);
-    if (!ck.has_optimizer) throw_error(opt.resume, ": has no optimizer state, so it cannot be resumed (use --init to start from its weights)");
-    std::copy(ck.adam_m.begin(), ck.adam_m.end(), adam.m());
-    std::copy(ck.adam_v.begin(), ck.adam_v.end(), adam.v());
-    adam.set_t(ck.state.adam_t);
-    state = ck.state;
-  } else if (!opt.init_ckpt.empty()) {
-    load_params_into(load_checkpoint(opt.init_ckpt), model);
-  } else {
-    model.init_weights(tc.seed);
-  }
-
+  TrainState state = start_state(model, adam, opt, tc.seed);
   // Data parallelism over threads (train/data_parallel.h): replica 0 is `model`; the others copy its weights now.
   DataParallel<float> dp(model, data_parallel_replicas(opt.replicas, tc.batch_size, cfg.model));
-
-  std::vector<Problem> problems = training_problems(cfg, opt);
-  if (problems.empty()) throw_error("no training problems");
-  // A problem longer than seq_len + 1 tokens loses the tail of its answer (the "#### N" line first): say so.
-  int too_long = 0;
-  for (const Problem& p : problems)
-    too_long += static_cast<int>(p.question.size() + p.answer.size()) + 3 > tc.seq_len + 1;  // <bos> q \n a <eos>
-  if (too_long > 0 && !opt.quiet)
-    std::printf("[%s] warning: %d of %zu training problems are longer than seq_len + 1 = %d tokens and will be cut "
-                "off (their final answers unseen); raise --seq-len (and --max-seq-len)\n",
-                opt.label.c_str(), too_long, problems.size(), tc.seq_len + 1);
-  std::vector<std::vector<Problem>> heldout;  // per level (or the one test file)
-  std::vector<int> heldout_levels;
-  if (!opt.test_file.empty()) { heldout.push_back(read_gsm8k_jsonl(opt.test_file)); heldout_levels.push_back(0); }
-  else for (int level : cfg.data.levels) { heldout.push_back(heldout_problems(cfg, level)); heldout_levels.push_back(level); }
-
-  BatchOrder order(static_cast<int>(problems.size()), tc.seed);
-  // Padding drills (data/pad_drills.h): candidates for step s are positions s*K .. s*K+K-1 of their own seeded
-  // order, K enough for every row of the batch to be filled with the shortest drills.
-  const std::vector<PadDrill> pad_drills = cfg.data.pad_drills ? annotation_drills(problems, tok) : std::vector<PadDrill>{};
-  BatchOrder pad_order(static_cast<int>(std::max<std::size_t>(1, pad_drills.size())), tc.seed + 2);
-  const int pad_candidates = tc.batch_size * (tc.seq_len / 10 + 1);
+  BatchSource data(cfg, training_problems(cfg, opt.train_file), tok, opt.mask_prompt);
+  const HeldOut heldout = heldout_sets(cfg, opt);
   std::ofstream metrics(opt.out_dir + "/metrics.jsonl", opt.resume.empty() ? std::ios::trunc : std::ios::app);
   if (!metrics) throw_error("cannot write ", opt.out_dir, "/metrics.jsonl");
-  int threads = 1;
-#ifdef _OPENMP
-  threads = omp_get_max_threads();
-#endif
-  if (!opt.quiet)
-    std::printf("[%s] %s preset: %.2fM parameters, %zu training problems (levels %s%s), B %d, T <= %d, %d steps from step %d, %d threads%s\n",
-                opt.label.c_str(), cfg.name.c_str(), model.num_params() / 1e6, problems.size(),
-                levels_text(cfg.data).c_str(),
-                pad_drills.empty() ? "" : (", padding filled from " + std::to_string(pad_drills.size()) + " calculator drills").c_str(),
-                tc.batch_size, tc.seq_len, tc.steps, state.step, threads,
-                dp.replicas() > 1 ? (" (" + std::to_string(dp.replicas()) + " data-parallel replicas)").c_str() : "");
-
-  auto evaluate_all = [&](int step) {
-    double correct = 0, n = 0;
-    std::vector<LevelAccuracy> per;
-    for (std::size_t i = 0; i < heldout.size(); i++) {
-      EvalResult r = evaluate_exact_match(model, tok, heldout[i], 96, 2);
-      per.push_back({heldout_levels[i], r.n, r.accuracy, r.mean_completion_len});
-      correct += r.correct; n += r.n;
-      metrics << json{{"step", step}, {"eval_level", heldout_levels[i]}, {"eval_accuracy", r.accuracy},
-                      {"eval_n", r.n}, {"well_formed", r.well_formed}, {"mean_completion_len", r.mean_completion_len}}.dump() << "\n";
-      if (!opt.quiet) {
-        std::printf("[%s] eval step %d level %d: exact match %d/%d = %.1f%%  (well-formed %d)\n", opt.label.c_str(), step,
-                    heldout_levels[i], r.correct, r.n, 100.0 * r.accuracy, r.well_formed);
-        for (const std::string& e : r.examples) std::printf("    %s\n", e.c_str());
-      }
-    }
-    metrics.flush();
-    return std::make_pair(n ? correct / n : 0.0, per);
-  };
+  if (!opt.quiet) print_start(cfg, opt, model, data, state.step, dp.replicas());
   auto save = [&](const std::string& path) {
-    TrainState s{state.step, adam.t()};
-    save_checkpoint(path, cfg, tok, model, &adam, s);
+    save_checkpoint(path, cfg, tok, model, &adam, TrainState{state.step, adam.t()});
   };
 
   TrainResult result;
@@ -161,64 +190,43 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
   Progress progress(opt.label, tc.steps, state.step, opt.quiet, tc.log_every);
   Timer total_timer;
   AdamWSettings as{tc.lr, tc.beta1, tc.beta2, tc.adam_eps, tc.weight_decay};
-  while (state.step < tc.steps) {
-    if (opt.stop_after >= 0 && state.step >= opt.stop_after) break;
+  while (state.step < tc.steps && !(opt.stop_after >= 0 && state.step >= opt.stop_after)) {
     const int step = state.step;
-    std::vector<int> rows = order.rows(step, tc.batch_size);
-    const int drill_cols = pad_drills.empty() ? 0 : cfg.data.drill_columns;
-    Batch batch = make_batch(problems, rows, tok,
-                             std::min(tc.seq_len, batch_columns(problems, rows, tc.seq_len) + drill_cols), opt.mask_prompt);
-    const int n_pad_drills = pad_drills.empty() ? 0
-        : fill_padding_with_drills(batch, pad_drills, pad_order.rows(step, pad_candidates));
-
-    // zero_grad, forward, backward (of each replica's rows, then the gradients summed into model.grads())
-    double objective = dp.forward_backward(batch.inputs.data(), batch.targets.data(), batch.B, batch.T);
+    // the step's batch (BatchSource: data order, padding drills)
+    const StepBatch sb = data.batch(step);
+    // zero_grad, forward, backward of each replica's rows, the gradients summed into model.grads()
+    const double objective = dp.forward_backward(sb.batch.inputs.data(), sb.batch.targets.data(), sb.batch.B, sb.batch.T);
     if (!std::isfinite(objective)) throw_error("loss became ", objective, " at step ", step, " (try a lower --lr)");
-    double norm = global_norm(model.grads(), model.num_params());
+    // global grad-norm clip, then AdamW at the warmup + cosine learning rate
+    const double norm = global_norm(model.grads(), model.num_params());
     if (tc.grad_clip > 0) clip_grad_norm(model.grads(), model.num_params(), norm, tc.grad_clip);
     as.lr = static_cast<float>(lr_at(step, tc.lr, tc.min_lr, tc.warmup_steps, tc.steps));
     adam.step(model.params(), model.grads(), as);
-    // Auxiliary-loss-free balancing (DESIGN 4.3): after the optimizer step, from this batch's expert loads.
-    dp.update_moe_bias();  // and copies the updated weights and biases to the other replicas
+    // auxiliary-loss-free balancing (DESIGN 4.3): router biases from this batch's loads, copied to every replica
+    dp.update_moe_bias();
     state.step++;
-    const double loss = dp.main_loss();  // the next-token loss: comparable across dense and MoE/MTP models
-    result.losses.push_back(loss);
-
-    json rec{{"step", state.step}, {"loss", loss}, {"objective", objective}, {"lr", as.lr}, {"grad_norm", norm},
-             {"tokens", batch.B * batch.T}, {"elapsed_s", total_timer.seconds()}};
-    if (!pad_drills.empty()) rec["pad_drills"] = n_pad_drills;
-    std::string extra;
-    if (cfg.model.mtp_depth > 0) {
-      rec["mtp_loss"] = dp.mtp_loss();
-      extra += "mtp " + fixed(dp.mtp_loss(), 3);
-    }
-    if (model.num_moe_layers() > 0) {
-      const std::vector<double> maxvio = dp.moe_maxvio();
-      rec["balance_loss"] = dp.balance_loss();
-      rec["maxvio"] = maxvio;              // per MoE layer: max load / mean load - 1
-      rec["expert_load"] = dp.moe_load();  // per MoE layer: (token, slot) pairs per expert
-      result.final_maxvio = maxvio;
-      extra += std::string(extra.empty() ? "" : " | ") + "maxvio " + fixed(*std::max_element(maxvio.begin(), maxvio.end()), 2);
-    }
-    progress.step_done(state.step, loss, as.lr, norm, static_cast<long>(batch.B) * batch.T, extra);
-    rec["tokens_per_s"] = progress.tokens_per_s();
-    metrics << rec.dump() << "\n";
+    // log: a metrics.jsonl line every step, a progress line every log_every
+    result.losses.push_back(dp.main_loss());
+    log_step({state.step, dp.main_loss(), objective, as.lr, norm, sb.batch.B * sb.batch.T, sb.pad_drills}, model, dp,
+             total_timer.seconds(), progress, metrics, result);
+    // eval: held-out exact match every eval_every steps (the last step's is the final evaluation below)
     if (tc.eval_problems > 0 && tc.eval_every > 0 && state.step % tc.eval_every == 0 && state.step < tc.steps)
-      result.evals.push_back({state.step, evaluate_all(state.step).first});
+      result.evals.push_back({state.step, evaluate_all(model, tok, heldout, state.step, metrics, opt).first});
+    // checkpoint: latest.safetensors every ckpt_every steps
     if (tc.ckpt_every > 0 && state.step % tc.ckpt_every == 0) save(opt.out_dir + "/latest.safetensors");
   }
   result.steps_done = state.step;
   result.seconds = total_timer.seconds();
   result.tokens_per_s = progress.median_tokens_per_s();
   if (state.step < tc.steps) {  // stopped early (stop_after): leave a resumable checkpoint
-    save(opt.out_dir + "/latest.safetensors");
     result.final_ckpt = opt.out_dir + "/latest.safetensors";
+    save(result.final_ckpt);
     return result;
   }
   result.final_ckpt = opt.out_dir + "/final.safetensors";
   save(result.final_ckpt);
   if (tc.eval_problems > 0) {
-    auto [acc, per] = evaluate_all(state.step);
+    auto [acc, per] = evaluate_all(model, tok, heldout, state.step, metrics, opt);
     result.final_accuracy = acc;
     result.final_eval = per;
     result.evals.push_back({state.step, acc});

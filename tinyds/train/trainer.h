@@ -1,8 +1,8 @@
 // tinyds/train/trainer.h — the training loop for `tinyds pretrain` and `tinyds sft`.
 //
-// Each step: a batch of problems (a fixed, seeded order that depends only on the step number, so a resumed run
-// sees exactly the batches an uninterrupted one would), forward, backward, global grad-norm clip, AdamW with the
-// warmup + cosine schedule. A progress line every log_every steps (step, loss, lr, grad norm, tokens/s, ETA),
+// Each step: the step's batch (train/batch_source.h: a fixed, seeded order that depends only on the step number, so
+// a resumed run sees exactly the batches an uninterrupted one would), forward, backward, global grad-norm clip,
+// AdamW with the warmup + cosine schedule, the MoE router-bias update. A progress line every log_every steps (step, loss, lr, grad norm, tokens/s, ETA),
 // one JSON line per step in <out_dir>/metrics.jsonl, held-out exact-match evaluation every eval_every steps,
 // and checkpoints (<out_dir>/latest.safetensors every ckpt_every steps, <out_dir>/final.safetensors at the end).
 #pragma once

@@ -1,4 +1,4 @@
-// tests/posttrain/rollout_test.cpp — batched rollouts with the kv-cache Decoder (posttrain/rollout.h).
+// tests/model/rollout_test.cpp — batched rollouts with the kv-cache Decoder (model/rollout.h).
 //
 // Shapes: nano-dense preset (C 32, 2 layers, V 128, max_seq_len 64); B 3..8 prompts of different lengths.
 // Weights: random init with init_std 0.2 instead of the preset's 0.02, so logits are O(1) and far from uniform
@@ -18,7 +18,7 @@
 #include "tinyds/model/config.h"
 #include "tinyds/model/sampling.h"
 #include "tinyds/model/transformer.h"
-#include "tinyds/posttrain/rollout.h"
+#include "tinyds/model/rollout.h"
 
 using namespace tinyds;
 
@@ -76,7 +76,7 @@ bool same_logprobs(const Rollout& a, const Rollout& b) {
 
 }  // namespace
 
-TEST_CASE("posttrain/rollout: greedy decoding equals generate() token for token") {
+TEST_CASE("model/rollout: greedy decoding equals generate() token for token") {
   Transformer<float> model(nano());
   model.init_weights(11);
   const auto prompts = mixed_prompts();
@@ -104,7 +104,7 @@ TEST_CASE("posttrain/rollout: greedy decoding equals generate() token for token"
   }
 }
 
-TEST_CASE("posttrain/rollout: the mask covers exactly the sampled tokens, <eos> included, nothing after it") {
+TEST_CASE("model/rollout: the mask covers exactly the sampled tokens, <eos> included, nothing after it") {
   // 8 ids and <eos> = 2: each step ends a sequence with probability ~1/8, so within 20 new tokens some
   // sequences stop at <eos> and some are cut off (both are REQUIREd below for this seed).
   Transformer<float> model(nano());
@@ -137,53 +137,7 @@ TEST_CASE("posttrain/rollout: the mask covers exactly the sampled tokens, <eos> 
   REQUIRE(cut >= 1);
 }
 
-TEST_CASE("posttrain/rollout: log-probs equal log_softmax of a teacher-forced forward at the sampled tokens") {
-  // Tolerance: the decoder's logits match the full forward's within ~5e-6 (tests/model/decoder_test.cpp); lp = l/tau - lse(l/tau)
-  // moves by at most 2 * (logit error) / tau, ~1.5e-5 at tau 0.7, plus float storage of lp (~1e-6). 1e-4 leaves
-  // a margin; a log-prob from the neighbouring position, the wrong token or the wrong temperature is off by O(0.1).
-  constexpr double kTol = 1e-4;
-  Transformer<float> model(nano());
-  model.init_weights(5);
-  const auto prompts = short_prompts();
-  const int V = model.config().vocab_size;
-  for (float temperature : {1.0f, 0.7f}) {
-    RolloutOptions o = options(temperature, 16, 40, 2);
-    if (temperature != 1.0f) { o.sampling.top_k = 10; o.sampling.top_p = 0.9f; }  // lp ignores the truncation
-    const Rollout r = rollout(model, prompts, o);
-    const PolicyBatch pb = pack_for_forward(r);
-    INFO("temperature ", temperature);
-    model.forward(pb.inputs.data(), nullptr, pb.B, pb.T);
-    int compared = 0;
-    double worst = 0;
-    for (int b = 0; b < pb.B; b++) {
-      for (int t = 0; t < pb.T; t++) {
-        const std::size_t o2 = static_cast<std::size_t>(b) * pb.T + t;
-        // inputs = seq[:-1], targets = seq[1:]
-        CHECK(pb.inputs[o2] == (t < r.length(b) - 1 ? r.row(b)[t] : 0));
-        CHECK(pb.targets[o2] == (t + 1 < r.length(b) ? r.row(b)[t + 1] : -1));
-        const bool sampled = t + 1 >= r.prompt_len[b] && t + 1 < r.length(b);
-        CHECK(pb.mask[o2] == (sampled ? 1.0f : 0.0f));
-        if (!sampled) continue;
-        // log_softmax(logits / tau)[target] over the full vocabulary, in double
-        const float* row = model.logits() + o2 * V;
-        double mx = row[0];
-        for (int v = 1; v < V; v++) mx = std::max(mx, static_cast<double>(row[v]));
-        double sum = 0;
-        for (int v = 0; v < V; v++) sum += std::exp((row[v] - mx) / temperature);
-        const double lp = (row[pb.targets[o2]] - mx) / temperature - std::log(sum);
-        worst = std::max(worst, std::fabs(lp - pb.old_logprobs[o2]));
-        compared++;
-      }
-    }
-    int total_completion = 0;
-    for (int b = 0; b < r.B; b++) total_completion += r.completion_len[b];
-    CHECK(compared == total_completion);
-    MESSAGE("temperature ", temperature, ": ", compared, " log-probs, max |decoded - forward| = ", worst);
-    CHECK(worst < kTol);
-  }
-}
-
-TEST_CASE("posttrain/rollout: deterministic for a seed, whatever the batch split or the thread count") {
+TEST_CASE("model/rollout: deterministic for a seed, whatever the batch split or the thread count") {
   Transformer<float> model(nano());
   model.init_weights(9);
   const auto prompts = short_prompts();
@@ -222,7 +176,7 @@ TEST_CASE("posttrain/rollout: deterministic for a seed, whatever the batch split
   CHECK(differ);
 }
 
-TEST_CASE("posttrain/rollout: every (sequence, position) has its own random draw") {
+TEST_CASE("model/rollout: every (sequence, position) has its own random draw") {
   // A draw reused across positions (the counter ignored) or across sequences (the stream ignored) would repeat
   // here; 64-bit values from distinct (stream, counter) pairs collide with probability ~1e-15.
   std::set<uint64_t> draws;
@@ -233,7 +187,7 @@ TEST_CASE("posttrain/rollout: every (sequence, position) has its own random draw
   CHECK(rollout_rng(7, 3, 5).next_u64() == Rng(7, 3).at(5));                   // the documented key
 }
 
-TEST_CASE("posttrain/rollout: top-k 1 at temperature 1 equals greedy") {
+TEST_CASE("model/rollout: top-k 1 at temperature 1 equals greedy") {
   Transformer<float> model(nano());
   model.init_weights(13);
   const auto prompts = mixed_prompts();
@@ -245,7 +199,7 @@ TEST_CASE("posttrain/rollout: top-k 1 at temperature 1 equals greedy") {
   CHECK(same_logprobs(greedy, k1));  // both at tau 1 (greedy records log-probs at temperature 1)
 }
 
-TEST_CASE("posttrain/rollout: bad inputs are errors naming them") {
+TEST_CASE("model/rollout: bad inputs are errors naming them") {
   Transformer<float> model(nano());
   model.init_weights(1);
   using tinyds_test::error_of;

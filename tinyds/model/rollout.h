@@ -1,5 +1,6 @@
-// tinyds/posttrain/rollout.h — batched sampling of completions with the kv-cache Decoder (the "rollout" of
-// R1-Zero-style RL), and packing a rollout into a teacher-forced batch for the policy's forward pass.
+// tinyds/model/rollout.h — batched sampling of completions with the kv-cache Decoder: the "rollout" of
+// R1-Zero-style RL (posttrain/) and the greedy decoding of held-out evaluation (train/evaluate.h).
+// posttrain/policy_batch.h packs a rollout into a teacher-forced batch for the policy's forward pass.
 //
 // Shapes: B sequences (prompts), T columns = the longest a sequence may get (max prompt + max_new_tokens,
 // capped at the model's max_seq_len), P_b prompt length and L_b completion length of sequence b, V vocab.
@@ -86,16 +87,5 @@ Rng rollout_rng(uint64_t seed, int sequence, int position);
 
 // log softmax(logits / tau)[token] over V logits, in double (the log-prob rollout() records).
 double token_logprob(const float* logits, int V, int token, float tau);
-
-// A rollout as a teacher-forced batch: row b's inputs are its sequence without the last token and its targets
-// the sequence shifted by one, so the forward's logits at column t predict targets[t] = tokens[b][t+1].
-struct PolicyBatch {
-  int B = 0, T = 0;           // T = max_b length(b) - 1 (at least 1)
-  Buffer<int> inputs;         // (B, T) tokens[b][0..T), <pad> past the sequence
-  Buffer<int> targets;        // (B, T) tokens[b][1..T], -1 past the sequence's end (ignored by the forward's loss)
-  Buffer<float> mask;         // (B, T) rollout mask shifted: mask[b][t] = rollout.mask[b][t+1] (sampled targets)
-  Buffer<float> old_logprobs; // (B, T) lp_old of targets[b][t] where mask is 1, else 0
-};
-PolicyBatch pack_for_forward(const Rollout& r, int pad = 0, Role role = Role::policy);
 
 }  // namespace tinyds
