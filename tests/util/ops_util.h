@@ -55,8 +55,9 @@ struct GradTensor {
 };
 
 // loss(): recomputes L = sum(out * R) from the current inputs. backward(): runs the op's backward with dout = R.
+// tol: the bound on every element's max_rel (kGradRelTol unless the caller states another, with its reason).
 inline void run_gradcheck(const std::function<double()>& loss, const std::function<void()>& backward,
-                          const std::vector<GradTensor>& ts) {
+                          const std::vector<GradTensor>& ts, double tol = kGradRelTol) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   for (const auto& t : ts) std::fill(t.grad->begin(), t.grad->end(), t.param ? 0.0 : nan);
   backward();
@@ -78,7 +79,7 @@ inline void run_gradcheck(const std::function<double()>& loss, const std::functi
       MESSAGE("gradcheck ", std::string(t.name), ": max_rel ", r.max_rel, " max_abs ", r.max_abs, " (n ",
               t.x->size(), ")");
     CHECK(r.finite);
-    CHECK_MESSAGE(r.max_rel < kGradRelTol, "worst element ", r.worst, " numeric vs analytic rel err ", r.max_rel);
+    CHECK_MESSAGE(r.max_rel < tol, "worst element ", r.worst, " numeric vs analytic rel err ", r.max_rel);
   }
   loss();  // leave the op's outputs at the unperturbed inputs for the caller's own checks
 }
