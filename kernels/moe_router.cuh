@@ -13,7 +13,8 @@ namespace tinyds::cuda {
 // scores (N, E), topk_idx (N, K), topk_w (N, K) written; logits (N, E), bias (E) or nullptr.
 // Same choice as the CPU op: biased score s + b descending, ties to the lower expert index; group-limited when
 // n_group > 1 (n_group <= 64 here: the eligible groups are one 64-bit mask).
-// version 0 = 1: one thread per token (the only version; see moe_router.cu).
+// version 1: one thread per token; 2: one warp per token (E <= 1024, n_group <= 32); 0: version 2 where it applies,
+// else 1 (see moe_router.cu).
 void moe_router_forward(float* scores, int* topk_idx, float* topk_w, const float* logits, const float* bias, int N,
                         int E, int K, ScoreFunc func, float route_scale, int n_group, int topk_group,
                         int version = 0);

@@ -95,17 +95,21 @@ TINYDS_KERNEL_CASES(moe_router) {
       {257, 12, 3, 3, 1, sig, true, false},  // one eligible group of 4 for K = 3
       {33, 16, 4, 1, 1, sig, false, true},   // many exact ties
       {65, 32, 4, 8, 2, sig, false, true},   // ties between groups and within them
+      {33, 256, 8, 8, 4, sig, true, false},  // DeepSeek-V3's routing: 256 experts, top-8, 8 groups, 4 eligible
+      {17, 256, 8, 8, 4, soft, false, true},  // the same with softmax and ties
   };
   // Forward: under the emulation the kernel does the CPU's float/double operations in the CPU's order (bits
   // agree); on a GPU expf may differ from glibc's by an ulp or two, which moves s and g by ~1e-7 relative:
-  // atol 1e-6, rtol 1e-5. With E <= 64, atol + rtol * (E - 1) < 1e-3, so every chosen index must be identical.
+  // atol 1e-6, rtol 1e-5. With E <= 256, atol + rtol * (E - 1) < 3e-3, so every chosen index must be identical.
   const char* why_fwd = "CPU arithmetic in CPU order (bits agree in emulation); GPU expf may differ by ~2 ulp; "
                         "indices must match exactly";
   // Backward: the same double-precision arithmetic in the same order from the same inputs, rounded once to float;
   // a GPU's fused multiply-adds change the double by ~1e-16, which can move the float by at most one ulp.
   const char* why_bwd = "same double arithmetic and order, one rounding to float: <= 1 ulp (GPU FMA)";
   for (const RouterShape& s : shapes) {
-    add({"moe_router_forward", 1, s.name(), 1e-6, 1e-5, why_fwd, [s] { return router_forward_case(s, 1); }});
+    for (int version : {1, 2})
+      add({"moe_router_forward", version, s.name(), 1e-6, 1e-5, why_fwd,
+           [s, version] { return router_forward_case(s, version); }});
     add({"moe_router_backward", 1, s.name(), 1e-7, 1e-6, why_bwd,
          [s] { return router_backward_case(s, false, 1); }});
     add({"moe_router_backward", 1, s.name() + " +dscores_extra", 1e-7, 1e-6, why_bwd,
