@@ -144,7 +144,8 @@ void mla_decode_attention_absorbed(float* o, const float* q, const float* ckv, c
     throw_error(where, ": rows pos=", pos, "..pos+T-1=", pos + T - 1, " do not fit a cache of Tmax=", Tmax);
   if (version != 0 && version != 1) throw_error(where, ": no kernel version ", version);
   const size_t smem = sizeof(float) * (2 * static_cast<size_t>(L) + pos + T);
-  if (smem > 48 * 1024) throw_error(where, ": L=", L, " and pos+T=", pos + T, " need more than 48 KiB of shared memory");
+  if (smem > 48 * 1024)
+    throw_error(where, ": L=", L, " and pos+T=", pos + T, " need more than 48 KiB of shared memory");
   if (B == 0 || T == 0) return;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D + R));  // the CPU's real(1) / sqrt(real(D + R))
   launch(mla_decode_attention_absorbed_kernel1, dim3(H, T, B), dim3(kBlock), smem, o, q, ckv, kr, wkv_b, T, H, D, R,

@@ -6,7 +6,8 @@
 //   load_i = #{(n, k) : topk_idx[n, k] == i}
 //   b_i   += gamma * sign(mean(load) - load_i)                    (V3 §2.1.2; Loss-Free Balancing arXiv 2408.15664)
 //   MaxVio = max_i load_i / mean(load) - 1
-//   f_i = E / (K T) * count_i;  P_i = (1/T) sum_t s_ti / sum_j s_tj;  L = alpha/B * sum_b sum_i f_bi P_bi  (V3 Eq. 17-20)
+//   f_i = E / (K T) * count_i;  P_i = (1/T) sum_t s_ti / sum_j s_tj                     (V3 Eq. 18-20)
+//   L = alpha/B * sum_b sum_i f_bi P_bi                                                 (V3 Eq. 17, mean over b)
 // Gradients: dscores WRITTEN (=).
 //
 // One version of each kernel; what they teach:
@@ -107,7 +108,8 @@ __global__ void moe_seqaux_forward_kernel1(double* partial,      // (B) out
   const long row0 = static_cast<long>(b) * T;
   for (int i = threadIdx.x; i < E; i += blockDim.x) count[i] = 0;
   __syncthreads();
-  for (long p = threadIdx.x; p < static_cast<long>(T) * K; p += blockDim.x) atomicAdd(&count[topk_idx[row0 * K + p]], 1);
+  for (long p = threadIdx.x; p < static_cast<long>(T) * K; p += blockDim.x)
+    atomicAdd(&count[topk_idx[row0 * K + p]], 1);  // integer counts: the same in any order
   __syncthreads();
   for (int i = threadIdx.x; i < E; i += blockDim.x) {
     // f_i = E / (K T) * sum_t 1[i chosen for t]   (V3 Eq. 18)

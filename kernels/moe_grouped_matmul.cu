@@ -82,7 +82,8 @@ __global__ void moe_grouped_matmul_dweight_kernel1(float* dweight,      // (E, O
   const int e = static_cast<int>(i / (static_cast<long>(OC) * IC));
   const int o = static_cast<int>(i / IC % OC), c = static_cast<int>(i % IC);
   float acc = 0.0f;
-  for (int r = off[e]; r < off[e + 1]; r++) acc += dout[static_cast<long>(r) * OC + o] * inp[static_cast<long>(r) * IC + c];
+  for (int r = off[e]; r < off[e + 1]; r++)
+    acc += dout[static_cast<long>(r) * OC + o] * inp[static_cast<long>(r) * IC + c];
   dweight[i] += acc;
 }
 

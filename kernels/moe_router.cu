@@ -283,7 +283,8 @@ void moe_router_forward(float* scores, int* topk_idx, float* topk_w, const float
     if (n_group > 64 || E % n_group != 0 || topk_group < 1 || topk_group > n_group ||
         K > topk_group * (E / n_group))
       throw_error("cuda::moe_router_forward: bad group limit n_group=", n_group, " topk_group=", topk_group, " for E=",
-                  E, " K=", K, " (need n_group <= 64 dividing E, 1 <= topk_group <= n_group, K <= topk_group*E/n_group)");
+                  E, " K=", K,
+                  " (need n_group <= 64 dividing E, 1 <= topk_group <= n_group, K <= topk_group*E/n_group)");
   }
   if (version < 0 || version > 2) throw_error("cuda::moe_router_forward: no kernel version ", version, " (0, 1, 2)");
   if (version == 0) version = E <= 1024 && n_group <= 32 ? 2 : 1;

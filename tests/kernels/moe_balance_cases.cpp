@@ -1,4 +1,5 @@
-// tests/kernels/moe_balance_cases.cpp — kernel table rows for kernels/moe_balance.cu against tinyds/ops/moe_balance.h.
+// tests/kernels/moe_balance_cases.cpp — kernel table rows for kernels/moe_balance.cu against
+// tinyds/ops/moe_balance.h.
 //
 // Shapes: N = B*T tokens, E experts, K experts per token.
 // The load and bias rows cover an empty batch, a routing where every expert gets exactly the mean load (sign 0:
