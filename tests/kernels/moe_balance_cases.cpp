@@ -102,6 +102,7 @@ TINYDS_KERNEL_CASES(moe_balance) {
       {65, 4, 16, true},    // every load equals the mean: sign 0 everywhere
       {257, 6, 64, false},
       {20000, 8, 64, false},  // 160000 pairs: more than 128 blocks of 256, the grid-stride loop
+      {33, 2, 300, false},    // E above the 256 threads of the single-block reductions: threads loop over experts
   };
   // Loads are integer counts (exact); the bias moves by +-gamma or 0, one fp32 addition as on the CPU (exact);
   // MaxVio is the CPU's double expression on the same integers (exact). atol + rtol * max|load| < 1 holds.
@@ -114,6 +115,7 @@ TINYDS_KERNEL_CASES(moe_balance) {
       {2, 7, 16, 2},
       {3, 33, 64, 6},
       {4, 65, 16, 4},  // T*K = 260 pairs per sequence: 128 threads count 2-3 each
+      {2, 7, 256, 8},  // E = 256 (V3) above the block's 128 threads: each thread handles two experts
   };
   // f: the CPU's double expression on integer counts (exact). loss: per-sequence double sums in the CPU's order,
   // summed over sequences on the host in the CPU's order (bits agree in emulation; a GPU's FMA in double moves the
