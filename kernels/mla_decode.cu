@@ -11,14 +11,15 @@
 //   o_lat = sum_j p_j c_KV[j]                       (L)   W_UV folded into the output: values are never rebuilt
 //   o[h]  = W_UV[h] o_lat                           (D)
 //
-// Version 1 (the only one; the GPU path uses it): one block of 128 threads per (h, t, b), the five steps above as
-// five phases separated by barriers, each phase's outputs in shared memory (q_lat, the n scores, o_lat).
-// What it teaches: decode attention is a matrix-vector problem (one query row), so the parallelism is over heads,
-// sequences and the cached rows j; the absorbed form makes every cached row an (L + R)-vector read once for the
-// scores and once for o_lat, instead of materialising H*2D values per row as the naive path does.
-// Within each phase a thread computes whole sums in the CPU's order (q_lat[i] over e, s_j over i, o_lat[i] over
-// j, o[e] over i), so those are the CPU's bits; only the softmax denominator is a tree reduction (in double,
-// then rounded to float as on the CPU).
+// One block of 128 threads per (h, t, b), the five steps above as five phases separated by barriers, each
+// phase's outputs in shared memory (q_lat, the n scores, o_lat). What it teaches: decode attention is a
+// matrix-vector problem (one query row), so the parallelism is over heads, sequences and the cached rows j; the
+// absorbed form makes every cached row an (L + R)-vector read once for the scores and once for o_lat, instead of
+// materialising H*2D values per row as the naive path does. The two versions differ only in the scores phase:
+//   1: one thread per cached row, each sum in the CPU's order (every sum then has the CPU's bits except the
+//      softmax denominator, a tree reduction in double rounded to float as on the CPU); its reads are uncoalesced.
+//   2 (the one the GPU path uses): one warp per cached row, lanes over the row's L + R values (coalesced), a
+//      shuffle butterfly for the sum; the scores then differ from the CPU's by rounding.
 // A production kernel (FlashMLA) tiles the rows j over several blocks with an online softmax and uses tensor
 // cores for the q_lat . c_KV products of many heads at once; that is beyond this reference.
 #include "kernels/common.cuh"
@@ -60,23 +61,20 @@ __device__ double block_sum(double* buf, double v) {
   return s;
 }
 
-__global__ void mla_decode_attention_absorbed_kernel1(float* o,            // (B, T, H, D) out
-                                                      const float* q,      // (B, T, H, D+R)
-                                                      const float* ckv,    // (B, Tmax, L)
-                                                      const float* kr,     // (B, Tmax, R)
-                                                      const float* wkv_b,  // (H*2D, L)
-                                                      int T, int H, int D, int R, int L, int Tmax, int pos,
-                                                      float scale) {
-  DYNAMIC_SHARED(float, mla_smem);  // q_lat (L), o_lat (L), p (pos + T)
-  __shared__ float fbuf[kBlock];
-  __shared__ double dbuf[kBlock];
-  float* q_lat = mla_smem;
-  float* o_lat = mla_smem + L;
-  float* p = mla_smem + 2 * L;
+// The five phases for one (h, t, b) = (blockIdx.x, .y, .z). smem: q_lat (L), o_lat (L), p (pos + T) floats;
+// fbuf, dbuf: kBlock-sized reduction buffers (declared by the kernels: __shared__ lives at kernel scope).
+// warp_scores picks phase 2's layout: false, one thread per cached row; true, one warp per cached row.
+template <bool warp_scores>
+__device__ void absorbed_attention(float* o, const float* q, const float* ckv, const float* kr, const float* wkv_b,
+                                   int T, int H, int D, int R, int L, int Tmax, int pos, float scale, float* smem,
+                                   float* fbuf, double* dbuf) {
+  float* q_lat = smem;
+  float* o_lat = smem + L;
+  float* p = smem + 2 * L;
   const int h = blockIdx.x, t = blockIdx.y, b = blockIdx.z, tid = threadIdx.x;
   const int n = pos + t + 1;  // rows 0..pos+t: the causal mask is how far each new token reads
   const long row = static_cast<long>(b) * T + t;
-  const float* qh = q + (row * H + h) * (D + R);             // [q_C (D); q_R (R)]
+  const float* qh = q + (row * H + h) * (D + R);                  // [q_C (D); q_R (R)]
   const float* w_uk = wkv_b + static_cast<long>(h) * 2 * D * L;  // (D, L)
   const float* w_uv = w_uk + static_cast<long>(D) * L;            // (D, L)
   const float* c = ckv + static_cast<long>(b) * Tmax * L;         // (n, L) this sequence's latent rows
@@ -90,16 +88,37 @@ __global__ void mla_decode_attention_absorbed_kernel1(float* o,            // (B
   }
   __syncthreads();  // q_lat complete before any score uses it
 
-  // 2. scores, one thread per cached row j (each an (L + R)-dot product)
+  // 2. scores s_j = q_lat . c_KV[j] + q_R . k_R[j]   (an (L + R)-dot product per cached row)
   float my_max = -INFINITY;
-  for (int j = tid; j < n; j += kBlock) {
-    const float* cj = c + static_cast<long>(j) * L;
-    const float* kj = k + static_cast<long>(j) * R;
-    float s_c = 0.0f, s_r = 0.0f;
-    for (int i = 0; i < L; i++) s_c += q_lat[i] * cj[i];
-    for (int i = 0; i < R; i++) s_r += qh[D + i] * kj[i];
-    p[j] = s_c + s_r;
-    my_max = fmaxf(my_max, scale * p[j]);
+  if (!warp_scores) {
+    // One thread per row, summing in the CPU's order. Neighbouring threads read rows L floats apart: on a GPU
+    // every load of a warp touches 32 different cache lines (uncoalesced).
+    for (int j = tid; j < n; j += kBlock) {
+      const float* cj = c + static_cast<long>(j) * L;
+      const float* kj = k + static_cast<long>(j) * R;
+      float s_c = 0.0f, s_r = 0.0f;
+      for (int i = 0; i < L; i++) s_c += q_lat[i] * cj[i];
+      for (int i = 0; i < R; i++) s_r += qh[D + i] * kj[i];
+      p[j] = s_c + s_r;
+      my_max = fmaxf(my_max, scale * p[j]);
+    }
+  } else {
+    // One warp per row: lanes read consecutive values of the row (one cache line per 32 floats: coalesced) and
+    // combine their partial sums with a shuffle butterfly. The row loop depends only on the warp, so all 32 lanes
+    // reach every shuffle.
+    const int lane = tid % 32, warp = tid / 32, n_warps = kBlock / 32;
+    for (int j = warp; j < n; j += n_warps) {
+      const float* cj = c + static_cast<long>(j) * L;
+      const float* kj = k + static_cast<long>(j) * R;
+      float part = 0.0f;
+      for (int i = lane; i < L; i += 32) part += q_lat[i] * cj[i];
+      for (int i = lane; i < R; i += 32) part += qh[D + i] * kj[i];
+      for (int mask = 16; mask > 0; mask /= 2) part += __shfl_xor_sync(0xffffffffu, part, mask);
+      if (lane == 0) {
+        p[j] = part;
+        my_max = fmaxf(my_max, scale * part);
+      }
+    }
   }
 
   // 3. softmax over j; minus the max: every exponent <= 0, so expf cannot overflow
@@ -132,6 +151,32 @@ __global__ void mla_decode_attention_absorbed_kernel1(float* o,            // (B
   }
 }
 
+__global__ void mla_decode_attention_absorbed_kernel1(float* o,            // (B, T, H, D) out
+                                                      const float* q,      // (B, T, H, D+R)
+                                                      const float* ckv,    // (B, Tmax, L)
+                                                      const float* kr,     // (B, Tmax, R)
+                                                      const float* wkv_b,  // (H*2D, L)
+                                                      int T, int H, int D, int R, int L, int Tmax, int pos,
+                                                      float scale) {
+  DYNAMIC_SHARED(float, mla_smem1);  // q_lat (L), o_lat (L), p (pos + T)
+  __shared__ float fbuf[kBlock];
+  __shared__ double dbuf[kBlock];
+  absorbed_attention<false>(o, q, ckv, kr, wkv_b, T, H, D, R, L, Tmax, pos, scale, mla_smem1, fbuf, dbuf);
+}
+
+__global__ void mla_decode_attention_absorbed_kernel2(float* o,            // (B, T, H, D) out
+                                                      const float* q,      // (B, T, H, D+R)
+                                                      const float* ckv,    // (B, Tmax, L)
+                                                      const float* kr,     // (B, Tmax, R)
+                                                      const float* wkv_b,  // (H*2D, L)
+                                                      int T, int H, int D, int R, int L, int Tmax, int pos,
+                                                      float scale) {
+  DYNAMIC_SHARED(float, mla_smem2);  // q_lat (L), o_lat (L), p (pos + T)
+  __shared__ float fbuf[kBlock];
+  __shared__ double dbuf[kBlock];
+  absorbed_attention<true>(o, q, ckv, kr, wkv_b, T, H, D, R, L, Tmax, pos, scale, mla_smem2, fbuf, dbuf);
+}
+
 }  // namespace
 
 void mla_decode_attention_absorbed(float* o, const float* q, const float* ckv, const float* kr, const float* wkv_b,
@@ -142,14 +187,14 @@ void mla_decode_attention_absorbed(float* o, const float* q, const float* ckv, c
                 R, " L=", L);
   if (pos < 0 || pos + T > Tmax)
     throw_error(where, ": rows pos=", pos, "..pos+T-1=", pos + T - 1, " do not fit a cache of Tmax=", Tmax);
-  if (version != 0 && version != 1) throw_error(where, ": no kernel version ", version);
+  if (version < 0 || version > 2) throw_error(where, ": no kernel version ", version, " (0, 1, 2)");
   const size_t smem = sizeof(float) * (2 * static_cast<size_t>(L) + pos + T);
   if (smem > 48 * 1024)
     throw_error(where, ": L=", L, " and pos+T=", pos + T, " need more than 48 KiB of shared memory");
   if (B == 0 || T == 0) return;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D + R));  // the CPU's real(1) / sqrt(real(D + R))
-  launch(mla_decode_attention_absorbed_kernel1, dim3(H, T, B), dim3(kBlock), smem, o, q, ckv, kr, wkv_b, T, H, D, R,
-         L, Tmax, pos, scale);
+  launch(version == 1 ? mla_decode_attention_absorbed_kernel1 : mla_decode_attention_absorbed_kernel2, dim3(H, T, B),
+         dim3(kBlock), smem, o, q, ckv, kr, wkv_b, T, H, D, R, L, Tmax, pos, scale);
 }
 
 }  // namespace tinyds::cuda

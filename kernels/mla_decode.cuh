@@ -14,7 +14,7 @@ namespace tinyds::cuda {
 //   o_lat[h] = sum_j p_j c_KV[j] (L);  o[h] = W_UV[h] o_lat[h] (D)
 // q (B, T, H, D+R) per head [q_C (D); q_R (R)] with q_R rotated; ckv (B, Tmax, L) and kr (B, Tmax, R) one layer's
 // cache, rows 0..pos+T-1 filled; wkv_b (H*2D, L): per head D rows of W_UK then D rows of W_UV.
-// version 0 = 1: one block per (head, token, sequence) (see mla_decode.cu).
+// version 1: scores one thread per cached row; 2: one warp per cached row (coalesced); 0 = 2 (see mla_decode.cu).
 void mla_decode_attention_absorbed(float* o, const float* q, const float* ckv, const float* kr, const float* wkv_b,
                                    int B, int T, int H, int D, int R, int L, int Tmax, int pos, int version = 0);
 
