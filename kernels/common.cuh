@@ -16,6 +16,10 @@
 #include <cuda_runtime.h>
 #define TINYDS_CUDA_NATIVE 1
 #define DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#elif defined(TINYDS_CUDA_RUNTIME)
+// Host code compiled by g++ for the native build (the kernel tests): the real runtime API, no kernels.
+#include <cuda_runtime.h>
+#define TINYDS_CUDA_NATIVE 1
 #else
 #include "kernels/emulation/cuda_emulation.h"
 #define TINYDS_CUDA_NATIVE 0
