@@ -47,18 +47,25 @@ GrpoInputs grpo_inputs(int B, int T) {
   return in;
 }
 
-GRPOConfig grpo_config(GRPOLossType type, bool kl) {
+// The KL term: none (no lp_ref, beta 0), penalised (beta 0.04), or only reported (lp_ref given, beta 0).
+enum class KlMode { none, penalised, reported };
+const char* kl_mode_name(KlMode k) {
+  return k == KlMode::none ? "beta=0" : k == KlMode::penalised ? "beta=0.04" : "beta=0 kl reported";
+}
+
+GRPOConfig grpo_config(GRPOLossType type, KlMode kl) {
   GRPOConfig cfg;
   cfg.loss_type = type;
-  cfg.beta = kl ? 0.04 : 0.0;
+  cfg.beta = kl == KlMode::penalised ? 0.04 : 0.0;
   cfg.epsilon_high = 0.28;  // DAPO's clip-higher, so the two bounds differ
   cfg.max_completion_length = 300;
   return cfg;
 }
 
-CaseResult grpo_loss_forward_case(int B, int T, GRPOLossType type, bool kl) {
+CaseResult grpo_loss_forward_case(int B, int T, GRPOLossType type, KlMode kl_mode) {
   const GrpoInputs in = grpo_inputs(B, T);
-  const GRPOConfig cfg = grpo_config(type, kl);
+  const GRPOConfig cfg = grpo_config(type, kl_mode);
+  const bool kl = kl_mode != KlMode::none;
   const float* lp_ref = kl ? in.lp_ref.data() : nullptr;
   const tinyds::GRPOStats st =
       tinyds::grpo_loss_forward(in.lp.data(), in.lp_old.data(), lp_ref, in.adv.data(), in.mask.data(), B, T, cfg);
@@ -72,9 +79,10 @@ CaseResult grpo_loss_forward_case(int B, int T, GRPOLossType type, bool kl) {
   return {{{"stats (loss, kl, clip_low, clip_high, clip_ratio)", d_stats.download(), ref}}};
 }
 
-CaseResult grpo_loss_backward_case(int B, int T, GRPOLossType type, bool kl) {
+CaseResult grpo_loss_backward_case(int B, int T, GRPOLossType type, KlMode kl_mode) {
   const GrpoInputs in = grpo_inputs(B, T);
-  const GRPOConfig cfg = grpo_config(type, kl);
+  const GRPOConfig cfg = grpo_config(type, kl_mode);
+  const bool kl = kl_mode != KlMode::none;
   const double dloss = 0.75;
   std::vector<float> dlp(in.lp.size());
   tinyds::grpo_loss_backward(dlp.data(), dloss, in.lp.data(), in.lp_old.data(), kl ? in.lp_ref.data() : nullptr,
@@ -109,9 +117,9 @@ TINYDS_KERNEL_CASES(grpo) {
   const char* bwd = "float vs double per token: a few ulp, absolute where -A r and the k3 term cancel";
   for (auto [B, T] : {std::pair{1, 1}, {4, 7}, {16, 65}, {8, 257}}) {
     for (GRPOLossType type : {GRPOLossType::grpo, GRPOLossType::bnpo, GRPOLossType::dapo, GRPOLossType::dr_grpo}) {
-      for (bool kl : {true, false}) {
+      for (KlMode kl : {KlMode::none, KlMode::penalised, KlMode::reported}) {
         const std::string shape = "B=" + std::to_string(B) + " T=" + std::to_string(T) + " " +
-                                  tinyds::grpo_loss_type_name(type) + (kl ? " beta=0.04" : " beta=0");
+                                  tinyds::grpo_loss_type_name(type) + " " + kl_mode_name(kl);
         add({"grpo_loss_forward", 1, shape, 1e-5, 1e-5, fwd, [=] { return grpo_loss_forward_case(B, T, type, kl); }});
         add({"grpo_loss_backward", 1, shape, 1e-7, 1e-5, bwd,
              [=] { return grpo_loss_backward_case(B, T, type, kl); }});
