@@ -3,7 +3,8 @@
 #   make test     install missing packages, build, run every test (+ PyTorch golden state, + ASan/UBSan pass)
 #   make demo     install missing packages, build, train the toy model end to end and print its accuracy
 #   make bench    training throughput vs the machine's GEMM peak and the PyTorch reference
-#   make debug    -O0 -g, OpenMP off, into build-debug/ (for stepping with gdb)
+#   make debug    -O0 -g, OpenMP off, into build-debug/ (for stepping with gdb, CUDA kernels included: see
+#                 kernels/README.md; no nvcc there, the kernels run under the CPU emulation)
 #   make deps     install missing Debian packages with apt-get
 #   make clean
 
@@ -41,7 +42,8 @@ deps:
 	echo "make deps: installed$$missing"
 
 # Every unit test, the whole-model gradient check, the PyTorch golden state, then the unit tests once more
-# under AddressSanitizer + UndefinedBehaviorSanitizer in a separate build folder.
+# under AddressSanitizer + UndefinedBehaviorSanitizer in a separate build folder (the nvcc compile check runs in
+# the first build only).
 test: deps build
 	@cd $(BUILD) && ctest --output-on-failure --timeout 900
 	@$(MAKE) --no-print-directory asan
@@ -49,7 +51,7 @@ test: deps build
 asan:
 	@echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/) =="
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTINYDS_SANITIZE=ON -DTINYDS_GOLDEN=OFF \
-	       -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" >/dev/null
+	       -DTINYDS_CUDA=OFF -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" >/dev/null
 	@cmake --build build-asan -j $(JOBS) --target tinyds_tests tinyds
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    ctest --output-on-failure --timeout 900
@@ -61,7 +63,7 @@ bench: deps build
 	@$(BUILD)/tinyds bench
 
 debug:
-	@cmake -S . -B build-debug -DCMAKE_BUILD_TYPE=Debug -DTINYDS_OPENMP=OFF -DTINYDS_NATIVE=OFF >/dev/null
+	@cmake -S . -B build-debug -DCMAKE_BUILD_TYPE=Debug -DTINYDS_OPENMP=OFF -DTINYDS_NATIVE=OFF -DTINYDS_CUDA=OFF >/dev/null
 	@cmake --build build-debug -j $(JOBS)
 
 clean:

@@ -192,7 +192,8 @@ TEST_CASE("kernels/emulation: a barrier that some threads skip by returning is r
     const std::string msg = e.what();
     INFO(msg);
     CHECK(msg.find("divergent_barrier_kernel") != std::string::npos);
-    CHECK(msg.find("block (0,0,0)") != std::string::npos);
+    // Either block may be the first to fail (blocks run in parallel); both fail the same way.
+    CHECK((msg.find("block (0,0,0)") != std::string::npos || msg.find("block (1,0,0)") != std::string::npos));
     CHECK(msg.find("thread (4,0,0) waits at __syncthreads()") != std::string::npos);
     CHECK(msg.find("thread (0,0,0) has exited") != std::string::npos);
     CHECK(msg.find("emulation_test.cpp") != std::string::npos);

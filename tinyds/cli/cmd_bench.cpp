@@ -9,6 +9,8 @@
 //      GEMM peak (llm.c's MFU with the measured peak in place of the datasheet one)
 //   3. each op of a step timed in isolation at the model's shapes, times its calls per step (bench_profile.h)
 //   4. tests/reference/bench_torch.py on the same model, B, T and thread count (skipped with --no-torch)
+// `tinyds bench --kernels` instead times every version of the CUDA kernels (kernels/bench.h); the command links
+// them under the CPU emulation, so those times are not GPU figures.
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -21,6 +23,7 @@
 #include <Eigen/Core>
 #include <nlohmann/json.hpp>
 
+#include "kernels/bench.h"
 #include "tinyds/cli/args.h"
 #include "tinyds/cli/commands.h"
 #include "tinyds/core/error.h"
@@ -238,14 +241,21 @@ int cmd_bench(int argc, char** argv) {
          "(tests/reference/bench_torch.py), with a per-op profile of one step. Takes about a minute on 2 cores.");
   std::string preset = "base", json_path;
   int steps = 10, warmup = 3;
-  bool no_torch = false;
+  bool no_torch = false, kernels = false;
   a.add("--preset", preset, "model and batch (B, T) to time: nano, small, base (DeepSeek-style) or their -dense twins");
   a.add("--steps", steps, "timed training steps (median taken)");
   a.add("--warmup", warmup, "untimed training steps first");
   a.add_flag("--no-torch", no_torch, "skip the PyTorch reference");
   a.add("--json", json_path, "also write every figure to this JSON file");
+  a.add_flag("--kernels", kernels,
+             "instead, time every CUDA kernel version (--steps calls each); under the CPU emulation these are not "
+             "GPU figures");
   if (!a.parse(argc, argv)) return 0;
   if (steps < 1) throw_error("option --steps: ", steps, " must be at least 1");
+  if (kernels) {
+    cuda::bench_kernels(steps);
+    return 0;
+  }
   if (warmup < 0) throw_error("option --warmup: ", warmup, " must not be negative");
   const Config cfg = Config::preset(preset);  // an unknown name is an error listing the presets
   std::ofstream json_file;
