@@ -20,6 +20,7 @@
 //   is caught by the NaN check of the kernel tests.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -93,8 +94,21 @@ inline float __expf(float x) { return std::exp(x); }
 inline float __logf(float x) { return std::log(x); }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 inline float __fdividef(float a, float b) { return a / b; }
+inline int __float_as_int(float x) {
+  int i;
+  std::memcpy(&i, &x, sizeof i);
+  return i;
+}
+inline float __int_as_float(int i) {
+  float x;
+  std::memcpy(&x, &i, sizeof x);
+  return x;
+}
 template <typename T>
 inline T __ldg(const T* p) { return *p; }
+// CUDA device code has min and max for numbers in the global namespace.
+using std::max;
+using std::min;
 
 namespace tinyds::cuda::emu {
 
@@ -208,6 +222,14 @@ inline int width_of(int w) { return w; }
   ::tinyds::cuda::emu::shfl_down_sync((mask), (var), (d), TINYDS_EMU_WIDTH(__VA_ARGS__), __FILE__, __LINE__)
 #define __shfl_up_sync(mask, var, d, ...) \
   ::tinyds::cuda::emu::shfl_up_sync((mask), (var), (d), TINYDS_EMU_WIDTH(__VA_ARGS__), __FILE__, __LINE__)
+// __syncwarp: the lanes of the warp wait for each other (an exchange whose value nobody reads).
+#define __syncwarp(...) \
+  ((void)::tinyds::cuda::emu::warp_exchange(TINYDS_EMU_MASK(__VA_ARGS__), 0, 0, "__syncwarp", __FILE__, __LINE__))
+#define TINYDS_EMU_MASK(...) ::tinyds::cuda::emu::mask_of(__VA_ARGS__)
+namespace tinyds::cuda::emu {
+inline unsigned mask_of() { return 0xffffffffu; }
+inline unsigned mask_of(unsigned m) { return m; }
+}  // namespace tinyds::cuda::emu
 #define __ballot_sync(mask, pred) \
   ::tinyds::cuda::emu::warp_ballot((mask), (pred), "__ballot_sync", __FILE__, __LINE__)
 #define __any_sync(mask, pred) \
@@ -230,7 +252,22 @@ inline int atomicAdd(int* address, int val) { return __atomic_fetch_add(address,
 inline unsigned atomicAdd(unsigned* address, unsigned val) {
   return __atomic_fetch_add(address, val, __ATOMIC_RELAXED);
 }
+inline unsigned long long atomicAdd(unsigned long long* address, unsigned long long val) {
+  return __atomic_fetch_add(address, val, __ATOMIC_RELAXED);
+}
 inline int atomicSub(int* address, int val) { return __atomic_fetch_sub(address, val, __ATOMIC_RELAXED); }
+inline unsigned atomicSub(unsigned* address, unsigned val) {
+  return __atomic_fetch_sub(address, val, __ATOMIC_RELAXED);
+}
+inline int atomicExch(int* address, int val) { return __atomic_exchange_n(address, val, __ATOMIC_RELAXED); }
+inline unsigned atomicExch(unsigned* address, unsigned val) {
+  return __atomic_exchange_n(address, val, __ATOMIC_RELAXED);
+}
+inline float atomicExch(float* address, float val) {
+  float old;
+  __atomic_exchange(address, &val, &old, __ATOMIC_RELAXED);
+  return old;
+}
 template <typename T>
 inline T atomic_max_impl(T* address, T val) {
   T old = __atomic_load_n(address, __ATOMIC_RELAXED);
@@ -240,6 +277,15 @@ inline T atomic_max_impl(T* address, T val) {
 }
 inline int atomicMax(int* address, int val) { return atomic_max_impl(address, val); }
 inline unsigned atomicMax(unsigned* address, unsigned val) { return atomic_max_impl(address, val); }
+template <typename T>
+inline T atomic_min_impl(T* address, T val) {
+  T old = __atomic_load_n(address, __ATOMIC_RELAXED);
+  while (val < old && !__atomic_compare_exchange_n(address, &old, val, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
+  return old;
+}
+inline int atomicMin(int* address, int val) { return atomic_min_impl(address, val); }
+inline unsigned atomicMin(unsigned* address, unsigned val) { return atomic_min_impl(address, val); }
 template <typename T>
 inline T atomic_cas_impl(T* address, T compare, T val) {
   __atomic_compare_exchange_n(address, &compare, val, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);

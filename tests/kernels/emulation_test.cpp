@@ -101,8 +101,11 @@ __global__ void divergent_shuffle_kernel(float* out) {
   out[threadIdx.x] = v;
 }
 
-__global__ void atomics_kernel(float* fsum, int* isum, unsigned* usum, int* imax, unsigned* umax, int* cas_winner) {
+__global__ void atomics_kernel(float* fsum, int* isum, unsigned* usum, int* imax, unsigned* umax, int* cas_winner,
+                               int* imin, unsigned* countdown) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  atomicMin(imin, (i * 7919) % 10007 + 3);
+  atomicSub(countdown, 3u);
   atomicAdd(fsum, 0.5f);  // exact in float: every partial sum is a multiple of 0.5 below 2^23
   atomicAdd(isum, i);
   atomicAdd(usum, 2u);
@@ -124,6 +127,15 @@ __global__ void per_block_sum_kernel(float* out, const float* inp, int n) {
     __syncthreads();
   }
   if (t == 0) out[blockIdx.x] = partial[0];
+}
+
+// Lanes swap values through shared memory; __syncwarp() orders the writes before the reads.
+__global__ void syncwarp_kernel(int* out) {
+  __shared__ int slot[64];
+  const int t = threadIdx.x, lane = t % 32, base = t - lane;
+  slot[t] = 1000 + t;
+  __syncwarp();
+  out[t] = slot[base + 31 - lane];
 }
 
 __global__ void dynamic_shared_kernel(float* out, int read_unwritten) {
@@ -321,10 +333,15 @@ TEST_CASE("kernels/emulation: atomics from blocks running in parallel") {
   imax.upload({-5});
   umax.upload({0u});
   cas.upload({-1});
+  DeviceBuffer<int> imin(std::vector<int>{1 << 30});
+  DeviceBuffer<unsigned> countdown(std::vector<unsigned>{3u * n + 1});
   launch(atomics_kernel, dim3(blocks), dim3(threads), 0, fsum.get(), isum.get(), usum.get(), imax.get(), umax.get(),
-         cas.get());
-  int expected_max = -5;
+         cas.get(), imin.get(), countdown.get());
+  int expected_max = -5, expected_min = 1 << 30;
   for (int i = 0; i < n; i++) expected_max = std::max(expected_max, (i * 7919) % 10007);
+  for (int i = 0; i < n; i++) expected_min = std::min(expected_min, (i * 7919) % 10007 + 3);
+  CHECK(imin.download()[0] == expected_min);
+  CHECK(countdown.download()[0] == 1u);  // every one of the n subtractions of 3 landed
   CHECK(fsum.download()[0] == 0.5f * n);
   CHECK(isum.download()[0] == n * (n - 1) / 2);
   CHECK(usum.download()[0] == 2u * n);
@@ -345,6 +362,14 @@ TEST_CASE("kernels/emulation: blocks in parallel give the serial result bit for 
   launch(per_block_sum_kernel, dim3(blocks), dim3(kBlock), 0, d_ser.get(), d_inp.get(), n);
   tinyds::cuda::emu::set_parallel_blocks(true);
   CHECK(d_par.download() == d_ser.download());
+}
+
+TEST_CASE("kernels/emulation: __syncwarp orders shared-memory writes before reads within a warp") {
+  DeviceBuffer<int> d_out(64);
+  launch(syncwarp_kernel, dim3(1), dim3(64), 0, d_out.get());
+  const std::vector<int> out = d_out.download();
+  // Lane 0 runs first and reads lane 31's slot: right only if the barrier made it wait for lane 31's write.
+  for (int t = 0; t < 64; t++) CHECK(out[t] == 1000 + (t - t % 32) + 31 - t % 32);
 }
 
 TEST_CASE("kernels/emulation: dynamic shared memory is per block and starts as NaN") {
