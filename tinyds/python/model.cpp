@@ -88,9 +88,9 @@ double forward(ModelHandle<real>& h, const In<int>& tokens, const std::optional<
   return h.model->forward(tokens.data(), targets ? checked(*targets, n, "targets") : nullptr, B, T);
 }
 
-// What Model and Model64 share: forward, the losses, layer internals, backward and the named parameters.
+// What Model and Model64 share, part 1: construction, forward, the losses, the layer internals, the router.
 template <typename real>
-void bind_common(py::class_<ModelHandle<real>>& cls) {
+void bind_forward(py::class_<ModelHandle<real>>& cls) {
   using H = ModelHandle<real>;
   cls.def(py::init<const Config&, uint64_t>(), py::arg("config"), py::arg("seed") = 1337,
           "a freshly initialised model of this config (weights from the seed)")
@@ -137,8 +137,14 @@ void bind_common(py::class_<ModelHandle<real>>& cls) {
         return view(h.model->moe_bias(), {rows, E}, self);
       }, "(num MoE layers, E) router biases, a view (they choose experts, never weigh them)")
       .def("update_moe_bias", [](H& h) { h.model->update_moe_bias(); },
-           "bias += gamma sign(mean(load) - load) with the last forward's loads (when balance has 'bias')")
-      .def("backward", [](H& h) { h.model->backward(); },
+           "bias += gamma sign(mean(load) - load) with the last forward's loads (when balance has 'bias')");
+}
+
+// Part 2: backward and the named parameters and gradients.
+template <typename real>
+void bind_backward(py::class_<ModelHandle<real>>& cls) {
+  using H = ModelHandle<real>;
+  cls.def("backward", [](H& h) { h.model->backward(); },
            "gradients of the last forward's objective, accumulated into the grads (needs targets)")
       .def("backward_from_logits", [](H& h, const In<real>& dlogits) {
         const Transformer<real>& m = *h.model;
@@ -294,10 +300,12 @@ void bind_decoder(py::module_& m) {
 
 void bind_model(py::module_& m) {
   py::class_<ModelHandle<float>> model(m, "Model", "The DeepSeek-style transformer in float32 (tinyds/model/).");
-  bind_common(model);
+  bind_forward(model);
+  bind_backward(model);
   bind_float_model(model);
   py::class_<ModelHandle<double>> model64(m, "Model64", "The same transformer in float64, for gradient checks.");
-  bind_common(model64);
+  bind_forward(model64);
+  bind_backward(model64);
   bind_decoder(m);
 
   m.def("kv_cache_bytes_per_token_per_layer", [](const std::string& kind, int H, int n_kv_head, int D, int L, int R) {
