@@ -6,6 +6,7 @@
 #   make build-tool  build only build/tinyds, quietly (what demo and bench need)
 #   make debug    -O0 -g, OpenMP off, into build-debug/ (for stepping with gdb, CUDA kernels included: see
 #                 kernels/README.md; no nvcc there, the kernels run under the CPU emulation)
+#   make notebooks  rebuild notebooks/*.ipynb from notebooks/src/ and execute them in place (commit the outputs)
 #   make deps     install missing Debian packages with apt-get
 #   make clean
 
@@ -18,9 +19,10 @@ CMAKE_FLAGS ?=
 
 # Debian packages the build, the tests and the PyTorch reference need.
 DEPS := cmake make g++ libeigen3-dev doctest-dev nlohmann-json3-dev \
-        python3 python3-numpy python3-torch libopenblas0-pthread
+        python3 python3-numpy python3-torch libopenblas0-pthread \
+        pybind11-dev python3-dev jupyter-nbconvert python3-ipykernel python3-matplotlib
 
-.PHONY: all build build-tool test demo bench debug deps clean unit asan golden
+.PHONY: all build build-tool test demo bench debug deps clean unit asan golden notebooks
 
 all: build
 
@@ -63,10 +65,22 @@ test: deps build
 asan:
 	@echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/) =="
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTINYDS_SANITIZE=ON -DTINYDS_GOLDEN=OFF \
-	       -DTINYDS_CUDA=OFF -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" >/dev/null
+	       -DTINYDS_CUDA=OFF -DTINYDS_PYTHON=OFF -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" >/dev/null
 	@cmake --build build-asan -j $(JOBS) --target tinyds_tests tinyds
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    ctest --output-on-failure --timeout 900
+
+# Every notebook rebuilt from its cell file and executed in place with Debian's jupyter-nbconvert and python3 kernel,
+# against the module in $(BUILD)/python. The CTest tests notebook_* execute them again and fail on a stale notebook.
+notebooks: deps build
+	@/usr/bin/python3 notebooks/build.py
+	@for nb in notebooks/[0-9]*.ipynb; do \
+	  echo "== $$nb"; start=$$(date +%s); \
+	  PYTHONPATH=$(CURDIR)/$(BUILD)/python TINYDS_EXE=$(CURDIR)/$(BUILD)/tinyds OMP_NUM_THREADS=1 \
+	    /usr/bin/python3 -m nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=240 --ExecutePreprocessor.kernel_name=python3 $$nb || exit 1; \
+	  echo "   $$(( $$(date +%s) - start )) s"; \
+	done
 
 demo: deps build-tool
 	@$(BUILD)/tinyds demo
