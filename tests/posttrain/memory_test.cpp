@@ -69,6 +69,11 @@ TEST_CASE("posttrain/memory: model-state bytes of every method equal the formula
   CHECK(at(ppo.peak, Role::policy, Category::kv_cache) == at(grpo.peak, Role::policy, Category::kv_cache));
   CHECK(at(ppo.peak, Role::policy, Category::kv_cache) > 0);                   // both sampled with a kv-cache
   CHECK(at(grpo.peak, Role::policy, Category::kv_cache) > 0);
+  // GRPO's step is the trainer's grpo_update, which holds lp_ref as reference activations for the step, not as a
+  // rollout buffer; PPO's make_experience keeps lp_ref with the experience (rollout) for all its epochs.
+  CHECK(at(grpo.peak, Role::reference, Category::rollout) == 0);
+  CHECK(at(grpo.peak, Role::reference, Category::activations) > 0);
+  CHECK(at(ppo.peak, Role::reference, Category::rollout) > 0);
   // Model state: GRPO = policy (4 copies) + reference (1); PPO adds the critic (4 more): 5/9 of PPO's.
   CHECK(static_cast<double>(grpo.state_total()) / ppo.state_total() == doctest::Approx(5.0 / 9.0).epsilon(0.01));
   const std::string report = memory_report(ms);

@@ -21,7 +21,7 @@ int cmd_ppo(int argc, char** argv) {
   a.add("--steps", o.steps, "PPO iterations (each: one rollout batch, then --ppo-epochs updates)");
   a.add("--batch-size", o.batch_size, "prompts per step, one completion each (= sampled sequences)");
   a.add("--ppo-epochs", o.ppo.num_ppo_epochs, "passes over each rollout batch (trl num_ppo_epochs, default 4 there; 2 here for CPU speed)");
-  a.add("--learning-rate", o.learning_rate, "policy AdamW learning rate (trl learning_rate 3e-6 for large models)");
+  a.add("--learning-rate", o.lr, "policy AdamW learning rate (trl learning_rate 3e-6 for large models)");
   a.add("--critic-learning-rate", o.critic_learning_rate, "critic AdamW learning rate (< 0: same as --learning-rate)");
   a.add("--weight-decay", o.weight_decay, "AdamW weight decay of both models (trl 0)");
   a.add("--max-grad-norm", o.max_grad_norm, "clip each model's gradient to this global L2 norm (0 = off)");

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <memory>
 
 #include "tinyds/core/error.h"
 
@@ -53,8 +54,10 @@ void check_inputs(const Transformer<float>& model, const std::vector<std::vector
   sample_token(one.data(), 1, opt.sampling, probe);
 }
 
-// Decodes sequences [first, first + Bc) of r (their prompts already in r.tokens) until each is done.
-void rollout_chunk(Rollout& r, const Transformer<float>& model, int first, int Bc, const RolloutOptions& opt) {
+// Decodes sequences [first, first + Bc) of r (their prompts already in r.tokens) with dec (a Decoder of Bc rows)
+// until each is done.
+void rollout_chunk(Rollout& r, const Transformer<float>& model, Decoder& dec, int first, int Bc,
+                   const RolloutOptions& opt) {
   const ModelConfig& m = model.config();
   const SamplingParams& sp = opt.sampling;
   const int V = m.vocab_size, T = r.T;
@@ -67,7 +70,6 @@ void rollout_chunk(Rollout& r, const Transformer<float>& model, int first, int B
     // A prompt that fills the context, or no new tokens allowed: nothing to sample (generate() agrees).
     if (len[i] >= m.max_seq_len || sp.max_new_tokens == 0) done[i] = 1;
   }
-  Decoder dec(model, Bc, std::min(T, m.max_seq_len), opt.mla_path, opt.role);
   std::vector<int> in(Bc);         // (Bc) this step's input tokens, all at position p
   for (int p = 0;; p++) {
     bool any = false;
@@ -140,12 +142,19 @@ Rollout rollout(const Transformer<float>& model, const std::vector<std::vector<i
   n_chunks = std::min(r.B, (n_chunks + threads - 1) / threads * threads);
   const int per_chunk = (r.B + n_chunks - 1) / n_chunks;
   n_chunks = (r.B + per_chunk - 1) / per_chunk;
+  // Every chunk's Decoder (its kv-cache) exists before any chunk runs, so the memory a rollout holds is all chunks'
+  // caches whatever the threads' timing (`tinyds memory` measures it; a chunk made when its thread got to it would
+  // overlap the others' or not by chance).
+  std::vector<std::unique_ptr<Decoder>> decoders;
+  for (int c = 0; c < n_chunks; c++)
+    decoders.push_back(std::make_unique<Decoder>(model, std::min(per_chunk, r.B - c * per_chunk),
+                                                 std::min(r.T, m.max_seq_len), opt.mla_path, opt.role));
   std::vector<std::exception_ptr> failed(n_chunks);  // an exception must not leave an OpenMP region
 #pragma omp parallel for schedule(dynamic, 1) if (n_chunks > 1)
   for (int c = 0; c < n_chunks; c++) {
     try {
       const int first = c * per_chunk;
-      rollout_chunk(r, model, first, std::min(per_chunk, r.B - first), opt);
+      rollout_chunk(r, model, *decoders[c], first, std::min(per_chunk, r.B - first), opt);
     } catch (...) {
       failed[c] = std::current_exception();
     }

@@ -2,18 +2,15 @@
 // the rollout's rewards, and the options' checks. The loop around it is grpo_trainer.cpp.
 //
 // Shapes: B = P*G sequences in groups of G, T columns of the packed batch, V vocab, N = B*T.
-#include <climits>
 #include <cmath>
 
 #include "tinyds/core/error.h"
-#include "tinyds/ops/adamw.h"
 #include "tinyds/posttrain/frozen.h"
 #include "tinyds/posttrain/grpo_trainer.h"
 #include "tinyds/posttrain/losses/kl.h"
 #include "tinyds/posttrain/losses/logprobs.h"
 #include "tinyds/posttrain/losses/reinforce.h"
 #include "tinyds/posttrain/trainer_common.h"
-#include "tinyds/train/schedule.h"
 
 namespace tinyds {
 
@@ -124,7 +121,6 @@ GRPOStepStats grpo_update(Transformer<float>& policy, Transformer<float>* refere
   // 5. mu optimizer steps against the sampling policy's lp_old.
   Buffer<float> lp(N, Role::policy, Category::activations), dlp(N, Role::policy, Category::activations);
   Buffer<float> dlogits(static_cast<std::size_t>(N) * V, Role::policy, Category::activations);  // (B, T, V)
-  AdamWSettings as{opt.lr, opt.beta1, opt.beta2, opt.adam_eps, opt.weight_decay};
   double clip_sum = 0;
   for (int it = 0; it < opt.num_iterations; it++) {
     policy.zero_grad();
@@ -161,14 +157,11 @@ GRPOStepStats grpo_update(Transformer<float>& policy, Transformer<float>* refere
     // Backward: dL/dlp (B, T) -> dL/dlogits (B, T, V) -> the model (backward_from_logits accumulates into grads).
     logprobs_backward(dlogits.data(), dlp.data(), logits, lp_targets.data(), B * T, V, tau);
     policy.backward_from_logits(dlogits.data());
-    s.grad_norm = global_norm(policy.grads(), policy.num_params());
-    if (opt.max_grad_norm > 0) clip_grad_norm(policy.grads(), policy.num_params(), s.grad_norm, opt.max_grad_norm);
-    // Constant lr after a linear warmup: lr_at with min_lr == lr has nothing to decay to.
-    as.lr = static_cast<float>(lr_at(optimizer_step + it, opt.lr, opt.lr, opt.warmup_steps, INT_MAX));
-    adam.step(policy.params(), policy.grads(), as);
-    policy.update_moe_bias();  // DESIGN 4.3: after every optimizer step, from this forward's expert loads
+    // Clip, AdamW at the warmup-then-constant lr, router biases (rl_common.h, as PPO's policy step).
+    const RLStepNorm sn = rl_optimizer_step(policy, adam, opt, optimizer_step + it);
+    s.grad_norm = sn.grad_norm;
+    s.lr = sn.lr;
   }
-  s.lr = as.lr;
   s.clip_fraction = clip_sum / opt.num_iterations;
   return s;
 }

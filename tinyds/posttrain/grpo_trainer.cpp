@@ -10,8 +10,8 @@
 #include "tinyds/core/rng.h"
 #include "tinyds/core/timer.h"
 #include "tinyds/data/batch.h"
-#include "tinyds/data/generator.h"
 #include "tinyds/posttrain/grpo_trainer.h"
+#include "tinyds/posttrain/rl_common.h"
 #include "tinyds/posttrain/trainer_common.h"
 #include "tinyds/train/checkpoint.h"
 #include "tinyds/train/progress.h"
@@ -21,25 +21,6 @@ namespace tinyds {
 using json = nlohmann::json;
 
 namespace {
-
-// The training prompts: n_train generated problems per level (train split), keeping those whose prompt leaves
-// room for at least one sampled token within max_seq_len (a longer one could never be answered).
-std::vector<Problem> rl_problems(const GRPOTrainOptions& opt, const Tokenizer& tok, int max_seq_len, bool quiet) {
-  std::vector<Problem> pool;
-  int dropped = 0;
-  for (int level : opt.levels)
-    for (Problem& p : generate_problems(level, opt.n_train, opt.seed + 7919ull * level, Split::train)) {
-      if (static_cast<int>(encode_prompt(p, tok).size()) < max_seq_len) pool.push_back(std::move(p));
-      else dropped++;
-    }
-  if (pool.empty())
-    throw_error("no training prompt of levels ", json(opt.levels).dump(), " fits the model's max_seq_len = ",
-                max_seq_len, " (all ", dropped, " are longer): use a model with a longer context");
-  if (dropped && !quiet)
-    std::printf("[%s] %d of %d prompts are longer than max_seq_len %d and were dropped\n", opt.label.c_str(), dropped,
-                dropped + static_cast<int>(pool.size()), max_seq_len);
-  return pool;
-}
 
 json step_record(const GRPOStepStats& s, int num_groups, std::size_t peak_bytes, double elapsed) {
   return json{{"step", s.step}, {"loss", s.loss}, {"reward_mean", s.reward_mean}, {"reward_std", s.reward_std},
@@ -65,8 +46,7 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
   AdamW adam(policy.layout(), Role::policy);
   std::ofstream metrics = open_metrics(opt.out_dir);
 
-  const std::vector<Problem> pool = rl_problems(opt, tok, cfg.model.max_seq_len, opt.quiet);
-  const std::vector<int> order = seeded_permutation(static_cast<int>(pool.size()), opt.seed, 0x9e0);
+  const PromptPool pool(opt.levels, opt.n_train, opt.seed, tok, cfg.model.max_seq_len, opt.label, opt.quiet);
   const std::vector<int> eval_levels = opt.eval_levels.empty() ? opt.levels : opt.eval_levels;
   const std::vector<std::vector<Problem>> heldout = heldout_per_level(cfg, eval_levels, opt.eval_problems);
 
@@ -97,8 +77,8 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
     // 1. P prompts, each repeated G times (consecutive rows form a group).
     std::vector<std::vector<int>> prompts;
     std::vector<int64_t> answers;
-    for (int j = 0; j < P; j++) {
-      const Problem& p = pool[order[(static_cast<std::size_t>(step) * P + j) % order.size()]];
+    for (int i : pool.step_indices(step, P)) {
+      const Problem& p = pool[i];
       const std::vector<int> ids = encode_prompt(p, tok);
       for (int g = 0; g < G; g++) { prompts.push_back(ids); answers.push_back(p.final_answer); }
     }
@@ -140,9 +120,7 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
                         format_fixed(s.completion_len, 1) + " | degenerate " + std::to_string(s.degenerate_groups) +
                         "/" + std::to_string(P) + " | " + format_fixed(s.seconds, 1) + " s/step | mem " +
                         format_bytes(peak);
-    add_maxvio(rec, extra, policy);
-    metrics << rec.dump() << "\n";
-    metrics.flush();
+    write_rl_step(metrics, rec, extra, policy);
     // Progress's own tokens/s is over its print interval; the JSONL has the per-step figure.
     progress.step_done(s.step, s.loss, s.lr, s.grad_norm, s.tokens, extra);
     if (opt.eval_every > 0 && s.step % opt.eval_every == 0 && s.step < opt.steps) evaluate_all(s.step);

@@ -10,8 +10,8 @@
 // the KL term starts at 0 (exactly with ref_batch 0, see below) and measures how far RL has moved the SFT model.
 //
 // One step:
-//   1. prompts:   P problems of the training pool (a seeded permutation, so the order depends only on (seed, step)),
-//                 each repeated G times
+//   1. prompts:   P problems of the training pool (rl_common.h's PromptPool: a seeded permutation, so the order
+//                 depends only on (seed, step)), each repeated G times
 //   2. rollout:   sample B completions with the policy (model/rollout.h: kv-cache Decoder, temperature / top-k / top-p,
 //                 at most max_completion_length tokens, <eos> included); keep lp_old (B, T), the sampling
 //                 policy's log-probs at the same temperature
@@ -42,6 +42,7 @@
 #include "tinyds/posttrain/losses/grpo.h"
 #include "tinyds/posttrain/reward.h"
 #include "tinyds/posttrain/policy_batch.h"
+#include "tinyds/posttrain/rl_common.h"
 #include "tinyds/train/optimizer.h"
 #include "tinyds/train/trainer.h"
 
@@ -52,7 +53,9 @@ const char* rl_algo_name(RLAlgo a);               // "grpo", "reinforce"
 RLAlgo parse_rl_algo(const std::string& s);        // error naming the value and the choices
 GRPOLossType parse_grpo_loss_type(const std::string& s);  // "grpo" | "bnpo" | "dapo" | "dr_grpo"
 
-struct GRPOTrainOptions {
+// AdamW (lr 5e-5, constant after warmup: see cmd_grpo.cpp for why; beta2 0.99; max_grad_norm 1) comes from
+// RLOptimizerOptions (rl_common.h), shared with PPO.
+struct GRPOTrainOptions : RLOptimizerOptions {
   std::string init_ckpt;          // policy and reference weights (e.g. from `tinyds sft`); required
   std::string out_dir = "runs/grpo";
   RLAlgo algo = RLAlgo::grpo;
@@ -69,12 +72,6 @@ struct GRPOTrainOptions {
   std::vector<int> levels = {2, 3};  // training prompts: generated problems of these levels (train split)
   int n_train = 4000;             // generated training problems per level
   std::vector<int> eval_levels;   // held-out levels evaluated (test split); empty = the training levels
-  // AdamW (a fresh optimizer: the SFT moments describe another objective)
-  float lr = 5e-5f;               // constant after warmup; see cmd_grpo.cpp for why
-  int warmup_steps = 0;           // linear warmup of lr over this many optimizer steps
-  float beta1 = 0.9f, beta2 = 0.99f, adam_eps = 1e-8f;
-  float weight_decay = 0.0f;      // trl's default 0: decay would pull the policy away from the reference
-  float max_grad_norm = 1.0f;     // global grad-norm clip (trl's name and default); 0 = off
   int eval_every = 10;            // RL steps between held-out evaluations (0 = start and end only)
   int eval_problems = 100;        // held-out problems per level (test split; 0 = no evaluation)
   int ckpt_every = 0;             // RL steps between latest.safetensors (0 = only final.safetensors)

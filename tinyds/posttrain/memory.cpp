@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <memory>
 #include <sstream>
 
@@ -18,10 +21,11 @@
 #include "tinyds/posttrain/frozen.h"
 #include "tinyds/posttrain/losses/grpo.h"
 #include "tinyds/posttrain/losses/logprobs.h"
+#include "tinyds/posttrain/grpo_trainer.h"
 #include "tinyds/posttrain/ppo_trainer.h"
 #include "tinyds/posttrain/preference.h"
 #include "tinyds/posttrain/reward.h"
-#include "tinyds/posttrain/policy_batch.h"
+#include "tinyds/posttrain/rl_common.h"
 #include "tinyds/train/optimizer.h"
 
 namespace tinyds {
@@ -125,7 +129,7 @@ void step_dpo(MethodMemory& mm, const Config& cfg, const Tokenizer& tok, const L
   policy_step(policy, opt);
 }
 
-// The prompt source of both RL methods: the PPO trainer's problem set for these options.
+// The prompt source of both RL methods: the PPO trainer's prompt pool for these options (levels {1}).
 PPOTrainerOptions rl_problem_options(const MemoryOptions& o) {
   PPOTrainerOptions po;
   po.seed = o.seed;
@@ -157,7 +161,7 @@ void step_ppo(MethodMemory& mm, const Config& cfg, const Tokenizer& tok, const L
   mm.sequences = e.batch.B; mm.columns = e.batch.T;
 }
 
-// ---- grpo: policy + reference, P prompts x G completions, one iteration (lp_old = the rollout's) ----
+// ---- grpo: policy + reference, P prompts x G completions, one update of the GRPO trainer (grpo_update) ----
 void step_grpo(MethodMemory& mm, const Config& cfg, const Tokenizer& tok, const LoadedCheckpoint* init,
                const MemoryOptions& o) {
   const int P = o.prompts, G = o.num_generations;
@@ -165,44 +169,32 @@ void step_grpo(MethodMemory& mm, const Config& cfg, const Tokenizer& tok, const 
   load_or_init(policy, init, cfg.train.seed);
   copy_weights(policy, reference);
   AdamW opt(policy.layout(), Role::policy);
-  const std::vector<Problem> ps = ppo_problems(rl_problem_options(o));  // the problems step_ppo draws from
+  GRPOTrainOptions go;  // the trainer's defaults (one iteration, ref_batch 8), with this tool's shape
+  go.grpo.num_generations = G;
+  go.max_completion_length = o.response_length;
+  go.temperature = o.temperature;
+  // The prompt pool step_ppo's trainer builds from the same options (levels, n_prompts, seed).
+  const PPOTrainerOptions po = rl_problem_options(o);
+  const PromptPool pool(po.levels, po.n_prompts, po.seed, tok, cfg.model.max_seq_len, "memory", /*quiet=*/true);
   std::vector<std::vector<int>> prompts;
+  std::vector<int64_t> answers;
   for (int i = 0; i < P; i++)
-    for (int g = 0; g < G; g++) prompts.push_back(encode_prompt(ps[i], tok));  // rows i*G .. i*G+G-1: group i
+    for (int g = 0; g < G; g++) {  // rows i*G .. i*G+G-1: group i
+      prompts.push_back(encode_prompt(pool[i], tok));
+      answers.push_back(pool[i].final_answer);
+    }
   RolloutOptions ro;
   ro.sampling.temperature = o.temperature;
   ro.sampling.max_new_tokens = o.response_length;
-  ro.sampling.seed = ppo_sampling_seed(o.seed, 0);  // as step_ppo's rollout
+  ro.sampling.seed = ppo_sampling_seed(o.seed, 0);  // as step_ppo's rollout: the very same tokens
   ro.n_tokens = tok.vocab_size();
   ro.batch = P * G;
   const Rollout r = rollout(policy, prompts, ro);
-  const PolicyBatch pb = pack_for_forward(r);
-  const int B = pb.B, T = pb.T, V = cfg.model.vocab_size;
-  const long N = static_cast<long>(B) * T;
-  mm.sequences = B; mm.columns = T;
-  Buffer<float> rewards(B, Role::policy, Category::rollout), adv(B, Role::policy, Category::rollout);
-  for (int b = 0; b < B; b++)
-    rewards[b] = static_cast<float>(
-        score_completion_tokens(r.completion(b), r.completion_len[b], tok, ps[b / G].final_answer).total);
-  GRPOConfig gc;
-  gc.num_generations = G;
-  grpo_advantages(adv.data(), rewards.data(), B, gc);
-  Buffer<int> ctargets(N, Role::policy, Category::rollout);
-  for (long n = 0; n < N; n++) ctargets[n] = pb.mask[n] != 0.0f ? pb.targets[n] : -1;
-  Buffer<float> lp_ref(N, Role::reference, Category::rollout), lp(N, Role::policy, Category::activations);
-  Buffer<float> dlp(N, Role::policy, Category::activations);
-  Buffer<float> dlogits(static_cast<std::size_t>(N) * V, Role::policy, Category::activations);
-  const float tau = r.logprob_temperature;
-  frozen_logprobs(lp_ref.data(), reference, pb.inputs.data(), ctargets.data(), B, T, tau);  // frozen.h
-  policy.zero_grad();
-  policy.forward(pb.inputs.data(), nullptr, B, T);
-  logprobs_forward(lp.data(), policy.logits(), ctargets.data(), static_cast<int>(N), V, tau);
-  grpo_loss_forward(lp.data(), pb.old_logprobs.data(), lp_ref.data(), adv.data(), pb.mask.data(), B, T, gc);
-  grpo_loss_backward(dlp.data(), 1.0, lp.data(), pb.old_logprobs.data(), lp_ref.data(), adv.data(), pb.mask.data(),
-                     B, T, gc);
-  logprobs_backward(dlogits.data(), dlp.data(), policy.logits(), ctargets.data(), static_cast<int>(N), V, tau);
-  policy.backward_from_logits(dlogits.data());
-  policy_step(policy, opt);
+  mm.sequences = r.B;
+  mm.columns = 1;  // the packed batch's T (policy_batch.h): the longest sequence minus one
+  for (int b = 0; b < r.B; b++) mm.columns = std::max(mm.columns, r.length(b) - 1);
+  const std::vector<RewardBreakdown> scores = score_rollout(r, tok, answers, go.reward_weights);
+  grpo_update(policy, &reference, opt, r, totals(scores), go, /*optimizer_step=*/0);
 }
 
 std::string cell(std::size_t bytes) { return bytes ? format_bytes(bytes) : "-"; }
@@ -273,6 +265,11 @@ std::vector<MethodMemory> measure_memory(const Config& cfg, const LoadedCheckpoi
       for (int k = 0; k < kNumCategories; k++) base[r][k] = L.current(static_cast<Role>(r), static_cast<Category>(k));
     const std::size_t base_total = L.current_total();
     L.reset_peaks();
+    // Give the heap the previous method freed back to the kernel first: whether malloc keeps it resident depends on
+    // the order of earlier allocations, and the RSS figures would carry it into this method's.
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
     mm.rss_was_reset = reset_peak_rss();
     mm.rss_start = rss_bytes();
     Timer timer;

@@ -12,8 +12,8 @@
 //           The rows are GRPO's (each of the P prompts G times) with GRPO's sampling seed, so both rollouts sample the
 //           very same tokens and every difference in the table is the algorithm's, not the sampled lengths'
 //   ppo+rm  the same with a frozen reward model (trunk + scalar head, Role::reward) producing the score
-//   grpo    policy + reference: P prompts x G completions, one GRPO iteration (posttrain/losses/grpo.h; written here,
-//           independent of the GRPO trainer)
+//   grpo    policy + reference: P prompts x G completions, one update of the GRPO trainer (grpo_update in
+//           posttrain/grpo_trainer.h, mu = 1), so its buffers sit in the categories the trainer puts them in
 // The analytical prediction of the model-state cells (weights, grads, adam_m, adam_v; 4 bytes per float):
 //   a transformer's weights   = 4 (n_params + n_router_bias)   (router biases: E per MoE layer, MTP blocks included)
 //   its grads, adam_m, adam_v = 4 n_params each               (the biases are buffers, not parameters)

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -14,14 +13,12 @@
 #include "tinyds/core/rng.h"
 #include "tinyds/core/timer.h"
 #include "tinyds/data/batch.h"
-#include "tinyds/data/generator.h"
 #include "tinyds/ops/adamw.h"
 #include "tinyds/posttrain/frozen.h"
 #include "tinyds/posttrain/losses/gae.h"
 #include "tinyds/posttrain/reward_model_trainer.h"
 #include "tinyds/posttrain/losses/logprobs.h"
 #include "tinyds/posttrain/trainer_common.h"
-#include "tinyds/train/evaluate.h"
 #include "tinyds/train/progress.h"
 #include "tinyds/train/trainer.h"
 
@@ -43,7 +40,7 @@ const PPOTrainerOptions& check_options(const PPOTrainerOptions& o) {
   if (o.steps < 1) throw_error("ppo: steps = ", o.steps, " must be >= 1");
   if (o.batch_size < 2) throw_error("ppo: batch_size = ", o.batch_size, " must be >= 2 (advantage whitening needs 2 tokens)");
   if (o.ppo.num_ppo_epochs < 1) throw_error("ppo: num_ppo_epochs = ", o.ppo.num_ppo_epochs, " must be >= 1");
-  if (!(o.learning_rate > 0)) throw_error("ppo: learning_rate = ", o.learning_rate, " must be > 0");
+  if (!(o.lr > 0)) throw_error("ppo: learning_rate = ", o.lr, " must be > 0");
   if (!(o.ppo.kl_coef >= 0)) throw_error("ppo: kl_coef = ", o.ppo.kl_coef, " must be >= 0");
   if (!(o.ppo.gamma >= 0 && o.ppo.gamma <= 1)) throw_error("ppo: gamma = ", o.ppo.gamma, " must be in [0, 1]");
   if (!(o.ppo.lam >= 0 && o.ppo.lam <= 1)) throw_error("ppo: lam = ", o.ppo.lam, " must be in [0, 1]");
@@ -53,6 +50,7 @@ const PPOTrainerOptions& check_options(const PPOTrainerOptions& o) {
   if (!(o.temperature > 0)) throw_error("ppo: temperature = ", o.temperature, " must be > 0 (PPO needs sampled completions and their log-probs)");
   if (o.response_length < 1) throw_error("ppo: response_length = ", o.response_length, " must be >= 1");
   if (o.n_prompts < 1) throw_error("ppo: n_prompts = ", o.n_prompts, " must be >= 1");
+  if (o.warmup_steps < 0) throw_error("ppo: warmup_steps = ", o.warmup_steps, " must be >= 0");
   if (o.levels.empty()) throw_error("ppo: levels is empty");
   if (o.max_grad_norm < 0) throw_error("ppo: max_grad_norm = ", o.max_grad_norm, " must be >= 0");
   return o;
@@ -78,16 +76,6 @@ void grow(Buffer<T>& b, std::size_t n, Role role, Category cat) {
 
 }  // namespace
 
-std::vector<Problem> ppo_problems(const PPOTrainerOptions& opt) {
-  std::vector<Problem> all;
-  for (int level : opt.levels) {
-    const int per_level = std::max(1, opt.n_prompts / static_cast<int>(opt.levels.size()));
-    std::vector<Problem> p = generate_problems(level, per_level, opt.seed + 7919ull * level, Split::train);
-    all.insert(all.end(), p.begin(), p.end());
-  }
-  return all;
-}
-
 uint64_t ppo_sampling_seed(uint64_t seed, int step) { return mix64(seed ^ mix64(0x5a3b1e + static_cast<uint64_t>(step))); }
 
 PPOTrainer::PPOTrainer(const Config& cfg, const Tokenizer& tok, const PPOTrainerOptions& opt,
@@ -99,7 +87,9 @@ PPOTrainer::PPOTrainer(const Config& cfg, const Tokenizer& tok, const PPOTrainer
       reference_(cfg_.model, Role::reference),
       critic_(cfg_.model, Role::critic),
       policy_opt_(policy_.layout(), Role::policy),
-      critic_opt_(critic_) {
+      critic_opt_(critic_),
+      pool_(opt_.levels, std::max(1, opt_.n_prompts / static_cast<int>(opt_.levels.size())), opt_.seed, tok_,
+            cfg_.model.max_seq_len, "ppo", opt_.quiet) {
   if (tok_.vocab_size() > cfg_.model.vocab_size)
     throw_error("ppo: model.vocab_size = ", cfg_.model.vocab_size, " is smaller than the tokenizer's ", tok_.vocab_size());
   if (init) load_params_into(*init, policy_);
@@ -116,21 +106,6 @@ PPOTrainer::PPOTrainer(const Config& cfg, const Tokenizer& tok, const PPOTrainer
     reward_model_ = std::make_unique<Critic<float>>(cfg_.model, Role::reward);
     copy_weights(policy_, reward_model_->trunk());
   }
-  problems_ = ppo_problems(opt_);
-  // Every prompt must leave room for at least one sampled token (ppo_rewards puts the score on the last one).
-  for (std::size_t i = 0; i < problems_.size(); i++) {
-    const int len = static_cast<int>(encode_prompt(problems_[i], tok_).size());
-    if (len >= cfg_.model.max_seq_len)
-      throw_error("ppo: prompt ", i, " has ", len, " tokens, which leaves no room to sample under model.max_seq_len = ",
-                  cfg_.model.max_seq_len, " (\"", problems_[i].question.substr(0, 40), "...\")");
-  }
-}
-
-std::vector<int> PPOTrainer::prompt_indices(int step) const {
-  Rng rng = Rng(opt_.seed, 0x9905).split(static_cast<uint64_t>(step));
-  std::vector<int> idx(opt_.batch_size);
-  for (int& i : idx) i = static_cast<int>(rng.randint(0, static_cast<int64_t>(problems_.size()) - 1));
-  return idx;
 }
 
 PPOExperience PPOTrainer::make_experience(int step) { return make_experience(step, prompt_indices(step)); }
@@ -140,9 +115,9 @@ PPOExperience PPOTrainer::make_experience(int step, const std::vector<int>& idx)
   if (idx.size() < 2) throw_error("ppo: make_experience needs at least 2 prompts, got ", idx.size());
   std::vector<std::vector<int>> prompts;
   for (std::size_t k = 0; k < idx.size(); k++) {
-    if (idx[k] < 0 || idx[k] >= static_cast<int>(problems_.size()))
-      throw_error("ppo: prompt index ", idx[k], " at position ", k, " is outside [0, ", problems_.size(), ")");
-    prompts.push_back(encode_prompt(problems_[idx[k]], tok_));
+    if (idx[k] < 0 || idx[k] >= static_cast<int>(pool_.size()))
+      throw_error("ppo: prompt index ", idx[k], " at position ", k, " is outside [0, ", pool_.size(), ")");
+    prompts.push_back(encode_prompt(pool_[idx[k]], tok_));
   }
 
   // 1. Rollout: one sampled completion per prompt with the sampling policy's log-probs.
@@ -163,7 +138,7 @@ PPOExperience PPOTrainer::make_experience(int step, const std::vector<int>& idx)
     double acc = 0, fmt = 0, eos = 0, len = 0;
     for (int b = 0; b < r.B; b++) {
       const RewardBreakdown s = score_completion_tokens(r.completion(b), r.completion_len[b], tok_,
-                                                        problems_[idx[b]].final_answer, opt_.reward_weights);
+                                                        pool_[idx[b]].final_answer, opt_.reward_weights);
       e.scores.push_back(s.total);
       acc += s.accuracy; fmt += s.format; eos += r.ended_with_eos[b] ? 1 : 0; len += r.completion_len[b];
     }
@@ -257,16 +232,12 @@ PPOUpdateStats PPOTrainer::update(const PPOExperience& e) {
   policy_.backward_from_logits(dlogits_.data());
   critic_.backward(dvalues_.data());
 
-  // Clip each model's gradient, AdamW on both, then the router biases from this forward's loads (DESIGN 4.3).
-  st.policy_grad_norm = global_norm(policy_.grads(), policy_.num_params());
-  if (opt_.max_grad_norm > 0) clip_grad_norm(policy_.grads(), policy_.num_params(), st.policy_grad_norm, opt_.max_grad_norm);
+  // Each model: clip its gradient, AdamW with the shared RL settings (rl_common.h), then the router biases from this
+  // forward's loads (DESIGN 4.3).
+  st.policy_grad_norm = rl_optimizer_step(policy_, policy_opt_, opt_, policy_opt_.t()).grad_norm;
   st.critic_grad_norm = critic_clip_grad_norm(critic_, opt_.max_grad_norm);
-  const float wd = static_cast<float>(opt_.weight_decay);
-  // betas and eps as torch.optim.AdamW's defaults, which trl uses
-  policy_opt_.step(policy_.params(), policy_.grads(), AdamWSettings{static_cast<float>(opt_.learning_rate), 0.9f, 0.999f, 1e-8f, wd});
-  const double clr = opt_.critic_learning_rate < 0 ? opt_.learning_rate : opt_.critic_learning_rate;
-  critic_opt_.step(AdamWSettings{static_cast<float>(clr), 0.9f, 0.999f, 1e-8f, wd});
-  policy_.update_moe_bias();
+  const float clr = opt_.critic_learning_rate < 0 ? opt_.lr : static_cast<float>(opt_.critic_learning_rate);
+  critic_opt_.step(opt_.at(critic_opt_.t(), clr));
   critic_.trunk().update_moe_bias();
   return st;
 }
@@ -280,31 +251,26 @@ void PPOTrainer::save(const std::string& stem, int step) {
   save_scalar_head(stem + ".value_head.safetensors", critic_, "value_head");
 }
 
-double PPOTrainer::evaluate() {
+double PPOTrainer::evaluate(int step, std::ostream& metrics) {
+  const std::vector<std::vector<Problem>> heldout = heldout_per_level(cfg_, opt_.levels, opt_.eval_problems);
+  const std::vector<LevelAccuracy> per =
+      evaluate_levels(policy_, tok_, heldout, opt_.levels, opt_.response_length, step, metrics, "ppo", opt_.quiet);
   double correct = 0, n = 0;
-  Config c = cfg_;
-  c.train.eval_problems = opt_.eval_problems;
-  for (int level : opt_.levels) {
-    EvalResult r = evaluate_exact_match(policy_, tok_, heldout_problems(c, level), opt_.response_length, 0);
-    correct += r.correct; n += r.n;
-  }
+  for (const LevelAccuracy& a : per) { correct += a.accuracy * a.n; n += a.n; }
   return n > 0 ? correct / n : 0.0;
 }
 
 PPOResult PPOTrainer::run() {
-  std::filesystem::create_directories(opt_.out_dir);
-  std::ofstream metrics(opt_.out_dir + "/metrics.jsonl", std::ios::trunc);
-  if (!metrics) throw_error("ppo: cannot write ", opt_.out_dir, "/metrics.jsonl");
+  std::ofstream metrics = open_metrics(opt_.out_dir);
   PPOResult res;
   Timer total;
   if (!opt_.quiet)
     std::printf("[ppo] %s: %.2fM parameters x (policy, reference, critic%s), %zu prompts (levels %s), B %d, "
                 "response_length %d, %d steps x %d PPO epochs\n", cfg_.name.c_str(), policy_.num_params() / 1e6,
-                reward_model_ ? ", reward model" : "", problems_.size(), json(opt_.levels).dump().c_str(),
+                reward_model_ ? ", reward model" : "", pool_.size(), json(opt_.levels).dump().c_str(),
                 opt_.batch_size, opt_.response_length, opt_.steps, opt_.ppo.num_ppo_epochs);
   if (opt_.eval_problems > 0) {
-    res.initial_accuracy = evaluate();
-    metrics << json{{"step", 0}, {"eval_accuracy", res.initial_accuracy}}.dump() << "\n";
+    res.initial_accuracy = evaluate(0, metrics);
     if (!opt_.quiet) std::printf("[ppo] held-out exact match before PPO: %.1f%%\n", 100 * res.initial_accuracy);
   }
   const int every = std::max(1, opt_.steps / 40);
@@ -335,9 +301,8 @@ PPOResult PPOTrainer::run() {
              {"rollout_s", e.rollout_seconds}, {"step_s", seconds}, {"elapsed_s", total.seconds()},
              {"memory_bytes", L.current_total()}, {"memory_peak_bytes", L.peak_total()},
              {"rss_peak_bytes", peak_rss_bytes()}};
-    if (policy_.num_moe_layers() > 0) rec["maxvio"] = policy_.moe_maxvio();
-    metrics << rec.dump() << "\n";
-    metrics.flush();
+    std::string extra;  // the progress line below prints its own fields
+    write_rl_step(metrics, rec, extra, policy_);
     res.steps.push_back({step + 1, e.reward_mean, e.accuracy, e.format_rate, e.kl, vf / k, clip / k, first.entropy,
                          e.completion_length, tps});
     if (!opt_.quiet && ((step + 1) % every == 0 || step + 1 == opt_.steps)) {
@@ -359,8 +324,7 @@ PPOResult PPOTrainer::run() {
     res.final_ckpt = opt_.out_dir + "/final.safetensors";
   }
   if (opt_.eval_problems > 0) {
-    res.final_accuracy = evaluate();
-    metrics << json{{"step", opt_.steps}, {"eval_accuracy", res.final_accuracy}}.dump() << "\n";
+    res.final_accuracy = evaluate(opt_.steps, metrics);
   }
   res.seconds = total.seconds();
   if (!opt_.quiet) {

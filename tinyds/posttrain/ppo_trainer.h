@@ -21,11 +21,14 @@
 //   4. each epoch, on the whole batch (trl num_mini_batches = 1): policy and critic forward, clipped policy loss +
 //      vf_coef * clipped value loss (ppo.h), backward into both, grad-norm clip, AdamW on both, update_moe_bias on
 //      both (DESIGN 4.3: after every optimizer step).
+// The prompt pool and order, the AdamW settings, the held-out evaluation and the metrics lines are GRPO's
+// (rl_common.h); only the update differs.
 // Logs per step: reward mean/std, accuracy, format rate, KL, clip fractions, value loss, entropy, completion
 // length, tokens/s, memory; one JSON line per step in <out_dir>/metrics.jsonl; checkpoints of policy and critic.
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -36,33 +39,34 @@
 #include "tinyds/posttrain/critic.h"
 #include "tinyds/posttrain/losses/ppo.h"
 #include "tinyds/posttrain/reward.h"
+#include "tinyds/posttrain/rl_common.h"
 #include "tinyds/posttrain/policy_batch.h"
 #include "tinyds/train/checkpoint.h"
 #include "tinyds/train/optimizer.h"
 
 namespace tinyds {
 
-struct PPOTrainerOptions {  // hyper-parameters named as trl's PPOConfig; defaults stated where they differ
+// Hyper-parameters named as trl's PPOConfig; defaults stated where they differ. AdamW (beta2 0.99, max_grad_norm 1,
+// weight_decay 0, no warmup) is RLOptimizerOptions (rl_common.h), shared with GRPO; lr is the policy's
+// (--learning-rate, trl 3e-6 for billion-parameter models; a 1M model needs more).
+struct PPOTrainerOptions : RLOptimizerOptions {
   // 2 PPO epochs instead of trl's 4: on 2 CPU cores each epoch (policy + critic forward and backward) costs several
   // times the rollout, so 4 epochs would nearly double the step time for a smaller gain per sample.
-  PPOTrainerOptions() { ppo.num_ppo_epochs = 2; }
+  PPOTrainerOptions() { ppo.num_ppo_epochs = 2; lr = 1e-4f; }
   PPOConfig ppo;                    // kl_coef 0.05, gamma 1, lam 0.95, cliprange 0.2, cliprange_value 0.2, vf_coef 0.1;
                                     // num_ppo_epochs: trl 4, here 2 by default (see the constructor)
   int steps = 100;                  // PPO iterations (trl counts total_episodes = steps * batch_size)
   int batch_size = 16;              // prompts per step = sampled sequences (one completion per prompt)
-  double learning_rate = 1e-4;      // policy AdamW lr (trl 3e-6 for billion-parameter models; a 1M model needs more)
-  double critic_learning_rate = -1; // critic AdamW lr; < 0: the same as learning_rate (trl: one optimizer for both)
-  double max_grad_norm = 1.0;       // global grad-norm clip, per model (trl 1.0); 0 = off
-  double weight_decay = 0.0;        // AdamW decay (trl / transformers default 0)
+  double critic_learning_rate = -1; // critic AdamW lr; < 0: the same as lr (trl: one optimizer for both)
   float temperature = 1.0f;         // sampling temperature; log-probs are taken at the same one (trl 0.7)
   int response_length = 64;         // max new tokens per completion (trl response_length 53)
   RewardWeights reward_weights;     // accuracy 1, format 1 (R1)
   std::vector<int> levels = {1};    // generated problem levels the prompts come from
-  int n_prompts = 4000;             // generated training problems to draw prompts from
+  int n_prompts = 4000;             // generated training problems to draw prompts from (split equally over levels)
   uint64_t seed = 1234;             // prompt order and sampling
   std::string out_dir = "runs/ppo";
   int ckpt_every = 0;               // steps between latest.* checkpoints (0 = only the final one)
-  int eval_problems = 100;          // held-out greedy exact match before and after training (0 = none)
+  int eval_problems = 100;          // held-out problems per level, greedy exact match before and after (0 = none)
   bool use_reward_model = false;    // score with a (frozen, untrained) reward model instead of the rule reward
   std::string reward_model;         // stem of a trained reward model (`tinyds rm`: <out>/final), frozen, scoring
                                     // instead of the rule reward; empty = rule reward (or use_reward_model)
@@ -118,7 +122,7 @@ class PPOTrainer {
 
   // Rollout of step `step`'s prompts, scoring, reference and critic forward, rewards, GAE.
   PPOExperience make_experience(int step);
-  // The same with chosen prompts: indices into problems() (B of them; repeats allowed).
+  // The same with chosen prompts: indices into problems() (B of them; repeats allowed), sampled with step's seed.
   PPOExperience make_experience(int step, const std::vector<int>& prompt_idx);
   // Step 3 from e.scores (B), e.batch, e.ref_logprobs and e.values: per-token rewards, GAE, whitened advantages,
   // returns, reward mean/std and KL. make_experience calls it; a caller may change e.scores and call it again.
@@ -132,13 +136,15 @@ class PPOTrainer {
   Transformer<float>& reference() { return reference_; }
   Critic<float>& critic() { return critic_; }
   const PPOTrainerOptions& options() const { return opt_; }
-  // The prompts step `step` uses: indices into problems() (seeded by opt.seed and the step only).
-  std::vector<int> prompt_indices(int step) const;
-  const std::vector<Problem>& problems() const { return problems_; }
+  // The prompts step `step` uses: indices into problems(), batch_size positions of the pool's seeded order
+  // (rl_common.h: without replacement, as GRPO's).
+  std::vector<int> prompt_indices(int step) const { return pool_.step_indices(step, opt_.batch_size); }
+  const std::vector<Problem>& problems() const { return pool_.problems(); }
 
  private:
   void save(const std::string& stem, int step);  // <stem>.safetensors (policy), <stem>.critic.safetensors, ...
-  double evaluate();
+  // Held-out greedy exact match per level (metrics lines as GRPO's); the accuracy over all levels.
+  double evaluate(int step, std::ostream& metrics);
 
   Config cfg_;
   Tokenizer tok_;
@@ -148,13 +154,11 @@ class PPOTrainer {
   std::unique_ptr<Critic<float>> reward_model_;
   AdamW policy_opt_;
   CriticAdamW critic_opt_;
-  std::vector<Problem> problems_;
+  PromptPool pool_;
   // Update scratch (Role::policy / Role::critic activations), grown on demand.
   Buffer<float> lp_, dlp_, entropy_, dlogits_, dvalues_;
 };
 
-// The problems a trainer with these options draws its prompts from (levels, n_prompts, seed).
-std::vector<Problem> ppo_problems(const PPOTrainerOptions& opt);
 // The sampling seed of step `step`'s rollout (row b then draws from rollout_rng(seed, b, t), model/rollout.h).
 uint64_t ppo_sampling_seed(uint64_t seed, int step);
 
