@@ -1,5 +1,5 @@
 // kernels/gae.cu — Generalized Advantage Estimation (Schulman et al. 2016) and masked whitening on the GPU.
-// CPU reference: tinyds/posttrain/gae.h (same names, same argument order, device pointers).
+// CPU reference: tinyds/posttrain/losses/gae.h (same names, same argument order, device pointers).
 //
 // Shapes: B sequences, T positions; rewards, values, mask, advantages, returns (B, T); x, out (n).
 // Per row, walking t backwards over the positions with m = 1 (a masked position is skipped, not a step):

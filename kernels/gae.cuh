@@ -1,5 +1,5 @@
 // kernels/gae.cuh — host launchers of the GAE and masked-whitening kernels (kernels/gae.cu); device pointers.
-// Mirrors tinyds/posttrain/gae.h. Shapes: B sequences, T positions, n = B*T.
+// Mirrors tinyds/posttrain/losses/gae.h. Shapes: B sequences, T positions, n = B*T.
 #pragma once
 
 namespace tinyds::cuda {

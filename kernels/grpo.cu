@@ -1,6 +1,6 @@
 // kernels/grpo.cu — GRPO (DeepSeekMath arXiv 2402.03300, Eq. 3-4) on the GPU: group advantages, the clipped,
 // k3-regularised token loss with its aggregation, and its gradient.
-// CPU reference: tinyds/posttrain/grpo.h (same names and argument order, device pointers; stats on the device).
+// CPU reference: tinyds/posttrain/losses/grpo.h (same names and argument order, device pointers; stats on the device).
 //
 // Shapes: B sequences in consecutive groups of G, T positions.  lp, lp_old, lp_ref, mask, dlp (B, T); rewards,
 // advantages (B); stats (kGrpoNumStats).

@@ -1,7 +1,7 @@
 // kernels/grpo.cuh — host launchers of the GRPO kernels (kernels/grpo.cu); device pointers.
-// Mirrors tinyds/posttrain/grpo.h. Shapes: B sequences in consecutive groups of G = cfg.num_generations, T positions.
+// Mirrors tinyds/posttrain/losses/grpo.h. Shapes: B sequences in consecutive groups of G = cfg.num_generations, T positions.
 #pragma once
-#include "tinyds/posttrain/grpo.h"
+#include "tinyds/posttrain/losses/grpo.h"
 
 namespace tinyds::cuda {
 

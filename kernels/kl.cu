@@ -1,5 +1,5 @@
 // kernels/kl.cu — per-token estimators of KL(pi || ref) (Schulman 2020) on the GPU, and their gradients.
-// CPU reference: tinyds/posttrain/kl.h (same names, same argument order, device pointers).
+// CPU reference: tinyds/posttrain/losses/kl.h (same names, same argument order, device pointers).
 //
 // Shapes: n token positions; lp, lp_ref, kl, dkl, dlp (n).   x = lp_ref - lp = log(ref / pi):
 //   k1 = -x;   k2 = x^2 / 2;   k3 = exp(x) - x - 1         (GRPO's, DeepSeekMath Eq. 4)

@@ -1,7 +1,7 @@
 // kernels/kl.cuh — host launchers of the k1/k2/k3 KL estimator kernels (kernels/kl.cu); device pointers.
-// Mirrors tinyds/posttrain/kl.h. Shapes: n token positions.
+// Mirrors tinyds/posttrain/losses/kl.h. Shapes: n token positions.
 #pragma once
-#include "tinyds/posttrain/kl.h"
+#include "tinyds/posttrain/losses/kl.h"
 
 namespace tinyds::cuda {
 

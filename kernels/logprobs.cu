@@ -1,5 +1,5 @@
 // kernels/logprobs.cu — per-token log-probs of the sampled tokens and per-token entropy on the GPU, forward and
-// backward. CPU reference: tinyds/posttrain/logprobs.h (same names, same argument order, device pointers).
+// backward. CPU reference: tinyds/posttrain/losses/logprobs.h (same names, same argument order, device pointers).
 //
 // Shapes: N rows (B*T positions), V vocab.   logits (N, V), targets (N), lp, dlp, entropy, dentropy (N),
 // dlogits (N, V).   z = logits / temperature;  lse = log sum_v exp(z_v);  log p_v = z_v - lse.

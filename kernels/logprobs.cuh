@@ -1,5 +1,5 @@
 // kernels/logprobs.cuh — host launchers of the log-prob and entropy kernels (kernels/logprobs.cu); device pointers.
-// Mirrors tinyds/posttrain/logprobs.h. Shapes: N rows, V vocab; a target < 0 is masked.
+// Mirrors tinyds/posttrain/losses/logprobs.h. Shapes: N rows, V vocab; a target < 0 is masked.
 #pragma once
 
 namespace tinyds::cuda {

@@ -1,7 +1,7 @@
 // kernels/ppo.cu — PPO for language models (Schulman et al. 2017; trl PPOTrainer) on the GPU: KL-penalised
 // per-token rewards, the clipped policy and value losses, and their gradients.
-// CPU reference: tinyds/posttrain/ppo.h (same names and argument order, device pointers; stats on the device).
-// GAE and whitening, the step between rewards and the loss, are in kernels/gae.cu (tinyds/posttrain/gae.h).
+// CPU reference: tinyds/posttrain/losses/ppo.h (same names and argument order, device pointers; stats on the device).
+// GAE and whitening, the step between rewards and the loss, are in kernels/gae.cu (tinyds/posttrain/losses/gae.h).
 //
 // Shapes: B sequences, T positions, n = B*T; every per-token tensor (n) or (B, T); scores (B); stats (kPpoNumStats).
 //   rewards_t = -kl_coef (lp_old - lp_ref)  (+ score on the last completion token)

@@ -1,7 +1,7 @@
 // kernels/ppo.cuh — host launchers of the PPO kernels (kernels/ppo.cu); device pointers.
-// Mirrors tinyds/posttrain/ppo.h. Shapes: B sequences, T positions, n = B*T.
+// Mirrors tinyds/posttrain/losses/ppo.h. Shapes: B sequences, T positions, n = B*T.
 #pragma once
-#include "tinyds/posttrain/ppo.h"
+#include "tinyds/posttrain/losses/ppo.h"
 
 namespace tinyds::cuda {
 

@@ -1,9 +1,9 @@
-// tests/kernels/gae_cases.cpp — kernel table rows for kernels/gae.cu against tinyds/posttrain/gae.h.
+// tests/kernels/gae_cases.cpp — kernel table rows for kernels/gae.cu against tinyds/posttrain/losses/gae.h.
 // Shapes: B sequences, T positions. Masks as a rollout makes them: prompt positions 0, then the completion 1s,
 // then padding 0s, with a different completion start and length per row.
 #include "kernels/gae.cuh"
 #include "tests/kernels/kernel_util.h"
-#include "tinyds/posttrain/gae.h"
+#include "tinyds/posttrain/losses/gae.h"
 
 namespace {
 

@@ -1,9 +1,9 @@
-// tests/kernels/grpo_cases.cpp — kernel table rows for kernels/grpo.cu against tinyds/posttrain/grpo.h.
+// tests/kernels/grpo_cases.cpp — kernel table rows for kernels/grpo.cu against tinyds/posttrain/losses/grpo.h.
 // Shapes: B sequences in groups of G, T positions. lp - lp_old spans [-0.5, 0.5], so ratios fall on both sides of
 // both clip bounds (0.8, 1.2 / 1.28); the mask is random 0/1 with one row fully masked where B > 1.
 #include "kernels/grpo.cuh"
 #include "tests/kernels/kernel_util.h"
-#include "tinyds/posttrain/grpo.h"
+#include "tinyds/posttrain/losses/grpo.h"
 
 namespace {
 

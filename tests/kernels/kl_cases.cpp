@@ -1,8 +1,8 @@
-// tests/kernels/kl_cases.cpp — kernel table rows for kernels/kl.cu against tinyds/posttrain/kl.h.
+// tests/kernels/kl_cases.cpp — kernel table rows for kernels/kl.cu against tinyds/posttrain/losses/kl.h.
 // Shapes: n tokens; lp, lp_ref in [-3, 0] (log-probs), so x = lp_ref - lp in [-3, 3].
 #include "kernels/kl.cuh"
 #include "tests/kernels/kernel_util.h"
-#include "tinyds/posttrain/kl.h"
+#include "tinyds/posttrain/losses/kl.h"
 
 namespace {
 

@@ -1,8 +1,8 @@
-// tests/kernels/logprobs_cases.cpp — kernel table rows for kernels/logprobs.cu against tinyds/posttrain/logprobs.h.
+// tests/kernels/logprobs_cases.cpp — kernel table rows for kernels/logprobs.cu against tinyds/posttrain/losses/logprobs.h.
 // Shapes: N rows, V vocab; about one target in five is -1 (masked); temperatures 1 and 0.7.
 #include "kernels/logprobs.cuh"
 #include "tests/kernels/kernel_util.h"
-#include "tinyds/posttrain/logprobs.h"
+#include "tinyds/posttrain/losses/logprobs.h"
 
 namespace {
 

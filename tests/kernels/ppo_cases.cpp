@@ -1,9 +1,9 @@
-// tests/kernels/ppo_cases.cpp — kernel table rows for kernels/ppo.cu against tinyds/posttrain/ppo.h.
+// tests/kernels/ppo_cases.cpp — kernel table rows for kernels/ppo.cu against tinyds/posttrain/losses/ppo.h.
 // Shapes: B sequences, T positions, n = B*T. lp - lp_old spans [-0.5, 0.5] and V - V_old [-0.5, 0.5], so both the
 // ratio clip (0.8, 1.2) and the value clip (+-0.2) are active on some tokens and not on others.
 #include "kernels/ppo.cuh"
 #include "tests/kernels/kernel_util.h"
-#include "tinyds/posttrain/ppo.h"
+#include "tinyds/posttrain/losses/ppo.h"
 
 namespace {
 

@@ -1,5 +1,5 @@
-// tests/train/batch_source_test.cpp — the training batches: what a step gets depends only on (seed, step), plain
-// steps are the data order's rows, and drill steps take the configured share.
+// tests/train/batch_source_test.cpp — the training batches: what a step gets depends only on (seed, step), and a
+// step's rows are the data order's.
 #include <doctest/doctest.h>
 
 #include <vector>
@@ -12,13 +12,11 @@ using namespace tinyds;
 
 namespace {
 
-Config small_data(double drill_frac, bool pad_drills) {
+Config small_data(bool pad_drills) {
   Config c = Config::preset("nano");
   c.data.levels = {1};
   c.data.n_train = 200;
-  c.data.drill_frac = drill_frac;
   c.data.pad_drills = pad_drills;
-  c.data.length_group = 0;
   c.train.batch_size = 4;
   c.train.seq_len = 64;
   return c;
@@ -27,7 +25,7 @@ Config small_data(double drill_frac, bool pad_drills) {
 }  // namespace
 
 TEST_CASE("train/batch_source: a step's batch depends only on (seed, step), not on the steps asked before") {
-  const Config cfg = small_data(0.3, true);
+  const Config cfg = small_data(true);
   Tokenizer tok;
   BatchSource in_order(cfg, training_problems(cfg, ""), tok, true);
   BatchSource jumped(cfg, training_problems(cfg, ""), tok, true);
@@ -42,7 +40,7 @@ TEST_CASE("train/batch_source: a step's batch depends only on (seed, step), not 
 }
 
 TEST_CASE("train/batch_source: without drills a step's rows are the data order's, cut to the longest") {
-  const Config cfg = small_data(0.0, false);
+  const Config cfg = small_data(false);
   Tokenizer tok;
   const std::vector<Problem> problems = training_problems(cfg, "");
   BatchSource source(cfg, problems, tok, true);
@@ -56,24 +54,4 @@ TEST_CASE("train/batch_source: without drills a step's rows are the data order's
     CHECK(got.batch.inputs == want.inputs);
     CHECK(got.batch.targets == want.targets);
   }
-}
-
-TEST_CASE("train/batch_source: drill steps take about drill_frac of the steps") {
-  const Config cfg = small_data(0.3, false);
-  Tokenizer tok;
-  const std::vector<Problem> problems = training_problems(cfg, "");
-  BatchSource source(cfg, problems, tok, true);
-  BatchOrder order(static_cast<int>(problems.size()), cfg.train.seed);
-  // A word-problem step is exactly the order's rows (previous test); a drill step is anything else.
-  int drill_steps = 0;
-  const int n = 1000;
-  for (int s = 0; s < n; s++) {
-    const std::vector<int> rows = order.rows(s, cfg.train.batch_size);
-    const Batch word = make_batch(problems, rows, tok, batch_columns(problems, rows, cfg.train.seq_len), true);
-    drill_steps += source.batch(s).batch.inputs != word.inputs;
-  }
-  // Binomial(1000, 0.3): sd = 14.5, so +-60 is ~4 sd (a coin keyed by (seed, step) is fixed; this only fails if the
-  // share is wrong, e.g. 0 or 1 or drill_frac ignored).
-  CHECK(drill_steps > 300 - 60);
-  CHECK(drill_steps < 300 + 60);
 }

@@ -5,15 +5,15 @@
 //   tinyds.losses.logprobs, sft, distill, reward_model, dpo, kl, ppo_rewards, gae, whiten, ppo, grpo_advantages, grpo
 #include <pybind11/stl.h>
 
-#include "tinyds/posttrain/distill.h"
-#include "tinyds/posttrain/dpo.h"
-#include "tinyds/posttrain/gae.h"
-#include "tinyds/posttrain/grpo.h"
-#include "tinyds/posttrain/kl.h"
-#include "tinyds/posttrain/logprobs.h"
-#include "tinyds/posttrain/ppo.h"
-#include "tinyds/posttrain/reward_model.h"
-#include "tinyds/posttrain/sft.h"
+#include "tinyds/posttrain/losses/distill.h"
+#include "tinyds/posttrain/losses/dpo.h"
+#include "tinyds/posttrain/losses/gae.h"
+#include "tinyds/posttrain/losses/grpo.h"
+#include "tinyds/posttrain/losses/kl.h"
+#include "tinyds/posttrain/losses/logprobs.h"
+#include "tinyds/posttrain/losses/ppo.h"
+#include "tinyds/posttrain/losses/reward_model.h"
+#include "tinyds/posttrain/losses/sft.h"
 #include "tinyds/python/arrays.h"
 #include "tinyds/python/module.h"
 
@@ -69,7 +69,7 @@ void bind_logprob_family(py::module_& l) {
     py::array_t<float> dlp(shape_of(lp));
     sft_loss_backward(dlp.mutable_data(), 1.0, mask.data(), n);
     return py::make_tuple(loss, dlp);
-  }, py::arg("lp"), py::arg("mask"), "(loss, dlp): masked mean of -lp (tinyds/posttrain/sft.h)");
+  }, py::arg("lp"), py::arg("mask"), "(loss, dlp): masked mean of -lp (tinyds/posttrain/losses/sft.h)");
   l.def("kl", [](const F& lp, const F& lp_ref, const std::string& estimator) {
     const long n = lp.size();
     py::array_t<float> kl(shape_of(lp)), dlp(shape_of(lp));
@@ -78,7 +78,7 @@ void bind_logprob_family(py::module_& l) {
     kl_backward(dlp.mutable_data(), ones.data(), lp.data(), lp_ref.data(), n, parse_kl(estimator));
     return py::make_tuple(kl, dlp);
   }, py::arg("lp"), py::arg("lp_ref"), py::arg("estimator") = "k3",
-     "(kl, dkl/dlp) per token, estimator k1 | k2 | k3 (tinyds/posttrain/kl.h)");
+     "(kl, dkl/dlp) per token, estimator k1 | k2 | k3 (tinyds/posttrain/losses/kl.h)");
 }
 
 void bind_preference_family(py::module_& l) {
@@ -102,7 +102,7 @@ void bind_preference_family(py::module_& l) {
     return py::make_tuple(st, d);
   }, py::arg("student_logits"), py::arg("teacher_logits"), py::arg("targets"), py::arg("alpha") = 0.5,
      py::arg("temperature") = 2.0, py::arg("divergence") = "forward_kl",
-     "(stats {loss, kl, ce}, dstudent_logits) (tinyds/posttrain/distill.h)");
+     "(stats {loss, kl, ce}, dstudent_logits) (tinyds/posttrain/losses/distill.h)");
   l.def("reward_model", [](const F& r_w, const F& r_l) {
     const int P = static_cast<int>(r_w.size());
     const RewardModelStats s = reward_model_loss_forward(r_w.data(), checked(r_l, P, "r_l"), P);
@@ -154,7 +154,7 @@ void bind_rl_family(py::module_& l) {
                 checked(mask, n, "mask"), B, T, gamma, lam);
     return py::make_tuple(adv, ret);
   }, py::arg("rewards"), py::arg("values"), py::arg("mask"), py::arg("gamma") = 1.0, py::arg("lam") = 0.95,
-     "(advantages, returns) (B, T) by GAE (tinyds/posttrain/gae.h)");
+     "(advantages, returns) (B, T) by GAE (tinyds/posttrain/losses/gae.h)");
   l.def("whiten", [](const F& x, const F& mask) {
     const long n = x.size();
     py::array_t<float> out(shape_of(x));
@@ -180,7 +180,7 @@ void bind_rl_family(py::module_& l) {
     return py::make_tuple(st, dlp, dv);
   }, py::arg("lp"), py::arg("values"), py::arg("lp_old"), py::arg("values_old"), py::arg("advantages"),
      py::arg("returns"), py::arg("mask"), py::arg("cliprange") = 0.2, py::arg("cliprange_value") = 0.2,
-     py::arg("vf_coef") = 0.1, "(stats, dlp, dvalues): PPO's clipped policy and value losses (tinyds/posttrain/ppo.h)");
+     py::arg("vf_coef") = 0.1, "(stats, dlp, dvalues): PPO's clipped policy and value losses (tinyds/posttrain/losses/ppo.h)");
   l.def("grpo_advantages", [](const F& rewards, int num_generations, bool scale_rewards) {
     const int B = static_cast<int>(rewards.size());
     GRPOConfig cfg;
@@ -193,7 +193,7 @@ void bind_rl_family(py::module_& l) {
     st["reward_mean"] = s.reward_mean; st["reward_std"] = s.reward_std;
     return py::make_tuple(adv, st);
   }, py::arg("rewards"), py::arg("num_generations"), py::arg("scale_rewards") = true,
-     "(advantages (B), stats): per group of G, (R - mean) / (std + 1e-4) (tinyds/posttrain/grpo.h)");
+     "(advantages (B), stats): per group of G, (R - mean) / (std + 1e-4) (tinyds/posttrain/losses/grpo.h)");
   l.def("grpo", [](const F& lp, const F& lp_old, const std::optional<F>& lp_ref, const F& advantages, const F& mask,
                    int num_generations, double beta, double epsilon, std::optional<double> epsilon_high,
                    const std::string& loss_type, int max_completion_length) {
@@ -219,7 +219,7 @@ void bind_rl_family(py::module_& l) {
   }, py::arg("lp"), py::arg("lp_old"), py::arg("lp_ref"), py::arg("advantages"), py::arg("mask"),
      py::arg("num_generations"), py::arg("beta") = 0.04, py::arg("epsilon") = 0.2,
      py::arg("epsilon_high") = std::nullopt, py::arg("loss_type") = "grpo", py::arg("max_completion_length") = 256,
-     "(stats {loss, kl, clip_ratio_low, clip_ratio_high, clip_ratio}, dlp): the GRPO loss (tinyds/posttrain/grpo.h)");
+     "(stats {loss, kl, clip_ratio_low, clip_ratio_high, clip_ratio}, dlp): the GRPO loss (tinyds/posttrain/losses/grpo.h)");
 }
 
 }  // namespace
