@@ -23,6 +23,8 @@
 #include "tinyds/train/checkpoint.h"
 #include "tinyds/train/data_parallel.h"
 #include "tinyds/train/evaluate.h"
+#include "tinyds/train/finite_check.h"
+#include "tinyds/train/metrics_log.h"
 #include "tinyds/train/optimizer.h"
 #include "tinyds/train/progress.h"
 #include "tinyds/train/schedule.h"
@@ -52,7 +54,7 @@ namespace {
 
 // Word problems: generated for the configured levels, or read from --train-file.
 std::vector<Problem> training_problems(const Config& cfg, const TrainOptions& opt) {
-  if (!opt.train_file.empty()) return read_gsm8k_jsonl(opt.train_file);
+  if (!opt.train_file.empty()) return read_gsm8k_jsonl(opt.train_file, opt.ascii_fold);
   std::vector<Problem> all;
   const std::vector<int> counts = problems_per_level(cfg.data);
   for (std::size_t i = 0; i < cfg.data.levels.size(); i++) {
@@ -74,7 +76,13 @@ std::string fixed(double v, int digits) {
 TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
   cfg.validate();
   const TrainConfig& tc = cfg.train;
-  Tokenizer tok;
+  // A resumed run is checked (its values' domains, its step) before anything is allocated for it.
+  std::unique_ptr<LoadedCheckpoint> resumed;
+  if (!opt.resume.empty()) {
+    resumed = std::make_unique<LoadedCheckpoint>(load_checkpoint(opt.resume));
+    check_resumable(*resumed);
+  }
+  const Tokenizer tok = resumed ? resumed->tokenizer : Tokenizer();  // a checkpoint keeps its own vocabulary
   if (tok.vocab_size() > cfg.model.vocab_size)
     throw_error("model.vocab_size = ", cfg.model.vocab_size, " is smaller than the tokenizer's ", tok.vocab_size(), " tokens");
   std::filesystem::create_directories(opt.out_dir);
@@ -82,14 +90,14 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
   Transformer<float> model(cfg.model, Role::policy);
   AdamW adam(model.layout(), Role::policy);
   TrainState state;
-  if (!opt.resume.empty()) {
-    LoadedCheckpoint ck = load_checkpoint(opt.resume);
+  if (resumed) {
+    const LoadedCheckpoint& ck = *resumed;
     load_params_into(ck, model);
-    if (!ck.has_optimizer) throw_error(opt.resume, ": has no optimizer state, so it cannot be resumed (use --init to start from its weights)");
     std::copy(ck.adam_m.begin(), ck.adam_m.end(), adam.m());
     std::copy(ck.adam_v.begin(), ck.adam_v.end(), adam.v());
     adam.set_t(ck.state.adam_t);
     state = ck.state;
+    resumed.reset();  // its copy of the weights and moments is no longer needed
   } else if (!opt.init_ckpt.empty()) {
     load_params_into(load_checkpoint(opt.init_ckpt), model);
   } else {
@@ -109,9 +117,16 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
     std::printf("[%s] warning: %d of %zu training problems are longer than seq_len + 1 = %d tokens and will be cut "
                 "off (their final answers unseen); raise --seq-len (and --max-seq-len)\n",
                 opt.label.c_str(), too_long, problems.size(), tc.seq_len + 1);
+  // With the prompt masked (sft) only answer tokens are targets: the first one is the target of column
+  // |question| + 1 (<bos> q \n a), so a problem trains only if |question| + 2 <= seq_len.
+  if (opt.mask_prompt && std::none_of(problems.begin(), problems.end(), [&](const Problem& p) {
+        return static_cast<long>(p.question.size()) + 2 <= tc.seq_len; }))
+    throw_error("seq_len = ", tc.seq_len, " leaves no answer token of any of the ", problems.size(),
+                " training problems (every question fills the sequence), so the masked loss would train on zero "
+                "tokens; raise --seq-len (and --max-seq-len)");
   std::vector<std::vector<Problem>> heldout;  // per level (or the one test file)
   std::vector<int> heldout_levels;
-  if (!opt.test_file.empty()) { heldout.push_back(read_gsm8k_jsonl(opt.test_file)); heldout_levels.push_back(0); }
+  if (!opt.test_file.empty()) { heldout.push_back(read_gsm8k_jsonl(opt.test_file, opt.ascii_fold)); heldout_levels.push_back(0); }
   else for (int level : cfg.data.levels) { heldout.push_back(heldout_problems(cfg, level)); heldout_levels.push_back(level); }
 
   // Curriculum: a fraction drill_frac of the steps train on a batch of bare drills (data/drills.h) instead of word
@@ -128,8 +143,8 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
   const std::vector<PadDrill> pad_drills = cfg.data.pad_drills ? annotation_drills(problems, tok) : std::vector<PadDrill>{};
   BatchOrder pad_order(static_cast<int>(std::max<std::size_t>(1, pad_drills.size())), tc.seed + 2);
   const int pad_candidates = tc.batch_size * (tc.seq_len / 10 + 1);
-  std::ofstream metrics(opt.out_dir + "/metrics.jsonl", opt.resume.empty() ? std::ios::trunc : std::ios::app);
-  if (!metrics) throw_error("cannot write ", opt.out_dir, "/metrics.jsonl");
+  // A resumed run first cuts the log back to its checkpoint's step (train/metrics_log.h).
+  MetricsLog metrics(opt.out_dir + "/metrics.jsonl", opt.resume.empty() ? -1 : state.step);
   int threads = 1;
 #ifdef _OPENMP
   threads = omp_get_max_threads();
@@ -150,19 +165,19 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
       EvalResult r = evaluate_exact_match(model, tok, heldout[i], 96, 2);
       per.push_back({heldout_levels[i], r.n, r.accuracy, r.mean_completion_len});
       correct += r.correct; n += r.n;
-      metrics << json{{"step", step}, {"eval_level", heldout_levels[i]}, {"eval_accuracy", r.accuracy},
-                      {"eval_n", r.n}, {"well_formed", r.well_formed}, {"mean_completion_len", r.mean_completion_len}}.dump() << "\n";
+      metrics.write(json{{"step", step}, {"eval_level", heldout_levels[i]}, {"eval_accuracy", r.accuracy},
+                         {"eval_n", r.n}, {"well_formed", r.well_formed}, {"mean_completion_len", r.mean_completion_len}});
       if (!opt.quiet) {
         std::printf("[%s] eval step %d level %d: exact match %d/%d = %.1f%%  (well-formed %d)\n", opt.label.c_str(), step,
                     heldout_levels[i], r.correct, r.n, 100.0 * r.accuracy, r.well_formed);
         for (const std::string& e : r.examples) std::printf("    %s\n", e.c_str());
       }
     }
-    metrics.flush();
     return std::make_pair(n ? correct / n : 0.0, per);
   };
   auto save = [&](const std::string& path) {
     TrainState s{state.step, adam.t()};
+    metrics.sync();  // the log on disk reaches at least this checkpoint's step
     save_checkpoint(path, cfg, tok, model, &adam, s);
   };
 
@@ -185,12 +200,20 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
         : fill_padding_with_drills(batch, pad_drills, pad_order.rows(step, pad_candidates));
 
     // zero_grad, forward, backward (of each replica's rows, then the gradients summed into model.grads())
-    double objective = dp.forward_backward(batch.inputs.data(), batch.targets.data(), batch.B, batch.T);
-    if (!std::isfinite(objective)) throw_error("loss became ", objective, " at step ", step, " (try a lower --lr)");
+    // A diverged step stops the run before the optimizer touches the weights (train/finite_check.h); a forward
+    // that fails (the MoE router refuses non-finite logits) is reported as the same divergence.
+    double objective = 0;
+    try {
+      objective = dp.forward_backward(batch.inputs.data(), batch.targets.data(), batch.B, batch.T);
+    } catch (const Error& e) {
+      throw_diverged(step + 1, std::string("the forward or backward pass failed: ") + e.what());
+    }
+    check_step_finite(step + 1, objective, model.layout(), model.grads());
     double norm = global_norm(model.grads(), model.num_params());
     if (tc.grad_clip > 0) clip_grad_norm(model.grads(), model.num_params(), norm, tc.grad_clip);
     as.lr = static_cast<float>(lr_at(step, tc.lr, tc.min_lr, tc.warmup_steps, tc.steps));
     adam.step(model.params(), model.grads(), as);
+    check_params_finite(step + 1, model.layout(), model.params());
     // Auxiliary-loss-free balancing (DESIGN 4.3): after the optimizer step, from this batch's expert loads.
     dp.update_moe_bias();  // and copies the updated weights and biases to the other replicas
     state.step++;
@@ -215,7 +238,7 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
     }
     progress.step_done(state.step, loss, as.lr, norm, static_cast<long>(batch.B) * batch.T, extra);
     rec["tokens_per_s"] = progress.tokens_per_s();
-    metrics << rec.dump() << "\n";
+    metrics.write(rec);
     if (tc.eval_problems > 0 && tc.eval_every > 0 && state.step % tc.eval_every == 0 && state.step < tc.steps)
       result.evals.push_back({state.step, evaluate_all(state.step).first});
     if (tc.ckpt_every > 0 && state.step % tc.ckpt_every == 0) save(opt.out_dir + "/latest.safetensors");
