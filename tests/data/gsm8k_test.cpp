@@ -174,3 +174,20 @@ TEST_CASE("data/gsm8k: writing where no file can be made is an error naming the 
   CHECK(has(msg, path));
   CHECK(has(msg, "cannot open for writing"));
 }
+
+TEST_CASE("data/gsm8k: a 20-digit final answer is reported as out of range, not as 'not an integer'") {
+  TempDir dir;
+  const std::string path = dir.write("long.jsonl", "{\"question\": \"q\", \"answer\": \"#### 12345678901234567890\"}\n");
+  const std::string msg = error_of([&] { tinyds::read_gsm8k_jsonl(path); });
+  CHECK_MESSAGE(has(msg, path + ":1:"), msg);
+  CHECK_MESSAGE(has(msg, "out of range"), msg);
+  CHECK_MESSAGE(!has(msg, "not an integer"), msg);
+}
+
+TEST_CASE("data/gsm8k: a JSON number too large for a double is a bad-JSON error naming the line") {
+  // nlohmann::json reports 1e400 as out_of_range, not parse_error: found by tests/fuzz/gsm8k_fuzz.cpp.
+  TempDir dir;
+  const std::string path = dir.write("big.jsonl", "{\"question\": \"q\", \"answer\": \"#### 1\", \"id\": 1e400}\n");
+  const std::string msg = error_of([&] { tinyds::read_gsm8k_jsonl(path); });
+  CHECK_MESSAGE(has(msg, path + ":1: bad JSON"), msg);
+}

@@ -47,7 +47,7 @@ Problem parse_line(const std::string& text, const std::string& path, int line) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for a number like 1e400
     throw_error(path, ":", line, ": bad JSON (", e.what(), ")");
   }
   if (!j.is_object()) throw_error(path, ":", line, ": expected a JSON object, got a ", j.type_name());
