@@ -7,6 +7,7 @@
 #   make debug    -O0 -g, OpenMP off, into build-debug/ (for stepping with gdb, CUDA kernels included: see
 #                 kernels/README.md; no nvcc there, the kernels run under the CPU emulation)
 #   make notebooks  rebuild notebooks/*.ipynb from notebooks/src/ and execute them in place (commit the outputs)
+#   make fuzz     libFuzzer + ASan/UBSan on the input readers, FUZZ_SECONDS each (tests/fuzz/; clang-14)
 #   make deps     install missing Debian packages with apt-get
 #   make clean
 
@@ -20,9 +21,9 @@ CMAKE_FLAGS ?=
 # Debian packages the build, the tests and the PyTorch reference need.
 DEPS := cmake make g++ libeigen3-dev doctest-dev nlohmann-json3-dev \
         python3 python3-numpy python3-torch libopenblas0-pthread \
-        pybind11-dev python3-dev jupyter-nbconvert python3-ipykernel python3-matplotlib
+        pybind11-dev python3-dev jupyter-nbconvert python3-ipykernel python3-matplotlib clang-14 libclang-rt-14-dev
 
-.PHONY: all build build-tool test demo bench debug deps clean unit asan golden notebooks
+.PHONY: all build build-tool test demo bench debug deps clean unit asan golden notebooks fuzz fuzz-build
 
 all: build
 
@@ -61,6 +62,7 @@ deps:
 test: deps build
 	@cd $(BUILD) && ctest --output-on-failure --timeout 900
 	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=3
 
 asan:
 	@echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/) =="
@@ -88,9 +90,41 @@ demo: deps build-tool
 bench: deps build-tool
 	@$(BUILD)/tinyds bench
 
+.SECONDEXPANSION:
+# libFuzzer targets (tests/fuzz/*_fuzz.cpp): the safetensors reader, the GSM8K JSONL reader, the tokenizer and the
+# option parser, each built with only the sources it needs and run for FUZZ_SECONDS from its seed corpus
+# (tests/fuzz/corpus/<name>/; what it finds new is kept in build-fuzz/corpus/<name>/). A crash stops `make fuzz`
+# with the input that caused it saved as build-fuzz/crash-*. `make test` runs each for a few seconds.
+FUZZ_SECONDS ?= 60
+FUZZ_CXX     ?= clang++-14
+FUZZ_FLAGS   := -std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined -I. -isystem /usr/include/eigen3
+FUZZ_NAMES   := safetensors gsm8k tokenizer options
+fuzz_src_safetensors := tinyds/train/safetensors.cpp
+fuzz_src_gsm8k       := tinyds/data/gsm8k.cpp tinyds/data/gsm8k_text.cpp tinyds/data/problem.cpp tinyds/data/tokenizer.cpp
+fuzz_src_tokenizer   := tinyds/data/tokenizer.cpp
+fuzz_src_options     := tinyds/cli/args.cpp tinyds/cli/config_options.cpp tinyds/model/config.cpp \
+                        tinyds/model/params.cpp
+
+build-fuzz/%_fuzz: tests/fuzz/%_fuzz.cpp $$(fuzz_src_$$*) $$(wildcard tinyds/*/*.h)
+	@mkdir -p build-fuzz
+	$(FUZZ_CXX) $(FUZZ_FLAGS) $< $(fuzz_src_$*) -o $@
+
+fuzz-build: $(FUZZ_NAMES:%=build-fuzz/%_fuzz)
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_NAMES); do \
+	  mkdir -p build-fuzz/corpus/$$t; \
+	  echo "== fuzz $$t: $(FUZZ_SECONDS) s =="; \
+	  (cd build-fuzz && ./$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	     -print_final_stats=1 corpus/$$t ../tests/fuzz/corpus/$$t >/dev/null 2>$$t.log) \
+	    || { tail -40 build-fuzz/$$t.log; echo "make fuzz: $$t failed (log: build-fuzz/$$t.log)"; exit 1; }; \
+	  grep -E "stat::number_of_executed_units|Done [0-9]+ runs" build-fuzz/$$t.log | tail -2; \
+	done
+
 debug:
 	@cmake -S . -B build-debug -DCMAKE_BUILD_TYPE=Debug -DTINYDS_OPENMP=OFF -DTINYDS_NATIVE=OFF -DTINYDS_CUDA=OFF >/dev/null
 	@cmake --build build-debug -j $(JOBS)
 
 clean:
-	rm -rf build build-asan build-debug
+	rm -rf build build-asan build-debug build-fuzz

@@ -77,8 +77,10 @@ TEST_CASE("data/gsm8k: the prompt is the question and a newline") {
 TEST_CASE("data/gsm8k: write then read gives the same problems") {
   TempDir dir;
   std::vector<Problem> ps = tinyds::generate_problems(2, 200, 3, tinyds::Split::train);
-  Problem odd;  // characters JSON must escape, and UTF-8 text
-  odd.question = "Quote \" backslash \\ tab\t caf\xC3\xA9 {braces}?";
+  // Characters JSON must escape (tabs and non-ASCII text are outside the tokenizer's alphabet, so the reader
+  // refuses them: tests/data/gsm8k_text_test.cpp).
+  Problem odd;
+  odd.question = "Quote \" backslash \\ slash / {braces}?";
   odd.answer = "a line\n#### -12";
   odd.final_answer = -12;
   ps.push_back(odd);
@@ -108,7 +110,7 @@ TEST_CASE("data/gsm8k: write then read gives the same problems") {
 TEST_CASE("data/gsm8k: reads real GSM8K-style lines") {
   TempDir dir;
   // Written by hand in the style of the GSM8K release: spaces around '=', calculator annotations,
-  // thousands separators, an extra field, a blank line, a Windows line ending, a \u escape.
+  // thousands separators, an extra field, a blank line, a Windows line ending, a \u escape (the euro sign, folded to EUR).
   std::string content =
       "{\"question\": \"Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in "
       "May. How many clips did Natalia sell altogether in April and May?\", \"answer\": \"Natalia sold 48/2 = "
@@ -119,13 +121,14 @@ TEST_CASE("data/gsm8k: reads real GSM8K-style lines") {
       "\"10*100 = <<10*100=1000>>1000\\n#### 1,000\"}\r\n"
       "{\"answer\": \"He is 5-8 = <<5-8=-3>>-3 short.\\n#### -3\", \"question\": \"How short?\"}\n";
   std::string path = dir.write("gsm8k_test.jsonl", content);
-  std::vector<Problem> ps = tinyds::read_gsm8k_jsonl(path);
+  // The euro sign is outside the tokenizer's alphabet: read with ascii_fold it becomes "EUR" (gsm8k_text.h).
+  std::vector<Problem> ps = tinyds::read_gsm8k_jsonl(path, /*ascii_fold=*/true);
   REQUIRE(ps.size() == 3);
   CHECK(ps[0].final_answer == 72);
   CHECK(has(ps[0].answer, "<<48/2=24>>24"));
   CHECK(ps[0].question.rfind("Natalia sold", 0) == 0);
   CHECK(ps[1].final_answer == 1000);
-  CHECK(ps[1].question == "A lot costs 10 \xE2\x82\xAC per m. How much for 100 m?");  // U+20AC in UTF-8
+  CHECK(ps[1].question == "A lot costs 10 EUR per m. How much for 100 m?");  // \u20ac folded
   CHECK(ps[2].final_answer == -3);
   CHECK(ps[2].question == "How short?");
 }
@@ -170,4 +173,21 @@ TEST_CASE("data/gsm8k: writing where no file can be made is an error naming the 
   std::string msg = error_of([&] { tinyds::write_gsm8k_jsonl(path, {}); });
   CHECK(has(msg, path));
   CHECK(has(msg, "cannot open for writing"));
+}
+
+TEST_CASE("data/gsm8k: a 20-digit final answer is reported as out of range, not as 'not an integer'") {
+  TempDir dir;
+  const std::string path = dir.write("long.jsonl", "{\"question\": \"q\", \"answer\": \"#### 12345678901234567890\"}\n");
+  const std::string msg = error_of([&] { tinyds::read_gsm8k_jsonl(path); });
+  CHECK_MESSAGE(has(msg, path + ":1:"), msg);
+  CHECK_MESSAGE(has(msg, "out of range"), msg);
+  CHECK_MESSAGE(!has(msg, "not an integer"), msg);
+}
+
+TEST_CASE("data/gsm8k: a JSON number too large for a double is a bad-JSON error naming the line") {
+  // nlohmann::json reports 1e400 as out_of_range, not parse_error: found by tests/fuzz/gsm8k_fuzz.cpp.
+  TempDir dir;
+  const std::string path = dir.write("big.jsonl", "{\"question\": \"q\", \"answer\": \"#### 1\", \"id\": 1e400}\n");
+  const std::string msg = error_of([&] { tinyds::read_gsm8k_jsonl(path); });
+  CHECK_MESSAGE(has(msg, path + ":1: bad JSON"), msg);
 }

@@ -79,7 +79,12 @@ void Args::add(const std::string& name, uint64_t& v, const std::string& help) {
 }
 void Args::add(const std::string& name, float& v, const std::string& help) {
   add_opt({name, help, to_str(v), "NUM", false, false, false,
-           [&v, name](const std::string& s) { v = static_cast<float>(parse_d(name, s)); }});
+           [&v, name](const std::string& s) {
+             // 1e39 is a finite double but overflows float to inf: refuse it here, not as a NaN loss later.
+             const double d = parse_d(name, s);
+             if (!std::isfinite(static_cast<float>(d))) bad_value(name, s, "a number in float range (|x| < 3.4e38)");
+             v = static_cast<float>(d);
+           }});
 }
 void Args::add(const std::string& name, double& v, const std::string& help) {
   add_opt({name, help, to_str(v), "NUM", false, false, false,
@@ -112,6 +117,13 @@ bool Args::given(const std::string& name) const {
   for (const Opt& o : opts_)
     if (o.name == name) return o.seen;
   return false;
+}
+
+std::vector<std::string> Args::given_options() const {
+  std::vector<std::string> names;
+  for (const Opt& o : opts_)
+    if (o.seen) names.push_back(o.name);
+  return names;
 }
 
 bool Args::parse(int argc, char** argv) {

@@ -34,6 +34,8 @@ class Args {
   bool parse(int argc, char** argv);
   // True if the option was given on the command line (to let it override a preset).
   bool given(const std::string& name) const;
+  // The options given on the command line, in registration order.
+  std::vector<std::string> given_options() const;
   std::string help() const;
 
  private:

@@ -80,6 +80,7 @@ int cmd_sample(int argc, char** argv) {
   a.add("--repeat", repeat, "with --speculative: decodes per method for the tokens/s");
   if (!a.parse(argc, argv)) return 0;
   if (n < 1) throw_error("option --n: ", n, " must be at least 1");
+  if (sp.max_new_tokens < 0) throw_error("option --max-new-tokens: ", sp.max_new_tokens, " must not be negative");
   if (speculative) {
     // Checked before loading: these are mistakes in the command line, whatever the checkpoint.
     if (sp.temperature > 0)
@@ -105,7 +106,13 @@ int cmd_sample(int argc, char** argv) {
                               repeat);
   std::vector<std::vector<int>> prompts(n, ids);
   // Different rows draw different tokens: one Rng stream is shared across the batch in order.
-  std::vector<std::vector<int>> outs = generate(model, prompts, sp, ck.tokenizer.vocab_size(), Tokenizer::EOS, Tokenizer::PAD);
+  std::vector<std::vector<int>> outs;
+  try {
+    outs = generate(model, prompts, sp, ck.tokenizer.vocab_size(), Tokenizer::EOS, Tokenizer::PAD);
+  } catch (const Error& e) {  // finite but huge weights (a run about to diverge) overflow in the forward
+    throw_error(ckpt, ": the model's forward failed: ", e.what(),
+                " (weights of a run that was diverging? see its metrics.jsonl: loss and grad_norm)");
+  }
   for (int i = 0; i < n; i++) {
     if (n > 1) std::printf("--- sample %d\n", i + 1);
     std::printf("%s%s\n", shown.c_str(), ck.tokenizer.decode(outs[i]).c_str());

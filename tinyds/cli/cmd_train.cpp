@@ -1,5 +1,7 @@
 // tinyds/cli/cmd_train.cpp — `tinyds init | pretrain | sft | eval`.
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
 
 #include "tinyds/cli/args.h"
 #include "tinyds/cli/commands.h"
@@ -18,8 +20,12 @@ int cmd_init(int argc, char** argv) {
   ConfigOptions co;
   co.add_to(a, cfg);
   std::string out;
+  bool force = false;
   a.add_required("--out", out, "checkpoint file to write (.safetensors)");
+  a.add_flag("--force", force, "overwrite --out if it exists");
   if (!a.parse(argc, argv)) return 0;
+  if (!force && std::filesystem::exists(out))
+    throw_error("tinyds init: ", out, " exists; pass --force to overwrite it");
   co.finish(cfg);
   Transformer<float> model(cfg.model);
   model.init_weights(cfg.train.seed);
@@ -30,6 +36,37 @@ int cmd_init(int argc, char** argv) {
 }
 
 namespace {
+
+// `--resume CKPT` continues the checkpoint's own run: its config (preset, model, schedule, data) and tokenizer.
+// These options change only how long it runs, what it evaluates and where it writes, so they are honoured;
+// any other option given with --resume is refused by name (it would silently not apply).
+const char* const kResumeOptions[] = {"--resume", "--steps", "--ckpt-every", "--eval-every", "--eval-problems",
+                                      "--out", "--train-file", "--test-file", "--ascii-fold", "--stop-after",
+                                      "--replicas", "--quiet"};
+
+Config resumed_config(const Args& a, const Config& given, const std::string& path) {
+  const LoadedCheckpoint ck = load_checkpoint(path);
+  std::string refused;
+  for (const std::string& name : a.given_options()) {
+    const bool honoured = std::find(std::begin(kResumeOptions), std::end(kResumeOptions), name) != std::end(kResumeOptions);
+    const bool same_preset = name == "--preset" && given.name == ck.config.name;
+    if (!honoured && !same_preset) refused += (refused.empty() ? "" : ", ") + name;
+  }
+  if (!refused.empty())
+    throw_error("--resume ", path, " continues that run with its own config (preset ", ck.config.name,
+                "); these options cannot change it: ", refused,
+                " (to change them, start a new run from its weights with --init ", path, ")");
+  Config cfg = ck.config;
+  if (a.given("--steps")) cfg.train.steps = given.train.steps;
+  if (a.given("--ckpt-every")) cfg.train.ckpt_every = given.train.ckpt_every;
+  if (a.given("--eval-every")) cfg.train.eval_every = given.train.eval_every;
+  if (a.given("--eval-problems")) cfg.train.eval_problems = given.train.eval_problems;
+  if (cfg.train.steps < ck.state.step)
+    throw_error("option --steps: ", cfg.train.steps, " is fewer than the ", ck.state.step, " steps ", path,
+                " has already run");
+  cfg.validate();
+  return cfg;
+}
 
 int run_train_command(int argc, char** argv, bool sft) {
   const char* name = sft ? "tinyds sft" : "tinyds pretrain";
@@ -50,16 +87,15 @@ int run_train_command(int argc, char** argv, bool sft) {
   a.add("--stop-after", opt.stop_after, "stop with a resumable checkpoint after this many steps (-1 = no)");
   a.add("--replicas", opt.replicas, "data-parallel model replicas, one per thread, each on its share of the batch rows "
         "(0 = one per OpenMP thread; 1 = one model whose ops use the threads)");
+  a.add_flag("--ascii-fold", opt.ascii_fold,
+             "map typographic quotes, dashes, EUR, GBP, x, /, no-break space and tab in --train-file/--test-file to ASCII");
   a.add_flag("--quiet", opt.quiet, "no progress lines");
   if (!a.parse(argc, argv)) return 0;
-  if (!opt.resume.empty()) {
-    // A resumed run continues the stored config; only the step count may be extended.
-    LoadedCheckpoint ck = load_checkpoint(opt.resume);
-    int steps = a.given("--steps") ? cfg.train.steps : ck.config.train.steps;
-    cfg = ck.config;
-    cfg.train.steps = steps;
-  }
-  co.finish(cfg);
+  if (opt.stop_after < -1) throw_error("option --stop-after: ", opt.stop_after, " must be >= 0 (or -1 = no)");
+  if (!opt.resume.empty() && !opt.init_ckpt.empty())
+    throw_error("options --resume and --init exclude each other (--init starts a new run from weights)");
+  if (!opt.resume.empty()) cfg = resumed_config(a, cfg, opt.resume);  // its own config, not a preset's
+  else co.finish(cfg);
   TrainResult r = run_training(cfg, opt);
   if (r.final_accuracy >= 0)
     std::printf("%s: held-out exact match %.1f%% after %d steps (%.0f tokens/s median, %.1f s)\n", name,
@@ -85,13 +121,22 @@ int cmd_eval(int argc, char** argv) {
   a.add("--test-file", test_file, "evaluate on this GSM8K JSONL file instead");
   a.add("--max-new-tokens", max_new, "longest completion");
   a.add("--errors", n_errors, "also print up to this many wrong completions per level, with the expected answer");
+  bool fold = false;
+  a.add_flag("--ascii-fold", fold, "map typographic characters of --test-file to ASCII");
   if (!a.parse(argc, argv)) return 0;
+  if (max_new < 0) throw_error("option --max-new-tokens: ", max_new, " must not be negative");
   if (n_errors < 0) throw Error("tinyds eval: --errors must be >= 0, got " + std::to_string(n_errors));
   LoadedCheckpoint ck = load_checkpoint(ckpt);
   Transformer<float> model(ck.config.model);
   load_params_into(ck, model);
   auto report = [&](const std::string& what, const std::vector<Problem>& ps) {
-    EvalResult r = evaluate_exact_match(model, ck.tokenizer, ps, max_new, 3, n_errors);
+    EvalResult r;
+    try {
+      r = evaluate_exact_match(model, ck.tokenizer, ps, max_new, 3, n_errors);
+    } catch (const Error& e) {  // finite but huge weights (a run about to diverge) overflow in the forward
+      throw_error(ckpt, ": the model's forward failed: ", e.what(),
+                  " (weights of a run that was diverging? see its metrics.jsonl: loss and grad_norm)");
+    }
     std::printf("%s: exact match %d/%d = %.1f%%, well-formed %d, mean completion %.1f tokens\n", what.c_str(), r.correct,
                 r.n, 100 * r.accuracy, r.well_formed, r.mean_completion_len);
     for (const std::string& e : r.examples) std::printf("    %s\n", e.c_str());
@@ -99,7 +144,7 @@ int cmd_eval(int argc, char** argv) {
     for (const std::string& e : r.errors) std::printf("    %s\n", e.c_str());
   };
   if (!test_file.empty()) {
-    report(test_file, read_gsm8k_jsonl(test_file));
+    report(test_file, read_gsm8k_jsonl(test_file, fold));
   } else {
     Config c = ck.config;
     c.train.eval_problems = n;

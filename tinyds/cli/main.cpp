@@ -1,8 +1,10 @@
 // tinyds/cli/main.cpp — `tinyds <subcommand> [options]`: dispatch, and one place that turns errors into
 // a message and a non-zero exit status.
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <new>
 #include <string>
 
 #include "tinyds/cli/commands.h"
@@ -45,6 +47,9 @@ int main(int argc, char** argv) {
   // Line-buffered even into a pipe or a file (`make demo | tee demo.log`): progress lines appear as they are printed,
   // and a run stopped early keeps what it printed.
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  // Past a file-size limit (`ulimit -f`) the kernel sends SIGXFSZ, which kills silently and leaves a half-written
+  // ".tmp" file; ignored, the write fails with EFBIG instead, and the writer reports it naming the file.
+  std::signal(SIGXFSZ, SIG_IGN);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
@@ -55,6 +60,9 @@ int main(int argc, char** argv) {
       return c.run(argc - 1, argv + 1);
     } catch (const tinyds::Error& e) {
       std::fprintf(stderr, "tinyds %s: error: %s\n", c.name, e.what());
+      return 1;
+    } catch (const std::bad_alloc&) {
+      std::fprintf(stderr, "tinyds %s: error: out of memory (try a smaller --batch-size, --seq-len or model)\n", c.name);
       return 1;
     } catch (const std::exception& e) {
       std::fprintf(stderr, "tinyds %s: unexpected error: %s\n", c.name, e.what());

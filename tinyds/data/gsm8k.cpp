@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tinyds/core/error.h"
+#include "tinyds/data/gsm8k_text.h"
 
 namespace tinyds {
 
@@ -28,12 +29,25 @@ std::string string_field(const nlohmann::json& j, const char* field, const std::
   return it->get<std::string>();
 }
 
+// "  -123,456...  ": an integer (sign, digits, thousands commas) that parse_final_answer refused for its length.
+bool is_long_integer(const std::string& s) {
+  const std::size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t\r\n");
+  if (b == std::string::npos) return false;
+  int digits = 0;
+  for (std::size_t i = b; i <= e; i++) {
+    const char c = s[i];
+    if (c >= '0' && c <= '9') digits++;
+    else if (!(c == ',' || (c == '-' && i == b))) return false;
+  }
+  return digits > 18;
+}
+
 // One JSONL line -> Problem (level 0: read from a file).
 Problem parse_line(const std::string& text, const std::string& path, int line) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for a number like 1e400
     throw_error(path, ":", line, ": bad JSON (", e.what(), ")");
   }
   if (!j.is_object()) throw_error(path, ":", line, ": expected a JSON object, got a ", j.type_name());
@@ -44,6 +58,9 @@ Problem parse_line(const std::string& text, const std::string& path, int line) {
   if (!v) {
     size_t hash = p.answer.rfind("####");
     if (hash == std::string::npos) throw_error(path, ":", line, ": answer has no '####' final-answer line");
+    if (is_long_integer(p.answer.substr(hash + 4)))
+      throw_error(path, ":", line, ": final answer '", p.answer.substr(hash + 4),
+                  "' after '####' is out of range (at most 18 digits)");
     throw_error(path, ":", line, ": final answer '", p.answer.substr(hash + 4),
                 "' after '####' is not an integer (expected e.g. '#### 72' or '#### 1,000')");
   }
@@ -53,9 +70,13 @@ Problem parse_line(const std::string& text, const std::string& path, int line) {
 
 }  // namespace
 
-std::vector<Problem> read_gsm8k_jsonl(const std::string& path) {
+std::vector<Problem> read_gsm8k_jsonl(const std::string& path, bool fold) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw_error(path, ": cannot open for reading (", std::strerror(errno), ")");
+  return read_gsm8k_jsonl(in, path, fold);
+}
+
+std::vector<Problem> read_gsm8k_jsonl(std::istream& in, const std::string& path, bool fold) {
   std::vector<Problem> problems;
   std::string text;
   int line = 0;
@@ -63,7 +84,14 @@ std::vector<Problem> read_gsm8k_jsonl(const std::string& path) {
     line++;
     if (!text.empty() && text.back() == '\r') text.pop_back();
     if (is_blank(text)) continue;
-    problems.push_back(parse_line(text, path, line));
+    check_gsm8k_line(text, path, line, fold);
+    if (fold)  // a raw tab is not valid inside a JSON string; outside one it is whitespace either way
+      for (char& c : text) c = c == '\t' ? ' ' : c;
+    Problem p = parse_line(text, path, line);
+    if (fold) { p.question = ascii_fold(p.question); p.answer = ascii_fold(p.answer); }
+    check_alphabet(p.question, path + ":" + std::to_string(line) + ": question");
+    check_alphabet(p.answer, path + ":" + std::to_string(line) + ": answer");
+    problems.push_back(std::move(p));
   }
   if (in.bad()) throw_error(path, ":", line, ": read error");
   // An empty file is reported at line 1 (there is no line 0), a file of blank lines at its last line.

@@ -161,6 +161,9 @@ void Config::validate() const {
   need(t.seq_len <= m.max_seq_len, "train.seq_len", t.seq_len,
        "must not exceed model.max_seq_len = " + std::to_string(m.max_seq_len));
   need(t.steps >= 0, "train.steps", t.steps, "must not be negative");
+  need(t.ckpt_every >= 0, "train.ckpt_every", t.ckpt_every, "must not be negative (0 = only at the end)");
+  need(t.eval_every >= 0, "train.eval_every", t.eval_every, "must not be negative (0 = only at the end)");
+  need(t.eval_problems >= 0, "train.eval_problems", t.eval_problems, "must not be negative");
   need(t.warmup_steps >= 0, "train.warmup_steps", t.warmup_steps, "must not be negative");
   if (!(t.lr > 0)) throw_error("config: train.lr = ", t.lr, ": must be positive");
   if (!(t.min_lr >= 0 && t.min_lr <= t.lr)) throw_error("config: train.min_lr = ", t.min_lr, ": must be in [0, lr]");

@@ -19,6 +19,8 @@
 
 #include <Eigen/Dense>
 
+#include "tinyds/core/parallel_error.h"
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -34,13 +36,15 @@ template <typename F>
 void for_row_blocks(int rows, long flops, F&& f) {
 #ifdef _OPENMP
   if (flops >= (1L << 20) && rows >= 2 && !omp_in_parallel()) {
+    FirstError failure;  // Eigen may allocate blocking space: an exception must not leave the region
 #pragma omp parallel
     {
       const int nt = omp_get_num_threads(), t = omp_get_thread_num();
       const int r0 = static_cast<int>(static_cast<long>(rows) * t / nt);
       const int r1 = static_cast<int>(static_cast<long>(rows) * (t + 1) / nt);
-      if (r1 > r0) f(r0, r1 - r0);
+      if (r1 > r0) failure.run([&] { f(r0, r1 - r0); });
     }
+    failure.rethrow();
     return;
   }
 #endif

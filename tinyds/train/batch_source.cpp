@@ -10,10 +10,10 @@
 
 namespace tinyds {
 
-std::vector<Problem> training_problems(const Config& cfg, const std::string& train_file) {
+std::vector<Problem> training_problems(const Config& cfg, const std::string& train_file, bool ascii_fold) {
   std::vector<Problem> all;
   if (!train_file.empty()) {
-    all = read_gsm8k_jsonl(train_file);
+    all = read_gsm8k_jsonl(train_file, ascii_fold);
   } else {
     const std::vector<int> counts = problems_per_level(cfg.data);
     for (std::size_t i = 0; i < cfg.data.levels.size(); i++) {

@@ -52,8 +52,9 @@ class BatchSource {
 };
 
 // Word problems: generated for cfg.data.levels (problems_per_level of each, seeded by train.seed and the level), or
-// read from train_file (GSM8K JSONL) when it is not empty. Throws if there are none.
-std::vector<Problem> training_problems(const Config& cfg, const std::string& train_file);
+// read from train_file (GSM8K JSONL, typographic characters folded to ASCII with ascii_fold) when it is not empty.
+// Throws if there are none.
+std::vector<Problem> training_problems(const Config& cfg, const std::string& train_file, bool ascii_fold = false);
 
 // How many problems are longer than seq_len + 1 tokens (<bos> q \n a <eos>): they lose the tail of their answer.
 int count_cut_off(const std::vector<Problem>& problems, int seq_len);

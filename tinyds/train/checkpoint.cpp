@@ -3,17 +3,44 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 
 #include "tinyds/core/error.h"
+#include "tinyds/train/finite_check.h"
 #include "tinyds/train/safetensors.h"
 
 namespace tinyds {
 
 using json = nlohmann::json;
 
+namespace {
+
+// A checkpoint holding NaN or Inf cannot be resumed or sampled from: refuse to write it (it would replace the
+// last good one), naming the first such tensor.
+void refuse_nonfinite(const std::string& path, const Transformer<float>& model, const AdamW* opt) {
+  const ParamLayout& layout = model.layout();
+  std::string bad = first_nonfinite_tensor(layout, model.params());
+  if (bad.empty() && opt) {
+    bad = first_nonfinite_tensor(layout, const_cast<AdamW*>(opt)->m());
+    if (!bad.empty()) bad = "adam_m." + bad;
+  }
+  if (bad.empty() && opt) {
+    bad = first_nonfinite_tensor(layout, const_cast<AdamW*>(opt)->v());
+    if (!bad.empty()) bad = "adam_v." + bad;
+  }
+  for (std::size_t i = 0; bad.empty() && i < model.moe_bias_size(); i++)
+    if (!std::isfinite(model.moe_bias()[i])) bad = "router bias " + std::to_string(i);
+  if (!bad.empty())
+    throw_error(path, ": not written: tensor '", bad, "' holds NaN or Inf (the run diverged; the file on disk, if "
+                "any, is the last good checkpoint)");
+}
+
+}  // namespace
+
 void save_checkpoint(const std::string& path, const Config& config, const Tokenizer& tok,
                      const Transformer<float>& model, const AdamW* opt, const TrainState& state) {
+  refuse_nonfinite(path, model, opt);
   SafeTensors st;
   st.metadata["format"] = "tinyds";
   st.metadata["format_version"] = "1";
@@ -46,6 +73,32 @@ json parse_meta(const SafeTensors& st, const std::string& key, const std::string
   }
 }
 
+// A train_state field: an integer in [0, INT_MAX]. Read as a 64-bit integer first, so 2^40 is an error, not 0.
+int train_state_field(const json& ts, const char* field, const std::string& path) {
+  if (!ts.is_object() || !ts.contains(field) || !ts[field].is_number_integer())
+    throw_error(path, ": __metadata__ 'train_state' needs integer fields 'step' and 'adam_t'");
+  const json& v = ts[field];
+  if (v.is_number_unsigned() ? v.get<uint64_t>() > INT32_MAX : (v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX))
+    throw_error(path, ": train_state.", field, " = ", v.dump(), " is outside [0, ", INT32_MAX, "]");
+  return v.get<int>();
+}
+
+void check_shape(const SafeTensors& st, const std::string& name, const std::vector<int64_t>& shape,
+                 const std::string& path) {
+  if (st.shape_of(name, path) != shape) st.get_f32(name, shape, path);  // throws its "has shape .., expected .."
+}
+
+// Parameters and AdamW's m are finite; AdamW's v (a running mean of squared gradients) is finite and >= 0.
+void check_domain(const std::vector<float>& x, const std::string& name, const std::string& path, bool nonneg) {
+  for (std::size_t i = 0; i < x.size(); i++) {
+    if (!std::isfinite(x[i]))
+      throw_error(path, ": tensor '", name, "' element ", i, " is ", x[i], " (corrupted or diverged checkpoint)");
+    if (nonneg && x[i] < 0)
+      throw_error(path, ": tensor '", name, "' element ", i, " is ", x[i],
+                  " but a second moment cannot be negative (corrupted checkpoint)");
+  }
+}
+
 }  // namespace
 
 LoadedCheckpoint load_checkpoint(const std::string& path) {
@@ -64,29 +117,42 @@ LoadedCheckpoint load_checkpoint(const std::string& path) {
     throw_error(path, ": tokenizer has ", ck.tokenizer.vocab_size(), " tokens but model.vocab_size is ",
                 ck.config.model.vocab_size);
   json ts = parse_meta(st, "train_state", path);
-  try {
-    ck.state.step = ts.at("step").get<int>();
-    ck.state.adam_t = ts.at("adam_t").get<int>();
-  } catch (const json::exception&) {
-    throw_error(path, ": __metadata__ 'train_state' needs integer fields 'step' and 'adam_t'");
+  ck.state.step = train_state_field(ts, "step", path);
+  ck.state.adam_t = train_state_field(ts, "adam_t", path);
+
+  // Every tensor the config implies must be in the file with its shape BEFORE anything is allocated: a config
+  // edited to ask for d_model 1e9 is then "tensor 'embed' has shape [..], expected [..]", not std::bad_alloc.
+  // Every block has several tensors, so a file of N tensors holds at most N blocks: this bounds the layout
+  // built below (a config asking for n_layer 1e6 would otherwise build millions of tensor names first).
+  const long blocks = static_cast<long>(ck.config.model.n_layer) + ck.config.model.mtp_depth;
+  if (blocks > static_cast<long>(st.tensors.size()))
+    throw_error(path, ": config asks for ", ck.config.model.n_layer, " layers and ", ck.config.model.mtp_depth,
+                " MTP modules but the file holds only ", st.tensors.size(), " tensors (config and tensors disagree)");
+  ParamLayout layout(ck.config.model);
+  ck.has_optimizer = st.has("adam_m." + layout.tensors()[0].name);
+  for (const TensorSpec& t : layout.tensors()) {
+    check_shape(st, t.name, t.shape, path);
+    if (ck.has_optimizer) {
+      check_shape(st, "adam_m." + t.name, t.shape, path);
+      check_shape(st, "adam_v." + t.name, t.shape, path);
+    }
   }
 
-  ParamLayout layout(ck.config.model);
   ck.params.assign(layout.total(), 0.0f);
-  ck.has_optimizer = st.has("adam_m." + layout.tensors()[0].name);
   if (ck.has_optimizer) { ck.adam_m.assign(layout.total(), 0.0f); ck.adam_v.assign(layout.total(), 0.0f); }
   for (const TensorSpec& t : layout.tensors()) {
-    std::vector<float> w = st.get_f32(t.name, t.shape, path);  // errors name a missing / mis-shaped tensor
+    std::vector<float> w = st.get_f32(t.name, t.shape, path);  // errors name a mis-typed tensor
+    check_domain(w, t.name, path, false);
     std::copy(w.begin(), w.end(), ck.params.begin() + t.offset);
     if (ck.has_optimizer) {
       std::vector<float> m = st.get_f32("adam_m." + t.name, t.shape, path);
       std::vector<float> v = st.get_f32("adam_v." + t.name, t.shape, path);
+      check_domain(m, "adam_m." + t.name, path, false);
+      check_domain(v, "adam_v." + t.name, path, true);  // a second moment: a mean of squares
       std::copy(m.begin(), m.end(), ck.adam_m.begin() + t.offset);
       std::copy(v.begin(), v.end(), ck.adam_v.begin() + t.offset);
     }
   }
-  for (float x : ck.params)
-    if (!std::isfinite(x)) throw_error(path, ": parameters contain NaN or Inf (corrupted or diverged checkpoint)");
   // The MoE router biases, in the model's order.
   const int64_t E = ck.config.model.n_routed_experts;
   if (E > 0) {
@@ -98,6 +164,14 @@ LoadedCheckpoint load_checkpoint(const std::string& path) {
     }
   }
   return ck;
+}
+
+void check_resumable(const LoadedCheckpoint& ck) {
+  if (!ck.has_optimizer)
+    throw_error(ck.path, ": has no optimizer state, so it cannot be resumed (use --init to start from its weights)");
+  if (ck.state.step > ck.config.train.steps)
+    throw_error(ck.path, ": train_state.step = ", ck.state.step, " is beyond its schedule of train.steps = ",
+                ck.config.train.steps, " (corrupted checkpoint)");
 }
 
 void load_params_into(const LoadedCheckpoint& ck, Transformer<float>& model) {

@@ -34,9 +34,15 @@ struct LoadedCheckpoint {
   TrainState state;
 };
 
+// Refuses (an error naming the tensor) to write a model or optimizer state holding NaN or Inf.
 void save_checkpoint(const std::string& path, const Config& config, const Tokenizer& tok,
                      const Transformer<float>& model, const AdamW* opt, const TrainState& state);
+// Refuses a value outside its domain, naming the file and the tensor or field: a NaN or Inf in a parameter, a
+// buffer or AdamW's m; a negative or non-finite AdamW v; train_state.step or adam_t outside [0, 2^31). Checks
+// every tensor's presence and shape against the config before allocating anything.
 LoadedCheckpoint load_checkpoint(const std::string& path);
+// A checkpoint a pretrain/sft run can continue: it has the optimizer state and its step is within its schedule.
+void check_resumable(const LoadedCheckpoint& ck);
 // Copies the checkpoint's parameters into a model built from the same model config (error if they differ).
 void load_params_into(const LoadedCheckpoint& ck, Transformer<float>& model);
 

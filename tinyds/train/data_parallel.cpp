@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "tinyds/core/error.h"
+#include "tinyds/core/parallel_error.h"
 #include "tinyds/ops/moe_balance.h"
 
 #ifdef _OPENMP
@@ -65,17 +66,23 @@ double DataParallel<real>::forward_backward(const int* tokens, const int* target
 
   std::vector<double> objective(R), main(R), mtp(R), balance(R);
   // One replica per thread; the ops' parallel regions inside are nested and run on that thread alone.
+  // A forward can throw (a not-finite check, an allocation): the first exception is rethrown after the region.
+  FirstError failure;
 #pragma omp parallel for schedule(static, 1) num_threads(R)
   for (int r = 0; r < R; r++) {
-    Transformer<real>& m = replica(r);
-    const long off = static_cast<long>(row0(r)) * T;
-    m.set_loss_denominators(main_count, mtp_counts);
-    m.zero_grad();
-    objective[r] = m.forward(tokens + off, targets + off, row0(r + 1) - row0(r), T);
-    m.backward();
-    main[r] = m.main_loss(); mtp[r] = m.mtp_loss(); balance[r] = m.balance_loss();
-    m.set_loss_denominators(0, {});  // a later forward of this model (evaluation, a test) uses its own counts
+    failure.run([&] {
+      Transformer<real>& m = replica(r);
+      const long off = static_cast<long>(row0(r)) * T;
+      m.set_loss_denominators(main_count, mtp_counts);
+      m.zero_grad();
+      objective[r] = m.forward(tokens + off, targets + off, row0(r + 1) - row0(r), T);
+      m.backward();
+      main[r] = m.main_loss(); mtp[r] = m.mtp_loss(); balance[r] = m.balance_loss();
+      m.set_loss_denominators(0, {});  // a later forward of this model (evaluation, a test) uses its own counts
+    });
   }
+  for (int r = 0; r < R; r++) replica(r).set_loss_denominators(0, {});  // also when a replica failed
+  failure.rethrow();
   // grads(primary) += grads(replica r), r = 1..R-1 in order (the same sum for any thread count).
   real* g = primary_.grads();
   const long n = static_cast<long>(primary_.num_params());

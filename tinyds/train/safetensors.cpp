@@ -327,8 +327,9 @@ void check_coverage(const std::string& path, std::vector<Entry> entries, uint64_
 
 }  // namespace
 
-SafeTensors read_safetensors(const std::string& path) {
-  std::vector<uint8_t> file = read_all(path);
+SafeTensors read_safetensors(const std::string& path) { return parse_safetensors(read_all(path), path); }
+
+SafeTensors parse_safetensors(const std::vector<uint8_t>& file, const std::string& path) {
   if (file.size() < 8)
     throw_error(path, ": file is ", file.size(), " bytes, too short for the 8-byte safetensors header length");
   uint64_t n = 0;

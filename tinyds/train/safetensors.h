@@ -44,5 +44,7 @@ struct SafeTensors {
 
 void write_safetensors(const std::string& path, const SafeTensors& st);
 SafeTensors read_safetensors(const std::string& path);
+// The same checks on a file's bytes already in memory; errors name `path` (the fuzz target's entry point).
+SafeTensors parse_safetensors(const std::vector<uint8_t>& file, const std::string& path);
 
 }  // namespace tinyds

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "tinyds/core/error.h"
@@ -20,6 +20,8 @@
 #include "tinyds/train/checkpoint.h"
 #include "tinyds/train/data_parallel.h"
 #include "tinyds/train/evaluate.h"
+#include "tinyds/train/finite_check.h"
+#include "tinyds/train/metrics_log.h"
 #include "tinyds/train/optimizer.h"
 #include "tinyds/train/progress.h"
 #include "tinyds/train/schedule.h"
@@ -53,17 +55,19 @@ std::string fixed(double v, int digits) {
   return buf;
 }
 
-// The model's weights and AdamW's state: continued from --resume (returns its step), loaded from --init (fresh
-// AdamW), or a seeded initialisation.
-TrainState start_state(Transformer<float>& model, AdamW& adam, const TrainOptions& opt, uint64_t seed) {
-  if (!opt.resume.empty()) {
-    LoadedCheckpoint ck = load_checkpoint(opt.resume);
+// The model's weights and AdamW's state: continued from the --resume checkpoint (already checked by
+// check_resumable; returns its step and releases it), loaded from --init (fresh AdamW), or a seeded initialisation.
+TrainState start_state(Transformer<float>& model, AdamW& adam, std::unique_ptr<LoadedCheckpoint>& resumed,
+                       const TrainOptions& opt, uint64_t seed) {
+  if (resumed) {
+    const LoadedCheckpoint& ck = *resumed;
     load_params_into(ck, model);
-    if (!ck.has_optimizer) throw_error(opt.resume, ": has no optimizer state, so it cannot be resumed (use --init to start from its weights)");
     std::copy(ck.adam_m.begin(), ck.adam_m.end(), adam.m());
     std::copy(ck.adam_v.begin(), ck.adam_v.end(), adam.v());
     adam.set_t(ck.state.adam_t);
-    return ck.state;
+    const TrainState state = ck.state;
+    resumed.reset();  // its copy of the weights and moments is no longer needed
+    return state;
   }
   if (!opt.init_ckpt.empty()) load_params_into(load_checkpoint(opt.init_ckpt), model);
   else model.init_weights(seed);
@@ -78,7 +82,7 @@ struct HeldOut {
 
 HeldOut heldout_sets(const Config& cfg, const TrainOptions& opt) {
   HeldOut h;
-  if (!opt.test_file.empty()) { h.sets.push_back(read_gsm8k_jsonl(opt.test_file)); h.levels.push_back(0); }
+  if (!opt.test_file.empty()) { h.sets.push_back(read_gsm8k_jsonl(opt.test_file, opt.ascii_fold)); h.levels.push_back(0); }
   else for (int level : cfg.data.levels) { h.sets.push_back(heldout_problems(cfg, level)); h.levels.push_back(level); }
   return h;
 }
@@ -86,7 +90,7 @@ HeldOut heldout_sets(const Config& cfg, const TrainOptions& opt) {
 // Greedy exact match on every held-out set: one metrics line per set and, unless quiet, a progress line with two
 // examples. Returns the accuracy over all sets and the per-level results.
 std::pair<double, std::vector<LevelAccuracy>> evaluate_all(Transformer<float>& model, const Tokenizer& tok,
-                                                           const HeldOut& heldout, int step, std::ostream& metrics,
+                                                           const HeldOut& heldout, int step, MetricsLog& metrics,
                                                            const TrainOptions& opt) {
   double correct = 0, n = 0;
   std::vector<LevelAccuracy> per;
@@ -94,15 +98,14 @@ std::pair<double, std::vector<LevelAccuracy>> evaluate_all(Transformer<float>& m
     EvalResult r = evaluate_exact_match(model, tok, heldout.sets[i], 96, 2);
     per.push_back({heldout.levels[i], r.n, r.accuracy, r.mean_completion_len});
     correct += r.correct; n += r.n;
-    metrics << json{{"step", step}, {"eval_level", heldout.levels[i]}, {"eval_accuracy", r.accuracy},
-                    {"eval_n", r.n}, {"well_formed", r.well_formed}, {"mean_completion_len", r.mean_completion_len}}.dump() << "\n";
+    metrics.write(json{{"step", step}, {"eval_level", heldout.levels[i]}, {"eval_accuracy", r.accuracy},
+                       {"eval_n", r.n}, {"well_formed", r.well_formed}, {"mean_completion_len", r.mean_completion_len}});
     if (!opt.quiet) {
       std::printf("[%s] eval step %d level %d: exact match %d/%d = %.1f%%  (well-formed %d)\n", opt.label.c_str(), step,
                   heldout.levels[i], r.correct, r.n, 100.0 * r.accuracy, r.well_formed);
       for (const std::string& e : r.examples) std::printf("    %s\n", e.c_str());
     }
   }
-  metrics.flush();
   return std::make_pair(n ? correct / n : 0.0, per);
 }
 
@@ -119,7 +122,7 @@ struct StepLog {
 
 // One JSON line in metrics.jsonl and (every log_every steps) a progress line; MoE MaxVio into result.
 void log_step(const StepLog& s, const Transformer<float>& model, const DataParallel<float>& dp, double elapsed,
-              Progress& progress, std::ostream& metrics, TrainResult& result) {
+              Progress& progress, MetricsLog& metrics, TrainResult& result) {
   json rec{{"step", s.step}, {"loss", s.loss}, {"objective", s.objective}, {"lr", s.lr}, {"grad_norm", s.grad_norm},
            {"tokens", s.tokens}, {"elapsed_s", elapsed}};
   if (s.pad_drills >= 0) rec["pad_drills"] = s.pad_drills;
@@ -138,7 +141,27 @@ void log_step(const StepLog& s, const Transformer<float>& model, const DataParal
   }
   progress.step_done(s.step, s.loss, s.lr, s.grad_norm, static_cast<long>(s.tokens), extra);
   rec["tokens_per_s"] = progress.tokens_per_s();
-  metrics << rec.dump() << "\n";
+  metrics.write(rec);
+}
+
+// With the prompt masked (sft) only answer tokens are targets: the first one is the target of column
+// |question| + 1 (<bos> q \n a), so a problem trains only if |question| + 2 <= seq_len.
+void check_answer_tokens(const std::vector<Problem>& problems, int seq_len, bool mask_prompt) {
+  if (mask_prompt && std::none_of(problems.begin(), problems.end(), [&](const Problem& p) {
+        return static_cast<long>(p.question.size()) + 2 <= seq_len; }))
+    throw_error("seq_len = ", seq_len, " leaves no answer token of any of the ", problems.size(),
+                " training problems (every question fills the sequence), so the masked loss would train on zero "
+                "tokens; raise --seq-len (and --max-seq-len)");
+}
+
+// The step's forward and backward; a forward that fails (the MoE router refuses non-finite logits) is reported as
+// the divergence it is, at 1-based step `step`.
+double forward_backward_checked(DataParallel<float>& dp, const Batch& batch, int step) {
+  try {
+    return dp.forward_backward(batch.inputs.data(), batch.targets.data(), batch.B, batch.T);
+  } catch (const Error& e) {
+    throw_diverged(step, std::string("the forward or backward pass failed: ") + e.what());
+  }
 }
 
 void print_start(const Config& cfg, const TrainOptions& opt, const Transformer<float>& model, const BatchSource& data,
@@ -166,22 +189,30 @@ void print_start(const Config& cfg, const TrainOptions& opt, const Transformer<f
 TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
   cfg.validate();
   const TrainConfig& tc = cfg.train;
-  Tokenizer tok;
+  // A resumed run is checked (its values' domains, its step) before anything is allocated for it.
+  std::unique_ptr<LoadedCheckpoint> resumed;
+  if (!opt.resume.empty()) {
+    resumed = std::make_unique<LoadedCheckpoint>(load_checkpoint(opt.resume));
+    check_resumable(*resumed);
+  }
+  const Tokenizer tok = resumed ? resumed->tokenizer : Tokenizer();  // a checkpoint keeps its own vocabulary
   if (tok.vocab_size() > cfg.model.vocab_size)
     throw_error("model.vocab_size = ", cfg.model.vocab_size, " is smaller than the tokenizer's ", tok.vocab_size(), " tokens");
   std::filesystem::create_directories(opt.out_dir);
 
   Transformer<float> model(cfg.model, Role::policy);
   AdamW adam(model.layout(), Role::policy);
-  TrainState state = start_state(model, adam, opt, tc.seed);
+  TrainState state = start_state(model, adam, resumed, opt, tc.seed);
   // Data parallelism over threads (train/data_parallel.h): replica 0 is `model`; the others copy its weights now.
   DataParallel<float> dp(model, data_parallel_replicas(opt.replicas, tc.batch_size, cfg.model));
-  BatchSource data(cfg, training_problems(cfg, opt.train_file), tok, opt.mask_prompt);
+  BatchSource data(cfg, training_problems(cfg, opt.train_file, opt.ascii_fold), tok, opt.mask_prompt);
+  check_answer_tokens(data.problems(), tc.seq_len, opt.mask_prompt);
   const HeldOut heldout = heldout_sets(cfg, opt);
-  std::ofstream metrics(opt.out_dir + "/metrics.jsonl", opt.resume.empty() ? std::ios::trunc : std::ios::app);
-  if (!metrics) throw_error("cannot write ", opt.out_dir, "/metrics.jsonl");
+  // A resumed run first cuts the log back to its checkpoint's step (train/metrics_log.h).
+  MetricsLog metrics(opt.out_dir + "/metrics.jsonl", opt.resume.empty() ? -1 : state.step);
   if (!opt.quiet) print_start(cfg, opt, model, data, state.step, dp.replicas());
   auto save = [&](const std::string& path) {
+    metrics.sync();  // the log on disk reaches at least this checkpoint's step
     save_checkpoint(path, cfg, tok, model, &adam, TrainState{state.step, adam.t()});
   };
 
@@ -194,14 +225,16 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
     const int step = state.step;
     // the step's batch (BatchSource: data order, padding drills)
     const StepBatch sb = data.batch(step);
-    // zero_grad, forward, backward of each replica's rows, the gradients summed into model.grads()
-    const double objective = dp.forward_backward(sb.batch.inputs.data(), sb.batch.targets.data(), sb.batch.B, sb.batch.T);
-    if (!std::isfinite(objective)) throw_error("loss became ", objective, " at step ", step, " (try a lower --lr)");
+    // zero_grad, forward, backward of each replica's rows, the gradients summed into model.grads(); a diverged step
+    // stops the run before the optimizer touches the weights (train/finite_check.h)
+    const double objective = forward_backward_checked(dp, sb.batch, step + 1);
+    check_step_finite(step + 1, objective, model.layout(), model.grads());
     // global grad-norm clip, then AdamW at the warmup + cosine learning rate
     const double norm = global_norm(model.grads(), model.num_params());
     if (tc.grad_clip > 0) clip_grad_norm(model.grads(), model.num_params(), norm, tc.grad_clip);
     as.lr = static_cast<float>(lr_at(step, tc.lr, tc.min_lr, tc.warmup_steps, tc.steps));
     adam.step(model.params(), model.grads(), as);
+    check_params_finite(step + 1, model.layout(), model.params());
     // auxiliary-loss-free balancing (DESIGN 4.3): router biases from this batch's loads, copied to every replica
     dp.update_moe_bias();
     state.step++;

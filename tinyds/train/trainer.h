@@ -25,6 +25,7 @@ struct TrainOptions {
   int stop_after = -1;         // stop (with a checkpoint) after this many total steps, as if interrupted
   int replicas = 0;            // data-parallel model replicas, one per thread (train/data_parallel.h); 0 = one per
                                // OpenMP thread. Same gradient up to float rounding; 1 = the ops thread instead
+  bool ascii_fold = false;     // map typographic characters of --train-file / --test-file to ASCII (data/gsm8k_text.h)
   bool quiet = false;          // no progress lines (tests)
   std::string label = "train"; // printed at the start of progress lines
 };
