@@ -144,6 +144,39 @@ TEST_CASE("posttrain/grpo_trainer: degenerate groups and policy == reference lea
   CHECK(changed == 0);
 }
 
+TEST_CASE("posttrain/grpo_trainer: a step at lr 0 leaves the policy's outputs bit-identical") {
+  // With mixed rewards the gradient is nonzero, but AdamW at lr 0 moves no weight (p -= 0 * ...), and RL keeps the
+  // MoE router biases frozen (moe_balance.h): nothing else may move the policy. nano is MoE with bias balancing
+  // (gamma 1e-3), so a bias update on the RL batch would shift the routing and change the logits. Exact equality:
+  // the same forward on the same weights is deterministic for a fixed thread count.
+  Tokenizer tok;
+  Pair p;
+  REQUIRE(p.policy.moe_bias_size() > 0);
+  const Rollout r = fixed_rollout(p.policy, tok);
+  PolicyBatch pb = pack_for_forward(r);
+  p.policy.forward(pb.inputs.data(), nullptr, pb.B, pb.T);
+  const std::size_t NV = static_cast<std::size_t>(pb.B) * pb.T * p.m.vocab_size;
+  const std::vector<float> logits0(p.policy.logits(), p.policy.logits() + NV);
+  const std::vector<float> bias0(p.policy.moe_bias(), p.policy.moe_bias() + p.policy.moe_bias_size());
+  std::vector<double> rewards(r.B);
+  for (int b = 0; b < r.B; b++) rewards[b] = b % 2 == 0 ? 1.0 : 0.0;
+  GRPOTrainOptions opt;
+  opt.grpo.num_generations = 4;
+  opt.num_iterations = 2;
+  opt.lr = 0.0f;
+  opt.ref_batch = 0;
+  AdamW adam(p.policy.layout(), Role::policy);
+  GRPOStepStats s = grpo_update(p.policy, &p.reference, adam, r, rewards, opt, 0);
+  CHECK(s.grad_norm > 0);  // there was something to learn: the check below is about the update, not a zero gradient
+  std::size_t bias_changed = 0;
+  for (std::size_t i = 0; i < bias0.size(); i++) bias_changed += p.policy.moe_bias()[i] != bias0[i];
+  CHECK(bias_changed == 0);
+  p.policy.forward(pb.inputs.data(), nullptr, pb.B, pb.T);
+  std::size_t logits_changed = 0;
+  for (std::size_t i = 0; i < NV; i++) logits_changed += p.policy.logits()[i] != logits0[i];
+  CHECK(logits_changed == 0);
+}
+
 TEST_CASE("posttrain/grpo_trainer: a micro-batched reference differs from the policy only by float rounding") {
   // ref_batch 3 on 16 sequences (the last micro-batch is short): the KL and the gradient it leaves in a degenerate
   // step are rounding noise. Bounds: per-token |lp - lp_ref| ~ 1e-7 gives k3 ~ (1e-7)^2 / 2 ~ 1e-14 (the KL must be

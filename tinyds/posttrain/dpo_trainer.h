@@ -13,8 +13,8 @@
 //                 with a corrupted copy (preference.h: final answer, an intermediate result, or mixed)
 //   2. reference: lp_ref (B, T) = log softmax(reference logits)[targets] on the completion tokens (prompt masked)
 //   3. policy:    lp (B, T) likewise;  L = dpo_loss(lp_w, lp_ref_w, lp_l, lp_ref_l)        dpo.h
-//   4. dlp -> dlogits (logprobs_backward) -> policy.backward_from_logits, grad-norm clip, AdamW,
-//      policy.update_moe_bias()                                                           (DESIGN 4.3)
+//   4. dlp -> dlogits (logprobs_backward) -> policy.backward_from_logits, grad-norm clip, AdamW
+//      (the MoE router biases stay frozen in post-training: moe_balance.h)
 // Logged per step (progress line + <out_dir>/metrics.jsonl, trl's names with '_'): loss, rewards_chosen,
 // rewards_rejected, rewards_margin, rewards_accuracy, logps_chosen, logps_rejected (mean summed log-prob of a
 // completion under the policy), kl (k3 estimate of KL(policy || reference), mean over the pairs' completion tokens:

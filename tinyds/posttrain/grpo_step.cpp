@@ -166,7 +166,7 @@ GRPOStepStats grpo_update(Transformer<float>& policy, Transformer<float>* refere
     // Constant lr after a linear warmup: lr_at with min_lr == lr has nothing to decay to.
     as.lr = static_cast<float>(lr_at(optimizer_step + it, opt.lr, opt.lr, opt.warmup_steps, INT_MAX));
     adam.step(policy.params(), policy.grads(), as);
-    policy.update_moe_bias();  // DESIGN 4.3: after every optimizer step, from this forward's expert loads
+    // No update_moe_bias: post-training keeps the router biases frozen (moe_balance.h), so lr 0 changes nothing.
   }
   s.lr = as.lr;
   s.clip_fraction = clip_sum / opt.num_iterations;

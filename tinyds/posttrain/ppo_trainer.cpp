@@ -257,7 +257,7 @@ PPOUpdateStats PPOTrainer::update(const PPOExperience& e) {
   policy_.backward_from_logits(dlogits_.data());
   critic_.backward(dvalues_.data());
 
-  // Clip each model's gradient, AdamW on both, then the router biases from this forward's loads (DESIGN 4.3).
+  // Clip each model's gradient, AdamW on both; the router biases stay frozen in post-training (moe_balance.h).
   st.policy_grad_norm = global_norm(policy_.grads(), policy_.num_params());
   if (opt_.max_grad_norm > 0) clip_grad_norm(policy_.grads(), policy_.num_params(), st.policy_grad_norm, opt_.max_grad_norm);
   st.critic_grad_norm = critic_clip_grad_norm(critic_, opt_.max_grad_norm);
@@ -266,8 +266,6 @@ PPOUpdateStats PPOTrainer::update(const PPOExperience& e) {
   policy_opt_.step(policy_.params(), policy_.grads(), AdamWSettings{static_cast<float>(opt_.learning_rate), 0.9f, 0.999f, 1e-8f, wd});
   const double clr = opt_.critic_learning_rate < 0 ? opt_.learning_rate : opt_.critic_learning_rate;
   critic_opt_.step(AdamWSettings{static_cast<float>(clr), 0.9f, 0.999f, 1e-8f, wd});
-  policy_.update_moe_bias();
-  critic_.trunk().update_moe_bias();
   return st;
 }
 

@@ -19,8 +19,8 @@
 //   3. r_t = -kl_coef (lp_old - lp_ref), + score at the last token      (ppo_rewards, ppo.h)
 //      GAE(gamma, lam) -> advantages, returns; whiten advantages         (gae.h)
 //   4. each epoch, on the whole batch (trl num_mini_batches = 1): policy and critic forward, clipped policy loss +
-//      vf_coef * clipped value loss (ppo.h), backward into both, grad-norm clip, AdamW on both, update_moe_bias on
-//      both (DESIGN 4.3: after every optimizer step).
+//      vf_coef * clipped value loss (ppo.h), backward into both, grad-norm clip, AdamW on both
+//      (the MoE router biases stay frozen in post-training: moe_balance.h).
 // Logs per step: reward mean/std, accuracy, format rate, KL, clip fractions, value loss, entropy, completion
 // length, tokens/s, memory; one JSON line per step in <out_dir>/metrics.jsonl; checkpoints of policy and critic.
 #pragma once
