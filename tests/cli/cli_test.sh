@@ -71,6 +71,9 @@ expect_error "dpo beta 0"             "--beta = 0"                  -- "$exe" dp
 expect_ok    "dpo help lists beta"    "[default: 0.1]"              -- "$exe" dpo --help
 expect_ok    "eval lists wrong answers" "(expected "                -- "$exe" eval --ckpt "$dir/ok.safetensors" --n 3 --max-new-tokens 4 --errors 2
 expect_error "eval negative --errors" "--errors must be >= 0"       -- "$exe" eval --ckpt "$dir/ok.safetensors" --errors -1
+expect_ok    "eval pass@k"            "pass@3"                      -- "$exe" eval --ckpt "$dir/ok.safetensors" --n 2 --max-new-tokens 4 --samples 3 --temperature 1
+expect_error "eval negative --samples" "--samples must be >= 0"     -- "$exe" eval --ckpt "$dir/ok.safetensors" --samples -1
+expect_error "eval samples greedy"    "--temperature must be > 0"   -- "$exe" eval --ckpt "$dir/ok.safetensors" --samples 2 --temperature 0
 expect_ok    "sample runs"            "hi"                          -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --max-new-tokens 3
 expect_error "speculative needs greedy" "needs greedy decoding"     -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --speculative --temperature 0.7
 expect_ok    "init dense"             "wrote"                       -- "$exe" init --preset nano-dense --out "$dir/dense.safetensors"
