@@ -95,6 +95,7 @@ double advantage_gap(bool flip, RLAlgo algo) {
   opt.algo = algo;
   opt.grpo.num_generations = 4;
   opt.lr = 1e-3f;  // one AdamW step moves each weight by ~lr: small enough for the first-order picture to hold
+  opt.warmup_steps = 0;  // that full step (the default warmup would take a tenth of it)
   opt.ref_batch = 0;  // the reference's forward on the whole batch, as the policy's: bit-identical log-probs
   AdamW adam(p.policy.layout(), Role::policy);
   GRPOStepStats s = grpo_update(p.policy, &p.reference, adam, r, rewards, opt, 0);

@@ -105,6 +105,7 @@ TEST_CASE("posttrain/ppo_trainer: the value loss falls over a few critic updates
   PPOTrainerOptions o = small_options(temp_dir("vf"));
   o.batch_size = 8;
   o.critic_learning_rate = 1e-2;  // 8 Adam steps of ~lr each must move V by a visible fraction of the returns
+  o.warmup_steps = 0;             // full-size steps from the first
   PPOTrainer trainer(nano_config(), Tokenizer(), o, nullptr);
   PPOExperience e = trainer.make_experience(0);
   // A fresh model earns no rule reward, so all returns would be ~0 and already match V = 0. Score half of the

@@ -103,6 +103,7 @@ int cmd_demo(int argc, char** argv) {
   // the SFT stage most of the 10 minutes (notebooks/EXPERIMENTS.md, "GRPO learning rate and level 3").
   g.steps = 30;
   g.lr = 1e-5f;
+  g.warmup_steps = 0;  // as measured there (grpo's default warms up over 10 steps)
   g.prompts_per_step = 8;
   g.grpo.num_generations = 8;
   g.eval_every = 0;

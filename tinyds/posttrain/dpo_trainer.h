@@ -49,8 +49,8 @@ struct DPOTrainOptions {
   std::vector<int> levels = {1};  // training pairs and held-out evaluation: generated problems of these levels
   int n_train = 4000;             // generated training problems per level
   // AdamW: constant lr after a linear warmup (trl: linear decay to 0; a short run here needs no decay)
-  float lr = 5e-5f;               // trl learning_rate 1e-6 is for billion-parameter models; see cmd_dpo.cpp
-  int warmup_steps = 0;
+  float lr = 5e-6f;               // trl learning_rate 1e-6 is for billion-parameter models; see cmd_dpo.cpp
+  int warmup_steps = 10;
   float beta1 = 0.9f, beta2 = 0.999f, adam_eps = 1e-8f;  // torch / trl defaults
   float weight_decay = 0.0f;      // trl 0
   float max_grad_norm = 1.0f;     // global grad-norm clip (trl 1.0); 0 = off

@@ -70,8 +70,8 @@ struct GRPOTrainOptions {
   int n_train = 4000;             // generated training problems per level
   std::vector<int> eval_levels;   // held-out levels evaluated (test split); empty = the training levels
   // AdamW (a fresh optimizer: the SFT moments describe another objective)
-  float lr = 5e-5f;               // constant after warmup; see cmd_grpo.cpp for why
-  int warmup_steps = 0;           // linear warmup of lr over this many optimizer steps
+  float lr = 1e-5f;               // constant after warmup; see cmd_grpo.cpp for why
+  int warmup_steps = 10;          // linear warmup of lr over this many optimizer steps
   float beta1 = 0.9f, beta2 = 0.99f, adam_eps = 1e-8f;
   float weight_decay = 0.0f;      // trl's default 0: decay would pull the policy away from the reference
   float max_grad_norm = 1.0f;     // global grad-norm clip (trl's name and default); 0 = off

@@ -4,6 +4,7 @@
 #include "tinyds/posttrain/ppo_trainer.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -23,6 +24,7 @@
 #include "tinyds/posttrain/trainer_common.h"
 #include "tinyds/train/evaluate.h"
 #include "tinyds/train/progress.h"
+#include "tinyds/train/schedule.h"
 #include "tinyds/train/trainer.h"
 
 namespace tinyds {
@@ -44,6 +46,7 @@ const PPOTrainerOptions& check_options(const PPOTrainerOptions& o) {
   if (o.batch_size < 2) throw_error("ppo: batch_size = ", o.batch_size, " must be >= 2 (advantage whitening needs 2 tokens)");
   if (o.ppo.num_ppo_epochs < 1) throw_error("ppo: num_ppo_epochs = ", o.ppo.num_ppo_epochs, " must be >= 1");
   if (!(o.learning_rate > 0)) throw_error("ppo: learning_rate = ", o.learning_rate, " must be > 0");
+  if (o.warmup_steps < 0) throw_error("ppo: warmup_steps = ", o.warmup_steps, " must be >= 0");
   if (!(o.ppo.kl_coef >= 0)) throw_error("ppo: kl_coef = ", o.ppo.kl_coef, " must be >= 0");
   if (!(o.ppo.gamma >= 0 && o.ppo.gamma <= 1)) throw_error("ppo: gamma = ", o.ppo.gamma, " must be in [0, 1]");
   if (!(o.ppo.lam >= 0 && o.ppo.lam <= 1)) throw_error("ppo: lam = ", o.ppo.lam, " must be in [0, 1]");
@@ -263,8 +266,12 @@ PPOUpdateStats PPOTrainer::update(const PPOExperience& e) {
   st.critic_grad_norm = critic_clip_grad_norm(critic_, opt_.max_grad_norm);
   const float wd = static_cast<float>(opt_.weight_decay);
   // betas and eps as torch.optim.AdamW's defaults, which trl uses
-  policy_opt_.step(policy_.params(), policy_.grads(), AdamWSettings{static_cast<float>(opt_.learning_rate), 0.9f, 0.999f, 1e-8f, wd});
-  const double clr = opt_.critic_learning_rate < 0 ? opt_.learning_rate : opt_.critic_learning_rate;
+  // Both rates warm up linearly over the first warmup_steps optimizer steps (constant after: lr_at with min_lr == lr).
+  const int t = policy_opt_.t();
+  const double plr = lr_at(t, opt_.learning_rate, opt_.learning_rate, opt_.warmup_steps, INT_MAX);
+  policy_opt_.step(policy_.params(), policy_.grads(), AdamWSettings{static_cast<float>(plr), 0.9f, 0.999f, 1e-8f, wd});
+  const double c0 = opt_.critic_learning_rate < 0 ? opt_.learning_rate : opt_.critic_learning_rate;
+  const double clr = lr_at(t, c0, c0, opt_.warmup_steps, INT_MAX);
   critic_opt_.step(AdamWSettings{static_cast<float>(clr), 0.9f, 0.999f, 1e-8f, wd});
   return st;
 }
