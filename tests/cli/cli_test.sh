@@ -81,6 +81,10 @@ expect_error "speculative needs MTP"  "mtp_depth = 0"               -- "$exe" sa
 expect_ok    "speculative runs"       "identical to plain greedy: yes" -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --max-new-tokens 8 --speculative
 expect_ok    "kvcache runs"           "98.2%"                       -- "$exe" kvcache --no-bench
 expect_ok    "demo pipeline (nano)"   "levels [1,2] (2:1), 10 steps in" -- "$exe" demo --preset nano --steps 10 --max-seq-len 256 --seq-len 224 --grpo-steps 2 --prompts-per-step 2 --num-generations 2 --eval-problems 2 --out "$dir/demo"
+# The demo draws its curves where Debian's python3-matplotlib is installed (elsewhere it says why not and goes on).
+if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
+  if [ -s "$dir/demo/curves.png" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: the demo wrote no $dir/demo/curves.png"; fi
+fi
 expect_ok    "demo other levels: equal shares" "levels [1,2,3], 2 steps in" -- "$exe" demo --preset nano --levels 1,2,3 --steps 2 --max-seq-len 256 --seq-len 224 --grpo-steps 1 --prompts-per-step 2 --num-generations 2 --eval-problems 1 --out "$dir/demo3"
 expect_error "level weights per level" "one per entry of data.levels (2)" -- "$exe" sft --levels 1,2 --level-weights 2,1,1 --steps 1 --out "$dir/lw"
 expect_error "demo bad GRPO option"   "--num-generations = 1"       -- "$exe" demo --preset nano --steps 1 --num-generations 1 --out "$dir/demo1"
