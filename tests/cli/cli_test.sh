@@ -71,6 +71,9 @@ expect_error "dpo beta 0"             "--beta = 0"                  -- "$exe" dp
 expect_ok    "dpo help lists beta"    "[default: 0.1]"              -- "$exe" dpo --help
 expect_ok    "eval lists wrong answers" "(expected "                -- "$exe" eval --ckpt "$dir/ok.safetensors" --n 3 --max-new-tokens 4 --errors 2
 expect_error "eval negative --errors" "--errors must be >= 0"       -- "$exe" eval --ckpt "$dir/ok.safetensors" --errors -1
+expect_ok    "eval pass@k"            "pass@3"                      -- "$exe" eval --ckpt "$dir/ok.safetensors" --n 2 --max-new-tokens 4 --samples 3 --temperature 1
+expect_error "eval negative --samples" "--samples must be >= 0"     -- "$exe" eval --ckpt "$dir/ok.safetensors" --samples -1
+expect_error "eval samples greedy"    "--temperature must be > 0"   -- "$exe" eval --ckpt "$dir/ok.safetensors" --samples 2 --temperature 0
 expect_ok    "sample runs"            "hi"                          -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --max-new-tokens 3
 expect_error "speculative needs greedy" "needs greedy decoding"     -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --speculative --temperature 0.7
 expect_ok    "init dense"             "wrote"                       -- "$exe" init --preset nano-dense --out "$dir/dense.safetensors"
@@ -78,6 +81,10 @@ expect_error "speculative needs MTP"  "mtp_depth = 0"               -- "$exe" sa
 expect_ok    "speculative runs"       "identical to plain greedy: yes" -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --max-new-tokens 8 --speculative
 expect_ok    "kvcache runs"           "98.2%"                       -- "$exe" kvcache --no-bench
 expect_ok    "demo pipeline (nano)"   "levels [1,2] (2:1), 10 steps in" -- "$exe" demo --preset nano --steps 10 --max-seq-len 256 --seq-len 224 --grpo-steps 2 --prompts-per-step 2 --num-generations 2 --eval-problems 2 --out "$dir/demo"
+# The demo draws its curves where Debian's python3-matplotlib is installed (elsewhere it says why not and goes on).
+if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
+  if [ -s "$dir/demo/curves.png" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: the demo wrote no $dir/demo/curves.png"; fi
+fi
 expect_ok    "demo other levels: equal shares" "levels [1,2,3], 2 steps in" -- "$exe" demo --preset nano --levels 1,2,3 --steps 2 --max-seq-len 256 --seq-len 224 --grpo-steps 1 --prompts-per-step 2 --num-generations 2 --eval-problems 1 --out "$dir/demo3"
 expect_error "level weights per level" "one per entry of data.levels (2)" -- "$exe" sft --levels 1,2 --level-weights 2,1,1 --steps 1 --out "$dir/lw"
 expect_error "demo bad GRPO option"   "--num-generations = 1"       -- "$exe" demo --preset nano --steps 1 --num-generations 1 --out "$dir/demo1"

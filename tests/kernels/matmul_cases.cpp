@@ -19,7 +19,12 @@ CaseResult matmul_forward_case(int version, int N, int IC, int OC, bool with_bia
   const std::vector<float> weight = random_floats(static_cast<size_t>(OC) * IC, 2);
   const std::vector<float> bias = random_floats(OC, 3);
   std::vector<float> out(static_cast<size_t>(N) * OC);
-  tinyds::matmul_forward(out.data(), inp.data(), weight.data(), with_bias ? bias.data() : nullptr, N, IC, OC);
+  // The CPU op has no bias (DeepSeek-V3's linear layers have none); the kernel's optional bias is added here by
+  // its definition, out[n, o] += bias[o].
+  tinyds::matmul_forward(out.data(), inp.data(), weight.data(), N, IC, OC);
+  if (with_bias)
+    for (int n = 0; n < N; n++)
+      for (int o = 0; o < OC; o++) out[static_cast<size_t>(n) * OC + o] += bias[o];
   DeviceBuffer<float> d_out(out.size()), d_inp(inp), d_weight(weight), d_bias(bias);
   tinyds::cuda::matmul_forward(d_out.get(), d_inp.get(), d_weight.get(), with_bias ? d_bias.get() : nullptr, N, IC,
                                OC, version);
@@ -35,8 +40,10 @@ CaseResult matmul_backward_case(int version, int N, int IC, int OC, bool with_bi
   std::vector<float> dinp(inp.size());
   DeviceBuffer<float> d_dinp(dinp.size()), d_dweight(dweight), d_dbias(dbias), d_dout(dout), d_inp(inp),
       d_weight(weight);
-  tinyds::matmul_backward(dinp.data(), dweight.data(), with_bias ? dbias.data() : nullptr, dout.data(), inp.data(),
-                          weight.data(), N, IC, OC);
+  tinyds::matmul_backward(dinp.data(), dweight.data(), dout.data(), inp.data(), weight.data(), N, IC, OC);
+  if (with_bias)  // dbias[o] += sum_n dout[n, o], by its definition (the CPU op has no bias)
+    for (int n = 0; n < N; n++)
+      for (int o = 0; o < OC; o++) dbias[o] += dout[static_cast<size_t>(n) * OC + o];
   tinyds::cuda::matmul_backward(d_dinp.get(), d_dweight.get(), with_bias ? d_dbias.get() : nullptr, d_dout.get(),
                                 d_inp.get(), d_weight.get(), N, IC, OC, version);
   return {{{"dinp", d_dinp.download(), dinp}, {"dweight", d_dweight.download(), dweight},

@@ -59,12 +59,11 @@ MlaWeights random_weights(const MlaShape& s) {
 // q (B, T, H, D+R) of the new tokens: the query lines of the decoder's projection (mla_decode.cpp), from the ops.
 std::vector<float> project_q(const std::vector<float>& x, MlaWeights& w, const MlaShape& s) {
   const int N = s.B * s.T;
-  const float* none = nullptr;
   std::vector<float> cq_pre(static_cast<size_t>(N) * s.Q), cq(cq_pre.size()), rstd(N);
   std::vector<float> q(static_cast<size_t>(N) * s.H * (s.D + s.R)), qr(static_cast<size_t>(N) * s.H * s.R);
-  tinyds::matmul_forward(cq_pre.data(), x.data(), w.wq_a.data(), none, N, s.C, s.Q);
+  tinyds::matmul_forward(cq_pre.data(), x.data(), w.wq_a.data(), N, s.C, s.Q);
   tinyds::rmsnorm_forward(cq.data(), rstd.data(), cq_pre.data(), w.q_norm.data(), N, s.Q, 1e-5f);
-  tinyds::matmul_forward(q.data(), cq.data(), w.wq_b.data(), none, N, s.Q, s.H * (s.D + s.R));
+  tinyds::matmul_forward(q.data(), cq.data(), w.wq_b.data(), N, s.Q, s.H * (s.D + s.R));
   tinyds::mla_gather_rope_part(qr.data(), q.data(), N, s.H, s.D, s.R);
   tinyds::rope_forward(qr.data(), qr.data(), s.B, s.T, s.H, s.R, s.pos, 10000.0f);  // row (b, t) at pos + t
   tinyds::mla_scatter_rope_part(q.data(), qr.data(), N, s.H, s.D, s.R);
@@ -105,7 +104,7 @@ CaseResult mla_decode_case(const MlaShape& s, bool naive, int version) {
                                               s.T, s.H, s.D, s.R, s.L, s.Tmax, s.pos, version);
   const std::vector<float> o = d_o.download();
   std::vector<float> got(x.size());
-  tinyds::matmul_forward(got.data(), o.data(), w.wo.data(), static_cast<const float*>(nullptr), s.B * s.T,
+  tinyds::matmul_forward(got.data(), o.data(), w.wo.data(), s.B * s.T,
                          s.H * s.D, s.C);
   return {{{"out", got, ref}}};
 }

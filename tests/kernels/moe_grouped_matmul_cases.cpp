@@ -48,7 +48,7 @@ CaseResult grouped_forward_case(const GemmShape& s, int version) {
     const int n = off[e + 1] - off[e];
     if (n == 0) continue;
     tinyds::matmul_forward(out.data() + static_cast<long>(off[e]) * OC, inp.data() + static_cast<long>(off[e]) * IC,
-                           w.data() + static_cast<long>(e) * OC * IC, static_cast<const float*>(nullptr), n, IC, OC);
+                           w.data() + static_cast<long>(e) * OC * IC, n, IC, OC);
   }
   DeviceBuffer<float> d_out(out.size()), d_inp(inp), d_w(w);
   DeviceBuffer<int> d_off(off);
@@ -70,7 +70,7 @@ CaseResult grouped_backward_case(const GemmShape& s, int version) {
     if (n == 0) continue;
     const long r0 = off[e];
     tinyds::matmul_backward(dinp.data() + r0 * IC, dw.data() + static_cast<long>(e) * OC * IC,
-                            static_cast<float*>(nullptr), dout.data() + r0 * OC, inp.data() + r0 * IC,
+                            dout.data() + r0 * OC, inp.data() + r0 * IC,
                             w.data() + static_cast<long>(e) * OC * IC, n, IC, OC);
   }
   DeviceBuffer<float> d_dinp(dinp.size()), d_dout(dout), d_inp(inp), d_w(w);

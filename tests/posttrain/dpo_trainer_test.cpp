@@ -59,6 +59,7 @@ TEST_CASE("posttrain/dpo_trainer: updates on fixed pairs lower the loss and rais
       preference_rows(generate_problems(1, 4, 11, Split::train), PairCorruption::mixed, 5);
   DPOTrainOptions o;
   o.lr = 2e-3f;
+  o.warmup_steps = 0;  // full-size steps from the first: the bounds below were measured so
   o.dpo.beta = 0.5;
   std::vector<DPOStepStats> st;
   for (int i = 0; i < 8; i++) st.push_back(dpo_update(policy, reference, adam, rows, tok, o, i));
@@ -90,6 +91,7 @@ TEST_CASE("posttrain/dpo_trainer: runs from a checkpoint, logs every field, eval
   o.n_train = 4;  // every step sees the same 4 problems (new corruptions each step): the loss must fall
   o.levels = {1};
   o.lr = 2e-3f;
+  o.warmup_steps = 0;  // full-size steps from the first: the bounds below were measured so
   o.dpo.beta = 0.5;
   o.eval_problems = 3;
   o.max_new_tokens = 12;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "tests/util/fs_util.h"
+#include "tests/util/one_problem_ckpt.h"
 #include "tests/util/error_util.h"
 #include "tinyds/cli/commands.h"
 #include "tinyds/data/batch.h"
@@ -90,13 +91,14 @@ TEST_CASE("posttrain/ppo_trainer: a few PPO steps run end to end and log every f
   CHECK(ck.params[0] == trainer.policy().params()[0]);
   CHECK(ck.state.step == 3);
   CHECK(ck.state.adam_t == 3 * trainer.options().ppo.num_ppo_epochs);  // one AdamW step per PPO epoch
-  // update_moe_bias ran on both trained models (nano is MoE with bias balancing; the biases start at 0).
+  // Post-training keeps the MoE router biases frozen (moe_balance.h): nano is MoE with bias balancing and its
+  // biases start at 0, so any nonzero bias means an update ran.
   auto any_nonzero = [](const Transformer<float>& m) {
     for (std::size_t i = 0; i < m.moe_bias_size(); i++) if (m.moe_bias()[i] != 0.0f) return true;
     return false;
   };
-  CHECK(any_nonzero(trainer.policy()));
-  CHECK(any_nonzero(trainer.critic().trunk()));
+  CHECK_FALSE(any_nonzero(trainer.policy()));
+  CHECK_FALSE(any_nonzero(trainer.critic().trunk()));
   CHECK_FALSE(any_nonzero(trainer.reference()));
   fs::remove_all(dir);
 }
@@ -105,6 +107,7 @@ TEST_CASE("posttrain/ppo_trainer: the value loss falls over a few critic updates
   PPOTrainerOptions o = small_options(temp_dir("vf"));
   o.batch_size = 8;
   o.critic_learning_rate = 1e-2;  // 8 Adam steps of ~lr each must move V by a visible fraction of the returns
+  o.warmup_steps = 0;             // full-size steps from the first
   PPOTrainer trainer(nano_config(), Tokenizer(), o, nullptr);
   PPOExperience e = trainer.make_experience(0);
   // A fresh model earns no rule reward, so all returns would be ~0 and already match V = 0. Score half of the
@@ -194,4 +197,38 @@ TEST_CASE("posttrain/ppo_trainer: ppo_trainer: --reward-model scores completions
   CHECK(has(error_of([&] { PPOTrainer t(cfg, Tokenizer(), o, nullptr); }), "vocab_size"));
   o.reward_model = dir + "/none";
   CHECK(has(error_of([&] { PPOTrainer t(cfg, Tokenizer(), o, nullptr); }), dir + "/none"));
+}
+
+TEST_CASE("posttrain/ppo_trainer: on one prompt the sampled accuracy rises to near 1 within a few dozen steps" *
+          doctest::skip()) {
+  // As the GRPO test of the same name (tests/posttrain/grpo_trainer_test.cpp): 32 completions per step of the one
+  // problem the starting checkpoint was fine-tuned on; PPO with its critic must push the sampled accuracy near 1,
+  // clearly above its start. A flipped gradient sign drives it to 0. Thresholds as there (means over 3 and 5 steps).
+  // Skipped while the GRPO test of the same name fails (its comment has the measurements).
+  const LoadedCheckpoint ck = load_checkpoint(tinyds::test::one_problem_ckpt());
+  PPOTrainerOptions o;
+  o.levels = {1};
+  o.n_prompts = 1;
+  o.seed = tinyds::test::kOneProblemSeed;  // the prompt pool's seed: the SFT problem
+  o.batch_size = 32;
+  o.response_length = 48;
+  o.steps = 40;
+  o.lr = 1e-4;
+  o.critic_learning_rate = -1;  // the critic as the policy
+  o.warmup_steps = 0;
+  o.ppo.kl_coef = 0;  // no pull back to the reference: the test is about the policy gradient
+  o.eval_problems = 0;
+  o.save = false;
+  o.quiet = true;
+  o.out_dir = temp_dir("ppo_learn");
+  PPOTrainer trainer(ck.config, ck.tokenizer, o, &ck);
+  const PPOResult r = trainer.run();
+  REQUIRE(r.steps.size() == 40);
+  double start = 0, end = 0;
+  for (int i = 0; i < 3; i++) start += r.steps[i].accuracy / 3;
+  for (int i = 35; i < 40; i++) end += r.steps[i].accuracy / 5;
+  MESSAGE("PPO on one prompt: sampled accuracy " << start << " (steps 1-3) -> " << end << " (steps 36-40)");
+  CHECK(start < 0.7);
+  CHECK(end >= 0.85);
+  CHECK(end - start >= 0.3);
 }

@@ -5,10 +5,17 @@
 //   stage 2  GRPO from the stage-1 checkpoint on levels 2-3, rewarded only by rules (accuracy + format), with a
 //            frozen copy of the SFT model as the KL reference (posttrain/grpo_trainer.h). Level 3 (three steps)
 //            was never in the supervised data: whatever the model gains there, it found by sampling and reward.
-//   report   held-out greedy exact match per level before (= the SFT checkpoint) and after GRPO, mean completion
-//            length, the reward curve, MaxVio, times, where the metrics and checkpoints are.
+//   report   held-out greedy exact match per level before (= the SFT checkpoint) and after GRPO, pass@8 of
+//            sampled completions before and after (train/pass_at_k.h: RL at best turns pass@k into pass@1), mean
+//            completion length, the reward curve, MaxVio, times, where the metrics and checkpoints are, and
+//            <out>/curves.png drawn by tinyds/cli/plot_curves.py (Debian's python3-matplotlib).
+// After the first SFT steps (~30 s on the 2-core AVX-512 machine) it prints the time it expects to take: SFT is
+// run as a first slice (stop_after) and resumed exactly from its checkpoint (train/trainer.h).
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -19,6 +26,8 @@
 #include "tinyds/core/ledger.h"
 #include "tinyds/core/timer.h"
 #include "tinyds/posttrain/grpo_trainer.h"
+#include "tinyds/train/checkpoint.h"
+#include "tinyds/train/pass_at_k.h"
 #include "tinyds/train/progress.h"
 #include "tinyds/train/trainer.h"
 
@@ -49,13 +58,39 @@ double mean_over(const std::vector<GRPOStepStats>& s, int lo, int hi, F field) {
   return hi > lo ? sum / (hi - lo) : 0.0;
 }
 
-void print_table(const GRPOResult& g, const std::vector<int>& grpo_levels) {
-  std::printf("  held-out exact match (greedy decoding, test split):\n");
-  std::printf("    %-6s %9s %11s %8s   %s\n", "level", "after SFT", "after GRPO", "change", "mean completion tokens");
+// pass@K at `temperature` per level of a checkpoint: K samples of each of the first n held-out problems.
+std::vector<SampledEvalResult> pass_at_k_per_level(const std::string& ckpt, const Config& cfg,
+                                                   const std::vector<int>& levels, int n, int K, float temperature,
+                                                   int max_new_tokens) {
+  std::vector<SampledEvalResult> out;
+  if (n <= 0 || K <= 0) return out;
+  const LoadedCheckpoint ck = load_checkpoint(ckpt);
+  Transformer<float> model(ck.config.model);
+  load_params_into(ck, model);
+  Config held = cfg;
+  held.train.eval_problems = n;  // the first n of the held-out problems the greedy evaluation uses
+  for (int level : levels)
+    out.push_back(evaluate_pass_at_k(model, ck.tokenizer, heldout_problems(held, level), K, temperature,
+                                     max_new_tokens, cfg.train.seed));
+  return out;
+}
+
+void print_table(const GRPOResult& g, const std::vector<int>& grpo_levels, const std::vector<SampledEvalResult>& pk_sft,
+                 const std::vector<SampledEvalResult>& pk_rl) {
+  std::printf("  held-out exact match (greedy decoding, test split)");
+  const bool pk = !pk_sft.empty() && pk_sft.size() == pk_rl.size() && pk_sft.size() == g.before.size();
+  if (pk)
+    std::printf("; pass@%d: %d samples per problem at temperature %g, first %d problems", pk_sft[0].samples,
+                pk_sft[0].samples, pk_sft[0].temperature, pk_sft[0].problems);
+  std::printf(":\n    %-6s %9s %11s %8s", "level", "after SFT", "after GRPO", "change");
+  if (pk) std::printf(" %9s %9s", ("pass@" + std::to_string(pk_sft[0].samples) + " SFT").c_str(), "GRPO");
+  std::printf("   %s\n", "mean completion tokens");
   for (std::size_t i = 0; i < g.before.size() && i < g.after.size(); i++) {
     const LevelAccuracy &b = g.before[i], &a = g.after[i];
-    std::printf("    %-6d %8.1f%% %10.1f%% %+7.1f   %.1f -> %.1f   (%d problems)\n", b.level, 100 * b.accuracy,
-                100 * a.accuracy, 100 * (a.accuracy - b.accuracy), b.mean_len, a.mean_len, b.n);
+    std::printf("    %-6d %8.1f%% %10.1f%% %+7.1f", b.level, 100 * b.accuracy, 100 * a.accuracy,
+                100 * (a.accuracy - b.accuracy));
+    if (pk) std::printf(" %9.1f%% %8.1f%%", 100 * pk_sft[i].pass_at.back(), 100 * pk_rl[i].pass_at.back());
+    std::printf("   %.1f -> %.1f   (%d problems)\n", b.mean_len, a.mean_len, b.n);
   }
   const int n = static_cast<int>(g.steps.size());
   if (n == 0) return;
@@ -68,6 +103,34 @@ void print_table(const GRPOResult& g, const std::vector<int>& grpo_levels) {
   std::printf("    reward (accuracy + format, max 2) %.3f -> %.3f   accuracy %.1f%% -> %.1f%%   length %.1f -> %.1f\n",
               mean_over(g.steps, 0, k, reward), mean_over(g.steps, n - k, n, reward), 100 * mean_over(g.steps, 0, k, acc),
               100 * mean_over(g.steps, n - k, n, acc), mean_over(g.steps, 0, k, len), mean_over(g.steps, n - k, n, len));
+}
+
+// The whole demo's expected time, from the first SFT slice: the SFT stage at the slice's pace, then GRPO with its
+// evaluations at the ratio measured on the 2-core AVX-512 machine with the demo's defaults (GRPO stage 1m13s-1m34s
+// after a 6m08s-6m35s SFT stage: notebooks/EXPERIMENTS.md, "The demo end to end"; ~0.25 of SFT) plus the two pass@k
+// evaluations (about four greedy evaluations: ~0.1 of SFT). A rough figure for a slower or busier machine.
+void print_time_estimate(double slice_seconds, int slice_steps, int steps) {
+  const double sft = slice_seconds / slice_steps * steps;
+  const double rest = 0.35 * sft;
+  std::printf("\n[demo] %d SFT steps took %s: expecting about %s for the whole demo (SFT %s, GRPO and evaluations "
+              "~%s)\n\n", slice_steps, format_duration(slice_seconds).c_str(), format_duration(sft + rest).c_str(),
+              format_duration(sft).c_str(), format_duration(rest).c_str());
+  std::fflush(stdout);
+}
+
+// Draws <out>/curves.png with tinyds/cli/plot_curves.py and Debian's python3-matplotlib; returns the path, or
+// why there is none (the demo goes on either way).
+std::string plot_curves(const std::string& out) {
+  const std::string python = "/usr/bin/python3";
+  const std::string script = std::string(TINYDS_SOURCE_DIR) + "/tinyds/cli/plot_curves.py";
+  const std::string png = out + "/curves.png";
+  if (access(python.c_str(), X_OK) != 0) return "(not drawn: " + python + " not found; install python3-matplotlib)";
+  if (access(script.c_str(), R_OK) != 0) return "(not drawn: " + script + " not found)";
+  std::fflush(stdout);
+  const std::string cmd = python + " '" + script + "' '" + out + "' '" + png + "' > '" + out + "/curves.log' 2>&1";
+  const int status = std::system(cmd.c_str());
+  if (status != 0) return "(not drawn: plot_curves.py failed, see " + out + "/curves.log; python3-matplotlib missing?)";
+  return png;
 }
 
 }  // namespace
@@ -103,12 +166,15 @@ int cmd_demo(int argc, char** argv) {
   // the SFT stage most of the 10 minutes (notebooks/EXPERIMENTS.md, "GRPO learning rate and level 3").
   g.steps = 30;
   g.lr = 1e-5f;
+  g.warmup_steps = 0;  // as measured there (grpo's default warms up over 10 steps)
   g.prompts_per_step = 8;
   g.grpo.num_generations = 8;
   g.eval_every = 0;
   g.eval_problems = 200;
   g.max_completion_length = 96;
   g.label = "grpo";
+  // pass@8 on 50 problems per level: 400 sampled completions per level, about two greedy evaluations' worth.
+  int pass_k = 8, pass_problems = 50;
   a.add("--out", out, "output folder: <out>/sft and <out>/grpo get metrics.jsonl and checkpoints");
   a.add("--replicas", replicas, "SFT: data-parallel model replicas, one per thread (0 = one per OpenMP thread)");
   a.add("--sft-ckpt", sft_ckpt, "skip stage 1 and start GRPO from this checkpoint (e.g. runs/demo/sft/final.safetensors)");
@@ -120,7 +186,10 @@ int cmd_demo(int argc, char** argv) {
   a.add("--grpo-levels", g.levels, "GRPO: levels of the training prompts");
   a.add("--eval-levels", g.eval_levels, "held-out levels evaluated before and after GRPO");
   a.add("--eval-problems", g.eval_problems, "held-out problems per level");
+  a.add("--pass-k", pass_k, "samples per problem of the pass@k evaluation before and after GRPO (0 = skip)");
+  a.add("--pass-problems", pass_problems, "held-out problems per level of the pass@k evaluation (at most --eval-problems)");
   if (!a.parse(argc, argv)) return 0;
+  pass_problems = std::min(pass_problems, g.eval_problems);  // a subset of the greedy evaluation's problems
   if (a.given("--levels") && !a.given("--level-weights")) cfg.data.level_weights.clear();  // other levels: equal shares
   co.finish(cfg);
   g.seed = cfg.train.seed;
@@ -148,17 +217,36 @@ int cmd_demo(int argc, char** argv) {
     opt.label = "sft";
     opt.mask_prompt = true;
     opt.replicas = replicas;
-    sft = run_training(cfg, opt);
+    // A first slice of ~1/16 of the steps (~25 s on the 2-core AVX-512 machine) times the machine; the run then
+    // resumes from the slice's checkpoint exactly (same weights, AdamW state and data order).
+    opt.stop_after = std::max(1, cfg.train.steps / 16);
+    const TrainResult slice = run_training(cfg, opt);
+    if (slice.steps_done < cfg.train.steps) {
+      print_time_estimate(t1.seconds(), slice.steps_done, cfg.train.steps);
+      opt.stop_after = -1;
+      opt.resume = slice.final_ckpt;
+      sft = run_training(cfg, opt);
+    } else {
+      sft = slice;
+    }
     sft_ckpt = sft.final_ckpt;
   } else {
     std::printf("== stage 1/2: skipped, starting from %s ==\n", sft_ckpt.c_str());
   }
   const double sft_s = t1.seconds();
 
+  const std::vector<int>& eval_levels = g.eval_levels.empty() ? g.levels : g.eval_levels;
+  Timer tp;
+  const std::vector<SampledEvalResult> pk_sft =
+      pass_at_k_per_level(sft_ckpt, cfg, eval_levels, pass_problems, pass_k, g.temperature, g.max_completion_length);
+  if (!pk_sft.empty()) std::printf("pass@%d of the SFT checkpoint: %s\n", pass_k, format_duration(tp.seconds()).c_str());
+
   std::printf("\n== stage 2/2: GRPO ==\n");
   g.init_ckpt = sft_ckpt;
   g.out_dir = out + "/grpo";
   const GRPOResult r = run_grpo(g);
+  const std::vector<SampledEvalResult> pk_rl =
+      pass_at_k_per_level(r.final_ckpt, cfg, eval_levels, pass_problems, pass_k, g.temperature, g.max_completion_length);
 
   std::printf("\n================ tinyds demo: result ================\n");
   std::printf("  model            %.2fM parameters, %s\n", cfg.num_params() / 1e6, architecture(cfg.model).c_str());
@@ -167,7 +255,7 @@ int cmd_demo(int argc, char** argv) {
                 sft.steps_done, format_duration(sft_s).c_str(), sft.tokens_per_s / 1000);
   std::printf("  stage 2 GRPO     levels %s, %zu steps x %d completions in %s\n", json(g.levels).dump().c_str(),
               r.steps.size(), g.prompts_per_step * g.grpo.num_generations, format_duration(r.seconds).c_str());
-  print_table(r, g.levels);
+  print_table(r, g.levels, pk_sft, pk_rl);
   if (!sft.final_maxvio.empty()) {
     std::printf("  MoE balance      MaxVio per MoE layer at the end of SFT:");
     for (double v : sft.final_maxvio) std::printf(" %.3f", v);
@@ -181,6 +269,7 @@ int cmd_demo(int argc, char** argv) {
   if (!unseen.empty())
     std::printf("  try it           build/tinyds sample --ckpt %s --prompt \"%s\"\n", r.final_ckpt.c_str(),
                 unseen.back().question.c_str());
+  std::printf("  curves           %s\n", plot_curves(out).c_str());
   std::printf("  total            %s, peak RSS %s\n", format_duration(total.seconds()).c_str(),
               format_bytes(peak_rss_bytes()).c_str());
   std::printf("======================================================\n");

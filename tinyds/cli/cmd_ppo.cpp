@@ -22,6 +22,7 @@ int cmd_ppo(int argc, char** argv) {
   a.add("--batch-size", o.batch_size, "prompts per step, one completion each (= sampled sequences)");
   a.add("--ppo-epochs", o.ppo.num_ppo_epochs, "passes over each rollout batch (trl num_ppo_epochs, default 4 there; 2 here for CPU speed)");
   a.add("--learning-rate", o.lr, "policy AdamW learning rate (trl learning_rate 3e-6 for large models)");
+  a.add("--warmup", o.warmup_steps, "linear warmup of both learning rates over this many optimizer steps");
   a.add("--critic-learning-rate", o.critic_learning_rate, "critic AdamW learning rate (< 0: same as --learning-rate)");
   a.add("--weight-decay", o.weight_decay, "AdamW weight decay of both models (trl 0)");
   a.add("--max-grad-norm", o.max_grad_norm, "clip each model's gradient to this global L2 norm (0 = off)");

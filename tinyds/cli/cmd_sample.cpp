@@ -6,8 +6,10 @@
 #include "tinyds/cli/args.h"
 #include "tinyds/cli/commands.h"
 #include "tinyds/core/error.h"
+#include "tinyds/core/timer.h"
 #include "tinyds/model/sampling.h"
 #include "tinyds/model/speculative.h"
+#include "tinyds/model/rollout.h"
 #include "tinyds/train/checkpoint.h"
 
 namespace tinyds {
@@ -104,19 +106,33 @@ int cmd_sample(int argc, char** argv) {
   if (speculative)
     return sample_speculative(ck, model, ids, sp, shown, mla_path == "naive" ? MlaPath::naive : MlaPath::absorbed,
                               repeat);
-  std::vector<std::vector<int>> prompts(n, ids);
-  // Different rows draw different tokens: one Rng stream is shared across the batch in order.
-  std::vector<std::vector<int>> outs;
+  // kv-cache decoding (model/rollout.h): one new token per sequence per step, the sequences split into chunks
+  // that each run on one thread. generate() (model/sampling.h) recomputes the whole sequence for every token and
+  // enters the ops' OpenMP regions each time: with two threads on a busy machine they spin-waited for most of its
+  // time (notebooks/EXPERIMENTS.md, "Performance"). Sequence i draws from its own keyed stream (rollout.h).
+  RolloutOptions ro;
+  ro.sampling = sp;
+  ro.n_tokens = ck.tokenizer.vocab_size();
+  ro.eos = Tokenizer::EOS;
+  ro.pad = Tokenizer::PAD;
+  Timer timer;
+  Rollout r;
   try {
-    outs = generate(model, prompts, sp, ck.tokenizer.vocab_size(), Tokenizer::EOS, Tokenizer::PAD);
+    r = rollout(model, std::vector<std::vector<int>>(n, ids), ro);
   } catch (const Error& e) {  // finite but huge weights (a run about to diverge) overflow in the forward
     throw_error(ckpt, ": the model's forward failed: ", e.what(),
                 " (weights of a run that was diverging? see its metrics.jsonl: loss and grad_norm)");
   }
+  const double seconds = timer.seconds();
+  long new_tokens = 0;
   for (int i = 0; i < n; i++) {
+    std::vector<int> out = r.completion_ids(i);
+    new_tokens += static_cast<long>(out.size());
+    if (!out.empty() && out.back() == Tokenizer::EOS) out.pop_back();
     if (n > 1) std::printf("--- sample %d\n", i + 1);
-    std::printf("%s%s\n", shown.c_str(), ck.tokenizer.decode(outs[i]).c_str());
+    std::printf("%s%s\n", shown.c_str(), ck.tokenizer.decode(out).c_str());
   }
+  std::fprintf(stderr, "%ld new tokens in %.3f s (%.0f tokens/s)\n", new_tokens, seconds, new_tokens / seconds);
   return 0;
 }
 

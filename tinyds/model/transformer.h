@@ -157,7 +157,8 @@ class Transformer {
   std::vector<std::string> moe_bias_names() const;                    // "<layer prefix>ffn.gate.bias" each
   int moe_slot(int l) const { return moe_slot_[l]; }                  // layer l's row of moe_bias(), or -1
   // After the optimizer step: bias += gamma * sign(mean(load) - load) per MoE layer that ran in the last forward,
-  // with its loads (no-op unless balance has "bias").
+  // with its loads (no-op unless balance has "bias"). Called by the supervised trainers only: preference and RL
+  // training keep the biases frozen (moe_balance.h says why).
   void update_moe_bias();
   // The same from given loads, one row per MoE layer that ran, in moe_load()'s order (data-parallel replicas sum
   // theirs first).

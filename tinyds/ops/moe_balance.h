@@ -17,6 +17,12 @@
 // The losses' gradients flow into the scores only (f is a count: constant); the caller passes dscores to
 // moe_router_backward as dscores_extra. dscores is an activation gradient: WRITTEN (=).
 // The bias is a buffer, not a parameter: it is updated after each optimizer step, never by AdamW.
+// When: in the supervised trainers (`tinyds sft`, which also pre-trains from scratch, and `distill`'s student).
+// The preference and RL trainers (DPO, the reward model, PPO's policy and critic, GRPO) keep the biases frozen:
+// V3 itself sets gamma to 0 for its last 500B pre-training tokens (§4.2), the RL batches are the policy's own
+// samples with prompts and padding (a shifting distribution the routing was never balanced for), and an update
+// that does not scale with the learning rate would move the policy even at lr 0, so the KL to the reference and
+// the learning rate would no longer measure how far the update went.
 // Conventions: see embedding.h.
 #pragma once
 

@@ -91,7 +91,7 @@ DPOStepStats dpo_update(Transformer<float>& policy, Transformer<float>& referenc
   }
   s.kl = count > 0 ? kl / count : 0.0;
 
-  // 4. dL/dlp (B, T) -> dL/dlogits (B, T, V) -> the policy; clip, AdamW, router biases.
+  // 4. dL/dlp (B, T) -> dL/dlogits (B, T, V) -> the policy; clip, AdamW (router biases frozen: moe_balance.h).
   Buffer<float> dlogits(static_cast<std::size_t>(N) * V, Role::policy, Category::activations);
   logprobs_backward(dlogits.data(), dlp.data(), logits, b.targets.data(), B * T, V);
   policy.backward_from_logits(dlogits.data());
@@ -101,7 +101,6 @@ DPOStepStats dpo_update(Transformer<float>& policy, Transformer<float>& referenc
   s.lr = lr_at(optimizer_step, opt.lr, opt.lr, opt.warmup_steps, INT_MAX);
   adam.step(policy.params(), policy.grads(),
             AdamWSettings{static_cast<float>(s.lr), opt.beta1, opt.beta2, opt.adam_eps, opt.weight_decay});
-  policy.update_moe_bias();  // DESIGN 4.3: after every optimizer step, from this forward's expert loads
   return s;
 }
 

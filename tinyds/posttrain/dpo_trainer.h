@@ -13,8 +13,8 @@
 //                 with a corrupted copy (preference.h: final answer, an intermediate result, or mixed)
 //   2. reference: lp_ref (B, T) = log softmax(reference logits)[targets] on the completion tokens (prompt masked)
 //   3. policy:    lp (B, T) likewise;  L = dpo_loss(lp_w, lp_ref_w, lp_l, lp_ref_l)        dpo.h
-//   4. dlp -> dlogits (logprobs_backward) -> policy.backward_from_logits, grad-norm clip, AdamW,
-//      policy.update_moe_bias()                                                           (DESIGN 4.3)
+//   4. dlp -> dlogits (logprobs_backward) -> policy.backward_from_logits, grad-norm clip, AdamW
+//      (the MoE router biases stay frozen in post-training: moe_balance.h)
 // Logged per step (progress line + <out_dir>/metrics.jsonl, trl's names with '_'): loss, rewards_chosen,
 // rewards_rejected, rewards_margin, rewards_accuracy, logps_chosen, logps_rejected (mean summed log-prob of a
 // completion under the policy), kl (k3 estimate of KL(policy || reference), mean over the pairs' completion tokens:
@@ -49,8 +49,8 @@ struct DPOTrainOptions {
   std::vector<int> levels = {1};  // training pairs and held-out evaluation: generated problems of these levels
   int n_train = 4000;             // generated training problems per level
   // AdamW: constant lr after a linear warmup (trl: linear decay to 0; a short run here needs no decay)
-  float lr = 5e-5f;               // trl learning_rate 1e-6 is for billion-parameter models; see cmd_dpo.cpp
-  int warmup_steps = 0;
+  float lr = 5e-6f;               // trl learning_rate 1e-6 is for billion-parameter models; see cmd_dpo.cpp
+  int warmup_steps = 10;
   float beta1 = 0.9f, beta2 = 0.999f, adam_eps = 1e-8f;  // torch / trl defaults
   float weight_decay = 0.0f;      // trl 0
   float max_grad_norm = 1.0f;     // global grad-norm clip (trl 1.0); 0 = off

@@ -23,8 +23,8 @@
 //        logits = policy.forward(inputs)              (N, V)
 //        lp     = log softmax(logits / tau)[targets]  (N)     logprobs.h, tau = the sampling temperature
 //        L      = grpo_loss(lp, lp_old, lp_ref, A)            grpo.h (or reinforce.h)
-//        dlp -> dlogits (logprobs_backward) -> policy.backward_from_logits, grad-norm clip, AdamW,
-//        policy.update_moe_bias()                             (DESIGN 4.3: after every optimizer step)
+//        dlp -> dlogits (logprobs_backward) -> policy.backward_from_logits, grad-norm clip, AdamW
+//        (the MoE router biases stay frozen in post-training: moe_balance.h)
 //      With mu = 1 the ratio r = exp(lp - lp_old) is 1 up to rounding (lp_old comes from the kv-cache decoder,
 //      lp from the teacher-forced forward), so the clip never acts: GRPO is then a plain policy gradient with
 //      std-scaled group advantages plus the k3 KL penalty. mu > 1 reuses the batch and the clip matters.

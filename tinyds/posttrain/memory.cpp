@@ -69,12 +69,12 @@ std::vector<Problem> memory_problems(int n, uint64_t seed) {
   return generate_problems(1, n, seed, Split::train);
 }
 
-// One AdamW step of the policy with its gradient clipped to norm 1 (as the trainers do), then the router biases.
+// One AdamW step of the policy with its gradient clipped to norm 1 (as the trainers do). No router-bias update:
+// post-training keeps the biases frozen (moe_balance.h), and the update allocates nothing either way.
 void policy_step(Transformer<float>& policy, AdamW& opt) {
   const double norm = global_norm(policy.grads(), policy.num_params());
   clip_grad_norm(policy.grads(), policy.num_params(), norm, 1.0);
   opt.step(policy.params(), policy.grads(), AdamWSettings{1e-5f, 0.9f, 0.999f, 1e-8f, 0.0f});
-  policy.update_moe_bias();
 }
 
 // ---- sft: policy only ----

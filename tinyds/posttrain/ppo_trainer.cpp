@@ -4,6 +4,7 @@
 #include "tinyds/posttrain/ppo_trainer.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -20,6 +21,7 @@
 #include "tinyds/posttrain/losses/logprobs.h"
 #include "tinyds/posttrain/trainer_common.h"
 #include "tinyds/train/progress.h"
+#include "tinyds/train/schedule.h"
 #include "tinyds/train/trainer.h"
 
 namespace tinyds {
@@ -41,6 +43,7 @@ const PPOTrainerOptions& check_options(const PPOTrainerOptions& o) {
   if (o.batch_size < 2) throw_error("ppo: batch_size = ", o.batch_size, " must be >= 2 (advantage whitening needs 2 tokens)");
   if (o.ppo.num_ppo_epochs < 1) throw_error("ppo: num_ppo_epochs = ", o.ppo.num_ppo_epochs, " must be >= 1");
   if (!(o.lr > 0)) throw_error("ppo: learning_rate = ", o.lr, " must be > 0");
+  if (o.warmup_steps < 0) throw_error("ppo: warmup_steps = ", o.warmup_steps, " must be >= 0");
   if (!(o.ppo.kl_coef >= 0)) throw_error("ppo: kl_coef = ", o.ppo.kl_coef, " must be >= 0");
   if (!(o.ppo.gamma >= 0 && o.ppo.gamma <= 1)) throw_error("ppo: gamma = ", o.ppo.gamma, " must be in [0, 1]");
   if (!(o.ppo.lam >= 0 && o.ppo.lam <= 1)) throw_error("ppo: lam = ", o.ppo.lam, " must be in [0, 1]");
@@ -232,13 +235,12 @@ PPOUpdateStats PPOTrainer::update(const PPOExperience& e) {
   policy_.backward_from_logits(dlogits_.data());
   critic_.backward(dvalues_.data());
 
-  // Each model: clip its gradient, AdamW with the shared RL settings (rl_common.h), then the router biases from this
-  // forward's loads (DESIGN 4.3).
+  // Each model: clip its gradient, AdamW with the shared RL settings (rl_common.h), the router biases stay frozen in
+  // post-training (moe_balance.h).
   st.policy_grad_norm = rl_optimizer_step(policy_, policy_opt_, opt_, policy_opt_.t()).grad_norm;
   st.critic_grad_norm = critic_clip_grad_norm(critic_, opt_.max_grad_norm);
   const float clr = opt_.critic_learning_rate < 0 ? opt_.lr : static_cast<float>(opt_.critic_learning_rate);
   critic_opt_.step(opt_.at(critic_opt_.t(), clr));
-  critic_.trunk().update_moe_bias();
   return st;
 }
 

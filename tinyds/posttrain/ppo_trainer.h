@@ -19,8 +19,8 @@
 //   3. r_t = -kl_coef (lp_old - lp_ref), + score at the last token      (ppo_rewards, ppo.h)
 //      GAE(gamma, lam) -> advantages, returns; whiten advantages         (gae.h)
 //   4. each epoch, on the whole batch (trl num_mini_batches = 1): policy and critic forward, clipped policy loss +
-//      vf_coef * clipped value loss (ppo.h), backward into both, grad-norm clip, AdamW on both, update_moe_bias on
-//      both (DESIGN 4.3: after every optimizer step).
+//      vf_coef * clipped value loss (ppo.h), backward into both, grad-norm clip, AdamW on both (the MoE router
+//      biases stay frozen in post-training: moe_balance.h).
 // The prompt pool and order, the AdamW settings, the held-out evaluation and the metrics lines are GRPO's
 // (rl_common.h); only the update differs.
 // Logs per step: reward mean/std, accuracy, format rate, KL, clip fractions, value loss, entropy, completion
@@ -57,7 +57,8 @@ struct PPOTrainerOptions : RLOptimizerOptions {
                                     // num_ppo_epochs: trl 4, here 2 by default (see the constructor)
   int steps = 100;                  // PPO iterations (trl counts total_episodes = steps * batch_size)
   int batch_size = 16;              // prompts per step = sampled sequences (one completion per prompt)
-  double critic_learning_rate = -1; // critic AdamW lr; < 0: the same as lr (trl: one optimizer for both)
+  // The critic's value head starts untrained and its weights never reach the policy: it may move faster.
+  double critic_learning_rate = 1e-4; // critic AdamW lr; < 0: the same as lr (trl: one optimizer for both)
   float temperature = 1.0f;         // sampling temperature; log-probs are taken at the same one (trl 0.7)
   int response_length = 64;         // max new tokens per completion (trl response_length 53)
   RewardWeights reward_weights;     // accuracy 1, format 1 (R1)

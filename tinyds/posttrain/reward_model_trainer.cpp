@@ -92,7 +92,7 @@ RMStepStats reward_model_update(Critic<float>& rm, CriticAdamW& adam, const std:
   // Constant lr after a linear warmup: lr_at with min_lr == lr has nothing to decay to.
   s.lr = lr_at(optimizer_step, opt.lr, opt.lr, opt.warmup_steps, INT_MAX);
   adam.step(AdamWSettings{static_cast<float>(s.lr), opt.beta1, opt.beta2, opt.adam_eps, opt.weight_decay});
-  rm.trunk().update_moe_bias();  // DESIGN 4.3: after every optimizer step
+  // No update_moe_bias: the trunk starts from a trained checkpoint and keeps its router biases (moe_balance.h).
   return s;
 }
 

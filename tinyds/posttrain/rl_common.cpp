@@ -46,7 +46,7 @@ RLStepNorm rl_optimizer_step(Transformer<float>& model, AdamW& adam, const RLOpt
   if (o.max_grad_norm > 0) clip_grad_norm(model.grads(), model.num_params(), norm, o.max_grad_norm);
   const AdamWSettings as = o.at(optimizer_step, o.lr);
   adam.step(model.params(), model.grads(), as);
-  model.update_moe_bias();  // DESIGN 4.3: after every optimizer step, from this forward's expert loads
+  // No update_moe_bias: post-training keeps the router biases frozen (moe_balance.h), so lr 0 changes nothing.
   return {norm, as.lr};
 }
 

@@ -45,8 +45,11 @@ class PromptPool {
 // AdamW settings of an RL policy (trl's names where they exist). A fresh optimizer: the SFT moments describe
 // another objective. The learning rate is constant after a linear warmup.
 struct RLOptimizerOptions {
-  float lr = 5e-5f;               // peak AdamW learning rate (trl learning_rate)
-  int warmup_steps = 0;           // linear warmup of lr over this many optimizer steps
+  // A fresh AdamW moves every weight by about lr from its first step on (m / sqrt(v) is +-1), so lr is a step size
+  // in weight space: 1e-5 is the small preset's final SFT rate (larger rates threw the SFT model off, see
+  // notebooks/EXPERIMENTS.md, "Post-training defaults").
+  float lr = 1e-5f;               // peak AdamW learning rate (trl learning_rate), constant after the warmup
+  int warmup_steps = 10;          // linear warmup of lr over this many optimizer steps
   float beta1 = 0.9f, beta2 = 0.99f, adam_eps = 1e-8f;
   float weight_decay = 0.0f;      // trl's default 0: decay would pull the policy away from the reference
   float max_grad_norm = 1.0f;     // global grad-norm clip (trl's name and default); 0 = off
@@ -58,8 +61,7 @@ struct RLOptimizerOptions {
 struct RLStepNorm { double grad_norm; float lr; };  // grad norm before clipping; the lr the step used
 
 // One optimizer step of `model` after its backward: global grad-norm clip, AdamW at the warmup-then-constant lr of
-// optimizer step `optimizer_step` (0-based), then the router-bias update (DESIGN 4.3: after every optimizer step,
-// from this forward's expert loads).
+// optimizer step `optimizer_step` (0-based). The MoE router biases stay frozen in post-training (moe_balance.h).
 RLStepNorm rl_optimizer_step(Transformer<float>& model, AdamW& adam, const RLOptimizerOptions& o, int optimizer_step);
 
 // Writes one step's metrics line: the trainer's record `rec` plus the MoE load balance of the policy ("maxvio", per
