@@ -162,8 +162,8 @@ int cmd_demo(int argc, char** argv) {
   GRPOTrainOptions g;
   g.levels = {2, 3};
   g.eval_levels = {1, 2, 3};
-  // 30 steps at lr 1e-5: 5e-5 (grpo's default) moved levels 1-2 down from the SFT checkpoint, and 30 steps leave
-  // the SFT stage most of the 10 minutes (notebooks/EXPERIMENTS.md, "GRPO learning rate and level 3").
+  // 30 steps at lr 1e-5: a larger rate moved levels 1-2 down from the SFT checkpoint, and 30 steps leave the SFT
+  // stage most of the time (notebooks/EXPERIMENTS.md, "GRPO learning rate and level 3").
   g.steps = 30;
   g.lr = 1e-5f;
   g.warmup_steps = 0;  // as measured there (grpo's default warms up over 10 steps)

@@ -54,13 +54,8 @@ int cmd_grpo(int argc, char** argv) {
   a.add("--levels", o.levels, "difficulty levels of the training prompts and held-out evaluation");
   a.add("--eval-levels", o.eval_levels, "held-out levels to evaluate before and after (empty = --levels)");
   a.add("--n-train", o.n_train, "generated training problems per level (train split)");
-  // Why 1e-5 with a 10-step warmup: AdamW moves every weight by about lr per step whatever the gradient's scale
-  // (a fresh optimizer's first step by the full lr), so lr is a step size in weight space. `tinyds sft` ends its
-  // cosine schedule at 1e-5 (small); the RL gradient from 64 sampled completions is far noisier than a supervised
-  // batch, so RL takes steps no larger than SFT's last ones. 5e-5 took level 1 from 74.5% to 52.0% in 60 steps;
-  // 1e-5 moved levels 1-3 by +2.5 / +2.5 / +1.0 (notebooks/EXPERIMENTS.md, "GRPO learning rate and level 3").
-  // trl's 1e-6 is tuned for billion-parameter models, where a step of 1e-6 per weight already changes the output
-  // a lot (many more weights add up).
+  // 1e-5 with a 10-step warmup: a fresh AdamW moves every weight by about lr per step, and RL's noisy gradient
+  // should take steps no larger than SFT's last ones (notebooks/EXPERIMENTS.md, "Post-training defaults").
   a.add("--lr", o.lr, "AdamW learning rate (trl: learning_rate), constant after the warmup");
   a.add("--warmup", o.warmup_steps, "linear learning-rate warmup over this many optimizer steps");
   a.add("--beta1", o.beta1, "AdamW beta1");
