@@ -1,5 +1,7 @@
 // kernels/bench.cpp — timing of the kernels for `tinyds bench --kernels` (see bench.h).
-// Shapes: rmsnorm N 1024 rows x C 1024; matmul N = IC = OC = 256; residual n = 1M elements.
+// Shapes: rmsnorm N 1024 rows x C 1024; matmul N = IC = OC = 256; residual, swiglu, adamw n = 1M elements;
+// attention B 4, T 128, H 8, D 32 (causal); embedding / rope / cross-entropy / router N = 2048 rows (C 256, V 128,
+// E 16 experts top-2); grouped expert GEMM P = 2048 (token, expert) rows, IC 256, OC 128, E 16 equal slices.
 #include "kernels/bench.h"
 
 #include <algorithm>
@@ -10,10 +12,18 @@
 #include <string>
 #include <vector>
 
+#include "kernels/adamw.cuh"
+#include "kernels/attention.cuh"
 #include "kernels/common.cuh"
+#include "kernels/cross_entropy.cuh"
+#include "kernels/embedding.cuh"
 #include "kernels/matmul.cuh"
+#include "kernels/moe_grouped_matmul.cuh"
+#include "kernels/moe_router.cuh"
 #include "kernels/residual.cuh"
 #include "kernels/rmsnorm.cuh"
+#include "kernels/rope.cuh"
+#include "kernels/swiglu.cuh"
 
 namespace tinyds::cuda {
 
@@ -33,6 +43,18 @@ struct Buffer {
   ~Buffer() { cudaFree(p); }
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
+};
+
+// A cudaMalloc'd array of ints, copied from `host`, freed at scope exit.
+struct IntBuffer {
+  int* p = nullptr;
+  explicit IntBuffer(const std::vector<int>& host) {
+    CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(1, host.size()) * sizeof(int)));
+    CUDA_CHECK(cudaMemcpy(p, host.data(), host.size() * sizeof(int), cudaMemcpyHostToDevice));
+  }
+  ~IntBuffer() { cudaFree(p); }
+  IntBuffer(const IntBuffer&) = delete;
+  IntBuffer& operator=(const IntBuffer&) = delete;
 };
 
 struct Row {
@@ -88,14 +110,70 @@ int bench_kernels(int reps) {
                     [&, v] { matmul_backward(mdi.p, mdw.p, mdb.p, mdo.p, mi.p, mw.p, M, M, M, v); }});
   }
 
+  // Attention (causal): QK^T and PV over the lower triangle, 2 * B*H*T*T/2 * (Dk + Dv) FLOPs forward, twice that
+  // backward.
+  const int AB = 4, AT = 128, AH = 8, AD = 32;
+  const double att_flops = 2.0 * AB * AH * (AT * (AT + 1) / 2.0) * (AD + AD);
+  Buffer q(static_cast<size_t>(AB) * AT * AH * AD, 20), k(static_cast<size_t>(AB) * AT * AH * AD, 21),
+      v(static_cast<size_t>(AB) * AT * AH * AD, 22), ao(static_cast<size_t>(AB) * AT * AH * AD, 23),
+      att(static_cast<size_t>(AB) * AH * AT * AT, 24), dq(static_cast<size_t>(AB) * AT * AH * AD, 25),
+      dk(static_cast<size_t>(AB) * AT * AH * AD, 26), dv(static_cast<size_t>(AB) * AT * AH * AD, 27);
+  const float ascale = 1.0f / 5.656854f;  // 1 / sqrt(D)
+  attention_forward(ao.p, att.p, q.p, k.p, v.p, AB, AT, AH, AH, AD, AD, ascale, 1);  // valid att for backward
+  for (int ver = 1; ver <= 2; ver++)
+    rows.push_back({"attention_forward", ver, "B4 T128 H8 D32", att_flops, 0,
+                    [&, ver] { attention_forward(ao.p, att.p, q.p, k.p, v.p, AB, AT, AH, AH, AD, AD, ascale, ver); }});
+  rows.push_back({"attention_backward", 1, "B4 T128 H8 D32", 2 * att_flops, 0,
+                  [&] { attention_backward(dq.p, dk.p, dv.p, ao.p, q.p, k.p, v.p, att.p, AB, AT, AH, AH, AD, AD, ascale, 1); }});
+  rows.push_back({"swiglu_forward", 1, "n=1M", 0, 3 * f * n_res, [&] { swiglu_forward(out.p, a.p, b.p, n_res, 1); }});
+  Buffer adam_m(n_res, 28), adam_v(n_res, 29);
+  CUDA_CHECK(cudaMemset(adam_v.p, 0, n_res * sizeof(float)));  // the second moment is never negative
+  rows.push_back({"adamw_update", 1, "n=1M", 0, 7 * f * n_res,  // reads p, g, m, v; writes p, m, v
+                  [&] { adamw_update(out.p, a.p, adam_m.p, adam_v.p, n_res, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, 3, 1); }});
+  for (int ver = 1; ver <= 2; ver++)
+    rows.push_back({"global_norm", ver, "n=1M", 0, f * n_res, [&, ver] { global_norm(rstd.p, a.p, n_res, ver); }});
+
+  // Rows of tokens: embedding, rope, cross-entropy, the MoE router, the grouped expert GEMM.
+  const int RN = 2048, RC = 256, RV = 128, RE = 16, RK = 2, RIC = 256, ROC = 128;
+  std::vector<int> tokens_host(RN), offsets_host(RE + 1);
+  for (int i = 0; i < RN; i++) tokens_host[i] = (i * 37) % RV;
+  for (int e = 0; e <= RE; e++) offsets_host[e] = e * (RN / RE);
+  IntBuffer tokens(tokens_host), offsets(offsets_host), topk_idx(std::vector<int>(static_cast<size_t>(RN) * RK));
+  Buffer wte(static_cast<size_t>(RV) * RC, 30), emb(static_cast<size_t>(RN) * RC, 31), dwte(static_cast<size_t>(RV) * RC, 32),
+      logits(static_cast<size_t>(RN) * RV, 33), losses(RN, 34), lse(RN, 35), dlogits(static_cast<size_t>(RN) * RV, 36),
+      rlogits(static_cast<size_t>(RN) * RE, 37), rbias(RE, 38), rscores(static_cast<size_t>(RN) * RE, 39),
+      topk_w(static_cast<size_t>(RN) * RK, 40), ginp(static_cast<size_t>(RN) * RIC, 41),
+      gw(static_cast<size_t>(RE) * ROC * RIC, 42), gout(static_cast<size_t>(RN) * ROC, 43);
+  rows.push_back({"embedding_forward", 1, "N2048 C256", 0, 2 * f * RN * RC,
+                  [&] { embedding_forward(emb.p, tokens.p, wte.p, RN, RC, 1); }});
+  for (int ver = 1; ver <= 2; ver++)
+    rows.push_back({"embedding_backward", ver, "N2048 C256", 0, 2 * f * RN * RC,
+                    [&, ver] { embedding_backward(dwte.p, emb.p, tokens.p, RN, RC, ver); }});
+  rows.push_back({"rope_forward", 1, "B16 T128 H1 R256", 0, 2 * f * RN * RC,
+                  [&] { rope_forward(emb.p, emb.p, 16, 128, 1, RC, 0, 10000.0f, 1); }});
+  cross_entropy_forward(losses.p, lse.p, logits.p, tokens.p, RN, RV, 1);  // a valid lse for the backward row
+  rows.push_back({"cross_entropy_fwd", 1, "N2048 V128", 0, f * RN * RV,
+                  [&] { cross_entropy_forward(losses.p, lse.p, logits.p, tokens.p, RN, RV, 1); }});
+  rows.push_back({"cross_entropy_bwd", 1, "N2048 V128", 0, 2 * f * RN * RV,
+                  [&] { cross_entropy_backward(dlogits.p, losses.p, logits.p, lse.p, tokens.p, RN, RV, 1); }});
+  for (int ver = 1; ver <= 2; ver++)
+    rows.push_back({"moe_router_forward", ver, "N2048 E16 K2", 0, 2 * f * RN * RE, [&, ver] {
+                      moe_router_forward(rscores.p, topk_idx.p, topk_w.p, rlogits.p, rbias.p, RN, RE, RK,
+                                         ScoreFunc::sigmoid, 1.0f, 1, 1, ver);
+                    }});
+  for (int ver = 1; ver <= 2; ver++)
+    rows.push_back({"moe_grouped_matmul", ver, "P2048 256->128", 2.0 * RN * RIC * ROC, 0, [&, ver] {
+                      moe_grouped_matmul_forward(gout.p, ginp.p, gw.p, offsets.p, RN, RIC, ROC, RE, ver);
+                    }});
+
   if (!TINYDS_CUDA_NATIVE)
     std::printf("kernels under the CPU emulation of CUDA: these are CPU times of the emulated kernels (fibers, one\n"
                 "block per OpenMP thread), NOT GPU figures; they show what each version costs to emulate.\n");
-  std::printf("%-18s %3s  %-14s %12s  %s\n", "op", "ver", "shape", "ms/call", "rate");
+  std::printf("%-18s %3s  %-16s %12s  %s\n", "op", "ver", "shape", "ms/call", "rate");
   for (const Row& r : rows) {
     const double s = time_call(r.call, reps);
     const double rate = r.flops > 0 ? r.flops / s * 1e-9 : r.bytes / s * 1e-9;
-    std::printf("%-18s %3d  %-14s %12.3f  %.2f %s\n", r.op.c_str(), r.version, r.shape.c_str(), s * 1e3, rate,
+    std::printf("%-18s %3d  %-16s %12.3f  %.2f %s\n", r.op.c_str(), r.version, r.shape.c_str(), s * 1e3, rate,
                 r.flops > 0 ? "GFLOP/s" : "GB/s");
   }
   return static_cast<int>(rows.size());

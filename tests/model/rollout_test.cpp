@@ -19,47 +19,18 @@
 #include "tinyds/model/sampling.h"
 #include "tinyds/model/transformer.h"
 #include "tinyds/model/rollout.h"
+#include "tests/util/rollout_util.h"
 
 using namespace tinyds;
+using namespace tinyds::test;
 
 namespace {
-
-ModelConfig nano() {
-  // The dense nano: these tests are about the rollout's mechanics, compared with generate() token for token. In the
-  // DeepSeek-style nano a randomly initialised router scores every expert ~0.5, and a near-tied top-K choice can
-  // flip between the batched full forward and the one-token decode (rounding), changing the greedy text.
-  ModelConfig m = Config::preset("nano-dense").model;
-  m.init_std = 0.2f;  // see the file header
-  return m;
-}
 
 // Prompts of lengths 4, 2, 7 and 60 (the last leaves 4 positions before max_seq_len 64), all starting with <bos>.
 std::vector<std::vector<int>> mixed_prompts() {
   std::vector<int> long_prompt = {1};
   for (int i = 0; i < 59; i++) long_prompt.push_back(5 + i);
   return {{1, 40, 41, 42}, {1, 50}, {1, 60, 61, 62, 63, 64, 65}, long_prompt};
-}
-
-// Eight short prompts of lengths 1..8 over a vocabulary of 8 ids.
-std::vector<std::vector<int>> short_prompts() {
-  std::vector<std::vector<int>> p;
-  for (int n = 1; n <= 8; n++) {
-    std::vector<int> q = {1};
-    for (int i = 1; i < n; i++) q.push_back(3 + (n + i) % 5);
-    p.push_back(q);
-  }
-  return p;
-}
-
-RolloutOptions options(float temperature, int max_new, int n_tokens, int eos, uint64_t seed = 7) {
-  RolloutOptions o;
-  o.sampling.temperature = temperature;
-  o.sampling.max_new_tokens = max_new;
-  o.sampling.seed = seed;
-  o.n_tokens = n_tokens;
-  o.eos = eos;
-  o.pad = 0;
-  return o;
 }
 
 bool same_tokens(const Rollout& a, const Rollout& b) {
@@ -77,7 +48,7 @@ bool same_logprobs(const Rollout& a, const Rollout& b) {
 }  // namespace
 
 TEST_CASE("model/rollout: greedy decoding equals generate() token for token") {
-  Transformer<float> model(nano());
+  Transformer<float> model(rollout_nano());
   model.init_weights(11);
   const auto prompts = mixed_prompts();
   const int n_tokens = 101, pad = 0;
@@ -91,7 +62,7 @@ TEST_CASE("model/rollout: greedy decoding equals generate() token for token") {
   for (int e : {-1, eos}) {
     INFO("eos ", e);
     const auto expected = generate(model, prompts, sp, n_tokens, e, pad);
-    const Rollout r = rollout(model, prompts, options(0.0f, sp.max_new_tokens, n_tokens, e));
+    const Rollout r = rollout(model, prompts, rollout_options(0.0f, sp.max_new_tokens, n_tokens, e));
     REQUIRE(r.B == static_cast<int>(prompts.size()));
     for (int b = 0; b < r.B; b++) {
       INFO("sequence ", b);
@@ -107,11 +78,11 @@ TEST_CASE("model/rollout: greedy decoding equals generate() token for token") {
 TEST_CASE("model/rollout: the mask covers exactly the sampled tokens, <eos> included, nothing after it") {
   // 8 ids and <eos> = 2: each step ends a sequence with probability ~1/8, so within 20 new tokens some
   // sequences stop at <eos> and some are cut off (both are REQUIREd below for this seed).
-  Transformer<float> model(nano());
+  Transformer<float> model(rollout_nano());
   model.init_weights(3);
   const auto prompts = short_prompts();
   const int eos = 2, max_new = 20;
-  const Rollout r = rollout(model, prompts, options(1.0f, max_new, 8, eos));
+  const Rollout r = rollout(model, prompts, rollout_options(1.0f, max_new, 8, eos));
   int stopped = 0, cut = 0;
   for (int b = 0; b < r.B; b++) {
     INFO("sequence ", b);
@@ -138,10 +109,10 @@ TEST_CASE("model/rollout: the mask covers exactly the sampled tokens, <eos> incl
 }
 
 TEST_CASE("model/rollout: deterministic for a seed, whatever the batch split or the thread count") {
-  Transformer<float> model(nano());
+  Transformer<float> model(rollout_nano());
   model.init_weights(9);
   const auto prompts = short_prompts();
-  RolloutOptions o = options(1.0f, 12, 40, 2, /*seed=*/123);
+  RolloutOptions o = rollout_options(1.0f, 12, 40, 2, /*seed=*/123);
   o.sampling.top_p = 0.95f;
   const Rollout a = rollout(model, prompts, o);
   const Rollout again = rollout(model, prompts, o);
@@ -188,11 +159,11 @@ TEST_CASE("model/rollout: every (sequence, position) has its own random draw") {
 }
 
 TEST_CASE("model/rollout: top-k 1 at temperature 1 equals greedy") {
-  Transformer<float> model(nano());
+  Transformer<float> model(rollout_nano());
   model.init_weights(13);
   const auto prompts = mixed_prompts();
-  const Rollout greedy = rollout(model, prompts, options(0.0f, 10, 101, 2));
-  RolloutOptions o = options(1.0f, 10, 101, 2);
+  const Rollout greedy = rollout(model, prompts, rollout_options(0.0f, 10, 101, 2));
+  RolloutOptions o = rollout_options(1.0f, 10, 101, 2);
   o.sampling.top_k = 1;
   const Rollout k1 = rollout(model, prompts, o);
   CHECK(same_tokens(greedy, k1));
@@ -200,12 +171,12 @@ TEST_CASE("model/rollout: top-k 1 at temperature 1 equals greedy") {
 }
 
 TEST_CASE("model/rollout: bad inputs are errors naming them") {
-  Transformer<float> model(nano());
+  Transformer<float> model(rollout_nano());
   model.init_weights(1);
   using tinyds_test::error_of;
   using tinyds_test::has;
-  CHECK(has(error_of([&] { rollout(model, {{1, 5}, {}}, options(0, 4, 101, 2)); }), "prompt 1 is empty"));
-  CHECK(has(error_of([&] { rollout(model, {{1, 500}}, options(0, 4, 101, 2)); }), "token 1 is 500"));
-  CHECK(has(error_of([&] { rollout(model, {{1}}, options(0, 4, 0, 2)); }), "n_tokens 0"));
-  CHECK(has(error_of([&] { rollout(model, {{1}}, options(-1, 4, 101, 2)); }), "temperature"));
+  CHECK(has(error_of([&] { rollout(model, {{1, 5}, {}}, rollout_options(0, 4, 101, 2)); }), "prompt 1 is empty"));
+  CHECK(has(error_of([&] { rollout(model, {{1, 500}}, rollout_options(0, 4, 101, 2)); }), "token 1 is 500"));
+  CHECK(has(error_of([&] { rollout(model, {{1}}, rollout_options(0, 4, 0, 2)); }), "n_tokens 0"));
+  CHECK(has(error_of([&] { rollout(model, {{1}}, rollout_options(-1, 4, 101, 2)); }), "temperature"));
 }

@@ -15,55 +15,22 @@
 #include "tinyds/model/sampling.h"
 #include "tinyds/model/transformer.h"
 #include "tinyds/posttrain/policy_batch.h"
+#include "tests/util/rollout_util.h"
 
 using namespace tinyds;
-
-namespace {
-
-ModelConfig nano() {
-  // The dense nano: in the DeepSeek-style nano a randomly initialised router scores every expert ~0.5, and a
-  // near-tied top-K choice can flip between the batched full forward and the one-token decode (rounding), moving a
-  // log-prob far more than the tolerance below.
-  ModelConfig m = Config::preset("nano-dense").model;
-  m.init_std = 0.2f;  // see the file header
-  return m;
-}
-
-// Eight short prompts of lengths 1..8 over a vocabulary of 8 ids.
-std::vector<std::vector<int>> short_prompts() {
-  std::vector<std::vector<int>> p;
-  for (int n = 1; n <= 8; n++) {
-    std::vector<int> q = {1};
-    for (int i = 1; i < n; i++) q.push_back(3 + (n + i) % 5);
-    p.push_back(q);
-  }
-  return p;
-}
-
-RolloutOptions options(float temperature, int max_new, int n_tokens, int eos, uint64_t seed = 7) {
-  RolloutOptions o;
-  o.sampling.temperature = temperature;
-  o.sampling.max_new_tokens = max_new;
-  o.sampling.seed = seed;
-  o.n_tokens = n_tokens;
-  o.eos = eos;
-  o.pad = 0;
-  return o;
-}
-
-}  // namespace
+using namespace tinyds::test;
 
 TEST_CASE("posttrain/policy_batch: a packed rollout's columns line up and its lp_old equals a teacher-forced forward's log-probs") {
   // Tolerance: the decoder's logits match the full forward's within ~5e-6 (tests/model/decoder_test.cpp); lp = l/tau - lse(l/tau)
   // moves by at most 2 * (logit error) / tau, ~1.5e-5 at tau 0.7, plus float storage of lp (~1e-6). 1e-4 leaves
   // a margin; a log-prob from the neighbouring position, the wrong token or the wrong temperature is off by O(0.1).
   constexpr double kTol = 1e-4;
-  Transformer<float> model(nano());
+  Transformer<float> model(rollout_nano());
   model.init_weights(5);
   const auto prompts = short_prompts();
   const int V = model.config().vocab_size;
   for (float temperature : {1.0f, 0.7f}) {
-    RolloutOptions o = options(temperature, 16, 40, 2);
+    RolloutOptions o = rollout_options(temperature, 16, 40, 2);
     if (temperature != 1.0f) { o.sampling.top_k = 10; o.sampling.top_p = 0.9f; }  // lp ignores the truncation
     const Rollout r = rollout(model, prompts, o);
     const PolicyBatch pb = pack_for_forward(r);
