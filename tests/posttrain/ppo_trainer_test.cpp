@@ -199,12 +199,13 @@ TEST_CASE("posttrain/ppo_trainer: ppo_trainer: --reward-model scores completions
   CHECK(has(error_of([&] { PPOTrainer t(cfg, Tokenizer(), o, nullptr); }), dir + "/none"));
 }
 
-TEST_CASE("posttrain/ppo_trainer: on one prompt the sampled accuracy rises to near 1 within a few dozen steps" *
-          doctest::skip()) {
+TEST_CASE("posttrain/ppo_trainer: on one prompt the sampled accuracy rises to near 1 within a few dozen steps") {
   // As the GRPO test of the same name (tests/posttrain/grpo_trainer_test.cpp): 32 completions per step of the one
-  // problem the starting checkpoint was fine-tuned on; PPO with its critic must push the sampled accuracy near 1,
-  // clearly above its start. A flipped gradient sign drives it to 0. Thresholds as there (means over 3 and 5 steps).
-  // Skipped while the GRPO test of the same name fails (its comment has the measurements).
+  // problem the starting checkpoint was fine-tuned on, whose final answer it leaves a coin flip; PPO with its critic
+  // must push the sampled accuracy near 1, clearly above its start. A flipped gradient sign drives it to 0.
+  // Measured with `tinyds ppo --init <this checkpoint> --levels 1 --n-prompts 1 --seed 1234 --batch-size 32
+  // --response-length 48 --learning-rate 3e-4 --critic-learning-rate -1 --warmup 0 --kl-coef 0`: 0.56, 0.53, 0.72,
+  // 0.91, then 0.97-1.00 from step 5. Thresholds as in the GRPO test (means over 3 and 5 steps).
   const LoadedCheckpoint ck = load_checkpoint(tinyds::test::one_problem_ckpt());
   PPOTrainerOptions o;
   o.levels = {1};
@@ -212,8 +213,8 @@ TEST_CASE("posttrain/ppo_trainer: on one prompt the sampled accuracy rises to ne
   o.seed = tinyds::test::kOneProblemSeed;  // the prompt pool's seed: the SFT problem
   o.batch_size = 32;
   o.response_length = 48;
-  o.steps = 40;
-  o.lr = 1e-4;
+  o.steps = 20;
+  o.lr = 3e-4;
   o.critic_learning_rate = -1;  // the critic as the policy
   o.warmup_steps = 0;
   o.ppo.kl_coef = 0;  // no pull back to the reference: the test is about the policy gradient
@@ -223,12 +224,12 @@ TEST_CASE("posttrain/ppo_trainer: on one prompt the sampled accuracy rises to ne
   o.out_dir = temp_dir("ppo_learn");
   PPOTrainer trainer(ck.config, ck.tokenizer, o, &ck);
   const PPOResult r = trainer.run();
-  REQUIRE(r.steps.size() == 40);
+  REQUIRE(r.steps.size() == 20);
   double start = 0, end = 0;
   for (int i = 0; i < 3; i++) start += r.steps[i].accuracy / 3;
-  for (int i = 35; i < 40; i++) end += r.steps[i].accuracy / 5;
-  MESSAGE("PPO on one prompt: sampled accuracy " << start << " (steps 1-3) -> " << end << " (steps 36-40)");
-  CHECK(start < 0.7);
-  CHECK(end >= 0.85);
-  CHECK(end - start >= 0.3);
+  for (int i = 15; i < 20; i++) end += r.steps[i].accuracy / 5;
+  MESSAGE("PPO on one prompt: sampled accuracy " << start << " (steps 1-3) -> " << end << " (steps 16-20)");
+  CHECK(start < 0.75);
+  CHECK(end >= 0.9);
+  CHECK(end - start >= 0.25);
 }
