@@ -9,8 +9,7 @@
 #include <string>
 
 #include "tests/util/fs_util.h"
-#include "tinyds/model/config.h"
-#include "tinyds/train/trainer.h"
+#include "tests/util/nano_checkpoint.h"
 
 namespace tinyds::test {
 
@@ -20,8 +19,7 @@ constexpr int kOneProblemSftSteps = 160;    // sampled accuracy at T 1 then ~0.4
 // Trains the checkpoint once per test process and returns its path.
 inline const std::string& one_problem_ckpt() {
   static const std::string path = [] {
-    Config c = Config::preset("nano");
-    c.model.max_seq_len = 192;  // a level-1 problem (question + worked answer) is up to ~150 characters
+    Config c = nano_config(192);  // a level-1 problem (question + worked answer) is up to ~150 characters
     c.data.levels = {1};
     c.data.n_train = 1;
     c.train.seed = kOneProblemSeed;
@@ -32,10 +30,7 @@ inline const std::string& one_problem_ckpt() {
     c.train.eval_every = 0;
     c.train.eval_problems = 0;
     c.train.ckpt_every = 0;
-    TrainOptions o;
-    o.out_dir = temp_dir("one_problem_sft");
-    o.quiet = true;
-    return run_training(c, o).final_ckpt;
+    return sft_checkpoint(c, temp_dir("one_problem_sft"));
   }();
   return path;
 }
