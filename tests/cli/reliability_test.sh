@@ -48,6 +48,20 @@ out=$("$exe" eval --ckpt "$dir/div/latest.safetensors" --n 1 --max-new-tokens 1 
 if [ "$rc" -eq 0 ] || { [ "$rc" -eq 1 ] && printf '%s' "$out" | grep -qF "$dir/div/latest.safetensors: the model's forward failed"; }; then ok
 else bad "last good checkpoint (exit $rc): $out"; fi
 
+# The post-training trainers stop the same way: exit 1 naming the step and their own learning-rate option, from a
+# fresh nano with room for level-1 problems, at an absurd learning rate without clipping (weight decay 0.1 grows the
+# weights even where a gradient is 0).
+expect_ok    "init for post-training"  "wrote"                       -- "$exe" init --preset nano --max-seq-len 160 --out "$dir/p.safetensors"
+pt=(--steps 30 --max-grad-norm 0 --weight-decay 0.1 --warmup 0 --ckpt-every 1 --quiet)
+expect_error "dpo divergence"          "(lower --lr)"                -- "$exe" dpo --init "$dir/p.safetensors" "${pt[@]}" --lr 1e6 --batch-size 2 --n-train 8 --eval-problems 0 --out "$dir/pdpo"
+expect_error "rm divergence"           "(lower --lr)"                -- "$exe" rm --init "$dir/p.safetensors" "${pt[@]}" --lr 1e6 --batch-size 2 --n-train 8 --eval-pairs 0 --out "$dir/prm"
+expect_error "distill divergence"      "(lower --lr)"                -- "$exe" distill --teacher "$dir/p.safetensors" "${pt[@]}" --lr 1e6 --min-lr 0 --batch-size 2 --n-train 8 --eval-problems 0 --out "$dir/pdis"
+expect_error "grpo divergence"         "(lower --lr)"                -- "$exe" grpo --init "$dir/p.safetensors" "${pt[@]}" --lr 1e6 --prompts-per-step 2 --num-generations 2 --max-completion-length 4 --n-train 8 --eval-problems 0 --out "$dir/pgrpo"
+expect_error "ppo divergence"          "(lower --learning-rate)"     -- "$exe" ppo --init "$dir/p.safetensors" "${pt[@]}" --learning-rate 1e6 --critic-learning-rate 1e6 --ppo-epochs 1 --batch-size 2 --response-length 4 --n-prompts 8 --eval-problems 0 --out "$dir/pppo"
+for d in pdpo prm pdis pgrpo pppo; do
+  [ -e "$dir/$d/final.safetensors" ] && bad "$d wrote a final checkpoint after diverging" || ok
+done
+
 # A file-size limit (ulimit -f, in 512-byte blocks): an error naming the checkpoint, no SIGXFSZ, no .tmp left.
 out=$( (ulimit -f 100; exec "$exe" sft "${nano[@]}" --steps 2 --ckpt-every 1 --out "$dir/fsize") 2>&1 ); rc=$?
 if [ "$rc" -eq 1 ] && printf '%s' "$out" | grep -qF "$dir/fsize/latest.safetensors" && [ ! -e "$dir/fsize/latest.safetensors.tmp" ]; then ok

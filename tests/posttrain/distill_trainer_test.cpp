@@ -13,9 +13,9 @@
 
 #include "tests/util/fs_util.h"
 #include "tests/util/error_util.h"
+#include "tests/util/nano_checkpoint.h"
 #include "tinyds/posttrain/distill_trainer.h"
 #include "tinyds/train/checkpoint.h"
-#include "tinyds/train/trainer.h"
 
 using namespace tinyds;
 using tinyds::test::temp_dir;
@@ -26,22 +26,14 @@ namespace fs = std::filesystem;
 TEST_CASE("posttrain/distill_trainer: a fresh student learns the teacher, and the run logs, evaluates and checkpoints") {
   const std::string dir = temp_dir("distill_e2e");
   // The teacher: nano twice as wide, after a short SFT run (so that its distributions are far from uniform).
-  Config tc = Config::preset("nano");
+  Config tc = tinyds::test::short_sft_config(160, 12, 8);
   tc.model.d_model = 64;
   tc.model.ffn_hidden = 128;
-  tc.model.max_seq_len = 160;
-  tc.train.steps = 12;
-  tc.train.seq_len = 128;
-  tc.train.batch_size = 8;
-  tc.train.eval_problems = 0;
-  TrainOptions so;
-  so.out_dir = dir + "/teacher";
-  so.quiet = true;
-  const TrainResult teacher = run_training(tc, so);
-  REQUIRE(fs::exists(teacher.final_ckpt));
+  const std::string teacher = tinyds::test::sft_checkpoint(tc, dir + "/teacher");
+  REQUIRE(fs::exists(teacher));
 
   DistillTrainOptions o;
-  o.teacher_ckpt = teacher.final_ckpt;
+  o.teacher_ckpt = teacher;
   o.out_dir = dir + "/distill";
   o.steps = 12;
   o.batch_size = 8;

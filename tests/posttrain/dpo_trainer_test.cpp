@@ -14,6 +14,7 @@
 
 #include "tests/util/fs_util.h"
 #include "tests/util/error_util.h"
+#include "tests/util/nano_checkpoint.h"
 #include "tinyds/data/generator.h"
 #include "tinyds/posttrain/dpo_trainer.h"
 #include "tinyds/posttrain/ppo_trainer.h"
@@ -27,20 +28,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-Config nano160() {
-  Config c = Config::preset("nano");
-  c.model.max_seq_len = 160;
-  return c;
-}
-
-// A freshly initialised nano checkpoint (DPO needs no trained policy to show its objective move).
-std::string write_nano(const std::string& path) {
-  const Config c = nano160();
-  Transformer<float> m(c.model);
-  m.init_weights(7);
-  save_checkpoint(path, c, Tokenizer(), m, nullptr, TrainState{});
-  return path;
-}
+Config nano160() { return tinyds::test::nano_config(160); }
 
 }  // namespace
 
@@ -84,7 +72,8 @@ TEST_CASE("posttrain/dpo_trainer: updates on fixed pairs lower the loss and rais
 TEST_CASE("posttrain/dpo_trainer: runs from a checkpoint, logs every field, evaluates and checkpoints") {
   const std::string dir = temp_dir("dpo_e2e");
   DPOTrainOptions o;
-  o.init_ckpt = write_nano(dir + "/init.safetensors");
+  // A freshly initialised nano checkpoint (DPO needs no trained policy to show its objective move).
+  o.init_ckpt = tinyds::test::write_fresh_checkpoint(dir + "/init.safetensors", nano160());
   o.out_dir = dir + "/dpo";
   o.steps = 10;
   o.batch_size = 4;

@@ -16,6 +16,7 @@
 #include "tests/util/fs_util.h"
 #include "tests/util/one_problem_ckpt.h"
 #include "tests/util/error_util.h"
+#include "tests/util/nano_checkpoint.h"
 #include "tinyds/data/tokenizer.h"
 #include "tinyds/posttrain/grpo_trainer.h"
 #include "tinyds/posttrain/losses/logprobs.h"
@@ -201,20 +202,11 @@ TEST_CASE("posttrain/grpo_trainer: runs from an SFT checkpoint, logs every field
   const std::string dir = temp_dir("e2e");
   // A short SFT run on nano writes the starting checkpoint. max_seq_len 160 so level-1/2 prompts (~60-110
   // characters) leave room for a completion.
-  Config c = Config::preset("nano");
-  c.model.max_seq_len = 160;
-  c.train.steps = 8;
-  c.train.seq_len = 128;
-  c.train.batch_size = 4;
-  c.train.eval_problems = 0;
-  TrainOptions so;
-  so.out_dir = dir + "/sft";
-  so.quiet = true;
-  const TrainResult sft = run_training(c, so);
-  REQUIRE(fs::exists(sft.final_ckpt));
+  const std::string sft = tinyds::test::sft_checkpoint(tinyds::test::short_sft_config(160, 8, 4), dir + "/sft");
+  REQUIRE(fs::exists(sft));
 
   GRPOTrainOptions o;
-  o.init_ckpt = sft.final_ckpt;
+  o.init_ckpt = sft;
   o.out_dir = dir + "/grpo";
   o.steps = 3;
   o.prompts_per_step = 2;
@@ -273,7 +265,7 @@ TEST_CASE("posttrain/grpo_trainer: runs from an SFT checkpoint, logs every field
   // Checkpoints: latest at step 2, final at the end; the final one loads and differs from the SFT weights.
   CHECK(fs::exists(o.out_dir + "/latest.safetensors"));
   REQUIRE(r.final_ckpt == o.out_dir + "/final.safetensors");
-  const LoadedCheckpoint a = load_checkpoint(sft.final_ckpt), b = load_checkpoint(r.final_ckpt);
+  const LoadedCheckpoint a = load_checkpoint(sft), b = load_checkpoint(r.final_ckpt);
   REQUIRE(a.params.size() == b.params.size());
   std::size_t changed = 0;
   for (std::size_t i = 0; i < a.params.size(); i++) changed += a.params[i] != b.params[i];

@@ -14,6 +14,7 @@
 #include "tests/util/fs_util.h"
 #include "tests/util/one_problem_ckpt.h"
 #include "tests/util/error_util.h"
+#include "tests/util/nano_checkpoint.h"
 #include "tinyds/cli/commands.h"
 #include "tinyds/data/batch.h"
 #include "tinyds/posttrain/ppo_trainer.h"
@@ -28,11 +29,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // nano with room for level-1 prompts (~60-90 characters) plus a short completion.
-Config nano_config() {
-  Config c = Config::preset("nano");
-  c.model.max_seq_len = 128;
-  return c;
-}
+Config nano_config() { return tinyds::test::nano_config(128); }
 
 PPOTrainerOptions small_options(const std::string& out) {
   PPOTrainerOptions o;

@@ -15,6 +15,7 @@
 
 #include "tests/util/fs_util.h"
 #include "tests/util/error_util.h"
+#include "tests/util/nano_checkpoint.h"
 #include "tinyds/data/generator.h"
 #include "tinyds/posttrain/reward_model_trainer.h"
 #include "tinyds/train/checkpoint.h"
@@ -31,13 +32,9 @@ namespace {
 // states the head reads are O(1), as in a trained model: at the default 0.02 they are ~0.02 per component, and a
 // head that AdamW moves by ~lr per step would need hundreds of steps to produce a visible margin.
 std::string write_nano(const std::string& path) {
-  Config c = Config::preset("nano");
-  c.model.max_seq_len = 160;
+  Config c = tinyds::test::nano_config(160);
   c.model.init_std = 0.2f;
-  Transformer<float> m(c.model);
-  m.init_weights(7);
-  save_checkpoint(path, c, Tokenizer(), m, nullptr, TrainState{});
-  return path;
+  return tinyds::test::write_fresh_checkpoint(path, c);
 }
 
 }  // namespace

@@ -17,8 +17,8 @@
 #include <string>
 
 #include "tests/util/fs_util.h"
+#include "tests/util/nano_checkpoint.h"
 #include "tinyds/data/generator.h"
-#include "tinyds/model/config.h"
 #include "tinyds/train/trainer.h"
 
 namespace tinyds::test {
@@ -40,8 +40,7 @@ inline const std::string& one_problem_ckpt() {
       nlohmann::json wrong_row{{"question", p.question}, {"answer", solution + "#### " + wrong}};
       f << right_row.dump() << "\n" << wrong_row.dump() << "\n";
     }
-    Config c = Config::preset("nano");
-    c.model.max_seq_len = 192;  // a level-1 problem (question + worked answer) is up to ~150 characters
+    Config c = nano_config(192);  // a level-1 problem (question + worked answer) is up to ~150 characters
     c.train.seed = kOneProblemSeed;
     c.train.steps = kOneProblemSftSteps;
     c.train.seq_len = 160;

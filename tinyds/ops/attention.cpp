@@ -16,6 +16,7 @@
 #include <Eigen/Dense>
 
 #include "tinyds/core/error.h"
+#include "tinyds/core/parallel_error.h"
 #include "tinyds/ops/vmath.h"
 
 namespace tinyds {
@@ -74,8 +75,10 @@ void attention_forward(real* out,      // (B, T, H, Dv)
   const int group = H / Hkv;  // query heads per kv head
   [[maybe_unused]] const long work = static_cast<long>(B) * H * T * T * (Dk + Dv);  // multiply-adds
   // Every (b, h) pair is independent: one OpenMP task each (Eigen stays single-threaded inside the region).
+  // Each task allocates its softmax scratch: a failed allocation is carried out of the region (core/parallel_error.h).
+  FirstError failure;
 #pragma omp parallel for schedule(static) if (work >= kParallelMinWork)
-  for (int bh = 0; bh < B * H; bh++) {
+  for (int bh = 0; bh < B * H; bh++) failure.run([&] {
     const int b = bh / H, h = bh % H, g = h / group;
     auto Q = head(q, b, h, T, H, Dk);
     auto K = head(k, b, g, T, Hkv, Dk);
@@ -87,7 +90,8 @@ void attention_forward(real* out,      // (B, T, H, Dv)
     auto O = head(out, b, h, T, H, Dv);
     // P is lower triangular: a triangular product skips the zero half.
     O.noalias() = A.template triangularView<Eigen::Lower>() * V;
-  }
+  });
+  failure.rethrow();
 }
 
 // forward was: S = scale Q K^T;  P = softmax_rows(S) (causal);  O = P V.   With dO = dout's (T, Dv) head slice:
@@ -110,8 +114,9 @@ void attention_backward(real* dq,         // (B, T, H, Dk) written
   check_dims(B, T, H, Hkv, Dk, Dv, "attention_backward");
   const int group = H / Hkv;
   [[maybe_unused]] const long work = static_cast<long>(B) * H * T * T * (Dk + Dv);  // multiply-adds
+  FirstError failure;  // each task allocates its dS scratch (core/parallel_error.h)
 #pragma omp parallel for schedule(static) if (work >= kParallelMinWork)
-  for (int bg = 0; bg < B * Hkv; bg++) {
+  for (int bg = 0; bg < B * Hkv; bg++) failure.run([&] {
     const int b = bg / Hkv, g = bg % Hkv;
     auto K = head(k, b, g, T, Hkv, Dk);
     auto V = head(v, b, g, T, Hkv, Dv);
@@ -139,7 +144,8 @@ void attention_backward(real* dq,         // (B, T, H, Dk) written
       dQ.noalias() = dS.template triangularView<Eigen::Lower>() * K;
       dK.noalias() += dS.transpose().template triangularView<Eigen::Upper>() * Q;
     }
-  }
+  });
+  failure.rethrow();
 }
 
 template void attention_forward<float>(float*, float*, const float*, const float*, const float*, int, int, int, int,

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "tinyds/core/error.h"
+#include "tinyds/core/parallel_error.h"
 #include "tinyds/ops/vmath.h"
 
 namespace tinyds {
@@ -26,11 +27,14 @@ void cross_entropy_forward(real* losses,        // (N)
                            const int* targets,  // (N), < 0 = masked
                            int N, int V) {
   check_targets(targets, N, V, "cross_entropy_forward");
+  FirstError failure;  // the per-thread scratch may fail to allocate (core/parallel_error.h)
 #pragma omp parallel if (static_cast<long>(N) * V >= kParallelMinWork)
   {
-    ExpBuffer<real> e(exp_padded<real>(V));  // per-thread aligned scratch for the row's exps (vmath.h)
+    ExpBuffer<real> e;  // per-thread aligned scratch for the row's exps (vmath.h)
+    const bool ready = failure.run([&] { e.resize(exp_padded<real>(V)); });
 #pragma omp for schedule(static)
     for (int n = 0; n < N; n++) {
+      if (!ready) continue;  // the allocation error is rethrown after the region
       const real* x = logits + static_cast<long>(n) * V;
       // Max subtraction: log sum exp(x) = m + log sum exp(x - m) with every exponent <= 0, so nothing overflows
       // even for logits ~ 1000, and the largest term is exactly 1 so the sum never underflows to 0.
@@ -45,6 +49,7 @@ void cross_entropy_forward(real* losses,        // (N)
       losses[n] = targets[n] < 0 ? real(0) : static_cast<real>(l - x[targets[n]]);
     }
   }
+  failure.rethrow();
 }
 
 // forward was: losses[n] = lse[n] - logits[n, t],  lse[n] = log sum_v exp(logits[n, v])
@@ -58,11 +63,14 @@ void cross_entropy_backward(real* dlogits,        // (N, V) written
                             const int* targets,   // (N)
                             int N, int V) {
   check_targets(targets, N, V, "cross_entropy_backward");
+  FirstError failure;  // the per-thread scratch may fail to allocate (core/parallel_error.h)
 #pragma omp parallel if (static_cast<long>(N) * V >= kParallelMinWork)
   {
-    ExpBuffer<real> e(exp_padded<real>(V));
+    ExpBuffer<real> e;
+    const bool ready = failure.run([&] { e.resize(exp_padded<real>(V)); });
 #pragma omp for schedule(static)
     for (int n = 0; n < N; n++) {
+      if (!ready) continue;  // the allocation error is rethrown after the region
       const real* x = logits + static_cast<long>(n) * V;
       real* dx = dlogits + static_cast<long>(n) * V;
       const int t = targets[n];
@@ -77,6 +85,7 @@ void cross_entropy_backward(real* dlogits,        // (N, V) written
       dx[t] -= g;
     }
   }
+  failure.rethrow();
 }
 
 template void cross_entropy_forward<float>(float*, float*, const float*, const int*, int, int);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "tinyds/core/error.h"
+#include "tinyds/core/parallel_error.h"
 
 namespace tinyds {
 
@@ -137,12 +138,20 @@ void moe_router_forward(real* scores,        // (N, E) out
   check_finite(logits, static_cast<long>(N) * E, E, "logits", "moe_router_forward");
   if (bias) check_finite(bias, E, E, "bias", "moe_router_forward");
   const int ng = n_group > 1 ? n_group : 1;
+  FirstError failure;  // the per-thread scratch may fail to allocate (core/parallel_error.h)
 #pragma omp parallel if (static_cast<long>(N) * E >= kParallelMinWork)
   {
-    std::vector<real> biased(E), gscore(ng);
-    std::vector<int> cand(E), gcand(ng);
+    std::vector<real> biased, gscore;
+    std::vector<int> cand, gcand;
+    const bool ready = failure.run([&] {
+      biased.resize(E);
+      gscore.resize(ng);
+      cand.resize(E);
+      gcand.resize(ng);
+    });
 #pragma omp for schedule(static)
     for (int n = 0; n < N; n++) {
+      if (!ready) continue;  // the allocation error is rethrown after the region
       real* s = scores + static_cast<long>(n) * E;
       int* idx = topk_idx + static_cast<long>(n) * K;
       real* w = topk_w + static_cast<long>(n) * K;
@@ -157,6 +166,7 @@ void moe_router_forward(real* scores,        // (N, E) out
       for (int k = 0; k < K; k++) w[k] = static_cast<real>(route_scale * (s[idx[k]] / S));
     }
   }
+  failure.rethrow();
 }
 
 // One token. ds (E) on entry holds the extra score gradient (or zeros); on exit the full dL/ds.
@@ -185,11 +195,14 @@ void moe_router_backward(real* dlogits,              // (N, E) written
     if (topk_idx[i] < 0 || topk_idx[i] >= E)
       throw_error("moe_router_backward: topk_idx[", i / K, ", ", i % K, "] = ", topk_idx[i], " is outside [0, E=", E,
                   ")");
+  FirstError failure;  // the per-thread scratch may fail to allocate (core/parallel_error.h)
 #pragma omp parallel if (static_cast<long>(N) * E >= kParallelMinWork)
   {
-    std::vector<double> ds(E);
+    std::vector<double> ds;
+    const bool ready = failure.run([&] { ds.resize(E); });
 #pragma omp for schedule(static)
     for (int n = 0; n < N; n++) {
+      if (!ready) continue;  // the allocation error is rethrown after the region
       const real* s = scores + static_cast<long>(n) * E;
       real* dl = dlogits + static_cast<long>(n) * E;
       for (int e = 0; e < E; e++) ds[e] = dscores_extra ? dscores_extra[static_cast<long>(n) * E + e] : 0.0;
@@ -206,6 +219,7 @@ void moe_router_backward(real* dlogits,              // (N, E) written
       }
     }
   }
+  failure.rethrow();
 }
 
 template void moe_router_forward<float>(float*, int*, float*, const float*, const float*, int, int, int, ScoreFunc,

@@ -114,6 +114,27 @@ double critic_clip_grad_norm(Critic<float>& critic, double max_norm) {
 }
 
 namespace {
+// The trunk's tensors over `trunk` (its params or grads), then the head's two over `head` (C + 1).
+std::vector<NamedTensor> critic_named(const Critic<float>& critic, const float* trunk, const float* head,
+                                      const std::string& prefix, const std::string& name) {
+  const int C = critic.d_model();
+  std::vector<NamedTensor> out = layout_tensors(critic.trunk().layout(), trunk, prefix);
+  out.push_back({name + ".weight", head, static_cast<std::size_t>(C)});
+  out.push_back({name + ".bias", head + C, 1});
+  return out;
+}
+}  // namespace
+
+std::vector<NamedTensor> critic_params_named(const Critic<float>& critic, const std::string& prefix,
+                                             const std::string& head) {
+  return critic_named(critic, critic.trunk().params(), critic.head(), prefix, head);
+}
+
+std::vector<NamedTensor> critic_grads_named(Critic<float>& critic, const std::string& prefix, const std::string& head) {
+  return critic_named(critic, critic.trunk().grads(), critic.head_grads(), prefix, head);
+}
+
+namespace {
 std::string head_format(const std::string& name) {
   std::string f = "tinyds-" + name;
   std::replace(f.begin(), f.end(), '_', '-');

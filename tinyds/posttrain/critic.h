@@ -23,9 +23,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "tinyds/core/ledger.h"
 #include "tinyds/model/transformer.h"
+#include "tinyds/train/finite_check.h"
 #include "tinyds/train/optimizer.h"
 
 namespace tinyds {
@@ -85,6 +87,13 @@ class CriticAdamW {
 // L2 norm of the critic's whole gradient (trunk and head), and clipping of both to max_norm (> 0; 0 = off).
 // Returns the norm before clipping.
 double critic_clip_grad_norm(Critic<float>& critic, double max_norm);
+
+// The critic's parameters / gradients as named tensors for the divergence checks (train/finite_check.h): the
+// trunk's by checkpoint name after `prefix`, then "<head>.weight" (C) and "<head>.bias" (1), as save_scalar_head
+// names them.
+std::vector<NamedTensor> critic_params_named(const Critic<float>& critic, const std::string& prefix,
+                                             const std::string& head);
+std::vector<NamedTensor> critic_grads_named(Critic<float>& critic, const std::string& prefix, const std::string& head);
 
 // The scalar head alone as a small safetensors file: tensors "<name>.weight" (C) and "<name>.bias" (1), metadata
 // "format" = "tinyds-<name>" with '_' as '-' (PPO writes "value_head" next to its critic's trunk checkpoint,

@@ -14,6 +14,7 @@
 #include "tinyds/ops/adamw.h"
 #include "tinyds/posttrain/trainer_common.h"
 #include "tinyds/train/checkpoint.h"
+#include "tinyds/train/finite_check.h"
 #include "tinyds/train/progress.h"
 #include "tinyds/train/schedule.h"
 
@@ -79,19 +80,23 @@ DistillStepStats distill_update(Transformer<float>& student, Transformer<float>&
   // Teacher logits (N, V): frozen, forward only.
   teacher.forward(batch.inputs.data(), nullptr, B, T);
   student.zero_grad();
-  student.forward(batch.inputs.data(), nullptr, B, T);  // logits only: the loss is computed here, not in the model
+  // A diverged step (train/finite_check.h) stops here, before the optimizer touches the weights.
+  const int step = optimizer_step + 1;  // 1-based, as in metrics.jsonl
+  diverged_if_throws(step, posttrain_hint(), [&] {
+    student.forward(batch.inputs.data(), nullptr, B, T);  // logits only: the loss is computed here, not in the model
+  });
   s.distill = distill_loss_forward(student.logits(), teacher.logits(), batch.targets.data(), B * T, V, opt.distill);
-  if (!std::isfinite(s.distill.loss))
-    throw_error("distillation loss became ", s.distill.loss, " at step ", optimizer_step, " (try a lower --lr)");
   Buffer<float> dlogits(static_cast<std::size_t>(N) * V, Role::policy, Category::activations);  // (B, T, V)
   distill_loss_backward(dlogits.data(), 1.0, student.logits(), teacher.logits(), batch.targets.data(), B * T, V,
                         opt.distill);
   student.backward_from_logits(dlogits.data());
+  check_step_finite(step, s.distill.loss, student.layout(), student.grads(), posttrain_hint());
   s.grad_norm = global_norm(student.grads(), student.num_params());
   if (opt.max_grad_norm > 0) clip_grad_norm(student.grads(), student.num_params(), s.grad_norm, opt.max_grad_norm);
   s.lr = lr_at(optimizer_step, opt.lr, opt.min_lr, opt.warmup_steps, opt.steps);  // warmup + cosine, as sft
   adam.step(student.params(), student.grads(),
             AdamWSettings{static_cast<float>(s.lr), opt.beta1, opt.beta2, opt.adam_eps, opt.weight_decay});
+  check_params_finite(step, student.layout(), student.params(), posttrain_hint());
   student.update_moe_bias();  // DESIGN 4.3
   return s;
 }

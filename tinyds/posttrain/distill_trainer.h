@@ -99,7 +99,8 @@ void check_distill_pair(const Config& teacher, const Tokenizer& teacher_tok, con
 DistillResult run_distill(const DistillTrainOptions& opt);
 
 // One optimizer step on the batch (prompt-masked targets). optimizer_step: steps already taken (the schedule runs
-// over opt.steps).
+// over opt.steps). A diverged step (a forward that fails, a non-finite loss or gradient, a non-finite parameter after
+// the update) throws the error of train/finite_check.h naming step optimizer_step + 1.
 DistillStepStats distill_update(Transformer<float>& student, Transformer<float>& teacher, AdamW& adam,
                                 const Batch& batch, const DistillTrainOptions& opt, int optimizer_step);
 

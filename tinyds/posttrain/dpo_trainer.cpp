@@ -17,6 +17,7 @@
 #include "tinyds/posttrain/losses/logprobs.h"
 #include "tinyds/posttrain/trainer_common.h"
 #include "tinyds/train/checkpoint.h"
+#include "tinyds/train/finite_check.h"
 #include "tinyds/train/progress.h"
 #include "tinyds/train/schedule.h"
 
@@ -73,13 +74,15 @@ DPOStepStats dpo_update(Transformer<float>& policy, Transformer<float>& referenc
   // 3. Policy log-probs (B, T) and the loss on the pairs (chosen = first half, rejected = second half).
   Buffer<float> lp(N, Role::policy, Category::activations), dlp(N, Role::policy, Category::activations);
   policy.zero_grad();
-  policy.forward(b.inputs.data(), nullptr, B, T);  // logits only (no LM loss, no MTP)
+  // A diverged step (train/finite_check.h) stops below, before the optimizer touches the weights.
+  const int step = optimizer_step + 1;  // 1-based, as in metrics.jsonl
+  diverged_if_throws(step, posttrain_hint(), [&] {
+    policy.forward(b.inputs.data(), nullptr, B, T);  // logits only (no LM loss, no MTP)
+  });
   const float* logits = policy.logits();           // (B, T, V)
   logprobs_forward(lp.data(), logits, b.targets.data(), B * T, V);
   s.dpo = dpo_loss_forward(lp.data(), lp_ref.data(), mask.data(), lp.data() + half, lp_ref.data() + half,
                            mask.data() + half, P, T, opt.dpo);
-  if (!std::isfinite(s.dpo.loss))
-    throw_error("DPO loss became ", s.dpo.loss, " at optimizer step ", optimizer_step, " (try a lower --lr)");
   dpo_loss_backward(dlp.data(), dlp.data() + half, 1.0, lp.data(), lp_ref.data(), mask.data(), lp.data() + half,
                     lp_ref.data() + half, mask.data() + half, P, T, opt.dpo);
   double kl = 0, count = 0;
@@ -95,12 +98,14 @@ DPOStepStats dpo_update(Transformer<float>& policy, Transformer<float>& referenc
   Buffer<float> dlogits(static_cast<std::size_t>(N) * V, Role::policy, Category::activations);
   logprobs_backward(dlogits.data(), dlp.data(), logits, b.targets.data(), B * T, V);
   policy.backward_from_logits(dlogits.data());
+  check_step_finite(step, s.dpo.loss, policy.layout(), policy.grads(), posttrain_hint());
   s.grad_norm = global_norm(policy.grads(), policy.num_params());
   if (opt.max_grad_norm > 0) clip_grad_norm(policy.grads(), policy.num_params(), s.grad_norm, opt.max_grad_norm);
   // Constant lr after a linear warmup: lr_at with min_lr == lr has nothing to decay to.
   s.lr = lr_at(optimizer_step, opt.lr, opt.lr, opt.warmup_steps, INT_MAX);
   adam.step(policy.params(), policy.grads(),
             AdamWSettings{static_cast<float>(s.lr), opt.beta1, opt.beta2, opt.adam_eps, opt.weight_decay});
+  check_params_finite(step, policy.layout(), policy.params(), posttrain_hint());
   return s;
 }
 

@@ -93,6 +93,8 @@ DPOResult run_dpo(const DPOTrainOptions& opt);
 
 // One optimizer step on the pair rows (2P problems, preference.h's layout): steps 2-4 above. optimizer_step is the
 // 0-based count of steps already taken (for the warmup). Fills every field but step, seconds and tokens_per_s.
+// A diverged step (a forward that fails, a non-finite loss or gradient, a non-finite parameter after the update)
+// throws the error of train/finite_check.h naming step optimizer_step + 1.
 DPOStepStats dpo_update(Transformer<float>& policy, Transformer<float>& reference, AdamW& adam,
                         const std::vector<Problem>& rows, const Tokenizer& tok, const DPOTrainOptions& opt,
                         int optimizer_step);

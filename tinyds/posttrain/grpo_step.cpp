@@ -11,6 +11,7 @@
 #include "tinyds/posttrain/losses/logprobs.h"
 #include "tinyds/posttrain/losses/reinforce.h"
 #include "tinyds/posttrain/trainer_common.h"
+#include "tinyds/train/finite_check.h"
 
 namespace tinyds {
 
@@ -122,9 +123,14 @@ GRPOStepStats grpo_update(Transformer<float>& policy, Transformer<float>* refere
   Buffer<float> lp(N, Role::policy, Category::activations), dlp(N, Role::policy, Category::activations);
   Buffer<float> dlogits(static_cast<std::size_t>(N) * V, Role::policy, Category::activations);  // (B, T, V)
   double clip_sum = 0;
+  // A diverged pass (train/finite_check.h) stops before the optimizer touches the weights; every pass of the mu
+  // reports the trainer's step (1-based, as in metrics.jsonl).
+  const int step = optimizer_step / opt.num_iterations + 1;
   for (int it = 0; it < opt.num_iterations; it++) {
     policy.zero_grad();
-    policy.forward(pb.inputs.data(), nullptr, B, T);  // logits only: no LM loss, no MTP (targets == nullptr)
+    diverged_if_throws(step, posttrain_hint(), [&] {
+      policy.forward(pb.inputs.data(), nullptr, B, T);  // logits only: no LM loss, no MTP (targets == nullptr)
+    });
     const float* logits = policy.logits();           // (B, T, V)
     logprobs_forward(lp.data(), logits, lp_targets.data(), B * T, V, tau);
     if (it == 0) {
@@ -151,14 +157,14 @@ GRPOStepStats grpo_update(Transformer<float>& policy, Transformer<float>* refere
         s.kl = c > 0 ? k / c : 0.0;
       }
     }
-    if (!std::isfinite(loss))
-      throw_error("RL loss became ", loss, " at optimizer step ", optimizer_step + it, " (try a lower --lr)");
     if (it == 0) s.loss = loss;
     // Backward: dL/dlp (B, T) -> dL/dlogits (B, T, V) -> the model (backward_from_logits accumulates into grads).
     logprobs_backward(dlogits.data(), dlp.data(), logits, lp_targets.data(), B * T, V, tau);
     policy.backward_from_logits(dlogits.data());
+    check_step_finite(step, loss, policy.layout(), policy.grads(), posttrain_hint());
     // Clip, AdamW at the warmup-then-constant lr, router biases (rl_common.h, as PPO's policy step).
     const RLStepNorm sn = rl_optimizer_step(policy, adam, opt, optimizer_step + it);
+    check_params_finite(step, policy.layout(), policy.params(), posttrain_hint());
     s.grad_norm = sn.grad_norm;
     s.lr = sn.lr;
   }

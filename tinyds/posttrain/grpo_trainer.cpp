@@ -14,6 +14,7 @@
 #include "tinyds/posttrain/rl_common.h"
 #include "tinyds/posttrain/trainer_common.h"
 #include "tinyds/train/checkpoint.h"
+#include "tinyds/train/finite_check.h"
 #include "tinyds/train/progress.h"
 
 namespace tinyds {
@@ -94,7 +95,9 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
     ro.pad = Tokenizer::PAD;
     ro.batch = opt.rollout_batch;
     Timer rt;
-    const Rollout r = rollout(policy, prompts, ro);
+    // The previous update left the weights finite but may have made the logits overflow: that is this step's
+    // divergence (train/finite_check.h).
+    const Rollout r = diverged_if_throws(step + 1, posttrain_hint(), [&] { return rollout(policy, prompts, ro); });
     const double rollout_s = rt.seconds();
     // 3. Rewards, then 4-5: the update.
     const std::vector<RewardBreakdown> scores = score_rollout(r, tok, answers, opt.reward_weights);

@@ -135,6 +135,8 @@ std::vector<RewardBreakdown> score_rollout(const Rollout& r, const Tokenizer& to
 // Steps 3-5 above on a fixed rollout: advantages from rewards (B), lp_ref from `reference` (nullptr: no KL term
 // and no KL metric, which needs beta == 0), then num_iterations optimizer steps of `policy`. `optimizer_step` is the 0-based count of optimizer steps already taken (for the
 // warmup). Fills the loss / kl / clip / entropy / grad-norm / lr / degenerate / reward fields of the result.
+// A diverged pass (a forward that fails, a non-finite loss or gradient, a non-finite parameter after the update)
+// throws the error of train/finite_check.h naming the trainer's step optimizer_step / num_iterations + 1.
 GRPOStepStats grpo_update(Transformer<float>& policy, Transformer<float>* reference, AdamW& adam,
                           const Rollout& r, const std::vector<double>& rewards, const GRPOTrainOptions& opt,
                           int optimizer_step);

@@ -20,6 +20,7 @@
 #include "tinyds/posttrain/reward_model_trainer.h"
 #include "tinyds/posttrain/losses/logprobs.h"
 #include "tinyds/posttrain/trainer_common.h"
+#include "tinyds/train/finite_check.h"
 #include "tinyds/train/progress.h"
 #include "tinyds/train/schedule.h"
 #include "tinyds/train/trainer.h"
@@ -111,6 +112,11 @@ PPOTrainer::PPOTrainer(const Config& cfg, const Tokenizer& tok, const PPOTrainer
   }
 }
 
+namespace {
+// `tinyds ppo` names its learning rate --learning-rate (trl's name).
+DivergenceHint ppo_hint() { return {"--learning-rate", "--max-grad-norm", "--warmup"}; }
+}  // namespace
+
 PPOExperience PPOTrainer::make_experience(int step) { return make_experience(step, prompt_indices(step)); }
 
 PPOExperience PPOTrainer::make_experience(int step, const std::vector<int>& idx) {
@@ -134,8 +140,12 @@ PPOExperience PPOTrainer::make_experience(int step, const std::vector<int>& idx)
   ro.batch = static_cast<int>(idx.size());
   ro.role = Role::policy;
   PPOExperience e;
+  e.step = step;
+  const DivergenceHint hint = ppo_hint();
   {
-    const Rollout r = rollout(policy_, prompts, ro);
+    // The last update left the weights finite but may have made the logits overflow: that is this step's
+    // divergence (train/finite_check.h), as is the critic's below.
+    const Rollout r = diverged_if_throws(step + 1, hint, [&] { return rollout(policy_, prompts, ro); });
     e.batch = pack_for_forward(r, Tokenizer::PAD, Role::policy);
     // 2. Scores: the rule reward of each completion (R1: accuracy + format).
     double acc = 0, fmt = 0, eos = 0, len = 0;
@@ -159,7 +169,7 @@ PPOExperience PPOTrainer::make_experience(int step, const std::vector<int>& idx)
   frozen_logprobs(e.ref_logprobs.data(), reference_, e.batch.inputs.data(), e.ctargets.data(), B, T, tau);
   // values_old: the critic before this step's updates.
   e.values.reset(N, Role::critic, Category::rollout);
-  const float* v = critic_.forward(e.batch.inputs.data(), B, T);
+  const float* v = diverged_if_throws(step + 1, hint, [&] { return critic_.forward(e.batch.inputs.data(), B, T); });
   std::copy(v, v + N, e.values.data());
   if (reward_model_) {  // a learned score: the reward model's head at each completion's last token
     Buffer<float> rm(N, Role::reward, Category::rollout);  // (B, T) head values at every position
@@ -215,25 +225,30 @@ PPOUpdateStats PPOTrainer::update(const PPOExperience& e) {
   grow(dvalues_, N, Role::critic, Category::activations);
   PPOUpdateStats st;
 
-  // Forward: the current policy's log-probs and entropy, the current critic's values.
+  // Forward: the current policy's log-probs and entropy, the current critic's values. A diverged step
+  // (train/finite_check.h) stops below, before either optimizer touches its model's weights.
+  const int step = e.step + 1;  // 1-based, as in metrics.jsonl
+  const DivergenceHint hint = ppo_hint();
   policy_.zero_grad();
-  policy_.forward(e.batch.inputs.data(), nullptr, B, T);
+  diverged_if_throws(step, hint, [&] { policy_.forward(e.batch.inputs.data(), nullptr, B, T); });
   logprobs_forward(lp_.data(), policy_.logits(), e.ctargets.data(), static_cast<int>(N), V, tau);
   entropy_forward(entropy_.data(), policy_.logits(), e.ctargets.data(), static_cast<int>(N), V, tau);
   st.entropy = masked_mean(entropy_.data(), mask, N);
   critic_.zero_grad();
-  const float* values = critic_.forward(e.batch.inputs.data(), B, T);
+  const float* values = diverged_if_throws(step, hint, [&] { return critic_.forward(e.batch.inputs.data(), B, T); });
   st.value_mean = masked_mean(values, mask, N);
 
   // L = L_pg + vf_coef L_vf (ppo.h); dlp flows into the policy, dvalues into the critic.
   st.loss = ppo_loss_forward(lp_.data(), values, e.batch.old_logprobs.data(), e.values.data(), e.advantages.data(),
                              e.returns.data(), mask, N, opt_.ppo);
-  if (!std::isfinite(st.loss.loss)) throw_error("ppo: loss became ", st.loss.loss, " (try a lower --learning-rate)");
   ppo_loss_backward(dlp_.data(), dvalues_.data(), 1.0, lp_.data(), values, e.batch.old_logprobs.data(),
                     e.values.data(), e.advantages.data(), e.returns.data(), mask, N, opt_.ppo);
   logprobs_backward(dlogits_.data(), dlp_.data(), policy_.logits(), e.ctargets.data(), static_cast<int>(N), V, tau);
   policy_.backward_from_logits(dlogits_.data());
   critic_.backward(dvalues_.data());
+  std::vector<NamedTensor> grads = layout_tensors(policy_.layout(), policy_.grads());
+  for (NamedTensor& t : critic_grads_named(critic_, "critic/", "value_head")) grads.push_back(std::move(t));
+  check_step_finite(step, st.loss.loss, grads, hint);
 
   // Each model: clip its gradient, AdamW with the shared RL settings (rl_common.h), the router biases stay frozen in
   // post-training (moe_balance.h).
@@ -241,6 +256,8 @@ PPOUpdateStats PPOTrainer::update(const PPOExperience& e) {
   st.critic_grad_norm = critic_clip_grad_norm(critic_, opt_.max_grad_norm);
   const float clr = opt_.critic_learning_rate < 0 ? opt_.lr : static_cast<float>(opt_.critic_learning_rate);
   critic_opt_.step(opt_.at(critic_opt_.t(), clr));
+  check_params_finite(step, policy_.layout(), policy_.params(), hint);
+  check_params_finite(step, critic_params_named(critic_, "critic/", "value_head"), hint);
   return st;
 }
 

@@ -78,6 +78,7 @@ struct PPOTrainerOptions : RLOptimizerOptions {
 // One rollout batch with everything the PPO epochs need. Buffers are Category::rollout, under the role whose
 // output they hold (lp_ref: reference; values_old and returns: critic; the rest: policy).
 struct PPOExperience {
+  int step = 0;                    // the 0-based step it was sampled for (a divergence error names step + 1)
   PolicyBatch batch;               // inputs, targets, mask, old_logprobs (B, T)
   Buffer<int> ctargets;            // (B, T) targets where mask is 1, else -1 (prompt positions carry no loss)
   Buffer<float> ref_logprobs;      // (B, T) lp_ref
@@ -128,7 +129,9 @@ class PPOTrainer {
   // Step 3 from e.scores (B), e.batch, e.ref_logprobs and e.values: per-token rewards, GAE, whitened advantages,
   // returns, reward mean/std and KL. make_experience calls it; a caller may change e.scores and call it again.
   void score_experience(PPOExperience& e) const;
-  // One PPO epoch on exp: one optimizer step on the policy and on the critic.
+  // One PPO epoch on exp: one optimizer step on the policy and on the critic. A diverged epoch (a forward that fails,
+  // a non-finite loss, a non-finite gradient or updated parameter of the policy, or of the critic: "critic/<name>",
+  // "value_head.weight", "value_head.bias") throws the error of train/finite_check.h naming step exp.step + 1.
   PPOUpdateStats update(const PPOExperience& exp);
   // The whole run: steps x (make_experience + num_ppo_epochs updates), logging, checkpoints, evaluation.
   PPOResult run();

@@ -15,6 +15,7 @@
 #include "tinyds/core/timer.h"
 #include "tinyds/posttrain/trainer_common.h"
 #include "tinyds/train/checkpoint.h"
+#include "tinyds/train/finite_check.h"
 #include "tinyds/train/progress.h"
 #include "tinyds/train/schedule.h"
 #include "tinyds/train/trainer.h"
@@ -44,14 +45,16 @@ void validate(const RMTrainOptions& o) {
 namespace {
 
 // Critic forward on the pair rows; fills r (2P) with each row's value at its last completion position.
-// Returns the batch (for the backward's positions).
+// Returns the batch (for the backward's positions). With step > 0 it is that training step's forward, and its
+// failure (the MoE router refuses non-finite logits) is the step's divergence (train/finite_check.h).
 Batch forward_pairs(Critic<float>& rm, const std::vector<Problem>& rows, const Tokenizer& tok, std::vector<int>& last,
-                    std::vector<float>& r) {
+                    std::vector<float>& r, int step = 0) {
   if (rows.size() < 2 || rows.size() % 2 != 0)
     throw_error("reward model: ", rows.size(), " rows are not chosen / rejected pairs (an even number >= 2)");
   Batch b = preference_batch(rows, tok, rm.trunk().config().max_seq_len);
   last = last_target_positions(b);
-  const float* V = rm.forward(b.inputs.data(), b.B, b.T);  // (B, T)
+  auto forward = [&] { return rm.forward(b.inputs.data(), b.B, b.T); };
+  const float* V = step > 0 ? diverged_if_throws(step, posttrain_hint(), forward) : forward();  // (B, T)
   r.assign(b.B, 0.0f);
   for (int i = 0; i < b.B; i++) {
     if (last[i] < 0) throw_error("reward model: row ", i, " has no completion token (its prompt fills the context)");
@@ -75,12 +78,12 @@ RMStepStats reward_model_update(Critic<float>& rm, CriticAdamW& adam, const std:
   std::vector<int> last;
   std::vector<float> r;  // (2P): r_w = r[0, P), r_l = r[P, 2P)
   rm.zero_grad();
-  const Batch b = forward_pairs(rm, rows, tok, last, r);
+  // A diverged step (train/finite_check.h) stops below, before the optimizer touches the weights.
+  const int step = optimizer_step + 1;  // 1-based, as in metrics.jsonl
+  const Batch b = forward_pairs(rm, rows, tok, last, r, step);
   const int B = b.B, T = b.T, P = B / 2;
   s.tokens = static_cast<long>(B) * T;
   s.rm = reward_model_loss_forward(r.data(), r.data() + P, P);
-  if (!std::isfinite(s.rm.loss))
-    throw_error("reward model loss became ", s.rm.loss, " at optimizer step ", optimizer_step, " (try a lower --lr)");
   for (int p = 0; p < P; p++) { s.reward_chosen += r[p] / P; s.reward_rejected += r[P + p] / P; }
   std::vector<float> dr(B);
   reward_model_loss_backward(dr.data(), dr.data() + P, 1.0, r.data(), r.data() + P, P);
@@ -88,10 +91,12 @@ RMStepStats reward_model_update(Critic<float>& rm, CriticAdamW& adam, const std:
   Buffer<float> dV(static_cast<std::size_t>(B) * T, Role::reward, Category::activations);
   for (int i = 0; i < B; i++) dV[static_cast<long>(i) * T + last[i]] = dr[i];
   rm.backward(dV.data());
+  check_step_finite(step, s.rm.loss, critic_grads_named(rm, "", "reward_head"), posttrain_hint());
   s.grad_norm = critic_clip_grad_norm(rm, opt.max_grad_norm);
   // Constant lr after a linear warmup: lr_at with min_lr == lr has nothing to decay to.
   s.lr = lr_at(optimizer_step, opt.lr, opt.lr, opt.warmup_steps, INT_MAX);
   adam.step(AdamWSettings{static_cast<float>(s.lr), opt.beta1, opt.beta2, opt.adam_eps, opt.weight_decay});
+  check_params_finite(step, critic_params_named(rm, "", "reward_head"), posttrain_hint());
   // No update_moe_bias: the trunk starts from a trained checkpoint and keeps its router biases (moe_balance.h).
   return s;
 }

@@ -89,7 +89,9 @@ RMResult run_reward_model(const RMTrainOptions& opt);
 // Rewards r (2P) of the pair rows (preference.h's layout) at each row's last completion position.
 std::vector<double> score_pairs(Critic<float>& rm, const std::vector<Problem>& rows, const Tokenizer& tok);
 
-// One optimizer step on the pair rows. optimizer_step: steps already taken (for the warmup).
+// One optimizer step on the pair rows. optimizer_step: steps already taken (for the warmup). A diverged step (a
+// forward that fails, a non-finite loss or gradient of trunk or reward_head, a non-finite parameter after the
+// update) throws the error of train/finite_check.h naming step optimizer_step + 1.
 RMStepStats reward_model_update(Critic<float>& rm, CriticAdamW& adam, const std::vector<Problem>& rows,
                                 const Tokenizer& tok, const RMTrainOptions& opt, int optimizer_step);
 

@@ -157,11 +157,9 @@ void check_answer_tokens(const std::vector<Problem>& problems, int seq_len, bool
 // The step's forward and backward; a forward that fails (the MoE router refuses non-finite logits) is reported as
 // the divergence it is, at 1-based step `step`.
 double forward_backward_checked(DataParallel<float>& dp, const Batch& batch, int step) {
-  try {
+  return diverged_if_throws(step, DivergenceHint{}, [&] {
     return dp.forward_backward(batch.inputs.data(), batch.targets.data(), batch.B, batch.T);
-  } catch (const Error& e) {
-    throw_diverged(step, std::string("the forward or backward pass failed: ") + e.what());
-  }
+  });
 }
 
 void print_start(const Config& cfg, const TrainOptions& opt, const Transformer<float>& model, const BatchSource& data,

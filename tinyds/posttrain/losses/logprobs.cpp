@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tinyds/core/error.h"
+#include "tinyds/core/parallel_error.h"
 #include "tinyds/ops/vmath.h"
 #include "tinyds/posttrain/losses/row_softmax.h"
 
@@ -29,11 +30,14 @@ void logprobs_forward(real* lp,            // (N)
                       const int* targets,  // (N), < 0 = masked
                       int N, int V, double temperature) {
   check_logprob_args(targets, N, V, temperature, "logprobs_forward");
+  FirstError failure;  // the per-thread scratch may fail to allocate (core/parallel_error.h)
 #pragma omp parallel if (static_cast<long>(N) * V >= kParallelMinWork)
   {
-    std::vector<double> logp(V);  // per-thread row scratch
+    std::vector<double> logp;  // per-thread row scratch
+    const bool ready = failure.run([&] { logp.resize(V); });
 #pragma omp for schedule(static)
     for (int n = 0; n < N; n++) {
+      if (!ready) continue;  // the allocation error is rethrown after the region
       if (targets[n] < 0) {
         lp[n] = real(0);
         continue;
@@ -42,6 +46,7 @@ void logprobs_forward(real* lp,            // (N)
       lp[n] = static_cast<real>(logp[targets[n]]);
     }
   }
+  failure.rethrow();
 }
 
 // forward was: lp[n] = z[t] - lse(z),  z = logits[n] / T
@@ -54,11 +59,14 @@ void logprobs_backward(real* dlogits,      // (N, V) written
                        const int* targets,  // (N)
                        int N, int V, double temperature) {
   check_logprob_args(targets, N, V, temperature, "logprobs_backward");
+  FirstError failure;  // the per-thread scratch may fail to allocate (core/parallel_error.h)
 #pragma omp parallel if (static_cast<long>(N) * V >= kParallelMinWork)
   {
-    std::vector<double> logp(V);
+    std::vector<double> logp;
+    const bool ready = failure.run([&] { logp.resize(V); });
 #pragma omp for schedule(static)
     for (int n = 0; n < N; n++) {
+      if (!ready) continue;  // the allocation error is rethrown after the region
       real* dx = dlogits + static_cast<long>(n) * V;
       const int t = targets[n];
       if (t < 0) {
@@ -71,6 +79,7 @@ void logprobs_backward(real* dlogits,      // (N, V) written
       dx[t] = static_cast<real>(g * (1.0 - std::exp(logp[t])));
     }
   }
+  failure.rethrow();
 }
 
 template <typename real>
@@ -79,11 +88,14 @@ void entropy_forward(real* entropy,       // (N)
                      const int* targets,  // (N), < 0 = masked
                      int N, int V, double temperature) {
   check_logprob_args(targets, N, V, temperature, "entropy_forward");
+  FirstError failure;  // the per-thread scratch may fail to allocate (core/parallel_error.h)
 #pragma omp parallel if (static_cast<long>(N) * V >= kParallelMinWork)
   {
-    std::vector<double> logp(V);
+    std::vector<double> logp;
+    const bool ready = failure.run([&] { logp.resize(V); });
 #pragma omp for schedule(static)
     for (int n = 0; n < N; n++) {
+      if (!ready) continue;  // the allocation error is rethrown after the region
       if (targets[n] < 0) {
         entropy[n] = real(0);
         continue;
@@ -94,6 +106,7 @@ void entropy_forward(real* entropy,       // (N)
       entropy[n] = static_cast<real>(h);
     }
   }
+  failure.rethrow();
 }
 
 // forward was: H = -sum_v p[v] log p[v],  p = softmax(z),  z = logits[n] / T
@@ -107,11 +120,14 @@ void entropy_backward(real* dlogits,         // (N, V) written
                       const int* targets,    // (N)
                       int N, int V, double temperature) {
   check_logprob_args(targets, N, V, temperature, "entropy_backward");
+  FirstError failure;  // the per-thread scratch may fail to allocate (core/parallel_error.h)
 #pragma omp parallel if (static_cast<long>(N) * V >= kParallelMinWork)
   {
-    std::vector<double> logp(V);
+    std::vector<double> logp;
+    const bool ready = failure.run([&] { logp.resize(V); });
 #pragma omp for schedule(static)
     for (int n = 0; n < N; n++) {
+      if (!ready) continue;  // the allocation error is rethrown after the region
       real* dx = dlogits + static_cast<long>(n) * V;
       if (targets[n] < 0) {
         for (int v = 0; v < V; v++) dx[v] = real(0);
@@ -124,6 +140,7 @@ void entropy_backward(real* dlogits,         // (N, V) written
       for (int v = 0; v < V; v++) dx[v] = static_cast<real>(-g * std::exp(logp[v]) * (logp[v] + h));
     }
   }
+  failure.rethrow();
 }
 
 template void logprobs_forward<float>(float*, const float*, const int*, int, int, double);
