@@ -16,6 +16,19 @@ gemm512_gflops is torch's float32 512x512x512 matmul rate, the machine's BLAS pe
 train_gflops_per_s counts 6 * (matmul parameters) + 6 * n_layer * T * H * D FLOPs per token (Kaplan et al. 2020).
 Debian's python3-torch calls whatever libblas.so.3 is installed: the reference BLAS unless libopenblas0-pthread
 is (then GEMM is ~30x faster), so the BLAS actually loaded is reported and a warning printed without OpenBLAS.
+
+    /usr/bin/python3 tests/reference/bench_torch.py --rollout SPEC.json [--threads 2 --json]
+times batched rollouts instead (decode.py: kv-cache decoding, multinomial sampling, inference only) of the tinyds
+checkpoint SPEC names, as `tinyds bench --rollout` writes it: {"ckpt", "prompts" [[ids]], "max_new_tokens",
+"n_tokens", "temperature", "warmup", "repeats", "seed", "check_prompts" [[ids]], "check_new_tokens",
+"tinyds_greedy" [[ids]], "tinyds_greedy_logprobs" [[lp]]}. Every sequence gets max_new_tokens (no stop at <eos>;
+fewer only where max_seq_len cuts it). First the checks: the cached greedy completions of check_prompts must equal
+the full-recompute greedy ones (decode.greedy_full), and tinyds_greedy when given, token for token and in their
+log-probs (within 1e-5); a failed check exits 1 (with --json 0: the JSON line says it, and the caller decides).
+The JSON line: {"tokens_per_s" (sampled tokens / median wall time), "tokens_per_cpu_s", "median_s", "times_s",
+"cpu_s" (process CPU time, all threads), "tokens", "steps", "greedy_cache_equals_recompute",
+"greedy_equals_tinyds", "logprob_max_diff_recompute", "logprob_max_diff_tinyds", "first_difference", "threads",
+"torch", "blas", "omp_wait_policy", "load_avg_1min"}.
 """
 import argparse
 import json
@@ -45,6 +58,7 @@ def parse_args(argv):
     ap.add_argument("--seq", type=int, default=None, help="T (default: the config's train.seq_len, else 128)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="print one JSON line")
+    ap.add_argument("--rollout", default=None, metavar="SPEC.json", help="time rollouts instead (see the header)")
     for field, kind in MODEL_FLAGS.items():
         ap.add_argument("--" + field.replace("_", "-"), type=kind, default=None, help=f"override model.{field}")
     args = ap.parse_args(argv)
@@ -124,6 +138,8 @@ def main(argv=None):
     from model import TinyDS
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    if args.rollout:
+        return bench_rollout(torch, args)
 
     full = load_config(args.config)
     model_dict = dict(full["model"])
@@ -183,6 +199,84 @@ def main(argv=None):
               f"{result['train_gflops_per_s']:.1f} GFLOP/s (512 GEMM {gemm:.1f} GFLOP/s); torch {torch.__version__}, "
               f"{blas}; load average {result['load_avg_1min']:.1f}")
     return 0
+
+
+def first_difference(a, b):
+    """(completion index, token index) of the first place two lists of completions differ, or None."""
+    for i, (x, y) in enumerate(zip(a, b)):
+        for t, (u, v) in enumerate(zip(x, y)):
+            if u != v:
+                return [i, t]
+        if len(x) != len(y):
+            return [i, min(len(x), len(y))]
+    return None if len(a) == len(b) else [min(len(a), len(b)), 0]
+
+
+def bench_rollout(torch, args):
+    """--rollout SPEC.json: the greedy checks, then the timed rollouts (see the header)."""
+    import decode
+    from model import load_state
+    with open(args.rollout) as f:
+        spec = json.load(f)
+    model, _ = load_state(spec["ckpt"])
+    model.eval()
+    blas, is_openblas = blas_report(torch)
+    if not is_openblas:
+        print(f"bench_torch.py: warning: torch is not using OpenBLAS ({blas}); GEMM will be ~30x slower. "
+              f"Run make deps (installs libopenblas0-pthread).", file=sys.stderr)
+    n_tokens, new = spec["n_tokens"], spec["max_new_tokens"]
+
+    check_prompts, check_new = spec["check_prompts"], spec["check_new_tokens"]
+    cached, cached_lp, _ = decode.rollout(model, check_prompts, check_new, n_tokens, temperature=0)
+    full, full_lp = decode.greedy_full(model, check_prompts, check_new, n_tokens)
+    theirs, theirs_lp = spec.get("tinyds_greedy"), spec.get("tinyds_greedy_logprobs")
+    # The tokens alone are a weak check on a freshly initialised model (std 0.02): attention barely moves its
+    # logits, so a decode with wrong RoPE positions still picked the same argmax on nano. The log-probs of the
+    # chosen tokens move: that error changed them by 5.8e-5 (nano, MLA) and 2.9e-4 (nano-dense). Tolerance 1e-5:
+    # the three fp32 implementations (cached, recomputed, tinyds) agreed within 4.8e-7 on both (lp ~ -5, whose
+    # float32 spacing is 4.8e-7).
+    tol = 1e-5
+
+    def max_diff(a, b):
+        return max((abs(x - y) for u, v in zip(a, b) for x, y in zip(u, v)), default=0.0)
+    lp_recompute = max_diff(cached_lp, full_lp)
+    lp_tinyds = None if theirs_lp is None else max_diff(cached_lp, theirs_lp)
+    result = {"greedy_cache_equals_recompute": cached == full and lp_recompute <= tol,
+              "greedy_equals_tinyds": None if theirs is None else cached == theirs and (lp_tinyds or 0.0) <= tol,
+              "logprob_max_diff_recompute": lp_recompute, "logprob_max_diff_tinyds": lp_tinyds,
+              "logprob_tolerance": tol,
+              "first_difference": first_difference(cached, full if cached != full else (theirs or cached))}
+
+    prompts = spec["prompts"]
+    gen = torch.Generator().manual_seed(spec.get("seed", 0))
+    times, cpu, steps, tokens = [], [], 0, 0
+    warmup = spec.get("warmup", 1)                   # untimed rollouts first (allocator, thread pools)
+    for rep in range(warmup + spec["repeats"]):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        out, _, steps = decode.rollout(model, prompts, new, n_tokens, spec.get("temperature", 1.0), generator=gen)
+        if rep >= warmup:
+            times.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
+        tokens = sum(len(c) for c in out)            # B * max_new_tokens unless max_seq_len cut a sequence short
+    median = statistics.median(times)
+    result.update({"tokens_per_s": tokens / median, "median_s": median, "times_s": times, "cpu_s": cpu,
+                   "tokens": tokens, "tokens_per_cpu_s": tokens / statistics.median(cpu),
+                   "steps": steps, "batch": len(prompts), "max_new_tokens": new, "threads": args.threads,
+                   "torch": torch.__version__, "blas": blas, "openblas": is_openblas,
+                   "omp_wait_policy": os.environ["OMP_WAIT_POLICY"], "load_avg_1min": os.getloadavg()[0]})
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"bench_torch --rollout: B {len(prompts)} x {new} new tokens, {steps} steps, {args.threads} threads: "
+              f"median {median * 1e3:.1f} ms, {result['tokens_per_s']:.0f} tokens/s; greedy cache == recompute: "
+              f"{result['greedy_cache_equals_recompute']}, == tinyds: {result['greedy_equals_tinyds']}; "
+              f"load average {result['load_avg_1min']:.1f}")
+    ok = result["greedy_cache_equals_recompute"] and result["greedy_equals_tinyds"] is not False
+    if not ok:
+        print(f"bench_torch.py: error: greedy decoding disagrees at (completion, token) {result['first_difference']}",
+              file=sys.stderr)
+    # With --json the caller (tinyds bench --rollout) reads the checks from the JSON line and decides.
+    return 0 if ok or args.json else 1
 
 
 if __name__ == "__main__":

@@ -11,11 +11,15 @@
 //   4. tests/reference/bench_torch.py on the same model, B, T and thread count (skipped with --no-torch)
 // `tinyds bench --kernels` instead times every version of the CUDA kernels (kernels/bench.h); the command links
 // them under the CPU emulation, so those times are not GPU figures.
+// `tinyds bench --rollout` instead times the RL stage's sampling: batched rollouts of B = 8 prompts x 8
+// completions x 96 new tokens (train/bench_rollout.h) against the PyTorch twin's kv-cache decode of the same batch
+// (bench_torch.py --rollout), after checking that both decode greedily to the same tokens.
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -29,8 +33,11 @@
 #include "tinyds/core/error.h"
 #include "tinyds/model/config.h"
 #include "tinyds/train/bench.h"
+#include "tinyds/data/tokenizer.h"
 #include "tinyds/train/bench_profile.h"
+#include "tinyds/train/bench_rollout.h"
 #include "tinyds/train/bench_torch.h"
+#include "tinyds/train/checkpoint.h"
 
 namespace tinyds {
 
@@ -233,6 +240,160 @@ double bench_torch(const Config& cfg, int threads, int warmup, int steps, json& 
   return tps;
 }
 
+
+// ---- tinyds bench --rollout ----
+
+struct RolloutBenchArgs {
+  std::string ckpt;         // a checkpoint to time, or "" for the preset freshly initialised
+  int prompts = 8, group = 8, max_new_tokens = 96, warmup = 1, repeats = 5;
+  bool no_torch = false;
+};
+
+// Prints and records one side's figures; returns its tokens/s.
+double report_rollout_side(const char* who, long tokens, const std::vector<double>& wall_s,
+                           const std::vector<double>& cpu_s, json& into) {
+  const double med = median_of(wall_s), cpu = median_of(cpu_s);
+  const auto [lo, hi] = std::minmax_element(wall_s.begin(), wall_s.end());
+  std::printf("  %-7s rollout %8.1f ms median (min %.1f, max %.1f over %zu), CPU %8.1f ms: %8.0f tokens/s, "
+              "%8.0f tokens per CPU-second\n", who, 1e3 * med, 1e3 * *lo, 1e3 * *hi, wall_s.size(), 1e3 * cpu,
+              tokens / med, tokens / cpu);
+  into["tokens_per_s"] = tokens / med;
+  into["tokens_per_cpu_s"] = tokens / cpu;
+  into["median_s"] = med;
+  into["median_cpu_s"] = cpu;
+  into["wall_s"] = wall_s;
+  into["cpu_s"] = cpu_s;
+  into["tokens"] = tokens;
+  return tokens / med;
+}
+
+int bench_rollout(const std::string& preset, const RolloutBenchArgs& ra, std::ofstream& json_file,
+                  const std::string& json_path) {
+  namespace fs = std::filesystem;
+  Config cfg;
+  std::string ckpt = ra.ckpt;
+  const Tokenizer tok;
+  char dir_template[] = "/tmp/tinyds_bench_rollout_XXXXXX";
+  if (!mkdtemp(dir_template)) throw_error("bench --rollout: cannot create a folder under /tmp");
+  const fs::path dir = dir_template;
+  struct RemoveDir {  // the checkpoint and spec written for the twin go when the bench ends, however it ends
+    fs::path d;
+    ~RemoveDir() { std::error_code ec; fs::remove_all(d, ec); }
+  } remove_dir{dir};
+  std::unique_ptr<Transformer<float>> model;
+  if (ckpt.empty()) {
+    cfg = Config::preset(preset);
+    model = std::make_unique<Transformer<float>>(cfg.model);
+    model->init_weights(cfg.train.seed);
+    ckpt = (dir / "model.safetensors").string();  // the twin loads exactly these weights
+    save_checkpoint(ckpt, cfg, tok, *model, nullptr, TrainState{});
+  } else {
+    const LoadedCheckpoint ck = load_checkpoint(ckpt);
+    cfg = ck.config;
+    model = std::make_unique<Transformer<float>>(cfg.model);
+    load_params_into(ck, *model);
+  }
+  const ModelConfig& m = cfg.model;
+  const int n_tokens = tok.vocab_size();
+  const std::vector<std::vector<int>> prompts = rollout_bench_prompts(ra.prompts, ra.group, 2, 1);
+  std::size_t lo = prompts[0].size(), hi = lo;
+  for (const auto& p : prompts) { lo = std::min(lo, p.size()); hi = std::max(hi, p.size()); }
+  const MachineInfo mi = machine_info();
+  std::printf("tinyds bench --rollout: %s (C %d, %d layers, %s, V %d), %s\n", ckpt == ra.ckpt ? ckpt.c_str() :
+              (cfg.name + ", freshly initialised").c_str(), m.d_model, m.n_layer, attention_kind_name(m.attention),
+              m.vocab_size, m.n_routed_experts > 0 ? "MoE" : "dense FFN");
+  std::printf("  batch            B %zu = %d level-2 problems x %d, prompts %zu..%zu tokens, %d new tokens each "
+              "(no stop at <eos>), temperature 1\n", prompts.size(), ra.prompts, ra.group, lo, hi, ra.max_new_tokens);
+  std::printf("  machine          %s, %d logical CPUs, %d OpenMP threads, OMP_WAIT_POLICY %s, load average %.2f\n",
+              mi.cpu_model.c_str(), mi.logical_cpus, mi.omp_threads,
+              mi.omp_wait_policy.empty() ? "unset" : mi.omp_wait_policy.c_str(), mi.load_avg_1min);
+  json out = {{"preset", cfg.name}, {"ckpt", ra.ckpt}, {"config", config_to_json(cfg)}, {"notes", json::array()},
+              {"batch", prompts.size()}, {"prompts", ra.prompts}, {"group", ra.group},
+              {"max_new_tokens", ra.max_new_tokens}, {"prompt_len_min", lo}, {"prompt_len_max", hi}};
+  out["machine"] = {{"cpu_model", mi.cpu_model}, {"logical_cpus", mi.logical_cpus}, {"omp_threads", mi.omp_threads},
+                    {"omp_wait_policy", mi.omp_wait_policy}, {"load_avg_1min_start", mi.load_avg_1min}};
+
+  // Greedy check prompts: the first two distinct problems, 16 new tokens (fewer if --max-new-tokens is smaller).
+  const std::vector<std::vector<int>> check = {prompts[0], prompts[std::min<std::size_t>(ra.group, prompts.size() - 1)]};
+  const int check_new = std::min(16, ra.max_new_tokens);
+  const Rollout greedy_rollout = rollout(*model, check, rollout_bench_options(check_new, n_tokens, 0.0f, 1));
+  std::vector<std::vector<int>> greedy;
+  std::vector<std::vector<float>> greedy_lp;  // log-probs of the greedy tokens (tau 1): the twin compares them too
+  for (int b = 0; b < greedy_rollout.B; b++) {
+    greedy.push_back(greedy_rollout.completion_ids(b));
+    const float* lp = greedy_rollout.logprob_row(b) + greedy_rollout.prompt_len[b];
+    greedy_lp.emplace_back(lp, lp + greedy_rollout.completion_len[b]);
+  }
+
+  std::printf("\nmeasuring tinyds rollouts (%d warmup + %d timed)...\n", ra.warmup, ra.repeats);
+  std::fflush(stdout);
+  const RolloutTimes t =
+      time_rollouts(*model, prompts, rollout_bench_options(ra.max_new_tokens, n_tokens, 1.0f, 1), ra.warmup, ra.repeats);
+  const double tps = report_rollout_side("tinyds", t.tokens, t.wall_s, t.cpu_s, out["tinyds"]);
+
+  int status = 0;
+  if (ra.no_torch) {
+    std::printf("  PyTorch twin: skipped (--no-torch)\n");
+    out["torch"] = {{"skipped", "--no-torch"}};
+  } else {
+    const fs::path spec = dir / "rollout_spec.json";
+    std::ofstream(spec) << json{{"ckpt", ckpt}, {"prompts", prompts}, {"max_new_tokens", ra.max_new_tokens},
+                                {"n_tokens", n_tokens}, {"temperature", 1.0}, {"repeats", ra.repeats},
+                                {"warmup", ra.warmup}, {"seed", 1}, {"check_prompts", check},
+                                {"check_new_tokens", check_new}, {"tinyds_greedy", greedy},
+                                {"tinyds_greedy_logprobs", greedy_lp}}.dump();
+    const std::string python = "/usr/bin/python3", script = std::string(TINYDS_SOURCE_DIR) + "/tests/reference/bench_torch.py";
+    const std::string command = shell_quote(python) + " " + shell_quote(script) + " --json --threads " +
+                                std::to_string(mi.omp_threads) + " --rollout " + shell_quote(spec.string());
+    std::printf("running the PyTorch twin (after tinyds, never alongside)...\n  %s\n", command.c_str());
+    std::fflush(stdout);
+    const TorchBenchResult r = run_torch_command(python, script, command);
+    for (const std::string& line : r.notes) std::printf("  (bench_torch.py) %s\n", line.c_str());
+    if (!r.ok) {
+      std::printf("  PyTorch twin unavailable: %s\n", r.why.c_str());
+      out["torch"] = {{"skipped", r.why}, {"command", command}};
+      // A twin that ran but disagreed exits 1 after its JSON line; one that did not run at all is not a failure.
+      status = 0;
+    } else {
+      const json& j = r.result;
+      const double torch_tps = report_rollout_side("PyTorch", j.value("tokens", 0L), j["times_s"].get<std::vector<double>>(),
+                                                   j["cpu_s"].get<std::vector<double>>(), out["torch"]);
+      out["torch"]["result"] = j;
+      out["torch"]["command"] = command;
+      std::printf("          torch %s, %d threads, %s; OMP_WAIT_POLICY=%s, load average %.2f at its end\n",
+                  j.value("torch", std::string("?")).c_str(), j.value("threads", 0),
+                  j.value("blas", std::string("?")).c_str(), j.value("omp_wait_policy", std::string("?")).c_str(),
+                  j.value("load_avg_1min", -1.0));
+      const bool same_recompute = j.value("greedy_cache_equals_recompute", false);
+      const bool same_tinyds = j.value("greedy_equals_tinyds", false);
+      std::printf("  greedy check     twin's kv-cache decode == its full recompute: %s; tinyds == twin: %s "
+                  "(%zu prompts x %d tokens; tokens equal, log-probs within %.0e: max diff %.1e and %.1e)\n",
+                  same_recompute ? "yes" : "NO", same_tinyds ? "yes" : "NO", check.size(), check_new,
+                  j.value("logprob_tolerance", 0.0), j.value("logprob_max_diff_recompute", -1.0),
+                  j.value("logprob_max_diff_tinyds", -1.0));
+      if (j.value("tokens", 0L) != t.tokens)
+        note(out, "the twin sampled " + std::to_string(j.value("tokens", 0L)) + " tokens, tinyds " +
+                  std::to_string(t.tokens) + ": not the same work");
+      if (!same_recompute || !same_tinyds) {
+        std::fprintf(stderr, "error: greedy decoding disagrees (first difference at [completion, token] %s)\n",
+                     j["first_difference"].dump().c_str());
+        status = 1;
+      }
+      std::printf("\ntinyds / PyTorch    %.2fx wall (%.0f vs %.0f tokens/s), %.2fx per CPU-second\n", tps / torch_tps,
+                  tps, torch_tps, out["tinyds"]["tokens_per_cpu_s"].get<double>() /
+                  out["torch"]["tokens_per_cpu_s"].get<double>());
+      out["tinyds_over_torch"] = tps / torch_tps;
+    }
+  }
+  out["machine"]["load_avg_1min_end"] = load_average_1min();
+  if (json_file.is_open()) {
+    json_file << out.dump(2) << "\n";
+    if (!json_file) throw_error("option --json: writing '", json_path, "' failed");
+    std::printf("\nwrote %s\n", json_path.c_str());
+  }
+  return status;
+}
+
 }  // namespace
 
 int cmd_bench(int argc, char** argv) {
@@ -242,7 +403,7 @@ int cmd_bench(int argc, char** argv) {
   std::string preset = "base", json_path;
   int steps = 10, warmup = 3;
   bool no_torch = false, kernels = false;
-  a.add("--preset", preset, "model and batch (B, T) to time: nano, small, base (DeepSeek-style) or their -dense twins");
+  a.add("--preset", preset, "model and batch (B, T) to time: nano, small, base (DeepSeek-style) or their -dense twins (with --rollout: default small)");
   a.add("--steps", steps, "timed training steps (median taken)");
   a.add("--warmup", warmup, "untimed training steps first");
   a.add_flag("--no-torch", no_torch, "skip the PyTorch reference");
@@ -250,11 +411,32 @@ int cmd_bench(int argc, char** argv) {
   a.add_flag("--kernels", kernels,
              "instead, time every CUDA kernel version (--steps calls each); under the CPU emulation these are not "
              "GPU figures");
+  bool rollout_mode = false;
+  RolloutBenchArgs ra;
+  a.add_flag("--rollout", rollout_mode,
+             "instead, time rollouts (the RL stage's sampling) against the PyTorch twin's kv-cache decode; "
+             "preset small unless --preset or --ckpt says otherwise");
+  a.add("--ckpt", ra.ckpt, "with --rollout: time this checkpoint instead of a freshly initialised preset");
+  a.add("--rollouts", ra.repeats, "with --rollout: timed rollouts per side (median taken), after one untimed");
+  a.add("--prompts", ra.prompts, "with --rollout: distinct generated level-2 problems");
+  a.add("--group", ra.group, "with --rollout: completions per problem (B = prompts x group)");
+  a.add("--max-new-tokens", ra.max_new_tokens, "with --rollout: tokens sampled per sequence (no stop at <eos>)");
   if (!a.parse(argc, argv)) return 0;
   if (steps < 1) throw_error("option --steps: ", steps, " must be at least 1");
   if (kernels) {
     cuda::bench_kernels(steps);
     return 0;
+  }
+  if (rollout_mode) {
+    if (ra.repeats < 1 || ra.prompts < 1 || ra.group < 1 || ra.max_new_tokens < 1)
+      throw_error("bench --rollout: --rollouts, --prompts, --group and --max-new-tokens must be at least 1");
+    ra.no_torch = no_torch;
+    std::ofstream json_file;
+    if (!json_path.empty()) {
+      json_file.open(json_path);
+      if (!json_file) throw_error("option --json: cannot open '", json_path, "' for writing");
+    }
+    return bench_rollout(a.given("--preset") ? preset : "small", ra, json_file, json_path);
   }
   if (warmup < 0) throw_error("option --warmup: ", warmup, " must not be negative");
   const Config cfg = Config::preset(preset);  // an unknown name is an error listing the presets

@@ -16,6 +16,24 @@ inline real dot(const real* a, const real* b, int w) {
   return s;
 }
 
+// s[j] = dot(q, rows + j * stride, w) for j < n: q (w), rows (n, stride) whose first w values are used.
+// The same sums as dot(), each in the same order (so the same bits), but eight rows at a time. One dot is a chain
+// of dependent adds, each waiting for the one before; the compiler may not reorder it into SIMD partial sums (no
+// fast-math). Eight independent chains keep the adders busy: the rollout of `tinyds bench --rollout` (small, 1
+// thread) took ~20% less CPU time (1.39 -> 1.14 s), with the same tokens.
+template <typename real>
+inline void dots(real* s, const real* q, const real* rows, long stride, int n, int w) {
+  int j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const real* r = rows + j * stride;
+    real acc[8] = {};
+    for (int i = 0; i < w; i++)
+      for (int k = 0; k < 8; k++) acc[k] += q[i] * r[k * stride + i];
+    for (int k = 0; k < 8; k++) s[j + k] = acc[k];
+  }
+  for (; j < n; j++) s[j] = dot(q, rows + j * stride, w);
+}
+
 // s (n) = softmax(scale * s) in place. Every cached position is visible: the causal mask of training is the
 // fact that positions after p are not in the cache yet.
 template <typename real>

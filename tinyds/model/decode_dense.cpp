@@ -67,7 +67,7 @@ void dense_attention_decode(real* out,      // (B, T, C)
       for (int h = 0; h < H; h++) {
         const int g = h / group;  // the kv head this query head shares with its group
         const real* qh = q.data() + (r * H + h) * D;
-        for (int j = 0; j < n; j++) s[j] = decode::dot(qh, K + j * row + static_cast<long>(g) * D, D);
+        decode::dots(s.data(), qh, K + static_cast<long>(g) * D, row, n, D);  // s[j] = q . k[j, g]
         decode::softmax_scaled(s.data(), n, scale);
         decode::weighted_sum(o.data() + (r * H + h) * D, s.data(), V + static_cast<long>(g) * D, row, n, D);
       }

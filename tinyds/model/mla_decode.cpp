@@ -73,7 +73,7 @@ void mla_decode_naive(real* out,        // (B, T, C)
   const int B = d.B, T = d.T, C = d.C, H = d.H, D = d.D, R = d.R, L = d.L, Tmax = cache.dims().Tmax;
   const int n_all = pos + T;  // cached rows the last new token sees
   const real scale = real(1) / std::sqrt(real(D + R));
-  std::vector<real> q, kv(static_cast<std::size_t>(n_all) * H * 2 * D), s(n_all);
+  std::vector<real> q, kv(static_cast<std::size_t>(n_all) * H * 2 * D), s(n_all), s_rope(n_all);
   std::vector<real> o(static_cast<std::size_t>(B) * T * H * D);
   project_tokens(q, x, p, d, cache, layer, pos);
   for (int b = 0; b < B; b++) {
@@ -86,10 +86,10 @@ void mla_decode_naive(real* out,        // (B, T, C)
       const long row = static_cast<long>(b) * T + t;
       for (int h = 0; h < H; h++) {
         const real* qh = q.data() + (row * H + h) * (D + R);  // [q_C (D); q_R (R)]
-        for (int j = 0; j < n; j++) {
-          const real* kc = kv.data() + (static_cast<long>(j) * H + h) * 2 * D;
-          s[j] = decode::dot(qh, kc, D) + decode::dot(qh + D, kr + static_cast<long>(j) * R, R);
-        }
+        // s[j] = q_C . k_C[j, h] + q_R . k_R[j]   (k_C[j, h]: the first half of row j's head h in [k_C; v])
+        decode::dots(s.data(), qh, kv.data() + static_cast<long>(h) * 2 * D, static_cast<long>(H) * 2 * D, n, D);
+        decode::dots(s_rope.data(), qh + D, kr, R, n, R);
+        for (int j = 0; j < n; j++) s[j] += s_rope[j];
         decode::softmax_scaled(s.data(), n, scale);
         // o[h] = sum_j p_j v[j, h]: v is the second half of each head's [k_C; v]
         decode::weighted_sum(o.data() + (row * H + h) * D, s.data(), kv.data() + h * 2 * D + D,
@@ -107,7 +107,7 @@ void mla_decode_absorbed(real* out,      // (B, T, C)
   check_cache(cache, d, pos, "mla_decode_absorbed");
   const int B = d.B, T = d.T, C = d.C, H = d.H, D = d.D, R = d.R, L = d.L, Tmax = cache.dims().Tmax;
   const real scale = real(1) / std::sqrt(real(D + R));
-  std::vector<real> q, q_lat(L), o_lat(L), s(pos + T), o(static_cast<std::size_t>(B) * T * H * D);
+  std::vector<real> q, q_lat(L), o_lat(L), s(pos + T), s_rope(pos + T), o(static_cast<std::size_t>(B) * T * H * D);
   project_tokens(q, x, p, d, cache, layer, pos);
   for (int b = 0; b < B; b++) {
     const real* ckv = cache.ckv(layer) + static_cast<long>(b) * Tmax * L;  // (pos + T, L)
@@ -123,14 +123,15 @@ void mla_decode_absorbed(real* out,      // (B, T, C)
         for (int i = 0; i < L; i++) q_lat[i] = real(0);
         for (int e = 0; e < D; e++)
           for (int i = 0; i < L; i++) q_lat[i] += w_uk[static_cast<long>(e) * L + i] * qh[e];
-        for (int j = 0; j < n; j++)
-          s[j] = decode::dot(q_lat.data(), ckv + static_cast<long>(j) * L, L) +
-                 decode::dot(qh + D, kr + static_cast<long>(j) * R, R);
+        // s[j] = q_lat . c_KV[j] + q_R . k_R[j]
+        decode::dots(s.data(), q_lat.data(), ckv, L, n, L);
+        decode::dots(s_rope.data(), qh + D, kr, R, n, R);
+        for (int j = 0; j < n; j++) s[j] += s_rope[j];
         decode::softmax_scaled(s.data(), n, scale);
         // o_lat = sum_j p_j c_KV[j] (L), then o[h] = W_UV[h] o_lat (D): values are never rebuilt either
         decode::weighted_sum(o_lat.data(), s.data(), ckv, L, n, L);
         real* oh = o.data() + (row * H + h) * D;
-        for (int e = 0; e < D; e++) oh[e] = decode::dot(w_uv + static_cast<long>(e) * L, o_lat.data(), L);
+        decode::dots(oh, o_lat.data(), w_uv, L, D, L);
       }
     }
   }

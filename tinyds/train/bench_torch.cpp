@@ -8,14 +8,14 @@
 
 namespace tinyds {
 
-namespace {
-
 // 'text' for /bin/sh: single quotes, and each ' inside closed, escaped and reopened.
 std::string shell_quote(const std::string& s) {
   std::string q = "'";
   for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return q + "'";
 }
+
+namespace {
 
 std::string trim(const std::string& s) {
   const std::size_t a = s.find_first_not_of(" \t\r\n"), b = s.find_last_not_of(" \t\r\n");
@@ -50,8 +50,12 @@ std::string torch_bench_command(const std::string& python, const std::string& sc
 
 TorchBenchResult run_torch_bench(const std::string& python, const std::string& script, const Config& cfg,
                                  int threads, int warmup, int steps) {
+  return run_torch_command(python, script, torch_bench_command(python, script, cfg, threads, warmup, steps));
+}
+
+TorchBenchResult run_torch_command(const std::string& python, const std::string& script, const std::string& command) {
   TorchBenchResult r;
-  r.command = torch_bench_command(python, script, cfg, threads, warmup, steps);
+  r.command = command;
   if (access(python.c_str(), X_OK) != 0) {
     r.why = python + " not found or not executable (install python3 and python3-torch: make deps)";
     return r;

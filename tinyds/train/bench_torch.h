@@ -29,5 +29,10 @@ std::string torch_bench_command(const std::string& python, const std::string& sc
 // missing interpreter, script or torch: that is reported in `why`.
 TorchBenchResult run_torch_bench(const std::string& python, const std::string& script, const Config& cfg,
                                  int threads, int warmup, int steps);
+// The same for any command line of `python` running `script` that ends by printing such a JSON line (e.g.
+// bench_torch.py --rollout SPEC.json: train/bench_rollout.h).
+TorchBenchResult run_torch_command(const std::string& python, const std::string& script, const std::string& command);
+// 'text' quoted for /bin/sh.
+std::string shell_quote(const std::string& s);
 
 }  // namespace tinyds
