@@ -62,7 +62,7 @@ __device__ double block_sum(double* buf, double v) {
 }
 
 // The five phases for one (h, t, b) = (blockIdx.x, .y, .z). smem: q_lat (L), o_lat (L), p (pos + T) floats;
-// fbuf, dbuf: kBlock-sized reduction buffers (declared by the kernels: __shared__ lives at kernel scope).
+// fbuf, dbuf: kBlock-sized reduction buffers (declared by the kernels: shared arrays live at kernel scope).
 // warp_scores picks phase 2's layout: false, one thread per cached row; true, one warp per cached row.
 template <bool warp_scores>
 __device__ void absorbed_attention(float* o, const float* q, const float* ckv, const float* kr, const float* wkv_b,
@@ -159,8 +159,8 @@ __global__ void mla_decode_attention_absorbed_kernel1(float* o,            // (B
                                                       int T, int H, int D, int R, int L, int Tmax, int pos,
                                                       float scale) {
   DYNAMIC_SHARED(float, mla_smem1);  // q_lat (L), o_lat (L), p (pos + T)
-  __shared__ float fbuf[kBlock];
-  __shared__ double dbuf[kBlock];
+  STATIC_SHARED(float, fbuf, [kBlock]);
+  STATIC_SHARED(double, dbuf, [kBlock]);
   absorbed_attention<false>(o, q, ckv, kr, wkv_b, T, H, D, R, L, Tmax, pos, scale, mla_smem1, fbuf, dbuf);
 }
 
@@ -172,8 +172,8 @@ __global__ void mla_decode_attention_absorbed_kernel2(float* o,            // (B
                                                       int T, int H, int D, int R, int L, int Tmax, int pos,
                                                       float scale) {
   DYNAMIC_SHARED(float, mla_smem2);  // q_lat (L), o_lat (L), p (pos + T)
-  __shared__ float fbuf[kBlock];
-  __shared__ double dbuf[kBlock];
+  STATIC_SHARED(float, fbuf, [kBlock]);
+  STATIC_SHARED(double, dbuf, [kBlock]);
   absorbed_attention<true>(o, q, ckv, kr, wkv_b, T, H, D, R, L, Tmax, pos, scale, mla_smem2, fbuf, dbuf);
 }
 

@@ -46,7 +46,7 @@ __global__ void rmsnorm_forward_kernel1(float* out, float* rstd, const float* in
 // Version 2: block n normalises row n; the sum of squares is a tree reduction in shared memory.
 __global__ void rmsnorm_forward_kernel2(float* out, float* rstd, const float* inp, const float* weight, int N, int C,
                                         float eps) {
-  __shared__ float partial[kRowBlock];  // one slot per thread of the block
+  STATIC_SHARED(float, partial, [kRowBlock]);  // one slot per thread of the block
   const int n = blockIdx.x, t = threadIdx.x;
   const float* x = inp + static_cast<long>(n) * C;
   float* y = out + static_cast<long>(n) * C;
@@ -121,7 +121,7 @@ __global__ void rmsnorm_backward_dweight_kernel1(float* dweight, const float* do
 // dweight with atomicAdd (all N blocks add into the same C floats).
 __global__ void rmsnorm_backward_kernel2(float* dinp, float* dweight, const float* dout, const float* inp,
                                          const float* weight, const float* rstd, int N, int C) {
-  __shared__ float partial[kRowBlock];
+  STATIC_SHARED(float, partial, [kRowBlock]);
   const int n = blockIdx.x, t = threadIdx.x;
   const long row = static_cast<long>(n) * C;
   const float r = rstd[n];

@@ -204,6 +204,7 @@ struct BlockRun {
   std::string error;  // set by a fiber that hit a fault; the scheduler throws it
   unsigned char* smem = nullptr;
   size_t smem_capacity = 0;
+  std::vector<const void*> static_shared;  // STATIC_SHARED arrays already poisoned in this block
   // ASan: the scheduler's stack, learned when a fiber first starts, and its fake stack while a fiber runs.
   const void* sched_stack_bottom = nullptr;
   size_t sched_stack_size = 0;
@@ -346,6 +347,7 @@ std::string run_block(BlockRun& r, dim3 block, size_t smem_bytes) {
   r.error.clear();
   // Dynamic shared memory starts as 0xFF bytes (NaN as float, -1 as int): reads of unwritten slots stand out.
   if (smem_bytes > 0) std::memset(r.smem, 0xFF, smem_bytes);
+  r.static_shared.clear();  // so are the STATIC_SHARED arrays, each when the first thread declares it
 
   while (true) {
     for (int t = 0; t < n; t++) {
@@ -593,6 +595,15 @@ unsigned warp_ballot(unsigned mask, int pred, const char* what, const char* file
 }
 
 void* dynamic_shared_memory() { return t_run.smem; }
+
+void static_shared_declared(void* array, size_t bytes) {
+  BlockRun& r = t_run;
+  // A kernel declares a handful of arrays: a linear search is cheaper than any map.
+  for (const void* seen : r.static_shared)
+    if (seen == array) return;
+  r.static_shared.push_back(array);
+  std::memset(array, 0xFF, bytes);
+}
 
 // ---- launch ----------------------------------------------------------------------------------------------------------
 void run_grid(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes, void (*body)(void*), void* ctx) {
