@@ -117,7 +117,7 @@ using std::min;
 
 namespace tinyds::cuda::emu {
 
-// ---- barriers (implemented in cuda_emulation.cpp) ------------------------------------------------------------------
+// ---- barriers (implemented in barriers.cpp) -------------------------------------------------------------------------
 // `site` is "file:line" of the call, so that two different barriers can be told apart and named in errors.
 void syncthreads(const char* file, int line);
 // Every lane puts `value` in; after all lanes of the warp have arrived, returns the value of lane `src_lane`
