@@ -68,7 +68,7 @@ void adamw_update(float* params, const float* grads, float* m, float* v, std::si
 
 __global__ void global_norm_partial_kernel1(float* norm2,  // (1) accumulator, zeroed before the launch
                                             const float* g, long long n) {
-  __shared__ double partial[kAdamBlock];
+  STATIC_SHARED(double, partial, [kAdamBlock]);
   double s = 0.0;
   for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<long long>(gridDim.x) * blockDim.x)
@@ -89,7 +89,7 @@ __global__ void global_norm_sqrt_kernel1(float* norm) { *norm = sqrtf(*norm); }
 // ---- global norm, version 2: one block, fixed order ---------------------------------------------------------------
 
 __global__ void global_norm_kernel2(float* norm, const float* g, long long n) {
-  __shared__ double partial[kNormBlock];
+  STATIC_SHARED(double, partial, [kNormBlock]);
   double s = 0.0;
   for (long long i = threadIdx.x; i < n; i += blockDim.x) s += static_cast<double>(g[i]) * g[i];
   partial[threadIdx.x] = s;

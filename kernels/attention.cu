@@ -214,7 +214,7 @@ __global__ void attention_backward_kernel1(float* dq, float* dk, float* dv, cons
                                            const float* k, const float* v, const float* att, int B, int T, int H,
                                            int Hkv, int Dk, int Dv, float scale) {
   DYNAMIC_SHARED(float, ds);  // (T): dP[t, j], overwritten in place by dS[t, j]
-  __shared__ float scratch[32];
+  STATIC_SHARED(float, scratch, [32]);
   const int t = blockIdx.x, b = blockIdx.y / H, h = blockIdx.y % H, g = h / (H / Hkv);
   const float* p = att + att_row(b, h, t, H, T);
   const float* dO = dout + row_offset(b, t, h, T, H, Dv);

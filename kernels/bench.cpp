@@ -1,7 +1,10 @@
 // kernels/bench.cpp — timing of the kernels for `tinyds bench --kernels` (see bench.h).
 // Shapes: rmsnorm N 1024 rows x C 1024; matmul N = IC = OC = 256; residual, swiglu, adamw n = 1M elements;
 // attention B 4, T 128, H 8, D 32 (causal); embedding / rope / cross-entropy / router N = 2048 rows (C 256, V 128,
-// E 16 experts top-2); grouped expert GEMM P = 2048 (token, expert) rows, IC 256, OC 128, E 16 equal slices.
+// E 16 experts top-2); grouped expert GEMM P = 2048 (token, expert) rows, IC 256, OC 128, E 16 equal slices;
+// MoE dispatch, combine and balance N 2048 tokens, C 256, E 16, K 2 (16 sequences of 128 for the sequence-wise
+// loss); MLA absorbed decode B 4 sequences, 1 new token, H 8, D 32, R 16, L 64 over 512 cached rows.
+// The post-training and sampling rows are in bench_posttrain.cpp.
 #include "kernels/bench.h"
 
 #include <algorithm>
@@ -14,10 +17,14 @@
 
 #include "kernels/adamw.cuh"
 #include "kernels/attention.cuh"
+#include "kernels/bench_util.h"
 #include "kernels/common.cuh"
 #include "kernels/cross_entropy.cuh"
 #include "kernels/embedding.cuh"
 #include "kernels/matmul.cuh"
+#include "kernels/mla_decode.cuh"
+#include "kernels/moe_balance.cuh"
+#include "kernels/moe_dispatch.cuh"
 #include "kernels/moe_grouped_matmul.cuh"
 #include "kernels/moe_router.cuh"
 #include "kernels/residual.cuh"
@@ -27,44 +34,9 @@
 
 namespace tinyds::cuda {
 
+namespace bench {
+
 namespace {
-
-// A cudaMalloc'd array of n floats uniform in [-1, 1), freed at scope exit.
-struct Buffer {
-  float* p = nullptr;
-  explicit Buffer(size_t n, unsigned seed = 1) {
-    CUDA_CHECK(cudaMalloc(&p, n * sizeof(float)));
-    std::vector<float> host(n);
-    std::mt19937 rng(seed);
-    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-    for (float& x : host) x = dist(rng);
-    CUDA_CHECK(cudaMemcpy(p, host.data(), n * sizeof(float), cudaMemcpyHostToDevice));
-  }
-  ~Buffer() { cudaFree(p); }
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-};
-
-// A cudaMalloc'd array of ints, copied from `host`, freed at scope exit.
-struct IntBuffer {
-  int* p = nullptr;
-  explicit IntBuffer(const std::vector<int>& host) {
-    CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(1, host.size()) * sizeof(int)));
-    CUDA_CHECK(cudaMemcpy(p, host.data(), host.size() * sizeof(int), cudaMemcpyHostToDevice));
-  }
-  ~IntBuffer() { cudaFree(p); }
-  IntBuffer(const IntBuffer&) = delete;
-  IntBuffer& operator=(const IntBuffer&) = delete;
-};
-
-struct Row {
-  std::string op;
-  int version;
-  std::string shape;
-  double flops;  // per call, 0 if the op is memory-bound (then bytes is printed as GB/s)
-  double bytes;  // moved per call (the minimum: each input read once, each output written once)
-  std::function<void()> call;
-};
 
 // Median seconds per call over `reps` calls, after one warm-up call.
 double time_call(const std::function<void()>& call, int reps) {
@@ -83,7 +55,25 @@ double time_call(const std::function<void()>& call, int reps) {
 
 }  // namespace
 
-int bench_kernels(int reps) {
+void time_rows(const std::vector<Row>& rows, int reps) {
+  for (const Row& r : rows) {
+    const double s = time_call(r.call, reps);
+    const double rate = r.flops > 0 ? r.flops / s * 1e-9 : r.bytes / s * 1e-9;
+    std::printf("%-20s %3d  %-16s %12.3f  %.2f %s\n", r.op.c_str(), r.version, r.shape.c_str(), s * 1e3, rate,
+                r.flops > 0 ? "GFLOP/s" : "GB/s");
+    std::fflush(stdout);  // a row at a time: the whole table takes a while under the emulation
+  }
+}
+
+}  // namespace bench
+
+namespace {
+
+using namespace bench;
+
+// residual, rmsnorm, matmul, attention, swiglu, AdamW, global norm, embedding, rope, cross-entropy, the MoE router
+// and the grouped expert GEMM.
+int time_model_rows(int reps) {
   const long n_res = 1L << 20;
   const int N = 1024, C = 1024, M = 256;
   Buffer a(n_res, 1), b(n_res, 2), out(n_res, 3);
@@ -138,7 +128,8 @@ int bench_kernels(int reps) {
   std::vector<int> tokens_host(RN), offsets_host(RE + 1);
   for (int i = 0; i < RN; i++) tokens_host[i] = (i * 37) % RV;
   for (int e = 0; e <= RE; e++) offsets_host[e] = e * (RN / RE);
-  IntBuffer tokens(tokens_host), offsets(offsets_host), topk_idx(std::vector<int>(static_cast<size_t>(RN) * RK));
+  DeviceArray<int> tokens(tokens_host), offsets(offsets_host),
+      topk_idx(std::vector<int>(static_cast<size_t>(RN) * RK));
   Buffer wte(static_cast<size_t>(RV) * RC, 30), emb(static_cast<size_t>(RN) * RC, 31), dwte(static_cast<size_t>(RV) * RC, 32),
       logits(static_cast<size_t>(RN) * RV, 33), losses(RN, 34), lse(RN, 35), dlogits(static_cast<size_t>(RN) * RV, 36),
       rlogits(static_cast<size_t>(RN) * RE, 37), rbias(RE, 38), rscores(static_cast<size_t>(RN) * RE, 39),
@@ -166,17 +157,78 @@ int bench_kernels(int reps) {
                       moe_grouped_matmul_forward(gout.p, ginp.p, gw.p, offsets.p, RN, RIC, ROC, RE, ver);
                     }});
 
+  time_rows(rows, reps);
+  return static_cast<int>(rows.size());
+}
+
+// The MoE dispatch (counting sort, gather, combine), the load histogram, bias update and balance losses, and MLA's
+// absorbed decode attention.
+int time_moe_mla_rows(int reps) {
+  const double f = sizeof(float);
+  std::vector<Row> rows;
+  const int N = 2048, C = 256, E = 16, K = 2, P = N * K, SB = 16, ST = N / SB;
+  std::vector<int> topk_host(static_cast<size_t>(P));
+  for (int i = 0; i < N; i++)
+    for (int k = 0; k < K; k++) topk_host[i * K + k] = (i * 7 + k * 5) % E;  // K distinct experts per token
+  DeviceArray<int> topk_idx(topk_host), offsets{std::vector<int>(E + 1)}, sorted_token{std::vector<int>(P)},
+      sorted_slot{std::vector<int>(P)}, pair_pos{std::vector<int>(P)}, load{std::vector<int>(E)};
+  Buffer x(static_cast<size_t>(N) * C, 90), xe(static_cast<size_t>(P) * C, 91), dx(static_cast<size_t>(N) * C, 92),
+      topk_w(P, 93, 0.0f, 1.0f), dtopk_w(P, 94), scores(static_cast<size_t>(N) * E, 95, 0.0f, 1.0f),
+      dscores(static_cast<size_t>(N) * E, 96), dye(static_cast<size_t>(P) * C, 99),
+      fseq(static_cast<size_t>(SB) * E, 97), bias(E, 98);
+  // Valid sort outputs and loads for the rows that read them.
+  moe_dispatch_sort(offsets.p, sorted_token.p, sorted_slot.p, pair_pos.p, topk_idx.p, N, K, E);
+  moe_expert_load(load.p, topk_idx.p, N, K, E);
+  rows.push_back({"moe_dispatch_sort", 1, "N2048 E16 K2", 0, 4 * f * P, [&] {
+                    moe_dispatch_sort(offsets.p, sorted_token.p, sorted_slot.p, pair_pos.p, topk_idx.p, N, K, E);
+                  }});
+  rows.push_back({"moe_gather_forward", 1, "N2048 C256 K2", 0, 2 * f * P * C,
+                  [&] { moe_gather_forward(xe.p, x.p, sorted_token.p, P, C); }});
+  rows.push_back({"moe_gather_backward", 1, "N2048 C256 K2", 0, f * (P + N) * C,
+                  [&] { moe_gather_backward(dx.p, xe.p, pair_pos.p, N, K, C); }});
+  rows.push_back({"moe_combine_forward", 1, "N2048 C256 K2", 0, f * (P + N) * C,
+                  [&] { moe_combine_forward(dx.p, xe.p, topk_w.p, pair_pos.p, N, K, C); }});
+  rows.push_back({"moe_combine_backward", 1, "N2048 C256 K2", 0, f * (2 * P + N) * C,
+                  [&] { moe_combine_backward(dye.p, dtopk_w.p, dx.p, xe.p, topk_w.p, pair_pos.p, N, K, C); }});
+  rows.push_back({"moe_expert_load", 1, "N2048 E16 K2", 0, f * P,
+                  [&] { moe_expert_load(load.p, topk_idx.p, N, K, E); }});
+  rows.push_back({"moe_update_bias", 1, "E16", 0, 3 * f * E, [&] { moe_update_bias(bias.p, load.p, E, 1e-3f); }});
+  rows.push_back({"moe_maxvio", 1, "E16", 0, f * E, [&] { (void)moe_maxvio(load.p, E); }});
+  rows.push_back({"moe_seqaux_forward", 1, "B16 T128 E16 K2", 0, f * (N * E + P),
+                  [&] { (void)moe_seqaux_forward(fseq.p, scores.p, topk_idx.p, SB, ST, E, K, 1e-4f); }});
+  rows.push_back({"moe_seqaux_backward", 1, "B16 T128 E16", 0, 2 * f * N * E,
+                  [&] { moe_seqaux_backward(dscores.p, 1.0f, fseq.p, scores.p, SB, ST, E, 1e-4f); }});
+  rows.push_back({"moe_aux_forward", 1, "N2048 E16 K2", 0, f * (N * E + P),
+                  [&] { (void)moe_aux_forward(fseq.p, scores.p, topk_idx.p, N, E, K, 1e-4f); }});
+  rows.push_back({"moe_aux_backward", 1, "N2048 E16", 0, 2 * f * N * E,
+                  [&] { moe_aux_backward(dscores.p, 1.0f, fseq.p, scores.p, N, E, 1e-4f); }});
+
+  // MLA absorbed decode: one new token per sequence attending to 512 cached latent rows. Per (b, h): q_lat and
+  // o = W_UV o_lat are D*L multiply-adds each; the scores (L + R) and o_lat (L) per cached row.
+  const int MB = 4, MT = 1, MH = 8, MD = 32, MR = 16, ML = 64, Tmax = 512, pos = Tmax - MT;
+  const double rows_seen = pos + 1;
+  const double mla_flops = 2.0 * MB * MT * MH * (2.0 * MD * ML + rows_seen * (2 * ML + MR));
+  Buffer q(static_cast<size_t>(MB) * MT * MH * (MD + MR), 100), ckv(static_cast<size_t>(MB) * Tmax * ML, 101),
+      kr(static_cast<size_t>(MB) * Tmax * MR, 102), wkv_b(static_cast<size_t>(MH) * 2 * MD * ML, 103),
+      o(static_cast<size_t>(MB) * MT * MH * MD, 104);
+  for (int ver = 1; ver <= 2; ver++)
+    rows.push_back({"mla_decode_absorbed", ver, "B4 H8 L64 n512", mla_flops, 0, [&, ver] {
+                      mla_decode_attention_absorbed(o.p, q.p, ckv.p, kr.p, wkv_b.p, MB, MT, MH, MD, MR, ML, Tmax, pos,
+                                                    ver);
+                    }});
+  time_rows(rows, reps);
+  return static_cast<int>(rows.size());
+}
+
+}  // namespace
+
+int bench_kernels(int reps) {
   if (!TINYDS_CUDA_NATIVE)
     std::printf("kernels under the CPU emulation of CUDA: these are CPU times of the emulated kernels (fibers, one\n"
                 "block per OpenMP thread), NOT GPU figures; they show what each version costs to emulate.\n");
-  std::printf("%-18s %3s  %-16s %12s  %s\n", "op", "ver", "shape", "ms/call", "rate");
-  for (const Row& r : rows) {
-    const double s = time_call(r.call, reps);
-    const double rate = r.flops > 0 ? r.flops / s * 1e-9 : r.bytes / s * 1e-9;
-    std::printf("%-18s %3d  %-16s %12.3f  %.2f %s\n", r.op.c_str(), r.version, r.shape.c_str(), s * 1e3, rate,
-                r.flops > 0 ? "GFLOP/s" : "GB/s");
-  }
-  return static_cast<int>(rows.size());
+  std::printf("%-20s %3s  %-16s %12s  %s\n", "op", "ver", "shape", "ms/call", "rate");
+  std::fflush(stdout);
+  return time_model_rows(reps) + time_moe_mla_rows(reps) + time_posttrain_rows(reps);
 }
 
 }  // namespace tinyds::cuda

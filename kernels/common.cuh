@@ -3,8 +3,11 @@
 //
 // Under nvcc, `launch(kernel, grid, block, smem_bytes, args...)` is `kernel<<<grid, block, smem_bytes>>>(args...)`.
 // Under g++ the same call runs every block of the grid on the CPU, each block's threads as cooperative fibers
-// (kernels/emulation/cuda_emulation.h). Dynamic shared memory is declared with DYNAMIC_SHARED(type, name) because
-// `extern __shared__ T name[];` has no C++ spelling.
+// (kernels/emulation/cuda_emulation.h). Shared memory is declared with two macros:
+//   STATIC_SHARED(float, tile, [16][16]);  is  __shared__ float tile[16][16];  under nvcc; the emulation needs the
+//     array's name to fill it with NaN at each block's start (a read of a slot nobody wrote is then caught);
+//   DYNAMIC_SHARED(float, buf);  is  extern __shared__ float buf[];  which has no C++ spelling.
+// Both at kernel scope only.
 #pragma once
 
 #include <cstddef>
@@ -16,6 +19,7 @@
 #include <cuda_runtime.h>
 #define TINYDS_CUDA_NATIVE 1
 #define DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#define STATIC_SHARED(type, name, dims) __shared__ type name dims
 #elif defined(TINYDS_CUDA_RUNTIME)
 // Host code compiled by g++ for the native build (the kernel tests): the real runtime API, no kernels.
 #include <cuda_runtime.h>

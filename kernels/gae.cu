@@ -47,7 +47,7 @@ __global__ void compute_gae_kernel1(float* advantages, float* returns, const flo
 }
 
 __global__ void masked_whiten_kernel1(float* out, const float* x, const float* mask, long n, bool shift_mean) {
-  __shared__ float scratch[32];
+  STATIC_SHARED(float, scratch, [32]);
   float c = 0.0f, s = 0.0f;
   for (long i = threadIdx.x; i < n; i += blockDim.x) {
     c += mask[i];

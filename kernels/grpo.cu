@@ -83,7 +83,7 @@ __device__ __forceinline__ float k3(float lp, float lp_ref) {
 __global__ void grpo_loss_forward_kernel1(float* stats, const float* lp, const float* lp_old, const float* lp_ref,
                                           const float* advantages, const float* mask, int B, int T, float beta,
                                           float lo, float hi, int loss_type, int max_completion_length) {
-  __shared__ float scratch[32];
+  STATIC_SHARED(float, scratch, [32]);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nwarps = blockDim.x / 32;
   // Per-warp totals over its rows (every lane holds the same value after each warp_sum).
   float sum_seq_means = 0.0f;  // sum_i (sum_t m l) / max(n_i, 1)   (grpo)
@@ -143,7 +143,7 @@ __global__ void grpo_loss_backward_kernel1(float* dlp, float dloss, const float*
                                            const float* lp_ref, const float* advantages, const float* mask, int B,
                                            int T, float beta, float lo, float hi, int loss_type,
                                            int max_completion_length) {
-  __shared__ float scratch[32];
+  STATIC_SHARED(float, scratch, [32]);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nwarps = blockDim.x / 32;
   // bnpo / dapo weigh every row by 1 / (total token count): count it first (every thread needs it).
   float c = 0.0f;

@@ -42,7 +42,7 @@ __device__ __forceinline__ float row_entropy(const float* x, int V, float inv_t,
 }
 
 __global__ void logprobs_forward_kernel1(float* lp, const float* logits, const int* targets, int V, float inv_t) {
-  __shared__ float scratch[32];
+  STATIC_SHARED(float, scratch, [32]);
   const int n = blockIdx.x, t = targets[n];
   // A masked row is decided per block, so the whole block returns together (no thread is left at a barrier).
   if (t < 0) {
@@ -58,7 +58,7 @@ __global__ void logprobs_forward_kernel1(float* lp, const float* logits, const i
 //   dlogits_v = dlp ([v == t] - p_v) / T
 __global__ void logprobs_backward_kernel1(float* dlogits, const float* dlp, const float* logits, const int* targets,
                                           int V, float inv_t) {
-  __shared__ float scratch[32];
+  STATIC_SHARED(float, scratch, [32]);
   const int n = blockIdx.x, t = targets[n];
   float* dx = dlogits + static_cast<long>(n) * V;
   if (t < 0) {
@@ -76,7 +76,7 @@ __global__ void logprobs_backward_kernel1(float* dlogits, const float* dlp, cons
 
 __global__ void entropy_forward_kernel1(float* entropy, const float* logits, const int* targets, int V,
                                         float inv_t) {
-  __shared__ float scratch[32];
+  STATIC_SHARED(float, scratch, [32]);
   const int n = blockIdx.x;
   if (targets[n] < 0) {  // the targets carry only the mask here
     if (threadIdx.x == 0) entropy[n] = 0.0f;
@@ -91,7 +91,7 @@ __global__ void entropy_forward_kernel1(float* entropy, const float* logits, con
 // forward was: H = -sum_v p_v log p_v.   dH / dz_u = -p_u (log p_u + H)   (derivation in logprobs.cpp); / T.
 __global__ void entropy_backward_kernel1(float* dlogits, const float* dentropy, const float* logits,
                                          const int* targets, int V, float inv_t) {
-  __shared__ float scratch[32];
+  STATIC_SHARED(float, scratch, [32]);
   const int n = blockIdx.x;
   float* dx = dlogits + static_cast<long>(n) * V;
   if (targets[n] < 0) {

@@ -55,8 +55,8 @@ __global__ void matmul_kernel1(float* c, GemmOperands g, const float* bias, int 
 
 // ---- version 2: shared-memory tiles --------------------------------------------------------------------------------
 __global__ void matmul_kernel2(float* c, GemmOperands g, const float* bias, int M, int P, int K, int accumulate) {
-  __shared__ float a_tile[kTile][kTile];  // a_tile[i][j] = A(m0 + i, k0 + j)
-  __shared__ float b_tile[kTile][kTile];  // b_tile[i][j] = B(k0 + i, p0 + j)
+  STATIC_SHARED(float, a_tile, [kTile][kTile]);  // a_tile[i][j] = A(m0 + i, k0 + j)
+  STATIC_SHARED(float, b_tile, [kTile][kTile]);  // b_tile[i][j] = B(k0 + i, p0 + j)
   const int tx = threadIdx.x, ty = threadIdx.y;
   const int m = blockIdx.y * kTile + ty, p = blockIdx.x * kTile + tx;
   float acc = 0.0f;
@@ -84,8 +84,9 @@ constexpr int kThreadTile = 4;               // each thread: 4 rows x 4 columns 
 constexpr int kThreads3 = (kBlockTile / kThreadTile) * (kBlockTile / kThreadTile);  // 16 x 16 = 256
 
 __global__ void matmul_kernel3(float* c, GemmOperands g, const float* bias, int M, int P, int K, int accumulate) {
-  __shared__ float a_tile[kDepthTile][kBlockTile];  // a_tile[k][i] = A(m0 + i, k0 + k): k-major, see the loop below
-  __shared__ float b_tile[kDepthTile][kBlockTile];  // b_tile[k][j] = B(k0 + k, p0 + j)
+  // a_tile[k][i] = A(m0 + i, k0 + k): k-major, see the loop below
+  STATIC_SHARED(float, a_tile, [kDepthTile][kBlockTile]);
+  STATIC_SHARED(float, b_tile, [kDepthTile][kBlockTile]);  // b_tile[k][j] = B(k0 + k, p0 + j)
   const int t = threadIdx.x;
   const int tx = t % 16, ty = t / 16;  // this thread's outputs: rows ty + 16 i, columns tx + 16 j (i, j < 4)
   const int m0 = blockIdx.y * kBlockTile, p0 = blockIdx.x * kBlockTile;

@@ -61,13 +61,20 @@ __device__ double block_sum(double* buf, double v) {
   return s;
 }
 
-// The five phases for one (h, t, b) = (blockIdx.x, .y, .z). smem: q_lat (L), o_lat (L), p (pos + T) floats;
-// fbuf, dbuf: kBlock-sized reduction buffers (declared by the kernels: __shared__ lives at kernel scope).
-// warp_scores picks phase 2's layout: false, one thread per cached row; true, one warp per cached row.
-template <bool warp_scores>
-__device__ void absorbed_attention(float* o, const float* q, const float* ckv, const float* kr, const float* wkv_b,
-                                   int T, int H, int D, int R, int L, int Tmax, int pos, float scale, float* smem,
-                                   float* fbuf, double* dbuf) {
+// The five phases for one (h, t, b) = (blockIdx.x, .y, .z). Versions 1 and 2 are one kernel: `version` picks phase
+// 2's layout at compile time (1: one thread per cached row; 2: one warp per cached row), the rest is shared.
+template <int version>
+__global__ void mla_decode_attention_absorbed_kernel(float* o,            // (B, T, H, D) out
+                                                     const float* q,      // (B, T, H, D+R)
+                                                     const float* ckv,    // (B, Tmax, L)
+                                                     const float* kr,     // (B, Tmax, R)
+                                                     const float* wkv_b,  // (H*2D, L)
+                                                     int T, int H, int D, int R, int L, int Tmax, int pos,
+                                                     float scale) {
+  constexpr bool warp_scores = version == 2;
+  DYNAMIC_SHARED(float, smem);            // q_lat (L), o_lat (L), p (pos + T)
+  STATIC_SHARED(float, fbuf, [kBlock]);   // block_max's reduction buffer
+  STATIC_SHARED(double, dbuf, [kBlock]);  // block_sum's
   float* q_lat = smem;
   float* o_lat = smem + L;
   float* p = smem + 2 * L;
@@ -151,32 +158,6 @@ __device__ void absorbed_attention(float* o, const float* q, const float* ckv, c
   }
 }
 
-__global__ void mla_decode_attention_absorbed_kernel1(float* o,            // (B, T, H, D) out
-                                                      const float* q,      // (B, T, H, D+R)
-                                                      const float* ckv,    // (B, Tmax, L)
-                                                      const float* kr,     // (B, Tmax, R)
-                                                      const float* wkv_b,  // (H*2D, L)
-                                                      int T, int H, int D, int R, int L, int Tmax, int pos,
-                                                      float scale) {
-  DYNAMIC_SHARED(float, mla_smem1);  // q_lat (L), o_lat (L), p (pos + T)
-  __shared__ float fbuf[kBlock];
-  __shared__ double dbuf[kBlock];
-  absorbed_attention<false>(o, q, ckv, kr, wkv_b, T, H, D, R, L, Tmax, pos, scale, mla_smem1, fbuf, dbuf);
-}
-
-__global__ void mla_decode_attention_absorbed_kernel2(float* o,            // (B, T, H, D) out
-                                                      const float* q,      // (B, T, H, D+R)
-                                                      const float* ckv,    // (B, Tmax, L)
-                                                      const float* kr,     // (B, Tmax, R)
-                                                      const float* wkv_b,  // (H*2D, L)
-                                                      int T, int H, int D, int R, int L, int Tmax, int pos,
-                                                      float scale) {
-  DYNAMIC_SHARED(float, mla_smem2);  // q_lat (L), o_lat (L), p (pos + T)
-  __shared__ float fbuf[kBlock];
-  __shared__ double dbuf[kBlock];
-  absorbed_attention<true>(o, q, ckv, kr, wkv_b, T, H, D, R, L, Tmax, pos, scale, mla_smem2, fbuf, dbuf);
-}
-
 }  // namespace
 
 void mla_decode_attention_absorbed(float* o, const float* q, const float* ckv, const float* kr, const float* wkv_b,
@@ -193,8 +174,8 @@ void mla_decode_attention_absorbed(float* o, const float* q, const float* ckv, c
     throw_error(where, ": L=", L, " and pos+T=", pos + T, " need more than 48 KiB of shared memory");
   if (B == 0 || T == 0) return;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D + R));  // the CPU's real(1) / sqrt(real(D + R))
-  launch(version == 1 ? mla_decode_attention_absorbed_kernel1 : mla_decode_attention_absorbed_kernel2, dim3(H, T, B),
-         dim3(kBlock), smem, o, q, ckv, kr, wkv_b, T, H, D, R, L, Tmax, pos, scale);
+  launch(version == 1 ? mla_decode_attention_absorbed_kernel<1> : mla_decode_attention_absorbed_kernel<2>,
+         dim3(H, T, B), dim3(kBlock), smem, o, q, ckv, kr, wkv_b, T, H, D, R, L, Tmax, pos, scale);
 }
 
 }  // namespace tinyds::cuda

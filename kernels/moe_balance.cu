@@ -63,7 +63,7 @@ __global__ void moe_expert_load_kernel1(int* load,            // (E) accumulated
 }
 
 __global__ void moe_update_bias_kernel1(float* bias, const int* load, int E, float gamma) {
-  __shared__ long long buf[kBlock];
+  STATIC_SHARED(long long, buf, [kBlock]);
   long long mine = 0;
   for (int i = threadIdx.x; i < E; i += blockDim.x) mine += load[i];
   const long long total = block_sum(buf, mine);
@@ -77,7 +77,7 @@ __global__ void moe_update_bias_kernel1(float* bias, const int* load, int E, flo
 }
 
 __global__ void moe_maxvio_kernel1(double* out, const int* load, int E) {
-  __shared__ long long buf[kBlock];
+  STATIC_SHARED(long long, buf, [kBlock]);
   long long mine = 0, mx = 0;
   for (int i = threadIdx.x; i < E; i += blockDim.x) {
     mine += load[i];

@@ -51,7 +51,7 @@ __device__ int block_exclusive_scan(int* buf, int v, int* total) {
 
 // offsets (E+1): on entry offsets[1..E] hold the counts; on exit offsets[e] = sum of counts before e.
 __global__ void moe_offsets_scan_kernel1(int* offsets, int E) {
-  __shared__ int buf[kScanBlock];
+  STATIC_SHARED(int, buf, [kScanBlock]);
   int carry = 0;  // the sum of all earlier chunks
   for (int c0 = 0; c0 < E; c0 += kScanBlock) {  // the same trip count for every thread: barriers inside are safe
     const int e = c0 + threadIdx.x;
@@ -71,7 +71,7 @@ __global__ void moe_dispatch_place_kernel1(int* sorted_token,        // (P) out
                                            const int* topk_idx,      // (N, K)
                                            const int* offsets,       // (E+1)
                                            long P, int K) {
-  __shared__ int buf[kScanBlock];
+  STATIC_SHARED(int, buf, [kScanBlock]);
   const int e = blockIdx.x;
   int row = offsets[e];  // the next free row of expert e
   for (long c0 = 0; c0 < P; c0 += kScanBlock) {

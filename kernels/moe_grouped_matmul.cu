@@ -92,9 +92,10 @@ __global__ void moe_grouped_matmul_dweight_kernel1(float* dweight,      // (E, O
 // out tile: rows row0 + ty of expert e, columns o0 + tx. Reduction over IC in chunks of 16.
 __global__ void moe_grouped_matmul_forward_kernel2(float* out, const float* inp, const float* weight, const int* off,
                                                    int IC, int OC) {
-  __shared__ float xs[kTile][kTile];      // xs[row][k]   inp tile
-  __shared__ float ws[kTile][kTile + 1];  // ws[col][k]   weight tile; +1 column: threads of a warp read ws[tx][k]
-                                          // down a column, which the padding spreads over distinct banks
+  STATIC_SHARED(float, xs, [kTile][kTile]);  // xs[row][k]   inp tile
+  // ws[col][k]: weight tile; +1 column: threads of a warp read ws[tx][k] down a column, which the padding spreads
+  // over distinct banks
+  STATIC_SHARED(float, ws, [kTile][kTile + 1]);
   const int e = blockIdx.z, tx = threadIdx.x, ty = threadIdx.y;
   const int row0 = off[e] + blockIdx.y * kTile, end = off[e + 1];
   if (row0 >= end) return;  // the whole block leaves together, before any barrier
@@ -116,8 +117,8 @@ __global__ void moe_grouped_matmul_forward_kernel2(float* out, const float* inp,
 // dinp tile: rows row0 + ty, input columns c0 + tx. Reduction over OC in chunks of 16.
 __global__ void moe_grouped_matmul_dinp_kernel2(float* dinp, const float* dout, const float* weight, const int* off,
                                                 int IC, int OC) {
-  __shared__ float gs[kTile][kTile];  // gs[row][o]   dout tile
-  __shared__ float ws[kTile][kTile];  // ws[o][c]     weight tile (read along a row: no conflicts)
+  STATIC_SHARED(float, gs, [kTile][kTile]);  // gs[row][o]   dout tile
+  STATIC_SHARED(float, ws, [kTile][kTile]);  // ws[o][c]     weight tile (read along a row: no conflicts)
   const int e = blockIdx.z, tx = threadIdx.x, ty = threadIdx.y;
   const int row0 = off[e] + blockIdx.y * kTile, end = off[e + 1];
   if (row0 >= end) return;
@@ -139,8 +140,9 @@ __global__ void moe_grouped_matmul_dinp_kernel2(float* dinp, const float* dout, 
 // by one thread — no atomics, unlike a split over row tiles would need.
 __global__ void moe_grouped_matmul_dweight_kernel2(float* dweight, const float* dout, const float* inp,
                                                    const int* off, int IC, int OC) {
-  __shared__ float gs[kTile][kTile];  // gs[row][o]   dout chunk (gs[k][ty] is one value per half-warp: a broadcast)
-  __shared__ float xs[kTile][kTile];  // xs[row][c]   inp chunk
+  // gs[row][o]: dout chunk (gs[k][ty] is one value per half-warp: a broadcast)
+  STATIC_SHARED(float, gs, [kTile][kTile]);
+  STATIC_SHARED(float, xs, [kTile][kTile]);  // xs[row][c]   inp chunk
   const int e = blockIdx.z, tx = threadIdx.x, ty = threadIdx.y;
   const int o = blockIdx.y * kTile + ty, c = blockIdx.x * kTile + tx;
   const int begin = off[e], end = off[e + 1];

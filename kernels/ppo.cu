@@ -58,7 +58,7 @@ __device__ __forceinline__ PpoToken ppo_token(float lp, float v, float lp_old, f
 __global__ void ppo_loss_forward_kernel1(float* stats, const float* lp, const float* values, const float* lp_old,
                                          const float* values_old, const float* advantages, const float* returns,
                                          const float* mask, long n, float eps, float eps_v, float vf_coef) {
-  __shared__ float scratch[32];
+  STATIC_SHARED(float, scratch, [32]);
   float pg = 0.0f, vf = 0.0f, pg_clip = 0.0f, vf_clip = 0.0f, kl = 0.0f, ratio = 0.0f, count = 0.0f;
   for (long i = threadIdx.x; i < n; i += blockDim.x) {
     if (mask[i] == 0.0f) continue;
@@ -97,7 +97,7 @@ __global__ void ppo_loss_backward_kernel1(float* dlp, float* dvalues, float dlos
                                           const float* values, const float* lp_old, const float* values_old,
                                           const float* advantages, const float* returns, const float* mask, long n,
                                           float eps, float eps_v, float vf_coef) {
-  __shared__ float scratch[32];
+  STATIC_SHARED(float, scratch, [32]);
   float c = 0.0f;
   for (long i = threadIdx.x; i < n; i += blockDim.x) c += mask[i];
   const float g = dloss / fmaxf(block_sum(c, scratch), 1.0f);  // d(masked mean) / d(term) = 1 / count

@@ -1,5 +1,4 @@
-// kernels/reductions.cuh — warp and block reductions shared by the kernels of cuda-b's families (include after
-// kernels/common.cuh).
+// kernels/reductions.cuh — warp and block reductions shared by the kernels (include after kernels/common.cuh).
 //
 // A warp reduction is a butterfly of shuffles: after the step with offset o every lane holds the sum (or max) of
 // 2o lanes, so five steps (16, 8, 4, 2, 1) give every one of the 32 lanes the whole warp's result, with no shared
@@ -28,7 +27,7 @@ __device__ __forceinline__ float warp_max(float x) {
 }
 
 // Sum of x over a 1-D block (blockDim.x a multiple of 32, <= 1024); every thread gets the result.
-// scratch: a __shared__ T[32] declared by the calling kernel (the emulation allows __shared__ at kernel scope only).
+// scratch: a STATIC_SHARED(T, scratch, [32]) array declared by the calling kernel (shared arrays live at kernel scope).
 // Every thread of the block must call it (it has barriers).
 template <typename T>
 __device__ __forceinline__ T block_sum(T x, T* scratch) {

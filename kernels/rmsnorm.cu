@@ -19,13 +19,13 @@
 // versions 1 and 3 run one thread per column that walks the rows in order (deterministic, like the CPU).
 // Sums are in fp32 here (the CPU reference sums in double): the kernel tests' tolerances say what that costs.
 #include "kernels/common.cuh"
+#include "kernels/reductions.cuh"  // warp_sum: the shuffle butterfly of version 3
 #include "kernels/rmsnorm.cuh"
 
 namespace tinyds::cuda {
 
 constexpr int kRowBlock = 256;   // threads per block for versions 1 and 2 (and the dweight kernel)
 constexpr int kWarp = 32;        // threads per warp
-constexpr unsigned kAllLanes = 0xffffffffu;  // every lane of the warp takes part in a shuffle
 
 // ---- forward -----------------------------------------------------------------------------------------------------
 
@@ -46,7 +46,7 @@ __global__ void rmsnorm_forward_kernel1(float* out, float* rstd, const float* in
 // Version 2: block n normalises row n; the sum of squares is a tree reduction in shared memory.
 __global__ void rmsnorm_forward_kernel2(float* out, float* rstd, const float* inp, const float* weight, int N, int C,
                                         float eps) {
-  __shared__ float partial[kRowBlock];  // one slot per thread of the block
+  STATIC_SHARED(float, partial, [kRowBlock]);  // one slot per thread of the block
   const int n = blockIdx.x, t = threadIdx.x;
   const float* x = inp + static_cast<long>(n) * C;
   float* y = out + static_cast<long>(n) * C;
@@ -63,15 +63,6 @@ __global__ void rmsnorm_forward_kernel2(float* out, float* rstd, const float* in
   if (t == 0) rstd[n] = r;
   for (int c = t; c < C; c += kRowBlock) y[c] = x[c] * r * weight[c];
 }
-
-namespace {
-// Sum over the 32 lanes of a warp, returned to every lane: after the step with offset o each lane holds the sum of
-// 2o lanes (a butterfly), so five steps cover 32.
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(kAllLanes, v, offset);
-  return v;
-}
-}  // namespace
 
 // Version 3: warp w of the grid normalises row w.
 __global__ void rmsnorm_forward_kernel3(float* out, float* rstd, const float* inp, const float* weight, int N, int C,
@@ -121,7 +112,7 @@ __global__ void rmsnorm_backward_dweight_kernel1(float* dweight, const float* do
 // dweight with atomicAdd (all N blocks add into the same C floats).
 __global__ void rmsnorm_backward_kernel2(float* dinp, float* dweight, const float* dout, const float* inp,
                                          const float* weight, const float* rstd, int N, int C) {
-  __shared__ float partial[kRowBlock];
+  STATIC_SHARED(float, partial, [kRowBlock]);
   const int n = blockIdx.x, t = threadIdx.x;
   const long row = static_cast<long>(n) * C;
   const float r = rstd[n];

@@ -9,10 +9,14 @@
 //   32 lanes of its warp. So a kernel without barriers runs thread after thread, and a barrier is a real barrier.
 //   A barrier that only part of the block (or warp) reaches is an error that names kernel, block and threads.
 //
-//   __shared__ is `static thread_local`: a kernel-scope shared array exists once per OS thread, and since a block
-//   runs wholly on one OS thread, its threads (fibers) share it and other blocks do not.
+//   STATIC_SHARED(type, name, dims) declares a kernel-scope shared array as `static thread_local`: it exists once
+//   per OS thread, and since a block runs wholly on one OS thread, its threads (fibers) share it and other blocks
+//   do not. The first thread of a block to reach the declaration fills it with 0xFF bytes (a float or double NaN,
+//   -1 as an int), so reading a slot that no thread of this block wrote shows up as NaN instead of as what the
+//   previous block on that OS thread left there. (A plain `__shared__` cannot be poisoned, since the macro never
+//   sees the array's name: it is a compile error here.)
 //   DYNAMIC_SHARED(type, name) points into a per-block buffer of the launch's smem_bytes, filled with 0xFF bytes
-//   (a float NaN) at block start, so reading shared memory that no thread wrote shows up as NaN.
+//   at block start in the same way.
 //   threadIdx / blockIdx / blockDim / gridDim are thread_local variables that the scheduler sets before it resumes a
 //   fiber, so `print threadIdx.x` works in gdb.
 //   cudaMalloc'd buffers are host memory with guard bytes on both sides, checked after every launch, at cudaFree
@@ -36,8 +40,9 @@
 #define __host__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
-// One copy per OS thread = one copy per running block (see the header comment). Only at kernel scope.
-#define __shared__ static thread_local
+// Kernel-scope shared arrays are spelled STATIC_SHARED(type, name, dims) (defined below with DYNAMIC_SHARED).
+#define __shared__ static_assert(false, "under the CUDA emulation write STATIC_SHARED(type, name, [dims]); instead " \
+                                        "of __shared__ type name[dims]; (kernels/common.cuh)");
 
 // ---- built-in types and variables ----------------------------------------------------------------------------------
 struct dim3 {
@@ -112,7 +117,7 @@ using std::min;
 
 namespace tinyds::cuda::emu {
 
-// ---- barriers (implemented in cuda_emulation.cpp) ------------------------------------------------------------------
+// ---- barriers (implemented in barriers.cpp) -------------------------------------------------------------------------
 // `site` is "file:line" of the call, so that two different barriers can be told apart and named in errors.
 void syncthreads(const char* file, int line);
 // Every lane puts `value` in; after all lanes of the warp have arrived, returns the value of lane `src_lane`
@@ -122,6 +127,9 @@ uint64_t warp_exchange(unsigned mask, uint64_t value, int src_lane, const char* 
 unsigned warp_ballot(unsigned mask, int pred, const char* what, const char* file, int line);
 int lane_id();  // (linear thread index) % 32
 void* dynamic_shared_memory();
+// Called by every thread that reaches a STATIC_SHARED declaration: the first in each block fills the array with
+// 0xFF bytes; the others find it already done for this block and leave what the block has written since.
+void static_shared_declared(void* array, size_t bytes);
 
 template <typename T>
 uint64_t to_bits(T v) {
@@ -297,8 +305,12 @@ inline unsigned atomicCAS(unsigned* address, unsigned compare, unsigned val) {
 }
 inline void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 
-// ---- dynamic shared memory and launch --------------------------------------------------------------------------------
+// ---- shared memory and launch --------------------------------------------------------------------------------
 #define DYNAMIC_SHARED(type, name) type* name = static_cast<type*>(::tinyds::cuda::emu::dynamic_shared_memory())
+// One copy per OS thread = one copy per running block (see the header comment), poisoned at each block's start.
+#define STATIC_SHARED(type, name, dims) \
+  static thread_local type name dims;   \
+  ::tinyds::cuda::emu::static_shared_declared(&name, sizeof(name))
 
 namespace tinyds::cuda {
 // The emulated half of `launch` (the nvcc half is in kernels/common.cuh): runs the whole grid before it returns.

@@ -3,6 +3,7 @@
 // shuffles, ballots and atomics give what CUDA specifies. The kernels here are tiny test kernels, compiled by g++.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -21,7 +22,7 @@ constexpr int kBlock = 256;
 
 // Tree reduction of one block's 256 inputs in shared memory: the textbook kernel, with every barrier.
 __global__ void block_sum_kernel(float* out, const float* inp) {
-  __shared__ float partial[kBlock];
+  STATIC_SHARED(float, partial, [kBlock]);
   const int t = threadIdx.x;
   partial[t] = inp[blockIdx.x * kBlock + t];
   __syncthreads();  // every partial[] written before anyone reads a neighbour's
@@ -34,7 +35,7 @@ __global__ void block_sum_kernel(float* out, const float* inp) {
 
 // The same reduction without the first barrier: thread 0 reads partial[128] before thread 128 has written it.
 __global__ void block_sum_missing_barrier_kernel(float* out, const float* inp) {
-  __shared__ float partial[kBlock];
+  STATIC_SHARED(float, partial, [kBlock]);
   const int t = threadIdx.x;
   partial[t] = inp[blockIdx.x * kBlock + t];
   // (missing: __syncthreads();)
@@ -116,7 +117,7 @@ __global__ void atomics_kernel(float* fsum, int* isum, unsigned* usum, int* imax
 
 // Every block writes its own slice: blocks in parallel must give the serial result exactly.
 __global__ void per_block_sum_kernel(float* out, const float* inp, int n) {
-  __shared__ float partial[kBlock];
+  STATIC_SHARED(float, partial, [kBlock]);
   const int t = threadIdx.x;
   float s = 0.0f;
   for (int i = t; i < n; i += kBlock) s += inp[static_cast<long>(blockIdx.x) * n + i];
@@ -131,7 +132,7 @@ __global__ void per_block_sum_kernel(float* out, const float* inp, int n) {
 
 // Lanes swap values through shared memory; __syncwarp() orders the writes before the reads.
 __global__ void syncwarp_kernel(int* out) {
-  __shared__ int slot[64];
+  STATIC_SHARED(int, slot, [64]);
   const int t = threadIdx.x, lane = t % 32, base = t - lane;
   slot[t] = 1000 + t;
   __syncwarp();
@@ -144,6 +145,23 @@ __global__ void dynamic_shared_kernel(float* out, int read_unwritten) {
   if (t < 16) buf[t] = static_cast<float>(t);
   __syncthreads();
   out[t] = buf[read_unwritten ? t : t % 16];
+}
+
+// Static shared arrays (float and int): block 0 writes every slot when fill_block0 is set; in every block threads
+// 0..15 write theirs. After the barrier each thread reads slot t (read_all) or slot t % 16, the latter always
+// written in this block.
+__global__ void static_shared_kernel(float* fout, int* iout, int fill_block0, int read_all) {
+  STATIC_SHARED(float, fslot, [64]);
+  STATIC_SHARED(int, islot, [64]);
+  const int t = threadIdx.x, b = blockIdx.x;
+  if ((fill_block0 && b == 0) || t < 16) {
+    fslot[t] = static_cast<float>(t);
+    islot[t] = 100 + t;
+  }
+  __syncthreads();
+  const int src = read_all ? t : t % 16;
+  fout[b * 64 + t] = fslot[src];
+  iout[b * 64 + t] = islot[src];
 }
 
 std::vector<float> iota_floats(size_t n) {
@@ -169,9 +187,9 @@ TEST_CASE("kernels/emulation: block reduction with every barrier gives the exact
 
 TEST_CASE("kernels/emulation: the same reduction missing one barrier gives a wrong sum, every run") {
   // Threads run in order up to their next barrier, so thread 0 always adds partial[128] before thread 128 has
-  // stored its input there: it reads what the previous block on this OS thread left in the (per OS thread) static
-  // __shared__ array. Blocks run serially here, in order, so that previous block is always the one before, whose
-  // upper half sums differently (the inputs differ per block): the result is wrong for every block in every run.
+  // stored its input there: it reads the NaN that the static shared array holds at each block's start, and the
+  // block's sum is NaN, in every block of every run. (Blocks run serially here, in order; before shared arrays
+  // were poisoned, the slot held what the previous block left, which also differs, since the inputs differ.)
   const int blocks = 3;
   std::vector<float> inp = iota_floats(blocks * kBlock);
   for (int b = 0; b < blocks; b++) inp[b * kBlock + 200] += 1000.0f * (b + 1);  // distinct upper halves
@@ -380,6 +398,40 @@ TEST_CASE("kernels/emulation: dynamic shared memory is per block and starts as N
   launch(dynamic_shared_kernel, dim3(1), dim3(64), 64 * sizeof(float), d_out.get(), 1);
   const std::vector<float> bad = d_out.download();
   for (int t = 16; t < 64; t++) CHECK(std::isnan(bad[t]));  // never written by any thread
+}
+
+TEST_CASE("kernels/emulation: static shared arrays start as NaN (float) and -1 (int) in every block") {
+  DeviceBuffer<float> d_f(2 * 64);
+  DeviceBuffer<int> d_i(2 * 64);
+  // Serial blocks: both run on this OS thread and so use the same (per OS thread) arrays, and block 1 runs after
+  // block 0 has filled every slot. Without the poisoning block 1 would read block 0's values in slots 16..63.
+  tinyds::cuda::emu::set_parallel_blocks(false);
+  launch(static_shared_kernel, dim3(2), dim3(64), 0, d_f.get(), d_i.get(), 1, 1);
+  const std::vector<float> f = d_f.download();
+  const std::vector<int> i = d_i.download();
+  for (int t = 0; t < 64; t++) {
+    CAPTURE(t);
+    CHECK(f[t] == static_cast<float>(t));  // block 0 wrote every slot
+    CHECK(i[t] == 100 + t);
+    if (t < 16) {
+      CHECK(f[64 + t] == static_cast<float>(t));  // written by block 1 itself
+      CHECK(i[64 + t] == 100 + t);
+    } else {
+      CHECK(std::isnan(f[64 + t]));  // never written in block 1: 0xFF bytes
+      CHECK(i[64 + t] == -1);
+    }
+  }
+  // A thread reaching the declaration after others have written must not poison their slots again: every thread
+  // reads slot t % 16, written by threads 0..15 of its block (threads 16..63 declare the arrays after them).
+  launch(static_shared_kernel, dim3(2), dim3(64), 0, d_f.get(), d_i.get(), 0, 0);
+  tinyds::cuda::emu::set_parallel_blocks(true);
+  const std::vector<float> f2 = d_f.download();
+  const std::vector<int> i2 = d_i.download();
+  for (int k = 0; k < 2 * 64; k++) {
+    CAPTURE(k);
+    CHECK(f2[k] == static_cast<float>(k % 16));
+    CHECK(i2[k] == 100 + k % 16);
+  }
 }
 
 #endif  // !TINYDS_CUDA_NATIVE

@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#ifdef _OPENMP
 #include <omp.h>
+#endif
 
 #include "tinyds/cli/args.h"
 #include "tinyds/cli/commands.h"
@@ -174,7 +176,9 @@ int cmd_kvcache(int argc, char** argv) {
   mla.max_seq_len = mha.max_seq_len = std::max(m.max_seq_len, need);  // room for the longest timed context
   // One decode step is a few rows per GEMM and B*H small attention loops: forking threads for it costs more
   // than it saves, and on cores shared with other work a spinning OpenMP barrier made timings 5-100x noisier.
+#ifdef _OPENMP  // (the debug build has no OpenMP: one thread already)
   omp_set_num_threads(o.threads);
+#endif
   print_bench(mla, mha, o);
   return 0;
 }
