@@ -217,6 +217,8 @@ struct BlockRun {
 
 thread_local BlockRun t_run;
 std::atomic<bool> g_parallel_blocks{true};
+BlockObserver g_block_observer = nullptr;  // set_block_observer (nullptr: none)
+void* g_block_observer_user = nullptr;
 
 std::string dim_str(uint3 v) {
   return "(" + std::to_string(v.x) + "," + std::to_string(v.y) + "," + std::to_string(v.z) + ")";
@@ -625,6 +627,7 @@ void run_grid(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes, void
     blockIdx = uint3{static_cast<unsigned>(b % grid.x), static_cast<unsigned>(b / grid.x % grid.y),
                      static_cast<unsigned>(b / (static_cast<long>(grid.x) * grid.y))};
     std::string e = run_block(r, block, smem_bytes);
+    if (e.empty() && g_block_observer) g_block_observer(blockIdx, g_block_observer_user);
     if (!e.empty()) {
       std::lock_guard<std::mutex> lock(error_mutex);
       if (first_error.empty()) first_error = e;
@@ -649,6 +652,10 @@ void run_grid(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes, void
 }
 
 void set_parallel_blocks(bool on) { g_parallel_blocks = on; }
+void set_block_observer(BlockObserver observer, void* user) {
+  g_block_observer = observer;
+  g_block_observer_user = user;
+}
 bool parallel_blocks() { return g_parallel_blocks; }
 
 std::string function_name(const void* address) {
