@@ -8,8 +8,7 @@
 //   report   held-out greedy exact match per level before (= the SFT checkpoint) and after GRPO, pass@8 of
 //            sampled completions before and after (train/pass_at_k.h: RL at best turns pass@k into pass@1), mean
 //            completion length, the reward curve, MaxVio, times, where the metrics (pass@k in <out>/pass_at_k.jsonl)
-//            and checkpoints are, and
-//            <out>/curves.png drawn by tinyds/cli/plot_curves.py (Debian's python3-matplotlib).
+//            and checkpoints are, and <out>/curves.png drawn by tinyds/cli/plot_curves.py (python3-matplotlib).
 // After the first SFT steps (~30 s on the 2-core AVX-512 machine) it prints the time it expects to take: SFT is
 // run as a first slice (stop_after) and resumed exactly from its checkpoint (train/trainer.h).
 #include <unistd.h>
