@@ -169,6 +169,11 @@ void run_grid(const void* kernel_address, dim3 grid, dim3 block, size_t smem_byt
 // Emulation settings. parallel_blocks: run the blocks of a grid on OpenMP threads (default on).
 void set_parallel_blocks(bool on);
 bool parallel_blocks();
+// Block observer, for tracing what each block did (tinyds.kernels' per-block trace): when set, called after each
+// block of every launch has finished, with its blockIdx and `user`, on the OS thread that ran the block. Set it with
+// parallel_blocks off, so that it is called once per block in block order; nullptr removes it.
+using BlockObserver = void (*)(uint3 block_idx, void* user);
+void set_block_observer(BlockObserver observer, void* user);
 // Name of the function at `address` (from the executable's symbol table), for error messages.
 std::string function_name(const void* address);
 // The message of the last error that cudaFree / cudaDeviceSynchronize returned (guard region overwritten ...).

@@ -4,11 +4,13 @@
 # tinyds's model is a pre-norm residual transformer (`tinyds/model/transformer.h`): every block does
 # `h = x + Attn(RMSNorm(x))`, then `x = h + FFN(RMSNorm(h))`, and a final RMSNorm and output head give the logits.
 # Every forward function in `tinyds/ops/` has its hand-written backward right below it. This notebook runs one
-# forward, redoes the last two backward steps by hand in numpy, checks whole-model gradients against finite
-# differences live, and trains for a few hundred steps.
+# forward, redoes the backward of the head and of one whole block (attention, SwiGLU, RMSNorm, residuals) line by
+# line in numpy against tinyds's gradients, checks whole-model gradients against finite differences live, and
+# trains for a few hundred steps.
 #
-# Source files: `tinyds/model/transformer.cpp`, `tinyds/ops/rmsnorm.cpp`, `tinyds/ops/cross_entropy.cpp`,
-# `tinyds/ops/attention.cpp`, `tinyds/train/trainer.cpp`.
+# Source files: `tinyds/model/transformer.cpp`, `tinyds/model/ffn.cpp`, `tinyds/ops/rmsnorm.cpp`,
+# `tinyds/ops/attention.cpp`, `tinyds/ops/rope.cpp`, `tinyds/ops/swiglu.cpp`, `tinyds/ops/cross_entropy.cpp`,
+# `tinyds/train/trainer.cpp`.
 
 # %%
 import os
@@ -57,40 +59,177 @@ axes[0].set_ylabel("query position t")
 plt.tight_layout()
 
 # %% [markdown]
-# ## The backward pass, the last two steps by hand
-# The C++ backward starts at the cross-entropy and walks down. Here its first two steps in numpy, each line
-# undoing one forward line, compared with the gradients tinyds computed:
+# ## The backward pass of one block, line by line
+# The C++ backward (`Transformer::backward`, `layer_backward` in `tinyds/model/transformer.cpp`) starts at the
+# cross-entropy and walks down, each line undoing one forward line. Here the same walk in numpy, through the head,
+# the final norm and the whole last block, compared with the gradients tinyds computed. To keep every line short the
+# model is the `nano-dense` preset with plain multi-head attention (`mha`) and a dense SwiGLU FFN, in float64
+# (`tinyds.Model64`), so the two sides should agree to float64 rounding. (MLA and MoE have their own backwards,
+# `model/mla.cpp` and `model/moe_layer.cpp`, built from the same pieces.)
 #
 # ```
-# forward:  z = RMSNorm(x_L) = x_L * rstd * w      logits = z @ head^T      loss = mean CE(logits, targets)
-# backward: dlogits = (softmax(logits) - onehot) / n        dhead = dlogits^T @ z
-#           dz = dlogits @ head                              dw = sum_rows dz * x_L * rstd
+# block l:  a_in = RMSNorm(x)            q, k, v = a_in @ {wq, wk, wv}^T     q, k = RoPE(q), RoPE(k)
+#           P = causal_softmax(q k^T / sqrt(D))    o = P v                   h = x + o @ wo^T
+#           f_in = RMSNorm(h)            a1, a3 = f_in @ {w1, w3}^T          act = silu(a1) * a3
+#           out = h + act @ w2^T
+# head:     z = RMSNorm(x_L)             logits = z @ head^T                 loss = mean CE(logits, targets)
 # ```
+# First the forward of the last block, redone in numpy from its input (the previous block's output) and its
+# parameters, checked against the activations tinyds saved:
 
 # %%
-model.zero_grad()
-model.forward(tokens, targets)
-model.backward()
-V, C = cfg.model.vocab_size, cfg.model.d_model
-logits = model.logits.reshape(-1, V).astype(np.float64)
+dcfg = tinyds.Config.preset("nano-dense")
+dcfg.model.attention, dcfg.model.n_kv_head = "mha", dcfg.model.n_head  # one k, v head per query head
+dcfg.model.max_seq_len = 128
+m64 = tinyds.Model64(dcfg, seed=1)
+m64.zero_grad()
+m64.forward(tokens, targets)
+m64.backward()
+B, T = tokens.shape
+N, C, H, D, V = B * T, dcfg.model.d_model, dcfg.model.n_head, dcfg.model.head_dim, dcfg.model.vocab_size
+eps, theta, scale = dcfg.model.norm_eps, dcfg.model.rope_theta, 1.0 / np.sqrt(D)
+l = dcfg.model.n_layer - 1
+w = {n: m64.param(f"layers.{l}.{n}") for n in
+     ("attn_norm", "attn.wq", "attn.wk", "attn.wv", "attn.wo", "ffn_norm", "ffn.w1", "ffn.w3", "ffn.w2")}
+
+
+def rmsnorm(x, g):
+    rstd = 1.0 / np.sqrt((x * x).mean(-1, keepdims=True) + eps)
+    return x * rstd * g, rstd
+
+
+def rmsnorm_backward(dy, x, g, rstd):
+    """forward: y = x * rstd * g, rstd = (mean(x^2) + eps)^(-1/2)  ->  (dx, dg)"""
+    dxhat = dy * g
+    dx = rstd * dxhat - x * rstd**3 * (dxhat * x).mean(-1, keepdims=True)
+    return dx, (dy * x * rstd).sum(0)
+
+
+def rope(x, sign=1.0):
+    """Rotates pair i = (x[2i], x[2i+1]) of x (B, T, H, D) by sign * t * theta^(-2i/D) (tinyds/ops/rope.cpp)."""
+    angle = np.arange(T)[:, None] * theta ** (-2.0 * np.arange(D // 2) / D)  # (T, D/2)
+    c, s = np.cos(angle)[None, :, None, :], sign * np.sin(angle)[None, :, None, :]
+    out = np.empty_like(x)
+    out[..., 0::2] = x[..., 0::2] * c - x[..., 1::2] * s
+    out[..., 1::2] = x[..., 0::2] * s + x[..., 1::2] * c
+    return out
+
+
+def block_forward(x):
+    """The block's forward in numpy; returns out and the saved tensors the backward needs."""
+    f = {"x": x}
+    f["a_in"], f["rstd1"] = rmsnorm(x, w["attn_norm"])
+    q, k, v = (f["a_in"] @ w[n].T for n in ("attn.wq", "attn.wk", "attn.wv"))
+    f["q"], f["k"], f["v"] = rope(q.reshape(B, T, H, D)), rope(k.reshape(B, T, H, D)), v.reshape(B, T, H, D)
+    S = np.einsum("bthd,bshd->bhts", f["q"], f["k"]) * scale
+    S = np.where(np.tril(np.ones((T, T), bool)), S, -np.inf)  # causal: query t sees keys s <= t
+    P = np.exp(S - S.max(-1, keepdims=True))
+    f["P"] = P / P.sum(-1, keepdims=True)
+    f["o"] = np.einsum("bhts,bshd->bthd", f["P"], f["v"]).reshape(N, H * D)
+    f["h"] = x + f["o"] @ w["attn.wo"].T
+    f["f_in"], f["rstd2"] = rmsnorm(f["h"], w["ffn_norm"])
+    f["a1"], f["a3"] = f["f_in"] @ w["ffn.w1"].T, f["f_in"] @ w["ffn.w3"].T
+    f["sig"] = 1.0 / (1.0 + np.exp(-f["a1"]))
+    f["act"] = f["a1"] * f["sig"] * f["a3"]  # silu(a1) * a3
+    return f["h"] + f["act"] @ w["ffn.w2"].T, f
+
+
+saved_prev, saved = m64.layer(l - 1), m64.layer(l)
+x_in = saved_prev["out"].reshape(N, C)  # the block's input: the previous block's output
+out, f = block_forward(x_in)
+for name, mine, theirs in (("h", f["h"], saved["h"]), ("out", out, saved["out"]), ("att", f["P"], saved["att"])):
+    print(f"forward {name:3s} max |numpy - tinyds| = {np.abs(mine - theirs.reshape(mine.shape)).max():.1e}")
+
+# %% [markdown]
+# Now the backward, from the loss down to the block's input. The head and the final norm first: they give
+# `d out`, the gradient of the loss with respect to the block's output `x_L`.
+
+# %%
+logits = m64.logits.reshape(N, V)
 y = targets.reshape(-1)
 keep = y >= 0
-x = model.final_hidden.reshape(-1, C).astype(np.float64)
-w, head = model.param("norm").astype(np.float64), model.param("head").astype(np.float64)
-rstd = 1.0 / np.sqrt((x * x).mean(-1, keepdims=True) + cfg.model.norm_eps)
-z = x * rstd * w
-p = np.exp(logits - logits.max(-1, keepdims=True))  # minus the row max: exp never overflows
-p /= p.sum(-1, keepdims=True)
-dlogits = p.copy()
+z, rstd_f = rmsnorm(out, m64.param("norm"))
+# forward: loss = mean over kept positions of -log softmax(logits)[y]
+dlogits = np.exp(logits - logits.max(-1, keepdims=True))
+dlogits /= dlogits.sum(-1, keepdims=True)  # softmax
 dlogits[keep, y[keep]] -= 1.0
 dlogits[~keep] = 0.0  # masked targets contribute nothing
 dlogits /= keep.sum()
+# forward: logits = z @ head^T
 dhead = dlogits.T @ z
-dz = dlogits @ head
-dw = (dz * x * rstd).sum(0)
-for name, mine in (("head", dhead), ("norm", dw)):
-    theirs = model.grad(name)
-    print(f"{name:5s} max |numpy - tinyds| = {np.abs(mine - theirs).max():.2e}   (max |grad| {np.abs(theirs).max():.2e})")
+dz = dlogits @ m64.param("head")
+# forward: z = RMSNorm(x_L)
+dout, dnorm = rmsnorm_backward(dz, out, m64.param("norm"), rstd_f)
+grads = {"head": dhead, "norm": dnorm}
+
+# %% [markdown]
+# Then the block, bottom half first (the FFN), as `layer_backward` does. A residual `h + F(h)` sends its gradient
+# both ways: straight through to `h`, and into `F`; the two are added.
+
+# %%
+def block_backward(dout, f):
+    g = {}
+    # forward: out = h + act @ w2^T
+    dh = dout.copy()  # the residual path
+    dact = dout @ w["ffn.w2"]
+    g["ffn.w2"] = dout.T @ f["act"]
+    # forward: act = silu(a1) * a3,  silu(a) = a sigmoid(a),  silu'(a) = sigmoid(a) (1 + a (1 - sigmoid(a)))
+    da3 = dact * f["a1"] * f["sig"]
+    da1 = dact * f["a3"] * f["sig"] * (1.0 + f["a1"] * (1.0 - f["sig"]))
+    # forward: a1 = f_in @ w1^T,  a3 = f_in @ w3^T   (f_in feeds both: the gradients add)
+    g["ffn.w1"], g["ffn.w3"] = da1.T @ f["f_in"], da3.T @ f["f_in"]
+    df_in = da1 @ w["ffn.w1"] + da3 @ w["ffn.w3"]
+    # forward: f_in = RMSNorm(h)
+    dh_norm, g["ffn_norm"] = rmsnorm_backward(df_in, f["h"], w["ffn_norm"], f["rstd2"])
+    dh += dh_norm  # the residual path plus the FFN branch
+    # forward: h = x + o @ wo^T
+    dx = dh.copy()
+    do = (dh @ w["attn.wo"]).reshape(B, T, H, D)
+    g["attn.wo"] = dh.T @ f["o"]
+    # forward: o = P v
+    dP = np.einsum("bthd,bshd->bhts", do, f["v"])
+    dv = np.einsum("bhts,bthd->bshd", f["P"], do)
+    # forward: P = softmax(S) by rows  ->  dS = P * (dP - rowsum(dP * P))  (masked entries: P = 0, so dS = 0)
+    dS = f["P"] * (dP - (dP * f["P"]).sum(-1, keepdims=True))
+    # forward: S = scale q k^T
+    dq = scale * np.einsum("bhts,bshd->bthd", dS, f["k"])
+    dk = scale * np.einsum("bhts,bthd->bshd", dS, f["q"])
+    # forward: q = RoPE(q), k = RoPE(k): a rotation, undone by the opposite rotation
+    dq, dk = rope(dq, -1.0).reshape(N, H * D), rope(dk, -1.0).reshape(N, H * D)
+    dv = dv.reshape(N, H * D)
+    # forward: q, k, v = a_in @ {wq, wk, wv}^T   (a_in feeds all three)
+    g["attn.wq"], g["attn.wk"], g["attn.wv"] = dq.T @ f["a_in"], dk.T @ f["a_in"], dv.T @ f["a_in"]
+    da_in = dq @ w["attn.wq"] + dk @ w["attn.wk"] + dv @ w["attn.wv"]
+    # forward: a_in = RMSNorm(x)
+    dx_norm, g["attn_norm"] = rmsnorm_backward(da_in, f["x"], w["attn_norm"], f["rstd1"])
+    dx += dx_norm  # the residual path plus the attention branch
+    return dx, g
+
+
+dx_in, g = block_backward(dout, f)
+grads.update({f"layers.{l}.{n}": v for n, v in g.items()})
+for name, mine in grads.items():
+    theirs = m64.grad(name)
+    print(f"{name:24s} max |numpy - tinyds| = {np.abs(mine - theirs).max():.1e}   "
+          f"(max |grad| {np.abs(theirs).max():.1e})")
+
+# %% [markdown]
+# The gradient with respect to the block's input, `dx_in`, is what `layer_backward` hands to the block below; no
+# parameter of this block shows it, so check it live by central finite differences of the numpy forward: with a
+# fixed `dout`, `sum(out(x) * dout)` has gradient `dx_in` with respect to `x`.
+
+# %%
+fd_rng = np.random.default_rng(0)
+worst = 0.0
+for i in fd_rng.choice(x_in.size, 8, replace=False):
+    n, c = divmod(int(i), C)
+    xp, xm = x_in.copy(), x_in.copy()
+    xp[n, c] += 1e-6
+    xm[n, c] -= 1e-6
+    fd = ((block_forward(xp)[0] - block_forward(xm)[0]) * dout).sum() / 2e-6
+    worst = max(worst, abs(fd - dx_in[n, c]) / max(abs(fd), 1e-12))
+    print(f"x[{n:3d}, {c:2d}]  finite difference {fd:+.8e}   backward {dx_in[n, c]:+.8e}")
+print(f"worst relative error {worst:.1e}")
 
 # %% [markdown]
 # The C++ that did the same for every RMSNorm in the model (`tinyds/ops/rmsnorm.cpp`): the backward names the

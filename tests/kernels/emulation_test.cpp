@@ -1,6 +1,7 @@
 // tests/kernels/emulation_test.cpp — the CPU emulation of CUDA itself (kernels/emulation/cuda_emulation.h): barriers
 // are real barriers, a missing barrier gives a wrong result, faults are reported with kernel, block and thread, and
-// shuffles, ballots and atomics give what CUDA specifies. The kernels here are tiny test kernels, compiled by g++.
+// shuffles, ballots and atomics give what CUDA specifies. The kernels here are tiny test kernels, compiled by g++,
+// and the block reduction with and without its first barrier (kernels/block_sum.cu).
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/block_sum.cuh"
 #include "kernels/common.cuh"
 #include "tests/kernels/kernel_util.h"
 
@@ -18,33 +20,7 @@ using tinyds::test::DeviceBuffer;
 
 namespace {
 
-constexpr int kBlock = 256;
-
-// Tree reduction of one block's 256 inputs in shared memory: the textbook kernel, with every barrier.
-__global__ void block_sum_kernel(float* out, const float* inp) {
-  STATIC_SHARED(float, partial, [kBlock]);
-  const int t = threadIdx.x;
-  partial[t] = inp[blockIdx.x * kBlock + t];
-  __syncthreads();  // every partial[] written before anyone reads a neighbour's
-  for (int stride = kBlock / 2; stride > 0; stride /= 2) {
-    if (t < stride) partial[t] += partial[t + stride];
-    __syncthreads();  // this level finished before the next reads it
-  }
-  if (t == 0) out[blockIdx.x] = partial[0];
-}
-
-// The same reduction without the first barrier: thread 0 reads partial[128] before thread 128 has written it.
-__global__ void block_sum_missing_barrier_kernel(float* out, const float* inp) {
-  STATIC_SHARED(float, partial, [kBlock]);
-  const int t = threadIdx.x;
-  partial[t] = inp[blockIdx.x * kBlock + t];
-  // (missing: __syncthreads();)
-  for (int stride = kBlock / 2; stride > 0; stride /= 2) {
-    if (t < stride) partial[t] += partial[t + stride];
-    __syncthreads();
-  }
-  if (t == 0) out[blockIdx.x] = partial[0];
-}
+constexpr int kBlock = tinyds::cuda::kBlockSumThreads;  // block_sum's block, and the test kernels' below
 
 // Threads 0..3 return early; the others then wait at a barrier the early ones never reach.
 __global__ void divergent_barrier_kernel(float* out) {
@@ -176,7 +152,7 @@ TEST_CASE("kernels/emulation: block reduction with every barrier gives the exact
   const int blocks = 5;
   const std::vector<float> inp = iota_floats(blocks * kBlock);
   DeviceBuffer<float> d_inp(inp), d_out(blocks);
-  launch(block_sum_kernel, dim3(blocks), dim3(kBlock), 0, d_out.get(), d_inp.get());
+  tinyds::cuda::block_sum(d_out.get(), d_inp.get(), blocks);
   const std::vector<float> out = d_out.download();
   for (int b = 0; b < blocks; b++) {
     // Integers below 2^24 sum exactly in fp32 in any order.
@@ -196,7 +172,7 @@ TEST_CASE("kernels/emulation: the same reduction missing one barrier gives a wro
   DeviceBuffer<float> d_inp(inp), d_out(blocks);
   tinyds::cuda::emu::set_parallel_blocks(false);
   for (int run = 0; run < 3; run++) {
-    launch(block_sum_missing_barrier_kernel, dim3(blocks), dim3(kBlock), 0, d_out.get(), d_inp.get());
+    tinyds::cuda::block_sum(d_out.get(), d_inp.get(), blocks, /*with_barrier=*/false);
     const std::vector<float> out = d_out.download();
     for (int b = 0; b < blocks; b++) {
       const float expected = std::accumulate(inp.begin() + b * kBlock, inp.begin() + (b + 1) * kBlock, 0.0f);
@@ -207,10 +183,40 @@ TEST_CASE("kernels/emulation: the same reduction missing one barrier gives a wro
   }
   tinyds::cuda::emu::set_parallel_blocks(true);
   // And with the barrier, on the same inputs, every sum is right (the test above, on these inputs).
-  launch(block_sum_kernel, dim3(blocks), dim3(kBlock), 0, d_out.get(), d_inp.get());
+  tinyds::cuda::block_sum(d_out.get(), d_inp.get(), blocks);
   const std::vector<float> out = d_out.download();
   for (int b = 0; b < blocks; b++)
     CHECK(out[b] == std::accumulate(inp.begin() + b * kBlock, inp.begin() + (b + 1) * kBlock, 0.0f));
+}
+
+TEST_CASE("kernels/emulation: the block observer sees every block once, in order, after it finished") {
+  // Each block of block_sum writes out[blockIdx.x]; the observer records the block and whether its sum is already
+  // in the output (it must be: the observer runs after the block).
+  struct Seen {
+    std::vector<unsigned> blocks;
+    std::vector<bool> written;
+    const float* out;
+  };
+  const int blocks = 4;
+  const std::vector<float> inp = iota_floats(blocks * kBlock);
+  DeviceBuffer<float> d_inp(inp), d_out(blocks);  // d_out starts as NaN (cudaMalloc's fill)
+  Seen seen{{}, {}, d_out.get()};
+  tinyds::cuda::emu::set_parallel_blocks(false);
+  tinyds::cuda::emu::set_block_observer(
+      [](uint3 b, void* user) {
+        auto* s = static_cast<Seen*>(user);
+        s->blocks.push_back(b.x);
+        s->written.push_back(!std::isnan(s->out[b.x]));
+      },
+      &seen);
+  tinyds::cuda::block_sum(d_out.get(), d_inp.get(), blocks);
+  tinyds::cuda::emu::set_block_observer(nullptr, nullptr);
+  tinyds::cuda::emu::set_parallel_blocks(true);
+  CHECK(seen.blocks == std::vector<unsigned>{0, 1, 2, 3});
+  CHECK(seen.written == std::vector<bool>(blocks, true));
+  // Removed: a later launch calls nothing.
+  tinyds::cuda::block_sum(d_out.get(), d_inp.get(), blocks);
+  CHECK(seen.blocks.size() == 4);
 }
 
 TEST_CASE("kernels/emulation: a barrier that some threads skip by returning is reported") {

@@ -7,8 +7,8 @@
 //            was never in the supervised data: whatever the model gains there, it found by sampling and reward.
 //   report   held-out greedy exact match per level before (= the SFT checkpoint) and after GRPO, pass@8 of
 //            sampled completions before and after (train/pass_at_k.h: RL at best turns pass@k into pass@1), mean
-//            completion length, the reward curve, MaxVio, times, where the metrics and checkpoints are, and
-//            <out>/curves.png drawn by tinyds/cli/plot_curves.py (Debian's python3-matplotlib).
+//            completion length, the reward curve, MaxVio, times, where the metrics (pass@k in <out>/pass_at_k.jsonl)
+//            and checkpoints are, and <out>/curves.png drawn by tinyds/cli/plot_curves.py (python3-matplotlib).
 // After the first SFT steps (~40 s on the 2-core AVX-512 machine) it prints the time it expects to take: SFT is
 // run as a first slice (stop_after) and resumed exactly from its checkpoint (train/trainer.h).
 #include <unistd.h>
@@ -27,6 +27,7 @@
 #include "tinyds/core/timer.h"
 #include "tinyds/posttrain/grpo_trainer.h"
 #include "tinyds/train/checkpoint.h"
+#include "tinyds/train/metrics_log.h"
 #include "tinyds/train/pass_at_k.h"
 #include "tinyds/train/progress.h"
 #include "tinyds/train/trainer.h"
@@ -73,6 +74,27 @@ std::vector<SampledEvalResult> pass_at_k_per_level(const std::string& ckpt, cons
     out.push_back(evaluate_pass_at_k(model, ck.tokenizer, heldout_problems(held, level), K, temperature,
                                      max_new_tokens, cfg.train.seed));
   return out;
+}
+
+// <out>/pass_at_k.jsonl: one record per (checkpoint, level) of the two pass@k evaluations, for notebook 7 and
+// anyone re-reading a run: "step" is the GRPO step of the checkpoint (0 = the SFT checkpoint), pass_at[k-1] is
+// pass@k (train/pass_at_k.h).
+void write_pass_at_k(const std::string& path, const std::vector<int>& levels,
+                     const std::vector<SampledEvalResult>& pk_sft, const std::vector<SampledEvalResult>& pk_rl,
+                     int grpo_steps) {
+  if (pk_sft.empty()) return;
+  MetricsLog log(path, -1);
+  auto write = [&](const char* checkpoint, int step, const std::vector<SampledEvalResult>& results) {
+    for (std::size_t i = 0; i < results.size() && i < levels.size(); i++) {
+      const SampledEvalResult& s = results[i];
+      log.write({{"step", step}, {"checkpoint", checkpoint}, {"level", levels[i]}, {"problems", s.problems},
+                 {"samples", s.samples}, {"temperature", s.temperature}, {"pass_at", s.pass_at},
+                 {"entropy", s.entropy}, {"degenerate_share", s.degenerate_share},
+                 {"mean_completion_len", s.mean_completion_len}});
+    }
+  };
+  write("sft", 0, pk_sft);
+  write("grpo", grpo_steps, pk_rl);
 }
 
 void print_table(const GRPOResult& g, const std::vector<int>& grpo_levels, const std::vector<SampledEvalResult>& pk_sft,
@@ -263,7 +285,9 @@ int cmd_demo(int argc, char** argv) {
     for (double v : sft.final_maxvio) std::printf(" %.3f", v);
     std::printf("  (max load / mean load - 1; 0 = even)\n");
   }
-  std::printf("  metrics          %s/sft/metrics.jsonl, %s/grpo/metrics.jsonl\n", out.c_str(), out.c_str());
+  write_pass_at_k(out + "/pass_at_k.jsonl", eval_levels, pk_sft, pk_rl, static_cast<int>(r.steps.size()));
+  std::printf("  metrics          %s/sft/metrics.jsonl, %s/grpo/metrics.jsonl%s\n", out.c_str(), out.c_str(),
+              pk_sft.empty() ? "" : (", " + out + "/pass_at_k.jsonl").c_str());
   std::printf("  checkpoints      %s (SFT), %s (GRPO)\n", sft_ckpt.c_str(), r.final_ckpt.c_str());
   Config held = cfg;  // stage 1 ran without evaluation; the held-out set is the one stage 2 evaluated on
   held.train.eval_problems = std::max(1, g.eval_problems);

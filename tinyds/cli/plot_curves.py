@@ -6,7 +6,7 @@ Usage: /usr/bin/python3 tinyds/cli/plot_curves.py RUN_DIR [OUT.png]
   (one record per GRPO step: reward_mean, accuracy, completion_len, kl, entropy; eval records with eval_level and
   eval_accuracy). Writes OUT.png (default RUN_DIR/curves.png) with six panels over steps: SFT loss, held-out
   accuracy per level, GRPO reward, completion length, KL to the reference, entropy. Exits 2 with a message when
-  matplotlib is missing (the demo then says so and goes on).
+  matplotlib is missing (the demo then says so and goes on). Notebook 7 imports read_jsonl and draw.
 """
 import json
 import os
@@ -21,19 +21,9 @@ def read_jsonl(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def main():
-    if len(sys.argv) < 2:
-        sys.exit("usage: plot_curves.py RUN_DIR [OUT.png]")
-    run = sys.argv[1]
-    out = sys.argv[2] if len(sys.argv) > 2 else os.path.join(run, "curves.png")
-    try:
-        import matplotlib
-        matplotlib.use("Agg")  # no display: write the file only
-        import matplotlib.pyplot as plt
-    except ImportError as e:
-        print(f"plot_curves.py: matplotlib is not installed ({e}); apt-get install python3-matplotlib")
-        sys.exit(2)
-
+def draw(run, plt):
+    """The six panels of RUN_DIR's curves as a matplotlib figure (pyplot passed in: main() draws off-screen,
+    notebook 7 inline)."""
     sft = read_jsonl(os.path.join(run, "sft", "metrics.jsonl"))
     grpo = read_jsonl(os.path.join(run, "grpo", "metrics.jsonl"))
     sft_steps = [r for r in sft if "loss" in r]
@@ -73,6 +63,23 @@ def main():
     ax[0].set_xlabel("SFT step")
     ax[1].set_xlabel("step (SFT, then GRPO)")
     fig.tight_layout()
+    return fig
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit("usage: plot_curves.py RUN_DIR [OUT.png]")
+    run = sys.argv[1]
+    out = sys.argv[2] if len(sys.argv) > 2 else os.path.join(run, "curves.png")
+    try:
+        import matplotlib
+        matplotlib.use("Agg")  # no display: write the file only
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        print(f"plot_curves.py: matplotlib is not installed ({e}); apt-get install python3-matplotlib")
+        sys.exit(2)
+
+    fig = draw(run, plt)
     fig.savefig(out, dpi=100)
     print(out)
 

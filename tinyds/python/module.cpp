@@ -1,7 +1,8 @@
 // tinyds/python/module.cpp — `import tinyds`: the Python module's entry point, configuration and data.
 //
 // The module exposes what the notebooks (notebooks/) drive and no more: presets and config, models (model.cpp),
-// the post-training losses (losses.cpp), the memory ledger (memory.cpp), problems, batches and rewards (here).
+// the post-training losses (losses.cpp), the memory ledger (memory.cpp), the reward model (reward_model.cpp), the
+// CUDA kernels under the emulation (kernels.cpp), problems, batches and rewards (here).
 // Every tinyds::Error raises tinyds.Error (a RuntimeError) carrying tinyds's message.
 #include <pybind11/stl.h>
 
@@ -83,8 +84,6 @@ void bind_config(py::module_& m) {
   m.def("preset_names", &Config::preset_names, "the names Config.preset accepts");
 }
 
-namespace {
-
 py::dict problem_dict(const Problem& p) {
   py::dict d;
   d["question"] = p.question;
@@ -93,6 +92,8 @@ py::dict problem_dict(const Problem& p) {
   d["level"] = p.level;
   return d;
 }
+
+namespace {
 
 Problem problem_from(const py::dict& d) {
   Problem p;
@@ -103,13 +104,13 @@ Problem problem_from(const py::dict& d) {
   return p;
 }
 
+}  // namespace
+
 std::vector<Problem> problems_from(const py::list& l) {
   std::vector<Problem> out;
   for (py::handle h : l) out.push_back(problem_from(h.cast<py::dict>()));
   return out;
 }
-
-}  // namespace
 
 void bind_data(py::module_& m) {
   py::class_<Tokenizer>(m, "Tokenizer", "The character-level tokenizer (tinyds/data/tokenizer.h).")
@@ -173,4 +174,6 @@ PYBIND11_MODULE(tinyds, m) {
   tinyds::python::bind_model(m);
   tinyds::python::bind_losses(m);
   tinyds::python::bind_memory(m);
+  tinyds::python::bind_reward_model(m);
+  tinyds::python::bind_kernels(m);
 }
