@@ -19,6 +19,8 @@ using namespace detail;
 
 namespace {
 std::atomic<bool> g_parallel_blocks{true};
+BlockObserver g_block_observer = nullptr;  // set_block_observer (nullptr: none)
+void* g_block_observer_user = nullptr;
 }  // namespace
 
 void run_grid(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes, void (*body)(void*), void* ctx) {
@@ -51,6 +53,7 @@ void run_grid(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes, void
     blockIdx = uint3{static_cast<unsigned>(b % grid.x), static_cast<unsigned>(b / grid.x % grid.y),
                      static_cast<unsigned>(b / (static_cast<long>(grid.x) * grid.y))};
     std::string e = run_block(r, block, smem_bytes);
+    if (e.empty() && g_block_observer) g_block_observer(blockIdx, g_block_observer_user);
     if (!e.empty()) {
       std::lock_guard<std::mutex> lock(error_mutex);
       if (first_error.empty()) first_error = e;
@@ -76,5 +79,9 @@ void run_grid(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes, void
 
 void set_parallel_blocks(bool on) { g_parallel_blocks = on; }
 bool parallel_blocks() { return g_parallel_blocks; }
+void set_block_observer(BlockObserver observer, void* user) {
+  g_block_observer = observer;
+  g_block_observer_user = user;
+}
 
 }  // namespace tinyds::cuda::emu
