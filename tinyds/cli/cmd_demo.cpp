@@ -166,8 +166,8 @@ int cmd_demo(int argc, char** argv) {
   cfg.data.level_weights = {2, 1};
   // 8000 steps with the small preset's 32 drill columns: at 4800 steps which seeds learned the arithmetic was a
   // draw (level 1 76-97%); at 8000 seeds 2, 3, 7 and 99 reached 96-100% / 80-96% on levels 1 / 2, the default seed
-  // 91.5 / 70.0%. The SFT stage and GRPO take ~12 minutes on a 2-core AVX-512 machine (notebooks/EXPERIMENTS.md, "The
-  // demo end to end").
+  // 91.5 / 70.0%. The SFT stage and GRPO take ~12 minutes on a 2-core AVX-512 machine
+  // (notebooks/EXPERIMENTS.md, "The demo end to end").
   cfg.train.steps = 8000;
   cfg.train.log_every = 200;
   cfg.train.eval_every = 0;     // stage 2 evaluates the SFT checkpoint on every level before it starts,
