@@ -68,7 +68,7 @@ asan:
 	@echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/) =="
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTINYDS_SANITIZE=ON -DTINYDS_GOLDEN=OFF \
 	       -DTINYDS_CUDA=OFF -DTINYDS_PYTHON=OFF -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" >/dev/null
-	@cmake --build build-asan -j $(JOBS) --target tinyds_tests tinyds
+	@cmake --build build-asan -j $(JOBS) --target tinyds_tests tinyds tinyds_gdb_step_example
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    ctest --output-on-failure --timeout 900
 

@@ -14,7 +14,7 @@ namespace tinyds::cuda::emu {
 using namespace detail;
 
 void syncthreads(const char* file, int line) {
-  BlockRun& r = t_run;
+  BlockRun& r = block_run();
   Fiber& f = r.fibers[r.current];
   f.state = State::AtBlockBarrier;
   f.what = "__syncthreads()";
@@ -29,7 +29,7 @@ int lane_id() { return linear_tid(threadIdx) % 32; }
 // same buffer. A fast lane that goes on to the NEXT exchange writes into the other buffer, so it cannot overwrite
 // a value a slower lane has yet to read; and it cannot get two exchanges ahead, because the next one waits for all.
 uint64_t warp_exchange(unsigned mask, uint64_t value, int src_lane, const char* what, const char* file, int line) {
-  BlockRun& r = t_run;
+  BlockRun& r = block_run();
   const int t = r.current;
   Fiber& f = r.fibers[t];
   Warp& w = r.warps[t / 32];
@@ -68,7 +68,7 @@ uint64_t warp_exchange(unsigned mask, uint64_t value, int src_lane, const char* 
 
 unsigned warp_ballot(unsigned mask, int pred, const char* what, const char* file, int line) {
   // One exchange gives every lane every predicate: read them all from the slots of this exchange.
-  BlockRun& r = t_run;
+  BlockRun& r = block_run();
   const int t = r.current;
   Warp& w = r.warps[t / 32];
   const unsigned buf = w.gen % 2;
@@ -79,10 +79,10 @@ unsigned warp_ballot(unsigned mask, int pred, const char* what, const char* file
 }
 
 // ---- shared memory: the per-block buffer of DYNAMIC_SHARED, and STATIC_SHARED arrays poisoned once per block ----
-void* dynamic_shared_memory() { return t_run.smem; }
+void* dynamic_shared_memory() { return block_run().smem; }
 
 void static_shared_declared(void* array, size_t bytes) {
-  BlockRun& r = t_run;
+  BlockRun& r = block_run();
   // A kernel declares a handful of arrays: a linear search is cheaper than any map.
   for (const void* seen : r.static_shared)
     if (seen == array) return;

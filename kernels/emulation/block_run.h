@@ -106,8 +106,10 @@ struct BlockRun {
   }
 };
 
-// The block this OS thread runs (defined in fibers.cpp).
-extern thread_local BlockRun t_run;
+// The block this OS thread runs: fibers.cpp's thread_local, reached through a function defined in the same file so
+// that no other translation unit touches the thread_local directly (GCC's cross-file TLS wrapper on the fibers'
+// stacks gave UBSan null references).
+BlockRun& block_run();
 
 // ---- messages (fibers.cpp) -------------------------------------------------------------------------------------
 std::string dim_str(uint3 v);  // "(x,y,z)"

@@ -135,7 +135,7 @@ void enter_fiber(BlockRun& r, int t) {
 }
 
 void fiber_main(void*) {
-  BlockRun& r = t_run;
+  BlockRun& r = block_run();
 #if TINYDS_EMU_ASAN
   __sanitizer_finish_switch_fiber(nullptr, &r.sched_stack_bottom, &r.sched_stack_size);
 #endif
@@ -198,7 +198,11 @@ std::string divergence_error(BlockRun& r) {
 
 }  // namespace
 
+namespace {
 thread_local BlockRun t_run;
+}  // namespace
+
+BlockRun& block_run() { return t_run; }
 
 std::string dim_str(uint3 v) {
   return "(" + std::to_string(v.x) + "," + std::to_string(v.y) + "," + std::to_string(v.z) + ")";

@@ -39,7 +39,7 @@ void run_grid(const void* kernel, dim3 grid, dim3 block, size_t smem_bytes, void
   std::atomic<bool> failed{false};
   auto run_one = [&](long b) {
     if (failed) return;
-    BlockRun& r = t_run;
+    BlockRun& r = block_run();
     if (r.smem_capacity < smem_bytes) {
       std::free(r.smem);
       r.smem_capacity = (smem_bytes + 63) / 64 * 64;
