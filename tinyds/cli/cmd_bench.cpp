@@ -267,6 +267,23 @@ double report_rollout_side(const char* who, long tokens, const std::vector<doubl
   return tokens / med;
 }
 
+// --json: opened before measuring (a bad path fails before a minute of work, not after), written at the end.
+std::ofstream open_json(const std::string& path) {
+  std::ofstream f;
+  if (!path.empty()) {
+    f.open(path);
+    if (!f) throw_error("option --json: cannot open '", path, "' for writing");
+  }
+  return f;
+}
+
+void write_json(std::ofstream& f, const json& out, const std::string& path) {
+  if (!f.is_open()) return;
+  f << out.dump(2) << "\n";
+  if (!f) throw_error("option --json: writing '", path, "' failed");
+  std::printf("\nwrote %s\n", path.c_str());
+}
+
 int bench_rollout(const std::string& preset, const RolloutBenchArgs& ra, std::ofstream& json_file,
                   const std::string& json_path) {
   namespace fs = std::filesystem;
@@ -386,11 +403,7 @@ int bench_rollout(const std::string& preset, const RolloutBenchArgs& ra, std::of
     }
   }
   out["machine"]["load_avg_1min_end"] = load_average_1min();
-  if (json_file.is_open()) {
-    json_file << out.dump(2) << "\n";
-    if (!json_file) throw_error("option --json: writing '", json_path, "' failed");
-    std::printf("\nwrote %s\n", json_path.c_str());
-  }
+  write_json(json_file, out, json_path);
   return status;
 }
 
@@ -431,20 +444,12 @@ int cmd_bench(int argc, char** argv) {
     if (ra.repeats < 1 || ra.prompts < 1 || ra.group < 1 || ra.max_new_tokens < 1)
       throw_error("bench --rollout: --rollouts, --prompts, --group and --max-new-tokens must be at least 1");
     ra.no_torch = no_torch;
-    std::ofstream json_file;
-    if (!json_path.empty()) {
-      json_file.open(json_path);
-      if (!json_file) throw_error("option --json: cannot open '", json_path, "' for writing");
-    }
+    std::ofstream json_file = open_json(json_path);
     return bench_rollout(a.given("--preset") ? preset : "small", ra, json_file, json_path);
   }
   if (warmup < 0) throw_error("option --warmup: ", warmup, " must not be negative");
   const Config cfg = Config::preset(preset);  // an unknown name is an error listing the presets
-  std::ofstream json_file;
-  if (!json_path.empty()) {  // open now: a bad path should fail before a minute of measuring, not after
-    json_file.open(json_path);
-    if (!json_file) throw_error("option --json: cannot open '", json_path, "' for writing");
-  }
+  std::ofstream json_file = open_json(json_path);
 
   const ModelConfig& m = cfg.model;
   std::printf("tinyds bench: preset %s (C %d, %d layers, %s H %d Hkv %d D %d, F %d, V %d), B %d, T %d\n",
@@ -474,11 +479,7 @@ int cmd_bench(int argc, char** argv) {
     out["tinyds_over_torch"] = tps / torch_tps;
   }
   out["machine"]["load_avg_1min_end"] = load_average_1min();
-  if (json_file.is_open()) {
-    json_file << out.dump(2) << "\n";
-    if (!json_file) throw_error("option --json: writing '", json_path, "' failed");
-    std::printf("\nwrote %s\n", json_path.c_str());
-  }
+  write_json(json_file, out, json_path);
   return 0;
 }
 
