@@ -8,13 +8,14 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "kernels/device.cuh"
 #include "tinyds/core/error.h"
 
 namespace tinyds {
 
 namespace {
 // Bookkeeping for live allocations: pointer -> (bytes, cell). A map keeps Buffer free of hidden headers.
-struct Live { std::size_t bytes; int role; int cat; };
+struct Live { std::size_t bytes; int place; int role; int cat; };
 std::unordered_map<void*, Live>& live_map() { static std::unordered_map<void*, Live> m; return m; }
 }  // namespace
 
@@ -22,6 +23,7 @@ const char* category_name(Category c) {
   static const char* names[] = {"weights", "grads", "adam_m", "adam_v", "activations", "kv_cache", "rollout"};
   return names[static_cast<int>(c)];
 }
+const char* place_name(Place p) { return p == Place::device ? "device" : "host"; }
 const char* role_name(Role r) {
   static const char* names[] = {"policy", "reference", "critic", "reward", "teacher"};
   return names[static_cast<int>(r)];
@@ -29,56 +31,81 @@ const char* role_name(Role r) {
 
 Ledger& Ledger::global() { static Ledger g; return g; }
 
-void* Ledger::allocate(std::size_t bytes, Role role, Category cat) {
+void* Ledger::allocate(std::size_t bytes, Role role, Category cat, Place place) {
   if (bytes > SIZE_MAX - 63)  // the rounding below would wrap around to 0
     throw_error("out of memory allocating ", bytes, " bytes for ", role_name(role), "/", category_name(cat));
   std::size_t rounded = (bytes + 63) / 64 * 64;  // aligned_alloc wants a multiple of the alignment
-  void* p = std::aligned_alloc(64, rounded);
-  if (!p) throw_error("out of memory allocating ", format_bytes(bytes), " for ", role_name(role), "/", category_name(cat));
-  std::memset(p, 0, rounded);
+  void* p = nullptr;
+  if (place == Place::device) {
+    try {
+      p = cuda::device_alloc(rounded);  // cudaMalloc's pointers are 256-byte aligned
+    } catch (const std::exception& e) {
+      throw_error("out of device memory allocating ", format_bytes(bytes), " for ", role_name(role), "/",
+                  category_name(cat), ": ", e.what());
+    }
+    cuda::fill_zero(p, rounded);
+  } else {
+    p = std::aligned_alloc(64, rounded);
+    if (!p) throw_error("out of memory allocating ", format_bytes(bytes), " for ", role_name(role), "/", category_name(cat));
+    std::memset(p, 0, rounded);
+  }
   std::lock_guard<std::mutex> lock(mu_);
-  int r = static_cast<int>(role), c = static_cast<int>(cat);
-  live_map()[p] = Live{bytes, r, c};
-  cur_[r][c] += bytes;
-  if (cur_[r][c] > peak_[r][c]) peak_[r][c] = cur_[r][c];
-  cur_total_ += bytes;
-  if (cur_total_ > peak_total_) peak_total_ = cur_total_;
+  const int w = static_cast<int>(place), r = static_cast<int>(role), c = static_cast<int>(cat);
+  live_map()[p] = Live{bytes, w, r, c};
+  cur_[w][r][c] += bytes;
+  if (cur_[w][r][c] > peak_[w][r][c]) peak_[w][r][c] = cur_[w][r][c];
+  cur_total_[w] += bytes;
+  if (cur_total_[w] > peak_total_[w]) peak_total_[w] = cur_total_[w];
   return p;
 }
 
 void Ledger::release(void* ptr) {
   if (!ptr) return;
+  int place = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = live_map().find(ptr);
     TINYDS_ASSERT(it != live_map().end(), "release of a pointer the ledger did not allocate");
-    cur_[it->second.role][it->second.cat] -= it->second.bytes;
-    cur_total_ -= it->second.bytes;
+    const Live& l = it->second;
+    place = l.place;
+    cur_[l.place][l.role][l.cat] -= l.bytes;
+    cur_total_[l.place] -= l.bytes;
     live_map().erase(it);
   }
-  std::free(ptr);
+  if (place == static_cast<int>(Place::device)) cuda::device_free(ptr);
+  else std::free(ptr);
 }
 
-std::size_t Ledger::current(Role r, Category c) const {
+std::size_t Ledger::current(Role r, Category c, Place p) const {
   std::lock_guard<std::mutex> lock(mu_);
-  return cur_[static_cast<int>(r)][static_cast<int>(c)];
+  return cur_[static_cast<int>(p)][static_cast<int>(r)][static_cast<int>(c)];
 }
-std::size_t Ledger::peak(Role r, Category c) const {
+std::size_t Ledger::peak(Role r, Category c, Place p) const {
   std::lock_guard<std::mutex> lock(mu_);
-  return peak_[static_cast<int>(r)][static_cast<int>(c)];
+  return peak_[static_cast<int>(p)][static_cast<int>(r)][static_cast<int>(c)];
 }
-std::size_t Ledger::current_total() const { std::lock_guard<std::mutex> lock(mu_); return cur_total_; }
-std::size_t Ledger::peak_total() const { std::lock_guard<std::mutex> lock(mu_); return peak_total_; }
+std::size_t Ledger::current_total(Place p) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return cur_total_[static_cast<int>(p)];
+}
+std::size_t Ledger::peak_total(Place p) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return peak_total_[static_cast<int>(p)];
+}
 
 void Ledger::reset_peaks() {
   std::lock_guard<std::mutex> lock(mu_);
-  for (int r = 0; r < kNumRoles; r++)
-    for (int c = 0; c < kNumCategories; c++) peak_[r][c] = cur_[r][c];
-  peak_total_ = cur_total_;
+  for (int w = 0; w < kNumPlaces; w++) {
+    for (int r = 0; r < kNumRoles; r++)
+      for (int c = 0; c < kNumCategories; c++) peak_[w][r][c] = cur_[w][r][c];
+    peak_total_[w] = cur_total_[w];
+  }
 }
 
-std::string Ledger::table() const {
+std::string Ledger::table(Place place) const {
   std::lock_guard<std::mutex> lock(mu_);
+  const int w = static_cast<int>(place);
+  const auto& peak = peak_[w];  // [role][category] of this place
   std::ostringstream os;
   char buf[64];
   std::snprintf(buf, sizeof buf, "%-10s", "peak");
@@ -90,18 +117,19 @@ std::string Ledger::table() const {
   os << "        total\n";
   for (int r = 0; r < kNumRoles; r++) {
     std::size_t row = 0;
-    for (int c = 0; c < kNumCategories; c++) row += peak_[r][c];
+    for (int c = 0; c < kNumCategories; c++) row += peak[r][c];
     if (row == 0) continue;
     std::snprintf(buf, sizeof buf, "%-10s", role_name(static_cast<Role>(r)));
     os << buf;
     for (int c = 0; c < kNumCategories; c++) {
-      std::snprintf(buf, sizeof buf, " %12s", format_bytes(peak_[r][c]).c_str());
+      std::snprintf(buf, sizeof buf, " %12s", format_bytes(peak[r][c]).c_str());
       os << buf;
     }
     std::snprintf(buf, sizeof buf, " %12s\n", format_bytes(row).c_str());
     os << buf;
   }
-  os << "simultaneous peak of all ledgered memory: " << format_bytes(peak_total_) << "\n";
+  os << "simultaneous peak of all ledgered " << (place == Place::device ? "device " : "") << "memory: "
+     << format_bytes(peak_total_[w]) << "\n";
   return os.str();
 }
 
