@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "kernels/attention.cuh"
+#include "kernels/copy_cols.cuh"
 #include "kernels/cross_entropy.cuh"
 #include "kernels/embedding.cuh"
 #include "kernels/matmul.cuh"
@@ -22,6 +23,7 @@
 #include "kernels/swiglu.cuh"
 #include "tinyds/device/device.h"
 #include "tinyds/ops/attention.h"
+#include "tinyds/ops/copy_cols.h"
 #include "tinyds/ops/cross_entropy.h"
 #include "tinyds/ops/embedding.h"
 #include "tinyds/ops/matmul.h"
@@ -89,6 +91,12 @@ TINYDS_DEV_OP(attention_backward,
               (real* dq, real* dk, real* dv, const real* dout, const real* q, const real* k, const real* v,
                const real* att, int B, int T, int H, int Hkv, int Dk, int Dv, real scale),
               (dq, dk, dv, dout, q, k, v, att, B, T, H, Hkv, Dk, Dv, scale))
+// ops/copy_cols.h  <->  kernels/copy_cols.cu
+TINYDS_DEV_OP(copy_cols,
+              (real* dst, int dst_width, int dcol, const real* src, int src_width, int scol, int N, int w),
+              (dst, dst_width, dcol, src, src_width, scol, N, w))
+TINYDS_DEV_OP(sum_head_cols, (real* out, const real* in, int N, int H, int width, int col, int w),
+              (out, in, N, H, width, col, w))
 // ops/cross_entropy.h  <->  kernels/cross_entropy.cu
 TINYDS_DEV_OP(cross_entropy_forward, (real* losses, real* lse, const real* logits, const int* targets, int N, int V),
               (losses, lse, logits, targets, N, V))

@@ -4,9 +4,7 @@
 // Shapes: N rows, C width, F hidden.  Gradients: dx and the parameters ACCUMULATED (+=).
 #include "tinyds/model/ffn.h"
 
-#include "tinyds/ops/matmul.h"
-#include "tinyds/ops/residual.h"
-#include "tinyds/ops/swiglu.h"
+#include "tinyds/device/ops.h"
 
 namespace tinyds {
 
@@ -16,10 +14,10 @@ void ffn_forward(real* out,                    // (N, C) written
                  const real* x,                // (N, C)
                  const FfnWeights<real>& w,    // w1, w3 (F, C); w2 (C, F)
                  int N, int C, int F) {
-  matmul_forward(a.a1, x, w.w1, N, C, F);
-  matmul_forward(a.a3, x, w.w3, N, C, F);
-  swiglu_forward(a.act, a.a1, a.a3, static_cast<long>(N) * F);
-  matmul_forward(out, a.act, w.w2, N, F, C);
+  dev::matmul_forward(a.a1, x, w.w1, N, C, F);
+  dev::matmul_forward(a.a3, x, w.w3, N, C, F);
+  dev::swiglu_forward(a.act, a.a1, a.a3, static_cast<long>(N) * F);
+  dev::matmul_forward(out, a.act, w.w2, N, F, C);
 }
 
 template <typename real>
@@ -33,14 +31,14 @@ void ffn_backward(real* dx,                       // (N, C) accumulated
                   int N, int C, int F) {
   const long NC = static_cast<long>(N) * C;
   // forward: out = act @ w2^T
-  matmul_backward(s.dact, dw.w2, dout, a.act, w.w2, N, F, C);
+  dev::matmul_backward(s.dact, dw.w2, dout, a.act, w.w2, N, F, C);
   // forward: act = silu(a1) * a3
-  swiglu_backward(s.da1, s.da3, s.dact, a.a1, a.a3, static_cast<long>(N) * F);
+  dev::swiglu_backward(s.da1, s.da3, s.dact, a.a1, a.a3, static_cast<long>(N) * F);
   // forward: a1 = x @ w1^T;  a3 = x @ w3^T   (x feeds both: its gradients sum)
-  matmul_backward(s.dx1, dw.w1, s.da1, x, w.w1, N, C, F);
-  add_inplace(dx, s.dx1, NC);
-  matmul_backward(s.dx1, dw.w3, s.da3, x, w.w3, N, C, F);
-  add_inplace(dx, s.dx1, NC);
+  dev::matmul_backward(s.dx1, dw.w1, s.da1, x, w.w1, N, C, F);
+  dev::add_inplace(dx, s.dx1, NC);
+  dev::matmul_backward(s.dx1, dw.w3, s.da3, x, w.w3, N, C, F);
+  dev::add_inplace(dx, s.dx1, NC);
 }
 
 template void ffn_forward<float>(float*, const FfnActivations<float>&, const float*, const FfnWeights<float>&, int,

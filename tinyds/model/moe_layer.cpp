@@ -11,10 +11,9 @@
 
 #include "tinyds/core/carver.h"
 #include "tinyds/core/error.h"
-#include "tinyds/ops/matmul.h"
+#include "tinyds/device/memory.h"
+#include "tinyds/device/ops.h"
 #include "tinyds/ops/moe_balance.h"
-#include "tinyds/ops/moe_dispatch.h"
-#include "tinyds/ops/residual.h"
 
 namespace tinyds {
 
@@ -103,12 +102,21 @@ FfnScratch<real> rows_of(const FfnScratch<real>& s, long r0, int F, int C) {
 }
 
 // Routed experts: ye = ffn_e(xe) on each expert's contiguous rows, one GEMM per projection (empty experts skipped).
+// The expert offsets (E+1 ints, in the model's place) copied to the host: the per-expert loops below run there.
+template <typename real>
+std::vector<int> offsets_on_host(const MoeActivations<real>& a, const MoeDims& d) {
+  std::vector<int> off(d.E + 1);
+  dev::to_host(off.data(), a.offsets, off.size());
+  return off;
+}
+
 template <typename real>
 void routed_experts_forward(const MoeActivations<real>& a, const MoeWeights<real>& w, const MoeDims& d) {
   const int C = d.C, F = d.F;
+  const std::vector<int> off = offsets_on_host(a, d);
   for (int e = 0; e < d.E; e++) {
-    const long r0 = a.offsets[e];
-    const int n = a.offsets[e + 1] - a.offsets[e];
+    const long r0 = off[e];
+    const int n = off[e + 1] - off[e];
     if (n == 0) continue;
     ffn_forward(a.ye + r0 * C, rows_of(a.experts, r0, F), a.xe + r0 * C, expert_weights(w, e, d), n, C, F);
   }
@@ -120,11 +128,12 @@ void routed_experts_backward(const MoeBackwardScratch<real>& s, const MoeWeights
                              const MoeActivations<real>& a, const MoeWeights<real>& w, const MoeDims& d) {
   const int C = d.C, F = d.F;
   const long P = static_cast<long>(d.N) * d.K;
-  std::fill(s.dxe, s.dxe + P * C, real(0));  // ffn_backward accumulates; the experts' rows tile [0, P)
+  dev::zero(s.dxe, P * C);  // ffn_backward accumulates; the experts' rows tile [0, P)
+  const std::vector<int> off = offsets_on_host(a, d);
   // forward: ye = ffn_e(xe)   (on expert e's rows)
   for (int e = 0; e < d.E; e++) {
-    const long r0 = a.offsets[e];
-    const int n = a.offsets[e + 1] - a.offsets[e];
+    const long r0 = off[e];
+    const int n = off[e + 1] - off[e];
     if (n == 0) continue;  // an unused expert's weights get no gradient (its rows do not exist)
     ffn_backward(s.dxe + r0 * C, expert_weights(dw, e, d), rows_of(s.experts, r0, F, C), s.dye + r0 * C,
                  rows_of(a.experts, r0, F), a.xe + r0 * C, expert_weights(w, e, d), n, C, F);
@@ -138,8 +147,8 @@ template <typename real>
 real balance_forward(const MoeActivations<real>& a, const MoeDims& d) {
   real loss = real(0);
   if (d.seqaux)
-    loss += moe_seqaux_forward(a.f_seq, a.scores, a.topk_idx, d.B, d.T, d.E, d.K, static_cast<real>(d.alpha_seq));
-  if (d.aux) loss += moe_aux_forward(a.f_aux, a.scores, a.topk_idx, d.N, d.E, d.K, static_cast<real>(d.alpha_aux));
+    loss += dev::moe_seqaux_forward(a.f_seq, a.scores, a.topk_idx, d.B, d.T, d.E, d.K, static_cast<real>(d.alpha_seq));
+  if (d.aux) loss += dev::moe_aux_forward(a.f_aux, a.scores, a.topk_idx, d.N, d.E, d.K, static_cast<real>(d.alpha_aux));
   return loss;
 }
 
@@ -149,12 +158,12 @@ const real* balance_backward(const MoeBackwardScratch<real>& s, real dbalance, c
                              const MoeDims& d) {
   if (!d.seqaux && !d.aux) return nullptr;
   if (d.seqaux)
-    moe_seqaux_backward(s.dscores, dbalance, a.f_seq, a.scores, d.B, d.T, d.E, static_cast<real>(d.alpha_seq));
+    dev::moe_seqaux_backward(s.dscores, dbalance, a.f_seq, a.scores, d.B, d.T, d.E, static_cast<real>(d.alpha_seq));
   if (d.aux) {
     // Both losses read the same scores: their gradients sum.
     real* target = d.seqaux ? s.dscores_tmp : s.dscores;
-    moe_aux_backward(target, dbalance, a.f_aux, a.scores, d.N, d.E, static_cast<real>(d.alpha_aux));
-    if (d.seqaux) add_inplace(s.dscores, s.dscores_tmp, static_cast<long>(d.N) * d.E);
+    dev::moe_aux_backward(target, dbalance, a.f_aux, a.scores, d.N, d.E, static_cast<real>(d.alpha_aux));
+    if (d.seqaux) dev::add_inplace(s.dscores, s.dscores_tmp, static_cast<long>(d.N) * d.E);
   }
   return s.dscores;
 }
@@ -180,19 +189,19 @@ real moe_layer_forward(real* out,                  // (N, C) written
   check_weights_present(w.shared_w1, w.shared_w3, w.shared_w2, d, "moe_layer_forward");
   const int N = d.N, C = d.C, E = d.E, K = d.K, P = N * K;
   // Router: scores from the logits; the bias only reorders the choice, topk_w uses the unbiased scores (V3 Eq. 13-16).
-  matmul_forward(a.logits, u, w.router, N, C, E);
-  moe_router_forward(a.scores, a.topk_idx, a.topk_w, a.logits, bias, N, E, K, d.score, static_cast<real>(d.route_scale),
+  dev::matmul_forward(a.logits, u, w.router, N, C, E);
+  dev::moe_router_forward(a.scores, a.topk_idx, a.topk_w, a.logits, bias, N, E, K, d.score, static_cast<real>(d.route_scale),
                      d.n_group, d.topk_group);
   // Dispatch: sort the P pairs by expert so each expert's tokens are one contiguous block of rows.
-  moe_dispatch_sort(a.offsets, a.sorted_token, a.sorted_slot, a.pair_pos, a.topk_idx, N, K, E);
-  moe_gather_forward(a.xe, u, a.sorted_token, P, C);
+  dev::moe_dispatch_sort<real>(a.offsets, a.sorted_token, a.sorted_slot, a.pair_pos, a.topk_idx, N, K, E);
+  dev::moe_gather_forward(a.xe, u, a.sorted_token, P, C);
   routed_experts_forward(a, w, d);
   // Combine: out[n] = sum_k topk_w[n, k] * ye[pair_pos[n, k]]
-  moe_combine_forward(out, a.ye, a.topk_w, a.pair_pos, N, K, C);
+  dev::moe_combine_forward(out, a.ye, a.topk_w, a.pair_pos, N, K, C);
   if (d.Ns > 0) {
     // shared(u): one SwiGLU FFN of hidden S = Ns*F on every token
     ffn_forward(a.shared_out, a.shared, u, shared_weights(w), N, C, d.Ns * d.F);
-    add_inplace(out, a.shared_out, static_cast<long>(N) * C);  // out = routed + shared
+    dev::add_inplace(out, a.shared_out, static_cast<long>(N) * C);  // out = routed + shared
   }
   return balance_forward(a, d);
 }
@@ -213,18 +222,18 @@ void moe_layer_backward(real* du,                           // (N, C) written
   const int N = d.N, C = d.C, E = d.E, K = d.K;
   const long NC = static_cast<long>(N) * C;
   // forward: out = sum_k topk_w[n, k] * ye[pair_pos[n, k]] (+ shared)  -> d(ye) and d(topk_w)
-  moe_combine_backward(s.dye, s.dtopk_w, dout, a.ye, a.topk_w, a.pair_pos, N, K, C);
+  dev::moe_combine_backward(s.dye, s.dtopk_w, dout, a.ye, a.topk_w, a.pair_pos, N, K, C);
   // forward: ye = FFN_e(xe) on each expert's rows
   routed_experts_backward(s, dw, a, w, d);
   // forward: xe = u[sorted_token]   (each token's K rows sum back into it; du is written here)
-  moe_gather_backward(du, s.dxe, a.pair_pos, N, K, C);
+  dev::moe_gather_backward(du, s.dxe, a.pair_pos, N, K, C);
   // forward: scores, topk_w = router(logits); balance = losses(scores). The choice carries no gradient.
   const real* dscores_extra = balance_backward(s, dbalance, a, d);
-  moe_router_backward(s.dlogits, s.dtopk_w, dscores_extra, a.scores, a.topk_idx, N, E, K, d.score,
+  dev::moe_router_backward(s.dlogits, s.dtopk_w, dscores_extra, a.scores, a.topk_idx, N, E, K, d.score,
                       static_cast<real>(d.route_scale));
   // forward: logits = u @ router^T
-  matmul_backward(s.dtmp, dw.router, s.dlogits, u, w.router, N, C, E);
-  add_inplace(du, s.dtmp, NC);
+  dev::matmul_backward(s.dtmp, dw.router, s.dlogits, u, w.router, N, C, E);
+  dev::add_inplace(du, s.dtmp, NC);
   // forward: out += shared(u)   (the shared output enters out with weight 1: its upstream gradient is dout)
   if (d.Ns > 0) ffn_backward(du, shared_weights(dw), s.shared, dout, a.shared, u, shared_weights(w), N, C, d.Ns * d.F);
 }
@@ -235,7 +244,8 @@ void moe_layer_backward(real* du,                           // (N, C) written
 template <typename real>
 void moe_layer_load(int* load, const MoeActivations<real>& a, const MoeDims& d) {
   // The dispatch's offsets are the per-expert counts (a counting sort): no second pass over topk_idx.
-  for (int e = 0; e < d.E; e++) load[e] = a.offsets[e + 1] - a.offsets[e];
+  const std::vector<int> off = offsets_on_host(a, d);
+  for (int e = 0; e < d.E; e++) load[e] = off[e + 1] - off[e];
 }
 
 template <typename real>

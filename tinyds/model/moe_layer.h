@@ -171,14 +171,16 @@ void moe_layer_backward(real* du, const MoeWeights<real>& dw, const real* dout, 
                         const MoeBackwardScratch<real>& scratch);
 
 // ---- After the optimizer step (DESIGN 4.3) ----
-// load (E) written: (token, slot) pairs routed to each expert by the last forward (sums to N*K). To balance over
+// load (E, host) written: (token, slot) pairs routed to each expert by the last forward (sums to N*K), from the
+// dispatch's offsets (copied to the host from the current device: call it under the model's OnDevice). To balance over
 // several micro-batches, sum their loads and call moe_update_bias / moe_maxvio (moe_balance.h) on the sum.
 template <typename real>
 void moe_layer_load(int* load, const MoeActivations<real>& acts, const MoeDims& d);
 // MaxVio = max_i load_i / mean(load) - 1 of the last forward.
 template <typename real>
 double moe_layer_maxvio(const MoeActivations<real>& acts, const MoeDims& d);
-// bias (E) += gamma * sign(mean(load) - load_i) with the last forward's load (aux-loss-free balancing).
+// bias (E) += gamma * sign(mean(load) - load_i) with the last forward's load (aux-loss-free balancing). bias is a
+// host array (the CPU op); a model on cuda updates its device biases with Transformer::update_moe_bias.
 template <typename real>
 void moe_layer_update_bias(real* bias, const MoeActivations<real>& acts, const MoeDims& d, real gamma);
 

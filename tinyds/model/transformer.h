@@ -17,6 +17,13 @@
 // activations live in one allocation viewed through ActivationViews (below), and the backward pass's scratch
 // in another. The class is a template over `real` so the whole model can be checked against finite
 // differences in double precision; training uses Transformer<float>.
+//
+// Device (tinyds/device/device.h): a model built for Device::cuda keeps every one of these allocations in device
+// memory (Place::device), runs every op as a CUDA kernel (tinyds/device/ops.h) and touches its memory from the host
+// only through the dev:: copies (tinyds/device/memory.h): the per-token losses and the MoE expert offsets are copied
+// back to the host, the tokens, targets and loss weights copied up. Its pointer accessors (params(), grads(),
+// logits(), moe_bias(), ...) then return device pointers; the *_to_host / *_from_host methods copy.
+// Transformer<double> is CPU only (the kernels are fp32).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -24,6 +31,7 @@
 
 #include "tinyds/core/ledger.h"
 #include "tinyds/core/timer.h"
+#include "tinyds/device/device.h"
 #include "tinyds/model/config.h"
 #include "tinyds/model/ffn.h"
 #include "tinyds/model/mla.h"
@@ -109,22 +117,34 @@ MoeDims moe_dims_of(const ModelConfig& m, int B, int T, MoeLosses losses);
 template <typename real>
 class Transformer {
  public:
-  explicit Transformer(const ModelConfig& cfg, Role role = Role::policy);
+  explicit Transformer(const ModelConfig& cfg, Role role = Role::policy, Device device = Device::cpu);
 
   const ModelConfig& config() const { return cfg_; }
+  Device device() const { return device_; }  // where the tensors live and the ops run
   const ParamLayout& layout() const { return layout_; }
   std::size_t num_params() const { return layout_.total(); }
+  // In the model's place (device pointers on cuda: read them through the host copies below).
   real* params() { return params_.data(); }
   const real* params() const { return params_.data(); }
   // Gradients (allocated on first use, same layout as params).
   real* grads();
   const ModelParams<real>& param_view() const { return pview_; }
 
+  // Host copies of the parameters, gradients and MoE biases, whatever the device: host arrays of num_params()
+  // (params, grads) or moe_bias_size() (biases) elements, in the layout's order.
+  void params_from_host(const real* host);
+  void params_to_host(real* host) const;
+  void grads_to_host(real* host);  // allocates the gradients on first use, as grads() does
+  void moe_bias_from_host(const real* host);
+  void moe_bias_to_host(real* host) const;
+
   // Normal(0, init_std) matrices, output projections (wo, w2) scaled by 1/sqrt(2 n_layer) (GPT-2), norm gains 1.
-  // Deterministic in the seed; each tensor draws from its own stream.
+  // Deterministic in the seed; each tensor draws from its own stream. Drawn on the host (then copied to the
+  // device on cuda): the same numbers on both devices.
   void init_weights(uint64_t seed);
 
-  // tokens (B, T); targets (B, T) or nullptr. Computes logits (B, T, V); returns the objective main_loss +
+  // tokens (B, T); targets (B, T) or nullptr: HOST arrays on both devices. Computes logits (B, T, V) in the model's
+  // place; returns the objective main_loss +
   // mtp_loss + balance_loss (each 0 when off; with targets == nullptr only the MoE balance part and no MTP).
   // B*T may vary between calls.
   double forward(const int* tokens, const int* targets, int B, int T);
@@ -132,11 +152,11 @@ class Transformer {
   void backward();
   // The same with an arbitrary upstream gradient of the main logits: d(sum dlogits * logits + balance)/d(params),
   // ACCUMULATED. For losses computed outside the model (post-training). dlogits (B, T, V) of the last forward
-  // (which may have had no targets); the MTP modules are not involved.
+  // (which may have had no targets), in the model's place; the MTP modules are not involved.
   void backward_from_logits(const real* dlogits);
   // The same from a gradient w.r.t. the final hidden state x_L (B, T, C) (before the final norm): for heads that
   // read x_L instead of the logits (the critic's value head, the reward model's score head). The output head and
-  // final norm get no gradient.
+  // final norm get no gradient. dxL in the model's place.
   void backward_from_hidden(const real* dxL);
   void zero_grad();
 
@@ -164,6 +184,7 @@ class Transformer {
   // theirs first).
   void update_moe_bias(const std::vector<std::vector<int>>& loads);
   // Per MoE layer that ran in the last forward (the MTP blocks run only when it had targets), in layer order.
+  // Read from the dispatch's expert offsets (E+1 ints per layer, copied to the host on cuda).
   std::vector<double> moe_maxvio() const;            // MaxVio
   std::vector<std::vector<int>> moe_load() const;    // (E) routed pairs per expert
 
@@ -184,6 +205,7 @@ class Transformer {
 
  private:
   void ensure_activations(int B, int T);
+  void upload_tokens(const int* tokens, const int* targets, int N);  // into tokens_dev_, targets_dev_
   void ensure_backward_scratch();
   void layer_forward(int l, const real* x);
   void layer_backward(int l, const real* x);
@@ -201,11 +223,19 @@ class Transformer {
 
   ModelConfig cfg_;
   Role role_;
+  Device device_;                     // where every Buffer below lives (dev::place_of) and the ops run
   ParamLayout layout_;
   Buffer<real> params_, grads_;
   ModelParams<real> pview_, gview_;  // named views into params_ and grads_, built once
   Buffer<real> act_buf_, bwd_buf_;
   Buffer<int> act_int_buf_;           // the MoE layers' routing indices
+  // The last forward's tokens and targets (N each) and, per MTP module, its embedded tokens and targets (N each),
+  // in the model's place: the ops read them there. The host copies are tokens_, targets_, mtp_tokens_, mtp_targets_.
+  Buffer<int> tok_buf_;
+  int* tokens_dev_ = nullptr;         // (N)
+  int* targets_dev_ = nullptr;        // (N), or nullptr when the last forward had none
+  std::vector<int*> mtp_tokens_dev_, mtp_targets_dev_;  // per module (N)
+  Buffer<int> load_buf_;              // (E) the loads of one MoE layer, for the bias update on the device
   Buffer<real> moe_bias_;             // (num_moe_layers, E) router biases (Category::weights)
   std::vector<int> moe_layers_;       // the layer index of each MoE layer
   std::vector<int> moe_slot_;         // per layer: its MoE index, or -1
