@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kernels/device.cuh"
 #include "tinyds/cli/args.h"
 #include "tinyds/cli/commands.h"
 #include "tinyds/cli/config_options.h"
@@ -33,8 +34,8 @@ bool has_flag(int argc, char** argv, const char* flag) {
 // missing from the table) the H100 SXM, the device the analysis in notebooks/EXPERIMENTS.md is written for.
 const DevicePeak& analysis_device(const std::string& gpu) {
   if (!gpu.empty()) return device_peak_named(gpu);
-  if (!cuda_is_emulated())
-    if (const DevicePeak* p = find_device_peak(describe_device(Device::cuda))) return *p;
+  if (!cuda_is_emulated() && cuda::device_count() > 0)  // a native build, on a GPU
+    if (const DevicePeak* p = find_device_peak(cuda::device_name())) return *p;
   return device_peak_named("H100 80GB HBM3");
 }
 
