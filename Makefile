@@ -4,6 +4,8 @@
 #   make demo     install missing packages, build, train the toy model end to end and print its accuracy
 #   make bench    training throughput vs the machine's GEMM peak and the PyTorch reference
 #   make build-tool  build only build/tinyds, quietly (what demo and bench need)
+#   make cuda     the native build into build-cuda/: tinyds linked with the nvcc-built kernels (`--device cuda` on a
+#                 GPU), the native kernel and whole-step tests (skipped without a GPU); needs nvcc
 #   make debug    -O0 -g, OpenMP off, into build-debug/ (for stepping with gdb, CUDA kernels included: see
 #                 kernels/README.md; no nvcc there, the kernels run under the CPU emulation)
 #   make notebooks  rebuild notebooks/*.ipynb from notebooks/src/ and execute them in place (commit the outputs)
@@ -23,7 +25,7 @@ DEPS := cmake make g++ libeigen3-dev doctest-dev nlohmann-json3-dev \
         python3 python3-numpy python3-torch libopenblas0-pthread \
         pybind11-dev python3-dev jupyter-nbconvert python3-ipykernel python3-matplotlib clang-14 libclang-rt-14-dev
 
-.PHONY: all build build-tool test demo bench debug deps clean unit asan golden notebooks fuzz fuzz-build
+.PHONY: all build build-tool test demo bench cuda debug deps clean unit asan golden notebooks fuzz fuzz-build
 
 all: build
 
@@ -122,9 +124,17 @@ fuzz: fuzz-build
 	  grep -E "stat::number_of_executed_units|Done [0-9]+ runs" build-fuzz/$$t.log | tail -2; \
 	done
 
+# The native build (CMake option TINYDS_NATIVE_CUDA): build-cuda/tinyds runs `--device cuda` on the GPU
+# (`build-cuda/tinyds bench --device cuda`); tinyds_kernel_tests_native and tinyds_device_tests_native check the
+# kernels and the whole training step on it against the CPU (`cd build-cuda && ctest -R native`).
+cuda:
+	@cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DTINYDS_NATIVE_CUDA=ON -DTINYDS_GOLDEN=OFF \
+	       -DTINYDS_PYTHON=OFF $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build-cuda -j $(JOBS) --target tinyds tinyds_kernel_tests_native tinyds_device_tests_native
+
 debug:
 	@cmake -S . -B build-debug -DCMAKE_BUILD_TYPE=Debug -DTINYDS_OPENMP=OFF -DTINYDS_NATIVE=OFF -DTINYDS_CUDA=OFF >/dev/null
 	@cmake --build build-debug -j $(JOBS)
 
 clean:
-	rm -rf build build-asan build-debug build-fuzz
+	rm -rf build build-asan build-cuda build-debug build-fuzz

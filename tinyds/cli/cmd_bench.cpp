@@ -11,6 +11,8 @@
 //   4. tests/reference/bench_torch.py on the same model, B, T and thread count (skipped with --no-torch)
 // `tinyds bench --kernels` instead times every version of the CUDA kernels (kernels/bench.h); the command links
 // them under the CPU emulation, so those times are not GPU figures.
+// `tinyds bench --device cuda` instead times the training step on the CUDA device, or with --analysis prints the
+// roofline bound of each of its kernels on a GPU (cmd_bench_device.cpp).
 // `tinyds bench --rollout` instead times the RL stage's sampling: batched rollouts of B = 8 prompts x 8
 // completions x 96 new tokens (train/bench_rollout.h) against the PyTorch twin's kv-cache decode of the same batch
 // (bench_torch.py --rollout), after checking that both decode greedily to the same tokens.
@@ -31,6 +33,7 @@
 #include "tinyds/cli/args.h"
 #include "tinyds/cli/commands.h"
 #include "tinyds/core/error.h"
+#include "tinyds/device/device.h"
 #include "tinyds/model/config.h"
 #include "tinyds/train/bench.h"
 #include "tinyds/data/tokenizer.h"
@@ -53,6 +56,16 @@ bool omp_threads_spin(const MachineInfo& mi) {
   std::string p = mi.omp_wait_policy;
   for (char& c : p) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return p != "passive";
+}
+
+// The value of "--name X" / "--name=X" in argv, else `fallback` (read before parsing: --device picks the bench).
+std::string scan_option(int argc, char** argv, const std::string& name, const std::string& fallback) {
+  const std::string with_eq = name + "=";
+  for (int i = 1; i < argc; i++) {
+    if (argv[i] == name && i + 1 < argc) return argv[i + 1];
+    if (std::string(argv[i]).rfind(with_eq, 0) == 0) return argv[i] + with_eq.size();
+  }
+  return fallback;
 }
 
 void note(json& out, const std::string& text) {
@@ -410,6 +423,9 @@ int bench_rollout(const std::string& preset, const RolloutBenchArgs& ra, std::of
 }  // namespace
 
 int cmd_bench(int argc, char** argv) {
+  // `tinyds bench --device cuda ...` is the device bench (cmd_bench_device.cpp), with options of its own.
+  const std::string device_arg = scan_option(argc, argv, "--device", "cpu");
+  if (parse_device(device_arg, "--device") == Device::cuda) return cmd_bench_device(argc, argv);
   Args a("tinyds bench",
          "Training throughput of tinyds against the machine's measured fp32 GEMM peak and the PyTorch twin "
          "(tests/reference/bench_torch.py), with a per-op profile of one step. Takes about a minute on 2 cores.");
@@ -421,6 +437,9 @@ int cmd_bench(int argc, char** argv) {
   a.add("--warmup", warmup, "untimed training steps first");
   a.add_flag("--no-torch", no_torch, "skip the PyTorch reference");
   a.add("--json", json_path, "also write every figure to this JSON file");
+  std::string device = "cpu";
+  a.add("--device", device, "cpu (this bench) or cuda: the training step on the CUDA device, with MFU against its "
+                            "datasheet peak, or its roofline analysis (`tinyds bench --device cuda --help`)");
   a.add_flag("--kernels", kernels,
              "instead, time every CUDA kernel version (--steps calls each); under the CPU emulation these are not "
              "GPU figures");

@@ -20,6 +20,10 @@ class Timer {
 // Seconds spent per named phase (e.g. "moe fwd"), accumulated over calls: the bench's profile of a real step.
 struct PhaseTimes {
   std::vector<std::pair<std::string, double>> seconds;  // in first-seen order
+  // Called at both ends of every phase when set. On cuda a launch returns before its kernel has run, so a host
+  // timer around a phase measures launches, not work: the bench's profiling mode sets this to cuda::synchronize
+  // (tinyds/train/bench.h), which makes each phase's time its kernels' time (and costs the overlap between phases).
+  void (*sync)() = nullptr;
   void add(const char* name, double s) {
     for (auto& [n, t] : seconds)
       if (n == name) { t += s; return; }
@@ -30,8 +34,17 @@ struct PhaseTimes {
 // Adds the time from construction to destruction to `into` under `name`; does nothing when `into` is nullptr.
 class ScopedPhase {
  public:
-  ScopedPhase(PhaseTimes* into, const char* name) : into_(into), name_(name) {}
-  ~ScopedPhase() { if (into_) into_->add(name_, timer_.seconds()); }
+  ScopedPhase(PhaseTimes* into, const char* name) : into_(into), name_(name) {
+    if (into_ && into_->sync) {  // the work launched before this phase is not its time
+      into_->sync();
+      timer_.reset();
+    }
+  }
+  ~ScopedPhase() {
+    if (!into_) return;
+    if (into_->sync) into_->sync();  // this phase's kernels have finished
+    into_->add(name_, timer_.seconds());
+  }
   ScopedPhase(const ScopedPhase&) = delete;
   ScopedPhase& operator=(const ScopedPhase&) = delete;
 
