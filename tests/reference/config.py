@@ -150,7 +150,7 @@ PRESETS = {
     },
     "small": {
         "model": dict(n_layer=4, d_model=128, n_head=4, n_kv_head=4, head_dim=32, ffn_hidden=352, max_seq_len=256,
-                      rope_theta=500.0),
+                      rope_theta=500.0, bias_update_speed=1e-4),
         "train": dict(batch_size=8, seq_len=224, steps=16000, lr=7e-4, min_lr=1e-5, warmup_steps=100,
                       weight_decay=0.0, eval_every=4000, eval_problems=200, ckpt_every=4000, log_every=400),
         "data": dict(n_train=128000, pad_drills=True, drill_columns=32),

@@ -164,10 +164,11 @@ int cmd_demo(int argc, char** argv) {
   // Two level-1 problems for every level-2 one: a level-1 problem's drills are level-1 arithmetic, and a level-2
   // problem's first step is a level-1 calculation too (notebooks/EXPERIMENTS.md, "Level weights").
   cfg.data.level_weights = {2, 1};
-  // 8000 steps with the small preset's 32 drill columns: at 4800 steps which seeds learned the arithmetic was a
-  // draw (level 1 76-97%); at 8000 seeds 2, 3, 7 and 99 reached 96-100% / 80-96% on levels 1 / 2, the default seed
-  // 91.5 / 70.0%. The SFT stage and GRPO take ~12 minutes on a 2-core AVX-512 machine
-  // (notebooks/EXPERIMENTS.md, "The demo end to end").
+  // 8000 steps with the small preset's 32 drill columns and router-bias speed 1e-4: at 4800 steps which seeds
+  // learned the arithmetic was a draw (level 1 76-97%); at 8000 steps with V3's bias speed 1e-3 four of five seeds
+  // reached 96-100% / 80-96% on levels 1 / 2 and the default seed 91.5 / 70.0%; with 1e-4 see
+  // notebooks/EXPERIMENTS.md, "Router-bias speed". The SFT stage and GRPO take ~12 minutes on a 2-core AVX-512
+  // machine ("The demo end to end").
   cfg.train.steps = 8000;
   cfg.train.log_every = 200;
   cfg.train.eval_every = 0;     // stage 2 evaluates the SFT checkpoint on every level before it starts,
