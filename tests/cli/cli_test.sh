@@ -57,6 +57,9 @@ expect_error "grpo without --init"    "missing required option --init" -- "$exe"
 expect_error "grpo with G < 2"        "--num-generations = 1"       -- "$exe" grpo --init "$dir/ok.safetensors" --num-generations 1
 expect_error "grpo bad loss type"     "--loss-type 'ppo'"           -- "$exe" grpo --init "$dir/ok.safetensors" --loss-type ppo
 expect_ok    "grpo help lists beta"   "[default: 0.04]"             -- "$exe" grpo --help
+expect_error "grpo unknown device"     "--device: unknown device 'gpu'" -- "$exe" grpo --init "$dir/ok.safetensors" --device gpu
+expect_error "grpo reinforce on cuda" "REINFORCE's loss has no kernel" -- "$exe" grpo --init "$dir/ok.safetensors" --device cuda --algo reinforce
+expect_ok    "grpo on cuda"           "device: cuda"                -- "$exe" grpo --init "$dir/ok.safetensors" --device cuda --steps 1 --prompts-per-step 1 --num-generations 2 --max-completion-length 4 --eval-problems 0 --levels 1 --n-train 2 --out "$dir/grpo_cuda" --quiet
 expect_error "distill without teacher" "missing required option --teacher" -- "$exe" distill
 expect_error "distill --init and --preset" "--preset cannot be combined with --init" -- "$exe" distill --teacher "$dir/ok.safetensors" --init "$dir/ok.safetensors" --preset small
 expect_error "distill bad alpha"      "--alpha = 2"                 -- "$exe" distill --teacher "$dir/ok.safetensors" --alpha 2
@@ -79,6 +82,9 @@ expect_error "speculative needs greedy" "needs greedy decoding"     -- "$exe" sa
 expect_ok    "init dense"             "wrote"                       -- "$exe" init --preset nano-dense --out "$dir/dense.safetensors"
 expect_error "speculative needs MTP"  "mtp_depth = 0"               -- "$exe" sample --ckpt "$dir/dense.safetensors" --prompt hi --speculative
 expect_ok    "speculative runs"       "identical to plain greedy: yes" -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --max-new-tokens 8 --speculative
+expect_ok    "sample on cuda"         "device: cuda"                -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --max-new-tokens 3 --device cuda
+expect_error "sample unknown device"  "--device: unknown device 'gpu'" -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --device gpu
+expect_error "speculative on cuda"    "drop --device cuda"          -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --speculative --device cuda
 expect_ok    "kvcache runs"           "98.2%"                       -- "$exe" kvcache --no-bench
 expect_error "bench unknown device"   "--device: unknown device 'tpu'" -- "$exe" bench --device tpu
 expect_error "bench unknown GPU"      "no peak figures for 'Voodoo'" -- "$exe" bench --device cuda --analysis --gpu Voodoo

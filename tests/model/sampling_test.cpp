@@ -6,6 +6,7 @@
 
 #include "tinyds/model/config.h"
 #include "tinyds/model/sampling.h"
+#include "tinyds/model/transformer.h"
 
 using namespace tinyds;
 

@@ -10,6 +10,7 @@
 #include "tinyds/cli/args.h"
 #include "tinyds/cli/commands.h"
 #include "tinyds/core/error.h"
+#include "tinyds/device/device.h"
 #include "tinyds/posttrain/grpo_trainer.h"
 
 namespace tinyds {
@@ -31,10 +32,13 @@ int cmd_grpo(int argc, char** argv) {
          "R1-Zero-style reinforcement learning on GSM8K-style arithmetic: sample num_generations completions per\n"
          "prompt, reward accuracy + format (rule-based), and optimise the GRPO objective (DeepSeekMath Eq. 3) with a\n"
          "k3 KL penalty to a frozen reference copy of --init. Option names follow trl's GRPOConfig.");
+  std::string device = "cpu";
   std::string algo = rl_algo_name(o.algo), loss_type = grpo_loss_type_name(o.grpo.loss_type), scale = "true";
   double epsilon_high = -1;
   a.add_required("--init", o.init_ckpt, "checkpoint of the policy to train (and of the frozen reference), e.g. from `tinyds sft`");
   a.add("--out", o.out_dir, "output folder for metrics.jsonl and checkpoints");
+  a.add("--device", device, "cpu | cuda: where the models, the rollouts and the update run (cuda: the CUDA kernels; "
+                            "in the default build the CPU emulation of CUDA, slow)");
   a.add("--algo", algo, "grpo | reinforce (vanilla policy gradient, advantage R - group mean, no clip or KL)");
   a.add("--steps", o.steps, "RL steps (each: one rollout batch, num_iterations optimizer steps)");
   a.add("--prompts-per-step", o.prompts_per_step, "distinct prompts per step P (completions per step = P * G)");
@@ -71,12 +75,17 @@ int cmd_grpo(int argc, char** argv) {
   a.add("--seed", o.seed, "seed of the prompt order and the sampling");
   a.add_flag("--quiet", o.quiet, "no progress lines");
   if (!a.parse(argc, argv)) return 0;
+  o.device = parse_device(device, "--device");
   o.algo = parse_rl_algo(algo);
   o.grpo.loss_type = parse_grpo_loss_type(loss_type);
   o.grpo.scale_rewards = parse_scale_rewards(scale);
   if (epsilon_high >= 0) o.grpo.epsilon_high = epsilon_high;
   else if (epsilon_high != -1) throw_error("--epsilon-high = ", epsilon_high, ": must be >= 0, or -1 for epsilon");
   if (o.algo == RLAlgo::reinforce) o.label = "reinforce";
+  if (o.device == Device::cuda && o.algo != RLAlgo::grpo)
+    throw_error("--algo ", algo, " with --device cuda: REINFORCE's loss has no kernel; use --algo grpo or --device cpu");
+  require_device(o.device);
+  std::printf("device: %s\n", describe_device(o.device).c_str());
 
   GRPOResult r = run_grpo(o);
   // A table for the reader: held-out accuracy per level before and after, and the reward curve in fifths.

@@ -7,6 +7,7 @@
 #include "tinyds/cli/commands.h"
 #include "tinyds/core/error.h"
 #include "tinyds/core/timer.h"
+#include "tinyds/device/device.h"
 #include "tinyds/model/sampling.h"
 #include "tinyds/model/speculative.h"
 #include "tinyds/model/rollout.h"
@@ -63,6 +64,7 @@ int cmd_sample(int argc, char** argv) {
   SamplingParams sp;
   int n = 1;
   bool raw = false;
+  std::string device_arg = "cpu";
   a.add_required("--ckpt", ckpt, "checkpoint to sample from");
   a.add_required("--prompt", prompt, "the question text");
   a.add("--temperature", sp.temperature, "0 = greedy");
@@ -71,6 +73,8 @@ int cmd_sample(int argc, char** argv) {
   a.add("--max-new-tokens", sp.max_new_tokens, "longest completion");
   a.add("--seed", sp.seed, "sampling seed");
   a.add("--n", n, "number of completions");
+  a.add("--device", device_arg, "cpu | cuda: where the model decodes (cuda: the CUDA kernels; in the default build "
+                                "the CPU emulation of CUDA, slow)");
   a.add_flag("--raw", raw, "do not append the newline that ends a question");
   bool speculative = false;
   std::string mla_path = "absorbed";
@@ -83,6 +87,10 @@ int cmd_sample(int argc, char** argv) {
   if (!a.parse(argc, argv)) return 0;
   if (n < 1) throw_error("option --n: ", n, " must be at least 1");
   if (sp.max_new_tokens < 0) throw_error("option --max-new-tokens: ", sp.max_new_tokens, " must not be negative");
+  const Device device = parse_device(device_arg, "--device");
+  if (speculative && device == Device::cuda)
+    throw_error("option --speculative: runs on the CPU only (the drafter's acceptance test reads the logits on the "
+                "host); drop --device cuda");
   if (speculative) {
     // Checked before loading: these are mistakes in the command line, whatever the checkpoint.
     if (sp.temperature > 0)
@@ -97,7 +105,10 @@ int cmd_sample(int argc, char** argv) {
   if (speculative && ck.config.model.mtp_depth < 1)
     throw_error("option --speculative: checkpoint ", ckpt, " has mtp_depth = ", ck.config.model.mtp_depth,
                 ": there is no MTP module to draft with (train with --mtp-depth 1, as the DeepSeek-style presets do)");
-  Transformer<float> model(ck.config.model);
+  require_device(device);
+  // On stderr, as the timing line: stdout is the completion alone.
+  std::fprintf(stderr, "device: %s\n", describe_device(device).c_str());
+  Transformer<float> model(ck.config.model, Role::policy, device);
   load_params_into(ck, model);
   std::vector<int> ids = {Tokenizer::BOS};
   std::vector<int> body = ck.tokenizer.encode(raw ? prompt : prompt + "\n");  // errors name a bad character

@@ -14,14 +14,18 @@
 #include "kernels/cross_entropy.cuh"
 #include "kernels/embedding.cuh"
 #include "kernels/matmul.cuh"
+#include "kernels/mla_decode.cuh"
 #include "kernels/moe_balance.cuh"
 #include "kernels/moe_dispatch.cuh"
 #include "kernels/moe_router.cuh"
 #include "kernels/residual.cuh"
 #include "kernels/rmsnorm.cuh"
 #include "kernels/rope.cuh"
+#include "kernels/sampling.cuh"
 #include "kernels/swiglu.cuh"
 #include "tinyds/device/device.h"
+#include "tinyds/model/mla_decode.h"
+#include "tinyds/model/sampling.h"
 #include "tinyds/ops/attention.h"
 #include "tinyds/ops/copy_cols.h"
 #include "tinyds/ops/cross_entropy.h"
@@ -179,6 +183,24 @@ inline real moe_aux_forward(real* f, const real* scores, const int* topk_idx, in
     if (on_cuda<real>()) return cuda::moe_aux_forward(f, scores, topk_idx, N, E, K, alpha);
   }
   return tinyds::moe_aux_forward(f, scores, topk_idx, N, E, K, alpha);
+}
+
+// model/mla_decode.h (the absorbed path's attention over the latent cache)  <->  kernels/mla_decode.cu
+template <typename real>
+inline void mla_decode_attention_absorbed(real* o, const real* q, const real* ckv, const real* kr, const real* wkv_b,
+                                          int B, int T, int H, int D, int R, int L, int Tmax, int pos) {
+  if constexpr (std::is_same_v<real, float>) {
+    if (on_cuda<real>()) return cuda::mla_decode_attention_absorbed(o, q, ckv, kr, wkv_b, B, T, H, D, R, L, Tmax, pos);
+  }
+  tinyds::mla_decode_attention_absorbed(o, q, ckv, kr, wkv_b, B, T, H, D, R, L, Tmax, pos);
+}
+
+// model/sampling.h  <->  kernels/sampling.cu: the next token of each of N rows from the uniforms the host drew
+// (float logits only; the Decoder is float). tokens (N), logits (N, V), uniforms (N) on the current device.
+inline void sample_tokens(int* tokens, const float* logits, const double* uniforms, int N, int V, float temperature,
+                          int top_k, float top_p) {
+  if (on_cuda<float>()) return cuda::sample_tokens(tokens, logits, uniforms, N, V, temperature, top_k, top_p);
+  tinyds::sample_tokens(tokens, logits, uniforms, N, V, temperature, top_k, top_p);
 }
 
 }  // namespace tinyds::dev

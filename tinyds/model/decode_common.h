@@ -5,6 +5,37 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <vector>
+
+#include "tinyds/core/ledger.h"
+#include "tinyds/device/ops.h"
+
+namespace tinyds {
+
+// A decode step's temporary array of n values on the current device: a plain std::vector on the CPU (as the
+// decoders always had), ledgered device memory on cuda (the host must not touch it; Category::activations).
+template <typename real>
+class DecodeScratch {
+ public:
+  explicit DecodeScratch(std::size_t n) {
+    if (dev::on_cuda<real>()) {
+      dev_.reset(n, Role::policy, Category::activations, Place::device);
+      data_ = dev_.data();
+    } else {
+      host_.assign(n, real(0));
+      data_ = host_.data();
+    }
+  }
+  real* data() { return data_; }
+
+ private:
+  std::vector<real> host_;
+  Buffer<real> dev_;
+  real* data_ = nullptr;
+};
+
+}  // namespace tinyds
 
 namespace tinyds::decode {
 

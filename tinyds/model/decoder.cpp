@@ -9,13 +9,11 @@
 #include <vector>
 
 #include "tinyds/core/error.h"
+#include "tinyds/device/memory.h"
+#include "tinyds/device/ops.h"
 #include "tinyds/model/decode_dense.h"
 #include "tinyds/model/ffn.h"
 #include "tinyds/model/mla_decode.h"
-#include "tinyds/ops/embedding.h"
-#include "tinyds/ops/matmul.h"
-#include "tinyds/ops/residual.h"
-#include "tinyds/ops/rmsnorm.h"
 
 namespace tinyds {
 
@@ -49,15 +47,27 @@ int checked_tmax(int Tmax, const ModelConfig& m) {
     throw_error("Decoder: Tmax = ", Tmax, " must be in [1, model.max_seq_len = ", m.max_seq_len, "]");
   return Tmax;
 }
+MlaPath checked_path(MlaPath path, const Transformer<float>& model) {
+  if (model.device() == Device::cuda && model.config().attention == AttentionKind::mla && path == MlaPath::naive)
+    throw_error("Decoder: the naive MLA path runs on the CPU only (its per-head loops have no kernel); "
+                "use the absorbed path (the default) with --device cuda");
+  if (model.device() == Device::cuda && model.config().attention != AttentionKind::mla)
+    throw_error("Decoder: ", attention_kind_name(model.config().attention),
+                " attention has no decode kernel; decoding on cuda needs an mla model (e.g. the nano, small or base "
+                "presets), or --device cpu");
+  return path;
+}
 }  // namespace
 
 Decoder::Decoder(const Transformer<float>& model, int B, int Tmax, MlaPath path, Role role)
     : model_(model),
       // view_params wants a mutable base; the decoder only ever reads through these pointers.
       p_(view_params(const_cast<float*>(model.params()), model.layout(), model.config())),
-      B_(checked_batch(B)), Tmax_(checked_tmax(Tmax, model.config())), path_(path), role_(role),
-      cache_(kv_cache_kind_of(model.config().attention), kv_cache_dims_of(model.config(), B, Tmax), role),
-      moe_(role) {
+      B_(checked_batch(B)), Tmax_(checked_tmax(Tmax, model.config())), path_(checked_path(path, model)),
+      role_(role), place_(dev::place_of(model.device())),
+      cache_(kv_cache_kind_of(model.config().attention), kv_cache_dims_of(model.config(), B, Tmax), role, place_),
+      moe_(role, place_) {
+  OnDevice scope(model_.device());
   ensure_rows(B);  // one token per sequence: what step() needs
 }
 
@@ -67,8 +77,12 @@ void Decoder::ensure_rows(int rows) {
   const std::size_t r = rows, C = m.d_model, F = m.ffn_hidden, V = m.vocab_size;
   // hidden() must survive a regrow (mtp_step may grow the scratch while hidden() is still the caller's input).
   std::vector<float> kept_hidden;
-  if (rows_) kept_hidden.assign(hidden_, hidden_ + static_cast<std::size_t>(rows_) * C);
-  scratch_.reset(r * (7 * C + 1 + 3 * F + 2 * V), role_, Category::activations);
+  if (rows_) {
+    kept_hidden.resize(static_cast<std::size_t>(rows_) * C);
+    dev::to_host(kept_hidden.data(), hidden_, kept_hidden.size());
+  }
+  scratch_.reset(r * (7 * C + 1 + 3 * F + 2 * V), role_, Category::activations, place_);
+  tokens_.reset(r, role_, Category::activations, place_);  // (rows) the step's input tokens, uploaded
   float* s = scratch_.data();
   x_ = s; s += r * C;        // (rows, C) residual stream entering a layer
   h_ = s; s += r * C;        // (rows, C) residual after attention
@@ -82,7 +96,7 @@ void Decoder::ensure_rows(int rows) {
   hidden_ = s; s += r * C;   // (rows, C) x_L of the last main step (hidden())
   cat_ = s; s += 2 * r * C;  // (rows, 2C) MTP: [RMSNorm(x_L; hnorm), RMSNorm(emb; enorm)]
   mtp_logits_ = s;           // (rows, V) MTP draft logits
-  std::copy(kept_hidden.begin(), kept_hidden.end(), hidden_);
+  dev::from_host(hidden_, kept_hidden.data(), kept_hidden.size());
   rows_ = rows;
 }
 
@@ -93,7 +107,7 @@ void Decoder::layer_step(int l, KvCache<float>& cache, int cache_layer, int pos,
   const int B = B_, N = B * T, C = m.d_model, F = m.ffn_hidden;
   const LayerParams<float>& p = p_.layers[l];
   const float eps = m.norm_eps;
-  rmsnorm_forward(xn_, rstd_, x_, p.attn_norm, N, C, eps);
+  dev::rmsnorm_forward(xn_, rstd_, x_, p.attn_norm, N, C, eps);
   if (m.attention == AttentionKind::mla) {
     const MlaDims<float> d{B, T, C, m.n_head, m.head_dim, m.rope_dim, m.kv_lora_rank, m.q_lora_rank,
                            eps, m.rope_theta, pos};
@@ -104,9 +118,9 @@ void Decoder::layer_step(int l, KvCache<float>& cache, int cache_layer, int pos,
     const DenseAttnDims<float> d{B, C, m.n_head, m.n_kv_head, m.head_dim, m.rope_theta, T};
     dense_attention_decode(tmp_, xn_, ap, d, cache, cache_layer, pos);
   }
-  residual_forward(h_, x_, tmp_, static_cast<long>(N) * C);
+  dev::residual_forward(h_, x_, tmp_, static_cast<long>(N) * C);
 
-  rmsnorm_forward(xn_, rstd_, h_, p.ffn_norm, N, C, eps);
+  dev::rmsnorm_forward(xn_, rstd_, h_, p.ffn_norm, N, C, eps);
   if (model_.moe_slot(l) >= 0) {
     // The N rows as N one-token sequences; no balance losses at inference. The bias still chooses the experts.
     const MoeDims d = moe_dims_of(m, N, 1, MoeLosses::off);
@@ -116,7 +130,7 @@ void Decoder::layer_step(int l, KvCache<float>& cache, int cache_layer, int pos,
     // One row per new token through the dense SwiGLU feed-forward (model/ffn.h).
     ffn_forward(tmp_, FfnActivations<float>{a1_, a3_, act_}, xn_, dense_ffn_weights(p), N, C, F);
   }
-  residual_forward(x_, h_, tmp_, static_cast<long>(N) * C);
+  dev::residual_forward(x_, h_, tmp_, static_cast<long>(N) * C);
 }
 
 void Decoder::truncate(int pos) {
@@ -144,12 +158,14 @@ const float* Decoder::step_many(const int* tokens, int T) {
   if (pos_ + T > Tmax_)
     throw_error("Decoder::step: position ", pos_ + T - 1, " is past the cache (Tmax = ", Tmax_, "); call reset()");
   check_tokens(tokens, T, pos_, "Decoder::step");
+  OnDevice scope(model_.device());
   ensure_rows(N);
-  embedding_forward(x_, tokens, p_.embed, N, C);
+  dev::from_host(tokens_.data(), tokens, N);  // the host's tokens, where the embedding reads them
+  dev::embedding_forward(x_, tokens_.data(), p_.embed, N, C);
   for (int l = 0; l < m.n_layer; l++) layer_step(l, cache_, l, pos_, T);
-  std::copy(x_, x_ + static_cast<std::size_t>(N) * C, hidden_);  // x_L: the MTP drafter's input
-  rmsnorm_forward(xn_, rstd_, x_, p_.norm, N, C, m.norm_eps);
-  matmul_forward(logits_, xn_, p_.head, N, C, V);
+  dev::copy(hidden_, x_, static_cast<std::size_t>(N) * C);  // x_L: the MTP drafter's input
+  dev::rmsnorm_forward(xn_, rstd_, x_, p_.norm, N, C, m.norm_eps);
+  dev::matmul_forward(logits_, xn_, p_.head, N, C, V);
   pos_ += T;
   last_T_ = T;
   return logits_;
@@ -168,34 +184,35 @@ const float* Decoder::mtp_step(const float* hidden, const int* next_tokens, int 
   const int N = B_ * T, C = m.d_model, V = m.vocab_size;
   const float eps = m.norm_eps;
   const MtpParams<float>& mp = p_.mtp[0];
+  OnDevice scope(model_.device());
   if (!mtp_cache_) {
     // Allocated on the first draft, so decoders that never draft (rollouts, plain sampling) do not pay for it.
     // MTP module 0's block is an ordinary block (same attention kind and dims): a one-layer cache of that kind.
     KvCacheDims d = kv_cache_dims_of(m, B_, Tmax_);
     d.n_layer = 1;
-    mtp_cache_ = std::make_unique<KvCache<float>>(kv_cache_kind_of(m.attention), d, role_);
+    mtp_cache_ = std::make_unique<KvCache<float>>(kv_cache_kind_of(m.attention), d, role_, place_);
   }
   // A regrow would move hidden_, which `hidden` may point into: read it from a copy then.
-  std::vector<float> hidden_copy;
+  Buffer<float> hidden_copy;
   if (N > rows_) {
-    hidden_copy.assign(hidden, hidden + static_cast<std::size_t>(N) * C);
+    hidden_copy.reset(static_cast<std::size_t>(N) * C, role_, Category::activations, place_);
+    dev::copy(hidden_copy.data(), hidden, hidden_copy.size());
     hidden = hidden_copy.data();
     ensure_rows(N);
   }
+  dev::from_host(tokens_.data(), next_tokens, N);
   // cat = [RMSNorm(x_L; hnorm), RMSNorm(embed[token p+1]; enorm)]           V3 Eq. 21 ([h; emb], as mtp.h)
-  rmsnorm_forward(xn_, rstd_, hidden, mp.hnorm, N, C, eps);
-  embedding_forward(tmp_, next_tokens, p_.embed, N, C);
-  rmsnorm_forward(h_, rstd_, tmp_, mp.enorm, N, C, eps);
-  for (long n = 0; n < N; n++) {
-    std::copy(xn_ + n * C, xn_ + (n + 1) * C, cat_ + 2 * n * C);
-    std::copy(h_ + n * C, h_ + (n + 1) * C, cat_ + 2 * n * C + C);
-  }
-  matmul_forward(x_, cat_, mp.proj, N, 2 * C, C);
+  dev::rmsnorm_forward(xn_, rstd_, hidden, mp.hnorm, N, C, eps);
+  dev::embedding_forward(tmp_, tokens_.data(), p_.embed, N, C);
+  dev::rmsnorm_forward(h_, rstd_, tmp_, mp.enorm, N, C, eps);
+  dev::copy_cols(cat_, 2 * C, 0, xn_, C, 0, N, C);  // (N, 2C) columns [0, C): the normed x_L
+  dev::copy_cols(cat_, 2 * C, C, h_, C, 0, N, C);   //          columns [C, 2C): the normed embedding
+  dev::matmul_forward(x_, cat_, mp.proj, N, 2 * C, C);
   // h^1 = Block_0(m): layer n_layer of the model, with its own one-layer cache   V3 Eq. 22
   layer_step(m.n_layer, *mtp_cache_, 0, mtp_pos_, T);
   // draft logits = head(RMSNorm(h^1; norm)): the main model's shared norm and head   V3 Eq. 23
-  rmsnorm_forward(xn_, rstd_, x_, p_.norm, N, C, eps);
-  matmul_forward(mtp_logits_, xn_, p_.head, N, C, V);
+  dev::rmsnorm_forward(xn_, rstd_, x_, p_.norm, N, C, eps);
+  dev::matmul_forward(mtp_logits_, xn_, p_.head, N, C, V);
   mtp_pos_ += T;
   return mtp_logits_;
 }

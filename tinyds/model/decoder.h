@@ -28,6 +28,11 @@
 // Memory: the cache is one ledgered allocation (Category::kv_cache), the per-token scratch another
 // (Category::activations), both under the role given to the constructor. The model is only read and must
 // outlive the Decoder.
+// Device: a Decoder of a cuda model (Transformer::device()) keeps its cache and scratch in device memory
+// (Place::device) and runs every op as a CUDA kernel (tinyds/device/ops.h; MLA's absorbed attention is
+// kernels/mla_decode.cu). Tokens arrive on the host and are uploaded; the logits, hidden() and the caches are
+// device pointers then (read them with tinyds/device/memory.h). On cuda only MLA models decode, on the absorbed
+// path (the naive path and the dense kinds' decode attention have no kernel; the constructor says so).
 #pragma once
 #include <memory>
 
@@ -53,7 +58,8 @@ class Decoder {
   Decoder(const Transformer<float>& model, int B, int Tmax, MlaPath path = MlaPath::absorbed,
           Role role = Role::policy);
 
-  // tokens (B): one new token per sequence, all at position pos(). Returns logits (B, V), valid until the next
+  // tokens (B), a host array: one new token per sequence, all at position pos(). Returns logits (B, V) in the
+  // model's place (device memory on cuda), valid until the next
   // step() or reset(). Throws if pos() == Tmax or a token is outside [0, V), naming the value and the sequence.
   const float* step(const int* tokens) { return step_many(tokens, 1); }
   // tokens (B, T): T consecutive new tokens per sequence at positions pos()..pos()+T-1 (a prefill, or the two
@@ -101,10 +107,12 @@ class Decoder {
   int B_, Tmax_;
   MlaPath path_;
   Role role_;
+  Place place_;  // where the cache and scratch live: the model's place
   int pos_ = 0, mtp_pos_ = 0, last_T_ = 1, rows_ = 0;
   KvCache<float> cache_;
   std::unique_ptr<KvCache<float>> mtp_cache_;  // one layer: MTP module 0's block (made by the first mtp_step)
   Buffer<float> scratch_;
+  Buffer<int> tokens_;  // (rows) the input tokens of the last step / mtp_step, where the embedding reads them
   MoeBuffers<float> moe_;  // the MoE layers' routing and expert activations of one step (reused by every layer)
   // views into scratch_ for rows_ rows (see ensure_rows)
   float *x_, *h_, *xn_, *tmp_, *rstd_, *a1_, *a3_, *act_, *logits_, *hidden_, *cat_, *mtp_logits_;

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "tinyds/core/error.h"
+#include "tinyds/device/memory.h"
 
 namespace tinyds {
 
@@ -56,12 +57,13 @@ std::size_t kv_cache_bytes_per_token_per_layer(KvCacheKind kind, const KvCacheDi
 }
 
 template <typename real>
-KvCache<real>::KvCache(KvCacheKind kind, const KvCacheDims& dims, Role role) : kind_(kind), dims_(dims) {
+KvCache<real>::KvCache(KvCacheKind kind, const KvCacheDims& dims, Role role, Place place)
+    : kind_(kind), dims_(dims) {
   check_positive(dims.n_layer, "n_layer", kind);
   check_positive(dims.B, "B", kind);
   check_positive(dims.Tmax, "Tmax", kind);
   const std::size_t per_token = kv_cache_elems_per_token_per_layer(kind, dims);
-  buf_.reset(per_token * dims.Tmax * dims.B * dims.n_layer, role, Category::kv_cache);
+  buf_.reset(per_token * dims.Tmax * dims.B * dims.n_layer, role, Category::kv_cache, place);
 }
 
 // Layer l starts at l * B*Tmax*per_token; its second tensor (v or kr) follows the first (k or ckv).
@@ -95,8 +97,8 @@ void KvCache<real>::write_rows(int layer, const real* first, const real* second,
   for (int b = 0; b < dims_.B; b++) {
     const std::size_t src_row = static_cast<std::size_t>(b) * T;                // (b, 0) of the (B, T, w) source
     const std::size_t dst_row = static_cast<std::size_t>(b) * dims_.Tmax + pos0;  // (b, pos0) of the cache
-    std::copy(first + src_row * w1, first + (src_row + T) * w1, dst1 + dst_row * w1);
-    std::copy(second + src_row * w2, second + (src_row + T) * w2, dst2 + dst_row * w2);
+    dev::copy(dst1 + dst_row * w1, first + src_row * w1, T * w1);
+    dev::copy(dst2 + dst_row * w2, second + src_row * w2, T * w2);
   }
 }
 

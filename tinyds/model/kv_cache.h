@@ -46,14 +46,17 @@ std::size_t kv_cache_bytes_per_token_per_layer(KvCacheKind kind, const KvCacheDi
 template <typename real>
 class KvCache {
  public:
-  // Allocates n_layer * B * Tmax * elems_per_token_per_layer values (zero-filled) in the ledger's kv_cache cell.
-  KvCache(KvCacheKind kind, const KvCacheDims& dims, Role role = Role::policy);
+  // Allocates n_layer * B * Tmax * elems_per_token_per_layer values (zero-filled) in the ledger's kv_cache cell,
+  // in host memory or (Place::device, a Decoder of a cuda model) in device memory, where only kernels and the
+  // dev:: copies of tinyds/device/memory.h may touch it.
+  KvCache(KvCacheKind kind, const KvCacheDims& dims, Role role = Role::policy, Place place = Place::host);
 
   KvCacheKind kind() const { return kind_; }
   const KvCacheDims& dims() const { return dims_; }
   int heads() const { return kv_cache_heads(kind_, dims_); }  // Hkv of the dense kinds
   std::size_t numel() const { return buf_.size(); }
   std::size_t bytes() const { return buf_.size() * sizeof(real); }
+  Place place() const { return buf_.place(); }
   real* data() { return buf_.data(); }
 
   // Layer views (each throws if the layer is out of range or the kind does not have that tensor).
@@ -65,6 +68,7 @@ class KvCache {
   // Prefill: writes positions pos0..pos0+T-1 of every sequence of one layer from a full forward's activations,
   // first (B, T, w1) into k / ckv and second (B, T, w2) into v / kr, where w1 = w2 = Hkv*D (dense: the block's
   // RoPE'd k and its v) or w1 = L, w2 = R (MLA: MlaActivations::ckv and ::kr). Decoding then continues at pos0+T.
+  // first and second are on the current device (tinyds/device/memory.h copies them).
   void write_rows(int layer, const real* first, const real* second, int T, int pos0);
 
   // Throws unless 0 <= pos < Tmax (a decode step at pos would write past the cache).

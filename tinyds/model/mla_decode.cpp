@@ -11,9 +11,8 @@
 
 #include "tinyds/core/error.h"
 #include "tinyds/model/decode_common.h"
-#include "tinyds/ops/matmul.h"
-#include "tinyds/ops/rmsnorm.h"
-#include "tinyds/ops/rope.h"
+#include "tinyds/device/memory.h"
+#include "tinyds/device/ops.h"
 
 namespace tinyds {
 
@@ -34,33 +33,34 @@ void check_cache(const KvCache<real>& cache, const MlaDims<real>& d, int pos, co
 
 // The projections of the T new tokens of each sequence (the lines of mla_forward for rows at pos..pos+T-1):
 // q (B, T, H, D+R) with its rope part rotated; c_KV and k_R written into rows pos..pos+T-1 of the cache.
+// Every op runs on the current device (tinyds/device/ops.h); the scratch lives there too.
 template <typename real>
-void project_tokens(std::vector<real>& q, const real* x, const MlaParams<real>& p, const MlaDims<real>& d,
-                    KvCache<real>& cache, int layer, int pos) {
+void project_tokens(real* q,        // (B, T, H, D+R) written
+                    const real* x,  // (B, T, C)
+                    const MlaParams<real>& p, const MlaDims<real>& d, KvCache<real>& cache, int layer, int pos) {
   const int B = d.B, T = d.T, N = B * T, C = d.C, H = d.H, D = d.D, R = d.R, L = d.L, Q = d.Q;
   const int Tmax = cache.dims().Tmax;
-  std::vector<real> cq_pre(N * Q), cq(N * Q), rstd(N), qr(N * H * R), ckv_pre(N * L), ckv(N * L), kr(N * R);
+  DecodeScratch<real> cq_pre(N * Q), cq(N * Q), rstd(N), qr(N * H * R), ckv_pre(N * L), ckv(N * L), kr(N * R);
   // c_Q = RMSNorm(x wq_a^T);  q = c_Q wq_b^T;  q_R = RoPE(q_R) at positions pos + t   (N = B*T rows, one GEMM)
-  matmul_forward(cq_pre.data(), x, p.wq_a, N, C, Q);
-  rmsnorm_forward(cq.data(), rstd.data(), cq_pre.data(), p.q_norm, N, Q, d.eps);
-  q.resize(static_cast<std::size_t>(N) * H * (D + R));
-  matmul_forward(q.data(), cq.data(), p.wq_b, N, Q, H * (D + R));
-  mla_gather_rope_part(qr.data(), q.data(), N, H, D, R);
-  rope_forward(qr.data(), qr.data(), B, T, H, R, pos, d.theta);  // row (b, t) at position pos + t
-  mla_scatter_rope_part(q.data(), qr.data(), N, H, D, R);
+  dev::matmul_forward(cq_pre.data(), x, p.wq_a, N, C, Q);
+  dev::rmsnorm_forward(cq.data(), rstd.data(), cq_pre.data(), p.q_norm, N, Q, d.eps);
+  dev::matmul_forward(q, cq.data(), p.wq_b, N, Q, H * (D + R));
+  mla_gather_rope_part(qr.data(), q, N, H, D, R);  // on the current device (model/mla.h)
+  dev::rope_forward(qr.data(), qr.data(), B, T, H, R, pos, d.theta);  // row (b, t) at position pos + t
+  mla_scatter_rope_part(q, qr.data(), N, H, D, R);
   // c_KV = RMSNorm(x wkv_a[0:L]^T);  k_R = RoPE(x wkv_a[L:]^T)
-  matmul_forward(ckv_pre.data(), x, p.wkv_a, N, C, L);
-  rmsnorm_forward(ckv.data(), rstd.data(), ckv_pre.data(), p.kv_norm, N, L, d.eps);
-  matmul_forward(kr.data(), x, p.wkv_a + static_cast<long>(L) * C, N, C, R);
-  rope_forward(kr.data(), kr.data(), B, T, 1, R, pos, d.theta);
+  dev::matmul_forward(ckv_pre.data(), x, p.wkv_a, N, C, L);
+  dev::rmsnorm_forward(ckv.data(), rstd.data(), ckv_pre.data(), p.kv_norm, N, L, d.eps);
+  dev::matmul_forward(kr.data(), x, p.wkv_a + static_cast<long>(L) * C, N, C, R);
+  dev::rope_forward(kr.data(), kr.data(), B, T, 1, R, pos, d.theta);
   // The cache keeps exactly these two per token: (L + R) values. All T rows are written before any attends,
-  // and row t reads only rows <= pos + t: the causal mask within the new tokens.
-  for (int b = 0; b < B; b++)
-    for (int t = 0; t < T; t++) {
-      const long src = static_cast<long>(b) * T + t, row = static_cast<long>(b) * Tmax + pos + t;
-      std::copy(ckv.begin() + src * L, ckv.begin() + (src + 1) * L, cache.ckv(layer) + row * L);
-      std::copy(kr.begin() + src * R, kr.begin() + (src + 1) * R, cache.kr(layer) + row * R);
-    }
+  // and row t reads only rows <= pos + t: the causal mask within the new tokens. Each sequence's T rows are
+  // contiguous on both sides: one copy per sequence and tensor.
+  for (int b = 0; b < B; b++) {
+    const long src = static_cast<long>(b) * T, row = static_cast<long>(b) * Tmax + pos;
+    dev::copy(cache.ckv(layer) + row * L, ckv.data() + src * L, static_cast<std::size_t>(T) * L);
+    dev::copy(cache.kr(layer) + row * R, kr.data() + src * R, static_cast<std::size_t>(T) * R);
+  }
 }
 
 }  // namespace
@@ -73,9 +73,12 @@ void mla_decode_naive(real* out,        // (B, T, C)
   const int B = d.B, T = d.T, C = d.C, H = d.H, D = d.D, R = d.R, L = d.L, Tmax = cache.dims().Tmax;
   const int n_all = pos + T;  // cached rows the last new token sees
   const real scale = real(1) / std::sqrt(real(D + R));
-  std::vector<real> q, kv(static_cast<std::size_t>(n_all) * H * 2 * D), s(n_all), s_rope(n_all);
-  std::vector<real> o(static_cast<std::size_t>(B) * T * H * D);
-  project_tokens(q, x, p, d, cache, layer, pos);
+  if (dev::on_cuda<real>())
+    throw_error("mla_decode_naive: the naive path runs on the CPU only (its per-head loops have no kernel); "
+                "decode with MlaPath::absorbed on cuda");
+  std::vector<real> q(static_cast<std::size_t>(B) * T * H * (D + R)), kv(static_cast<std::size_t>(n_all) * H * 2 * D);
+  std::vector<real> s(n_all), s_rope(n_all), o(static_cast<std::size_t>(B) * T * H * D);
+  project_tokens(q.data(), x, p, d, cache, layer, pos);
   for (int b = 0; b < B; b++) {
     const real* ckv = cache.ckv(layer) + static_cast<long>(b) * Tmax * L;  // (n_all, L) rows of this sequence
     const real* kr = cache.kr(layer) + static_cast<long>(b) * Tmax * R;    // (n_all, R)
@@ -101,47 +104,63 @@ void mla_decode_naive(real* out,        // (B, T, C)
 }
 
 template <typename real>
-void mla_decode_absorbed(real* out,      // (B, T, C)
-                         const real* x,  // (B, T, C)
-                         const MlaParams<real>& p, const MlaDims<real>& d, KvCache<real>& cache, int layer, int pos) {
-  check_cache(cache, d, pos, "mla_decode_absorbed");
-  const int B = d.B, T = d.T, C = d.C, H = d.H, D = d.D, R = d.R, L = d.L, Tmax = cache.dims().Tmax;
+void mla_decode_attention_absorbed(real* o,            // (B, T, H, D)
+                                   const real* q,      // (B, T, H, D+R)
+                                   const real* ckv,    // (B, Tmax, L)
+                                   const real* kr,     // (B, Tmax, R)
+                                   const real* wkv_b,  // (H*2D, L)
+                                   int B, int T, int H, int D, int R, int L, int Tmax, int pos) {
   const real scale = real(1) / std::sqrt(real(D + R));
-  std::vector<real> q, q_lat(L), o_lat(L), s(pos + T), s_rope(pos + T), o(static_cast<std::size_t>(B) * T * H * D);
-  project_tokens(q, x, p, d, cache, layer, pos);
+  std::vector<real> q_lat(L), o_lat(L), s(pos + T), s_rope(pos + T);
   for (int b = 0; b < B; b++) {
-    const real* ckv = cache.ckv(layer) + static_cast<long>(b) * Tmax * L;  // (pos + T, L)
-    const real* kr = cache.kr(layer) + static_cast<long>(b) * Tmax * R;    // (pos + T, R)
+    const real* ckv_b = ckv + static_cast<long>(b) * Tmax * L;  // (pos + T, L) rows of this sequence
+    const real* kr_b = kr + static_cast<long>(b) * Tmax * R;    // (pos + T, R)
     for (int t = 0; t < T; t++) {
       const int n = pos + t + 1;  // new token t sees rows 0..pos+t (causal)
       const long row = static_cast<long>(b) * T + t;
       for (int h = 0; h < H; h++) {
-        const real* qh = q.data() + (row * H + h) * (D + R);                   // [q_C (D); q_R (R)]
-        const real* w_uk = p.wkv_b + static_cast<long>(h) * 2 * D * L;         // (D, L)
-        const real* w_uv = w_uk + static_cast<long>(D) * L;                   // (D, L)
+        const real* qh = q + (row * H + h) * (D + R);                     // [q_C (D); q_R (R)]
+        const real* w_uk = wkv_b + static_cast<long>(h) * 2 * D * L;      // (D, L)
+        const real* w_uv = w_uk + static_cast<long>(D) * L;               // (D, L)
         // q_lat = W_UK[h]^T q_C (L): the query moved into latent space, so keys are never rebuilt
         for (int i = 0; i < L; i++) q_lat[i] = real(0);
         for (int e = 0; e < D; e++)
           for (int i = 0; i < L; i++) q_lat[i] += w_uk[static_cast<long>(e) * L + i] * qh[e];
         // s[j] = q_lat . c_KV[j] + q_R . k_R[j]
-        decode::dots(s.data(), q_lat.data(), ckv, L, n, L);
-        decode::dots(s_rope.data(), qh + D, kr, R, n, R);
+        decode::dots(s.data(), q_lat.data(), ckv_b, L, n, L);
+        decode::dots(s_rope.data(), qh + D, kr_b, R, n, R);
         for (int j = 0; j < n; j++) s[j] += s_rope[j];
         decode::softmax_scaled(s.data(), n, scale);
         // o_lat = sum_j p_j c_KV[j] (L), then o[h] = W_UV[h] o_lat (D): values are never rebuilt either
-        decode::weighted_sum(o_lat.data(), s.data(), ckv, L, n, L);
-        real* oh = o.data() + (row * H + h) * D;
-        decode::dots(oh, o_lat.data(), w_uv, L, D, L);
+        decode::weighted_sum(o_lat.data(), s.data(), ckv_b, L, n, L);
+        decode::dots(o + (row * H + h) * D, o_lat.data(), w_uv, L, D, L);
       }
     }
   }
-  matmul_forward(out, o.data(), p.wo, B * T, H * D, C);
+}
+
+template <typename real>
+void mla_decode_absorbed(real* out,      // (B, T, C)
+                         const real* x,  // (B, T, C)
+                         const MlaParams<real>& p, const MlaDims<real>& d, KvCache<real>& cache, int layer, int pos) {
+  check_cache(cache, d, pos, "mla_decode_absorbed");
+  const int B = d.B, T = d.T, C = d.C, H = d.H, D = d.D, R = d.R, L = d.L, Tmax = cache.dims().Tmax;
+  DecodeScratch<real> q(static_cast<std::size_t>(B) * T * H * (D + R)), o(static_cast<std::size_t>(B) * T * H * D);
+  project_tokens(q.data(), x, p, d, cache, layer, pos);
+  // The attention over the latent cache: a CUDA kernel on the device (kernels/mla_decode.cu), the loop above on the CPU.
+  dev::mla_decode_attention_absorbed(o.data(), q.data(), cache.ckv(layer), cache.kr(layer), p.wkv_b, B, T, H, D, R,
+                                     L, Tmax, pos);
+  dev::matmul_forward(out, o.data(), p.wo, B * T, H * D, C);
 }
 
 template void mla_decode_naive<float>(float*, const float*, const MlaParams<float>&, const MlaDims<float>&,
                                       KvCache<float>&, int, int);
 template void mla_decode_naive<double>(double*, const double*, const MlaParams<double>&, const MlaDims<double>&,
                                        KvCache<double>&, int, int);
+template void mla_decode_attention_absorbed<float>(float*, const float*, const float*, const float*, const float*,
+                                                   int, int, int, int, int, int, int, int);
+template void mla_decode_attention_absorbed<double>(double*, const double*, const double*, const double*,
+                                                    const double*, int, int, int, int, int, int, int, int);
 template void mla_decode_absorbed<float>(float*, const float*, const MlaParams<float>&, const MlaDims<float>&,
                                          KvCache<float>&, int, int);
 template void mla_decode_absorbed<double>(double*, const double*, const MlaParams<double>&,

@@ -33,6 +33,16 @@ template <typename real>
 void mla_decode_naive(real* out, const real* x, const MlaParams<real>& p, const MlaDims<real>& d,
                       KvCache<real>& cache, int layer, int pos);
 
+// The attention of the absorbed path alone, on the projected queries and the filled cache (what the CUDA kernel
+// kernels/mla_decode.cu computes, with the same arguments; tinyds/device/ops.h dispatches between them):
+//   q_lat[h] = W_UK[h]^T q_C[h];  s_j = q_lat[h].c_KV[j] + q_R[h].k_R[j];  p = softmax(s / sqrt(D+R))
+//   o[h] = W_UV[h] sum_j p_j c_KV[j]
+// o (B, T, H, D) written; q (B, T, H, D+R) per head [q_C; q_R] with q_R rotated; ckv (B, Tmax, L) and kr (B, Tmax, R)
+// one layer's cache with rows 0..pos+T-1 filled; wkv_b (H*2D, L).
+template <typename real>
+void mla_decode_attention_absorbed(real* o, const real* q, const real* ckv, const real* kr, const real* wkv_b, int B,
+                                   int T, int H, int D, int R, int L, int Tmax, int pos);
+
 template <typename real>
 void mla_decode_absorbed(real* out, const real* x, const MlaParams<real>& p, const MlaDims<real>& d,
                          KvCache<real>& cache, int layer, int pos);

@@ -42,8 +42,8 @@ namespace {
 
 // Grows buf to hold `need` elements (never shrinks: a smaller batch reuses the allocation).
 template <typename T>
-void ensure_size(Buffer<T>& buf, std::size_t need, Role role) {
-  if (need > buf.size()) buf.reset(need, role, Category::activations);
+void ensure_size(Buffer<T>& buf, std::size_t need, Role role, Place place) {
+  if (need > buf.size()) buf.reset(need, role, Category::activations, place);
 }
 
 }  // namespace
@@ -54,8 +54,8 @@ MoeActivations<real>& MoeBuffers<real>::activations(const MoeDims& d) {
   Carver<real> rcount{nullptr};
   Carver<int> icount{nullptr};
   carve_moe_activations<real>(rcount, icount, d);
-  ensure_size(act_real_, rcount.used, role_);
-  ensure_size(act_int_, icount.used, role_);
+  ensure_size(act_real_, rcount.used, role_, place_);
+  ensure_size(act_int_, icount.used, role_, place_);
   Carver<real> rc{act_real_.data()};
   Carver<int> ic{act_int_.data()};
   acts_ = carve_moe_activations<real>(rc, ic, d);
@@ -67,7 +67,7 @@ MoeBackwardScratch<real>& MoeBuffers<real>::scratch(const MoeDims& d) {
   check_moe_dims(d, "MoeBuffers::scratch");
   Carver<real> count{nullptr};
   carve_moe_scratch<real>(count, d);
-  ensure_size(bwd_real_, count.used, role_);
+  ensure_size(bwd_real_, count.used, role_, place_);
   Carver<real> rc{bwd_real_.data()};
   scratch_ = carve_moe_scratch<real>(rc, d);
   return scratch_;

@@ -137,18 +137,20 @@ MoeBackwardScratch<real> carve_moe_scratch(RealCarver& rc, const MoeDims& d) {
   return s;
 }
 
-// Owns one layer's activations and backward scratch (ledgered as Category::activations of `role`), carved for
-// the dims of each call and grown when they need more. For tests and for callers that keep each MoE layer's
-// memory apart; a model can instead carve the same views out of its own buffers with the functions above.
+// Owns one layer's activations and backward scratch (ledgered as Category::activations of `role`, in `place`:
+// device memory for the kv-cache Decoder of a cuda model), carved for the dims of each call and grown when they
+// need more. For tests and for callers that keep each MoE layer's memory apart; a model can instead carve the same
+// views out of its own buffers with the functions above.
 template <typename real>
 class MoeBuffers {
  public:
-  explicit MoeBuffers(Role role = Role::policy) : role_(role) {}
+  explicit MoeBuffers(Role role = Role::policy, Place place = Place::host) : role_(role), place_(place) {}
   MoeActivations<real>& activations(const MoeDims& d);
   MoeBackwardScratch<real>& scratch(const MoeDims& d);
 
  private:
   Role role_;
+  Place place_;
   Buffer<real> act_real_, bwd_real_;
   Buffer<int> act_int_;
   MoeActivations<real> acts_{};

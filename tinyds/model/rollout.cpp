@@ -9,6 +9,9 @@
 #include <memory>
 
 #include "tinyds/core/error.h"
+#include "tinyds/device/losses.h"
+#include "tinyds/device/memory.h"
+#include "tinyds/device/ops.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -54,13 +57,74 @@ void check_inputs(const Transformer<float>& model, const std::vector<std::vector
   sample_token(one.data(), 1, opt.sampling, probe);
 }
 
+// One step's choice for the rows of a chunk that sample: the tokens and their log-probs, on the host.
+// The uniforms are drawn on the host, one per (sequence, position) from rollout_rng, on both devices, and the
+// CPU's sample_token and the sampling kernel pick the same token from the same uniform (kernels/sampling.cu sums
+// in the CPU's order for this): a seed gives the same rollout on both devices as long as the logits agree.
+//   cpu:  sample_token_given on each logits row, token_logprob in double (as rollout.h describes);
+//   cuda: the rows' first n_tokens logits gathered into one (K, n_tokens) device array, sample_tokens kernel;
+//         the tokens copied to the host (the loop needs them: the next input, <eos>), then the log-probs of the
+//         chunk's rows by the logprobs kernel (targets -1 where nothing was sampled), copied back.
+class StepSampler {
+ public:
+  StepSampler(const Transformer<float>& model, int Bc, const RolloutOptions& opt, float tau)
+      : V_(model.config().vocab_size), Bc_(Bc), opt_(opt), tau_(tau), cuda_(model.device() == Device::cuda) {
+    if (!cuda_) return;
+    const Place d = Place::device;
+    logits_.reset(static_cast<std::size_t>(Bc) * opt.n_tokens, opt.role, Category::rollout, d);
+    uniforms_.reset(Bc, opt.role, Category::rollout, d);
+    tokens_.reset(Bc, opt.role, Category::rollout, d);
+    targets_.reset(Bc, opt.role, Category::rollout, d);
+    lp_.reset(Bc, opt.role, Category::rollout, d);
+  }
+
+  // logits (Bc, V) of the step in the model's place; rows (K) the chunk rows that sample, uniforms (K) their draws.
+  // next (K) and lp (Bc; lp[rows[k]] is set) written on the host.
+  void choose(std::vector<int>& next, std::vector<float>& lp, const float* logits, const std::vector<int>& rows,
+              const std::vector<double>& uniforms) {
+    const int K = static_cast<int>(rows.size());
+    next.resize(K);
+    if (!cuda_) {
+      for (int k = 0; k < K; k++) {
+        const float* row = logits + static_cast<std::size_t>(rows[k]) * V_;
+        next[k] = sample_token_given(row, opt_.n_tokens, opt_.sampling, uniforms[k]);  // ids >= n_tokens: padding
+        lp[rows[k]] = static_cast<float>(token_logprob(row, V_, next[k], tau_));
+      }
+      return;
+    }
+    const std::size_t n = opt_.n_tokens;
+    for (int k = 0; k < K; k++) dev::copy(logits_.data() + k * n, logits + static_cast<std::size_t>(rows[k]) * V_, n);
+    dev::from_host(uniforms_.data(), uniforms.data(), K);
+    const SamplingParams& sp = opt_.sampling;
+    dev::sample_tokens(tokens_.data(), logits_.data(), uniforms_.data(), K, opt_.n_tokens, sp.temperature, sp.top_k,
+                       sp.top_p);
+    dev::to_host(next.data(), tokens_.data(), K);
+    std::vector<int> targets(Bc_, -1);
+    for (int k = 0; k < K; k++) targets[rows[k]] = next[k];
+    dev::from_host(targets_.data(), targets.data(), Bc_);
+    dev::logprobs_forward(lp_.data(), logits, targets_.data(), Bc_, V_, static_cast<double>(tau_));
+    dev::to_host(lp.data(), lp_.data(), Bc_);
+  }
+
+ private:
+  int V_, Bc_;
+  const RolloutOptions& opt_;
+  float tau_;
+  bool cuda_;
+  Buffer<float> logits_;     // (Bc, n_tokens) cuda: the sampling rows' logits, gathered
+  Buffer<double> uniforms_;  // (Bc) cuda
+  Buffer<int> tokens_;       // (Bc) cuda: the sampled ids
+  Buffer<int> targets_;      // (Bc) cuda: the sampled id of each chunk row, -1 where none
+  Buffer<float> lp_;         // (Bc) cuda
+};
+
 // Decodes sequences [first, first + Bc) of r (their prompts already in r.tokens) with dec (a Decoder of Bc rows)
 // until each is done.
 void rollout_chunk(Rollout& r, const Transformer<float>& model, Decoder& dec, int first, int Bc,
                    const RolloutOptions& opt) {
   const ModelConfig& m = model.config();
   const SamplingParams& sp = opt.sampling;
-  const int V = m.vocab_size, T = r.T;
+  const int T = r.T;
   const float tau = r.logprob_temperature;
   std::vector<int> len(Bc);        // current length of each sequence (prompt + sampled so far)
   std::vector<char> done(Bc, 0);
@@ -71,6 +135,10 @@ void rollout_chunk(Rollout& r, const Transformer<float>& model, Decoder& dec, in
     if (len[i] >= m.max_seq_len || sp.max_new_tokens == 0) done[i] = 1;
   }
   std::vector<int> in(Bc);         // (Bc) this step's input tokens, all at position p
+  StepSampler sampler(model, Bc, opt, tau);
+  std::vector<int> rows, next;     // this step's sampling rows (chunk indices) and their new tokens
+  std::vector<double> uniforms;    // (rows) their draws
+  std::vector<float> lp(Bc);       // (Bc) the log-prob of each sampling row's new token
   for (int p = 0;; p++) {
     bool any = false;
     for (int i = 0; i < Bc; i++) {
@@ -80,22 +148,28 @@ void rollout_chunk(Rollout& r, const Transformer<float>& model, Decoder& dec, in
       any = any || needs;
     }
     if (!any) break;
-    const float* logits = dec.step(in.data());  // (Bc, V): row i predicts position p+1 of sequence i
-    // Serial on purpose: one sort of V ids per sequence is small next to the Decoder step, and a plain loop
-    // cannot make the result depend on the thread count (the randomness is keyed anyway, see rollout.h).
+    const float* logits = dec.step(in.data());  // (Bc, V) in the model's place: row i predicts position p+1
+    rows.clear();
+    uniforms.clear();
     for (int i = 0; i < Bc; i++) {
       if (done[i] || p + 1 < len[i]) continue;  // finished, or still reading its prompt (input forced above)
-      const int b = first + i;
-      const float* row = logits + static_cast<std::size_t>(i) * V;
-      Rng rng = rollout_rng(sp.seed, b, p + 1);  // the draw for (seed, sequence b, position p+1)
-      const int next = sample_token(row, opt.n_tokens, sp, rng);  // ids >= n_tokens are vocab padding
+      rows.push_back(i);
+      // The draw for (seed, sequence first + i, position p+1); greedy draws nothing (the uniform is unused).
+      Rng rng = rollout_rng(sp.seed, first + i, p + 1);
+      uniforms.push_back(sp.temperature > 0.0f ? rng.uniform_double() : 0.0);
+    }
+    // Serial on purpose on the CPU: one sort of V ids per sequence is small next to the Decoder step, and a plain
+    // loop cannot make the result depend on the thread count (the randomness is keyed anyway, see rollout.h).
+    sampler.choose(next, lp, logits, rows, uniforms);
+    for (std::size_t k = 0; k < rows.size(); k++) {
+      const int i = rows[k], b = first + i;
       const std::size_t at = static_cast<std::size_t>(b) * T + (p + 1);
-      r.tokens[at] = next;
+      r.tokens[at] = next[k];
       r.mask[at] = 1.0f;
-      r.logprobs[at] = static_cast<float>(token_logprob(row, V, next, tau));
+      r.logprobs[at] = lp[i];
       len[i]++;
       r.completion_len[b]++;
-      if (next == opt.eos) { done[i] = 1; r.ended_with_eos[b] = 1; }
+      if (next[k] == opt.eos) { done[i] = 1; r.ended_with_eos[b] = 1; }
       if (r.completion_len[b] >= sp.max_new_tokens || len[i] >= m.max_seq_len) done[i] = 1;
     }
   }
@@ -132,9 +206,12 @@ Rollout rollout(const Transformer<float>& model, const std::vector<std::vector<i
   // threads, so one chunk per thread keeps both cores busy where one Decoder of 2x the rows did not (1.7x on the
   // demo's evaluation: notebooks/EXPERIMENTS.md, "Performance"). Chunks write disjoint rows of r, and the
   // tokens do not depend on the split (the randomness is keyed by sequence, tested).
+  // On cuda one chunk runs at a time (the device does the parallel work; the kernels' launches come from one
+  // host thread) and every op inside runs on the model's device.
+  const bool on_cuda = model.device() == Device::cuda;
   int threads = 1;
 #ifdef _OPENMP
-  if (!omp_in_parallel()) threads = omp_get_max_threads();
+  if (!omp_in_parallel() && !on_cuda) threads = omp_get_max_threads();
 #endif
   // Equal chunks, their count a multiple of the threads (200 sequences, batch 64, 2 threads: 4 of 50, not
   // 64 + 64 + 64 + 8, which would leave one thread idle for the last 8).
@@ -150,9 +227,10 @@ Rollout rollout(const Transformer<float>& model, const std::vector<std::vector<i
     decoders.push_back(std::make_unique<Decoder>(model, std::min(per_chunk, r.B - c * per_chunk),
                                                  std::min(r.T, m.max_seq_len), opt.mla_path, opt.role));
   std::vector<std::exception_ptr> failed(n_chunks);  // an exception must not leave an OpenMP region
-#pragma omp parallel for schedule(dynamic, 1) if (n_chunks > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (n_chunks > 1 && !on_cuda)
   for (int c = 0; c < n_chunks; c++) {
     try {
+      OnDevice scope(model.device());  // this thread's ops (the sampler's) on the model's device
       const int first = c * per_chunk;
       rollout_chunk(r, model, *decoders[c], first, std::min(per_chunk, r.B - first), opt);
     } catch (...) {

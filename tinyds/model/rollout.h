@@ -34,7 +34,15 @@
 // count or the batch size it is split into. G copies of one prompt (GRPO) are different indices, so they get
 // different samples.
 //
-// Memory: tokens, masks and log-probs are ledgered as Category::rollout under the given role.
+// Device. With a cuda model (Transformer::device()) the Decoder's cache and scratch are device memory and every
+// op of a step is a kernel; the next tokens are chosen by the sampling kernel (kernels/sampling.cu) from the
+// uniforms drawn on the host exactly as above, and their log-probs by the logprobs kernel (in float, where the
+// CPU's token_logprob works in double). The chosen tokens (and log-probs) are copied to the host after each step:
+// the loop needs them for the next input and the <eos> test, and the Rollout below is host memory on both devices
+// (rewards are rules on the decoded text). Same seed, same logits -> same tokens on both devices.
+//
+// Memory: tokens, masks and log-probs are ledgered as Category::rollout under the given role (host memory); on
+// cuda the sampler's per-step arrays are Category::rollout in device memory.
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -6,13 +6,36 @@
 #include <numeric>
 
 #include "tinyds/core/error.h"
+#include "tinyds/model/transformer.h"
 
 namespace tinyds {
 
-int sample_token(const float* logits, int V, const SamplingParams& sp, Rng& rng) {
+namespace {
+void check_params(const SamplingParams& sp) {
   if (!(sp.temperature >= 0)) throw_error("sampling: temperature ", sp.temperature, " must be >= 0");
   if (sp.top_k < 0) throw_error("sampling: top_k ", sp.top_k, " must be >= 0");
   if (!(sp.top_p > 0 && sp.top_p <= 1)) throw_error("sampling: top_p ", sp.top_p, " must be in (0, 1]");
+}
+}  // namespace
+
+int sample_token(const float* logits, int V, const SamplingParams& sp, Rng& rng) {
+  check_params(sp);
+  // Greedy draws nothing, so a generator shared across steps sees the same draws with or without greedy rows.
+  const double u = sp.temperature == 0.0f ? 0.0 : rng.uniform_double();
+  return sample_token_given(logits, V, sp, u);
+}
+
+void sample_tokens(int* tokens, const float* logits, const double* uniforms, int N, int V, float temperature,
+                   int top_k, float top_p) {
+  SamplingParams sp;
+  sp.temperature = temperature;
+  sp.top_k = top_k;
+  sp.top_p = top_p;
+  for (int n = 0; n < N; n++) tokens[n] = sample_token_given(logits + static_cast<std::size_t>(n) * V, V, sp, uniforms[n]);
+}
+
+int sample_token_given(const float* logits, int V, const SamplingParams& sp, double uniform) {
+  check_params(sp);
   if (sp.temperature == 0.0f) return static_cast<int>(std::max_element(logits, logits + V) - logits);
 
   // Sort token ids by logit, highest first; keep top_k of them.
@@ -33,7 +56,7 @@ int sample_token(const float* logits, int V, const SamplingParams& sp, Rng& rng)
   }
   double total = 0;
   for (int i = 0; i < nucleus; i++) total += p[i];
-  double u = rng.uniform_double() * total;
+  double u = uniform * total;
   for (int i = 0; i < nucleus; i++) {
     u -= p[i];
     if (u < 0) return ids[i];

@@ -10,9 +10,11 @@
 #include <vector>
 
 #include "tinyds/core/rng.h"
-#include "tinyds/model/transformer.h"
 
 namespace tinyds {
+
+template <typename real>
+class Transformer;  // model/transformer.h (not included: tinyds/device/ops.h includes this header)
 
 struct SamplingParams {
   float temperature = 0.0f;  // 0 = greedy
@@ -23,7 +25,14 @@ struct SamplingParams {
 };
 
 // logits (V). Validates the parameters (temperature >= 0, top_k >= 0, 0 < top_p <= 1).
+// Draws one rng.uniform_double() unless greedy (temperature 0 draws nothing).
 int sample_token(const float* logits, int V, const SamplingParams& sp, Rng& rng);
+// The same choice given the uniform u in [0, 1) that sample_token would draw (unused when greedy).
+int sample_token_given(const float* logits, int V, const SamplingParams& sp, double u);
+// tokens (N) = sample_token_given of each row of logits (N, V) with uniforms (N): the CPU reference of the CUDA
+// kernel kernels/sampling.cu (same arguments; tinyds/device/ops.h dispatches between them).
+void sample_tokens(int* tokens, const float* logits, const double* uniforms, int N, int V, float temperature,
+                   int top_k, float top_p);
 
 // Completes each prompt (token ids, starting with <bos>) until `eos` (included in the output), max_new_tokens,
 // or the model's max_seq_len. Only ids < n_tokens are ever chosen: the model's vocab_size is padded past the

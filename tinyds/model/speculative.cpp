@@ -39,6 +39,10 @@ struct Setup {
 Setup check_and_size(const Transformer<float>& model, const std::vector<int>& prompt, const GreedyOptions& o,
                      const char* where) {
   const ModelConfig& m = model.config();
+  // The acceptance test and the argmax read the logits on the host: CPU models only (rollout() decodes on cuda).
+  if (model.device() != Device::cpu)
+    throw_error(where, ": runs on the CPU only (it reads the logits on the host); the model is on ",
+                device_name(model.device()));
   if (prompt.empty()) throw_error(where, ": the prompt is empty (it needs at least <bos>)");
   if (o.max_new_tokens < 0) throw_error(where, ": max_new_tokens = ", o.max_new_tokens, " must be >= 0");
   if (o.n_tokens < 0 || o.n_tokens > m.vocab_size)

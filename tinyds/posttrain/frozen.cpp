@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "tinyds/core/error.h"
-#include "tinyds/posttrain/losses/logprobs.h"
+#include "tinyds/device/losses.h"
 
 namespace tinyds {
 
@@ -12,11 +12,12 @@ void frozen_logprobs(float* lp, Transformer<float>& model, const int* inputs, co
                      float tau, int rows) {
   if (rows < 1) throw_error("frozen_logprobs: rows = ", rows, ", need at least 1");
   const int V = model.config().vocab_size;
+  OnDevice scope(model.device());  // the log-probs run where the logits are
   for (int b0 = 0; b0 < B; b0 += rows) {
     const int R = std::min(rows, B - b0);
     const long off = static_cast<long>(b0) * T;
     model.forward(inputs + off, nullptr, R, T);  // logits only (no targets: no loss, no MTP)
-    logprobs_forward(lp + off, model.logits(), targets + off, R * T, V, tau);
+    dev::logprobs_forward(lp + off, model.logits(), targets + off, R * T, V, tau);
   }
 }
 

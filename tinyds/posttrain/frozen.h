@@ -17,7 +17,8 @@
 namespace tinyds {
 
 // lp (B, T) written: log softmax(logits / tau)[targets] of `model` on inputs (B, T); rows with target < 0 get 0
-// (logprobs.h). rows >= 1.
+// (logprobs.h). rows >= 1. inputs on the host (Transformer::forward uploads them); lp and targets in the model's
+// place (device memory for a cuda model: the log-probs are a kernel on its device logits).
 void frozen_logprobs(float* lp, Transformer<float>& model, const int* inputs, const int* targets, int B, int T,
                      float tau, int rows = 8);
 

@@ -5,6 +5,8 @@
 #include <cmath>
 
 #include "tinyds/core/error.h"
+#include "tinyds/device/losses.h"
+#include "tinyds/device/memory.h"
 #include "tinyds/posttrain/frozen.h"
 #include "tinyds/posttrain/grpo_trainer.h"
 #include "tinyds/posttrain/losses/kl.h"
@@ -80,6 +82,16 @@ double masked_mean(const float* x, const float* m, long n) {
   return c > 0 ? s / c : 0.0;
 }
 
+// `host` (n) where the ops of the current device read it: the host array itself on the CPU, a copy in `keep`
+// (device memory, Category::rollout) on cuda.
+template <typename T>
+const T* placed(Buffer<T>& keep, const T* host, std::size_t n, Role role) {
+  if (!dev::on_cuda<float>()) return host;
+  keep.reset(n, role, Category::rollout, Place::device);
+  dev::from_host(keep.data(), host, n);
+  return keep.data();
+}
+
 }  // namespace
 
 GRPOStepStats grpo_update(Transformer<float>& policy, Transformer<float>* reference, AdamW& adam, const Rollout& r,
@@ -89,17 +101,31 @@ GRPOStepStats grpo_update(Transformer<float>& policy, Transformer<float>* refere
   if (G < 2 || B % G != 0) throw_error("grpo_update: ", B, " completions are not groups of num_generations = ", G);
   if (!reference && opt.grpo.beta != 0)
     throw_error("grpo_update: beta = ", opt.grpo.beta, " needs a reference model (or set beta to 0)");
+  // Device: every tensor below lives where the policy does, and every op runs there (tinyds/device/losses.h); the
+  // rollout and the rewards arrive on the host and are uploaded, the loss and the metrics come back.
+  const Device device = policy.device();
+  const Place place = dev::place_of(device);
+  if (reference && reference->device() != device)
+    throw_error("grpo_update: the reference model is on ", device_name(reference->device()), ", the policy on ",
+                device_name(device), "; both must be on the same device");
+  if (device == Device::cuda && opt.algo != RLAlgo::grpo)
+    throw_error("grpo_update: --algo ", rl_algo_name(opt.algo), " has no kernels (REINFORCE's loss is CPU only); ",
+                "use --algo grpo or --device cpu");
+  OnDevice scope(device);
   GRPOConfig gc = opt.grpo;
   gc.max_completion_length = opt.max_completion_length;  // dr_grpo's constant denominator
   GRPOStepStats s;
 
-  // 3. Advantages (B), one per completion, broadcast over its tokens by the loss.
+  // 3. Advantages (B), one per completion, broadcast over its tokens by the loss. The rewards were scored on the
+  // host (rules on the decoded text) and are uploaded.
   const GroupStats gs = group_stats(rewards, G);
   s.reward_mean = gs.mean_reward;
   for (double sd : gs.std) s.reward_std += sd / gs.n_groups;
-  Buffer<float> rew(B, Role::policy, Category::rollout), adv(B, Role::policy, Category::rollout);
+  Buffer<float> rew(B, Role::policy, Category::rollout), adv(B, Role::policy, Category::rollout, place), rew_dev;
   for (int b = 0; b < B; b++) rew[b] = static_cast<float>(rewards[b]);
-  if (opt.algo == RLAlgo::grpo) s.degenerate_groups = grpo_advantages(adv.data(), rew.data(), B, gc).degenerate_groups;
+  const float* rew_placed = placed(rew_dev, rew.data(), B, Role::policy);
+  if (opt.algo == RLAlgo::grpo)
+    s.degenerate_groups = dev::grpo_advantages(adv.data(), rew_placed, rew.data(), B, gc).degenerate_groups;
   else s.degenerate_groups = reinforce_advantages(adv.data(), rew.data(), B, G);
 
   // The rollout as a teacher-forced batch. Log-probs are wanted at sampled positions only, so the targets given to
@@ -110,18 +136,24 @@ GRPOStepStats grpo_update(Transformer<float>& policy, Transformer<float>* refere
   const float tau = r.logprob_temperature;  // the temperature the completions were sampled at (logprobs.h)
   Buffer<int> lp_targets(N, Role::policy, Category::rollout);  // (B, T)
   for (long n = 0; n < N; n++) lp_targets[n] = pb.mask[n] != 0.0f ? pb.targets[n] : -1;
+  // Where the ops read them (uploaded once per step on cuda; the host arrays themselves on the CPU).
+  Buffer<int> targets_dev;
+  Buffer<float> mask_dev, old_dev;
+  const int* targets = placed(targets_dev, lp_targets.data(), N, Role::policy);
+  const float* mask = placed(mask_dev, pb.mask.data(), N, Role::policy);
+  const float* lp_old = placed(old_dev, pb.old_logprobs.data(), N, Role::policy);
 
   // 4. Reference log-probs (B, T), once per step: the reference is frozen, so they do not change across the mu passes.
   Buffer<float> lp_ref;
   if (reference) {
-    lp_ref.reset(N, Role::reference, Category::activations);
-    frozen_logprobs(lp_ref.data(), *reference, pb.inputs.data(), lp_targets.data(), B, T, tau,
+    lp_ref.reset(N, Role::reference, Category::activations, place);
+    frozen_logprobs(lp_ref.data(), *reference, pb.inputs.data(), targets, B, T, tau,
                     opt.ref_batch > 0 ? opt.ref_batch : B);
   }
 
   // 5. mu optimizer steps against the sampling policy's lp_old.
-  Buffer<float> lp(N, Role::policy, Category::activations), dlp(N, Role::policy, Category::activations);
-  Buffer<float> dlogits(static_cast<std::size_t>(N) * V, Role::policy, Category::activations);  // (B, T, V)
+  Buffer<float> lp(N, Role::policy, Category::activations, place), dlp(N, Role::policy, Category::activations, place);
+  Buffer<float> dlogits(static_cast<std::size_t>(N) * V, Role::policy, Category::activations, place);  // (B, T, V)
   double clip_sum = 0;
   // A diverged pass (train/finite_check.h) stops before the optimizer touches the weights; every pass of the mu
   // reports the trainer's step (1-based, as in metrics.jsonl).
@@ -131,19 +163,24 @@ GRPOStepStats grpo_update(Transformer<float>& policy, Transformer<float>* refere
     diverged_if_throws(step, posttrain_hint(), [&] {
       policy.forward(pb.inputs.data(), nullptr, B, T);  // logits only: no LM loss, no MTP (targets == nullptr)
     });
-    const float* logits = policy.logits();           // (B, T, V)
-    logprobs_forward(lp.data(), logits, lp_targets.data(), B * T, V, tau);
+    const float* logits = policy.logits();           // (B, T, V) in the policy's place
+    dev::logprobs_forward(lp.data(), logits, targets, B * T, V, tau);
     if (it == 0) {
-      Buffer<float> ent(N, Role::policy, Category::activations);
-      entropy_forward(ent.data(), logits, lp_targets.data(), B * T, V, tau);
-      s.entropy = masked_mean(ent.data(), pb.mask.data(), N);
+      Buffer<float> ent(N, Role::policy, Category::activations, place), ent_host;
+      dev::entropy_forward(ent.data(), logits, targets, B * T, V, tau);
+      const float* ent_h = ent.data();
+      if (device == Device::cuda) {  // the mean is a metric: summed on the host, in the CPU's order
+        ent_host.reset(N, Role::policy, Category::activations);
+        dev::to_host(ent_host.data(), ent.data(), N);
+        ent_h = ent_host.data();
+      }
+      s.entropy = masked_mean(ent_h, pb.mask.data(), N);
     }
     double loss;
     if (opt.algo == RLAlgo::grpo) {
-      const GRPOStats st = grpo_loss_forward(lp.data(), pb.old_logprobs.data(), reference ? lp_ref.data() : nullptr,
-                                             adv.data(), pb.mask.data(), B, T, gc);
-      grpo_loss_backward(dlp.data(), 1.0, lp.data(), pb.old_logprobs.data(), reference ? lp_ref.data() : nullptr,
-                         adv.data(), pb.mask.data(), B, T, gc);
+      const float* ref_lp = reference ? lp_ref.data() : nullptr;
+      const GRPOStats st = dev::grpo_loss_forward(lp.data(), lp_old, ref_lp, adv.data(), mask, B, T, gc);
+      dev::grpo_loss_backward(dlp.data(), 1.0, lp.data(), lp_old, ref_lp, adv.data(), mask, B, T, gc);
       loss = st.loss;
       clip_sum += st.clip_ratio;
       if (it == 0) s.kl = st.kl;
@@ -159,7 +196,7 @@ GRPOStepStats grpo_update(Transformer<float>& policy, Transformer<float>* refere
     }
     if (it == 0) s.loss = loss;
     // Backward: dL/dlp (B, T) -> dL/dlogits (B, T, V) -> the model (backward_from_logits accumulates into grads).
-    logprobs_backward(dlogits.data(), dlp.data(), logits, lp_targets.data(), B * T, V, tau);
+    dev::logprobs_backward(dlogits.data(), dlp.data(), logits, targets, B * T, V, tau);
     policy.backward_from_logits(dlogits.data());
     check_step_finite(step, loss, policy.layout(), policy.grads(), posttrain_hint());
     // Clip, AdamW at the warmup-then-constant lr, router biases (rl_common.h, as PPO's policy step).

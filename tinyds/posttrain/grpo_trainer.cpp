@@ -39,7 +39,7 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
   Timer total;
   Ledger::global().reset_peaks();  // the memory figures below are this run's
   // Policy and reference from the same checkpoint (the reference never gets grads or an optimizer).
-  PolicyAndReference models(opt.init_ckpt);
+  PolicyAndReference models(opt.init_ckpt, opt.device);
   const Config& cfg = models.config;
   const Tokenizer& tok = models.tokenizer;
   Transformer<float>& policy = models.policy;

@@ -28,6 +28,9 @@
 //      With mu = 1 the ratio r = exp(lp - lp_old) is 1 up to rounding (lp_old comes from the kv-cache decoder,
 //      lp from the teacher-forced forward), so the clip never acts: GRPO is then a plain policy gradient with
 //      std-scaled group advantages plus the k3 KL penalty. mu > 1 reuses the batch and the clip matters.
+// On cuda (opt.device) every tensor of steps 2, 4 and 5 lives in device memory and every op is a kernel; the host
+// launches, copies the sampled tokens back to score them (step 3 is rules on strings), uploads the rewards and
+// reads the loss and metrics back. REINFORCE's loss has no kernel (GRPO only on cuda).
 // Logged per step (progress line + <out_dir>/metrics.jsonl): reward mean / std, accuracy, format rate, k3 KL to
 // the reference, clip fraction, entropy, mean completion length, degenerate groups, tokens/s, ledger peak bytes.
 // Held-out greedy exact match per level at the start, every eval_every steps and at the end; checkpoints
@@ -38,6 +41,7 @@
 #include <vector>
 
 #include "tinyds/data/tokenizer.h"
+#include "tinyds/device/device.h"
 #include "tinyds/model/transformer.h"
 #include "tinyds/posttrain/losses/grpo.h"
 #include "tinyds/posttrain/reward.h"
@@ -77,6 +81,8 @@ struct GRPOTrainOptions : RLOptimizerOptions {
   int ckpt_every = 0;             // RL steps between latest.safetensors (0 = only final.safetensors)
   int log_every = 1;              // RL steps between progress lines
   int rollout_batch = 64;         // sequences decoded together (results do not depend on it)
+  Device device = Device::cpu;    // where the policy, the reference, AdamW, the rollouts and the losses run
+                                  // (tinyds/device/device.h); rewards are scored on the host either way
   int ref_batch = 8;              // sequences per forward of the frozen reference (frozen.h); 0 = the whole batch.
                                   // Micro-batches hold 8 sequences' activations instead of B, but the GEMMs block
                                   // differently, so lp_ref differs from the policy's lp by float rounding (~1e-7):

@@ -17,13 +17,14 @@ namespace tinyds {
 using json = nlohmann::json;
 
 // The temporary LoadedCheckpoint lives until the constructor below returns; then its weights are freed.
-PolicyAndReference::PolicyAndReference(const std::string& ckpt) : PolicyAndReference(load_checkpoint(ckpt)) {}
+PolicyAndReference::PolicyAndReference(const std::string& ckpt, Device device)
+    : PolicyAndReference(load_checkpoint(ckpt), device) {}
 
-PolicyAndReference::PolicyAndReference(const LoadedCheckpoint& ck)
+PolicyAndReference::PolicyAndReference(const LoadedCheckpoint& ck, Device device)
     : config(ck.config),
       tokenizer(ck.tokenizer),
-      policy(config.model, Role::policy),
-      reference(config.model, Role::reference) {
+      policy(config.model, Role::policy, device),
+      reference(config.model, Role::reference, device) {
   load_params_into(ck, policy);
   load_params_into(ck, reference);
 }

@@ -30,14 +30,15 @@ void need(bool ok, const char* option, const T& value, const char* why) {
 // reference never gets gradients or an optimizer. The checkpoint's loaded copy of the weights is freed as soon as
 // both models hold them, before the trainer allocates AdamW's moments.
 struct PolicyAndReference {
-  explicit PolicyAndReference(const std::string& ckpt);
+  // Both models on `device` (tinyds/device/device.h): their weights in device memory on cuda.
+  explicit PolicyAndReference(const std::string& ckpt, Device device = Device::cpu);
   Config config;                 // the checkpoint's
   Tokenizer tokenizer;           // the checkpoint's
   Transformer<float> policy;     // Role::policy: trained
   Transformer<float> reference;  // Role::reference: frozen, weights only
 
  private:
-  explicit PolicyAndReference(const LoadedCheckpoint& ck);
+  PolicyAndReference(const LoadedCheckpoint& ck, Device device);
 };
 
 // Creates out_dir and opens <out_dir>/metrics.jsonl, emptied, for a run's JSON lines; throws naming the path if it
