@@ -280,7 +280,7 @@ void Transformer<real>::ensure_activations(int B, int T) {
 template <typename real>
 void Transformer<real>::upload_tokens(const int* tokens, const int* targets, int N) {
   const int Dm = cfg_.mtp_depth;
-  Carver<int> count{nullptr};  // the carver rounds every slice up to 64 bytes: size the buffer with it
+  Carver<int> count{nullptr};  // (1 + Dm) pairs of N ints, each view rounded up to 16 by the carver
   for (int i = 0; i < 2 * (1 + Dm); i++) count.take(N);
   if (count.used > tok_buf_.size()) tok_buf_.reset(count.used, role_, Category::activations, dev::place_of(device_));
   Carver<int> c{tok_buf_.data()};
