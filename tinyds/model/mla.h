@@ -159,6 +159,7 @@ void mla_backward(real* dx, const MlaParams<real>& g, const MlaBackwardScratch<r
 
 // Per-head layout helpers (exposed for the decoders). All work on rows of N = B*T tokens.
 // gather:  qr (N, H, R) = the last R of each head of q (N, H, D+R).   scatter: the inverse (writes only those).
+// Like every op of mla_forward / mla_backward they run on this thread's current device (tinyds/device/ops.h).
 template <typename real>
 void mla_gather_rope_part(real* qr, const real* q, int N, int H, int D, int R);
 template <typename real>

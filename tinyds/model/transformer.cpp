@@ -280,8 +280,9 @@ void Transformer<real>::ensure_activations(int B, int T) {
 template <typename real>
 void Transformer<real>::upload_tokens(const int* tokens, const int* targets, int N) {
   const int Dm = cfg_.mtp_depth;
-  const std::size_t need = 2 * static_cast<std::size_t>(N) * (1 + Dm);
-  if (need > tok_buf_.size()) tok_buf_.reset(need, role_, Category::activations, dev::place_of(device_));
+  Carver<int> count{nullptr};  // (1 + Dm) pairs of N ints, each view rounded up to 16 by the carver
+  for (int i = 0; i < 2 * (1 + Dm); i++) count.take(N);
+  if (count.used > tok_buf_.size()) tok_buf_.reset(count.used, role_, Category::activations, dev::place_of(device_));
   Carver<int> c{tok_buf_.data()};
   tokens_dev_ = c.take(N);
   targets_dev_ = c.take(N);
