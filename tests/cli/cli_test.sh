@@ -53,6 +53,11 @@ expect_ok    "pad drills can be turned off" "(levels [1]), B" -- "$exe" sft --no
 expect_ok    "small preset pads with drills" "padding filled from"        -- "$exe" sft --steps 1 --eval-problems 0 --ckpt-every 0 --out "$dir/pad"
 expect_ok    "data-parallel replicas"  "(2 data-parallel replicas)"  -- "$exe" sft --replicas 2 --steps 1 --eval-problems 0 --ckpt-every 0 --out "$dir/dp"
 expect_error "negative replicas"       "replicas = -1"               -- "$exe" sft --replicas -1 --steps 1 --eval-problems 0 --ckpt-every 0 --out "$dir/dp"
+expect_error "unknown device"          "unknown device 'tpu'"        -- "$exe" sft --device tpu --steps 1
+expect_ok    "sft prints its device"   "[sft] device: cpu"            -- "$exe" sft --preset nano --steps 1 --seq-len 64 --eval-problems 0 --ckpt-every 0 --out "$dir/dev_cpu"
+expect_ok    "sft on cuda"             "[sft] device: cuda"           -- "$exe" sft --preset nano --device cuda --steps 1 --seq-len 64 --eval-problems 0 --ckpt-every 0 --out "$dir/dev_cuda"
+expect_ok    "pretrain on cuda"        "[pretrain] device: cuda"      -- "$exe" pretrain --preset nano --device cuda --steps 1 --eval-problems 0 --ckpt-every 0 --out "$dir/dev_pre"
+expect_ok    "cuda runs one replica"   "--replicas 2 ignored on cuda" -- "$exe" sft --preset nano --device cuda --replicas 2 --steps 1 --seq-len 64 --eval-problems 0 --ckpt-every 0 --out "$dir/dev_dp"
 expect_error "grpo without --init"    "missing required option --init" -- "$exe" grpo
 expect_error "grpo with G < 2"        "--num-generations = 1"       -- "$exe" grpo --init "$dir/ok.safetensors" --num-generations 1
 expect_error "grpo bad loss type"     "--loss-type 'ppo'"           -- "$exe" grpo --init "$dir/ok.safetensors" --loss-type ppo
@@ -75,6 +80,7 @@ expect_ok    "dpo help lists beta"    "[default: 0.1]"              -- "$exe" dp
 expect_ok    "eval lists wrong answers" "(expected "                -- "$exe" eval --ckpt "$dir/ok.safetensors" --n 3 --max-new-tokens 4 --errors 2
 expect_error "eval negative --errors" "--errors must be >= 0"       -- "$exe" eval --ckpt "$dir/ok.safetensors" --errors -1
 expect_ok    "eval pass@k"            "pass@3"                      -- "$exe" eval --ckpt "$dir/ok.safetensors" --n 2 --max-new-tokens 4 --samples 3 --temperature 1
+expect_ok    "eval on cuda"           "device: cuda"                -- "$exe" eval --ckpt "$dir/ok.safetensors" --device cuda --n 2 --max-new-tokens 4 --samples 2
 expect_error "eval negative --samples" "--samples must be >= 0"     -- "$exe" eval --ckpt "$dir/ok.safetensors" --samples -1
 expect_error "eval samples greedy"    "--temperature must be > 0"   -- "$exe" eval --ckpt "$dir/ok.safetensors" --samples 2 --temperature 0
 expect_ok    "sample runs"            "hi"                          -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --max-new-tokens 3

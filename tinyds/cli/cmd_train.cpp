@@ -8,6 +8,7 @@
 #include "tinyds/cli/config_options.h"
 #include "tinyds/core/error.h"
 #include "tinyds/data/gsm8k.h"
+#include "tinyds/device/device.h"
 #include "tinyds/train/checkpoint.h"
 #include "tinyds/train/evaluate.h"
 #include "tinyds/train/pass_at_k.h"
@@ -43,7 +44,7 @@ namespace {
 // any other option given with --resume is refused by name (it would silently not apply).
 const char* const kResumeOptions[] = {"--resume", "--steps", "--ckpt-every", "--eval-every", "--eval-problems",
                                       "--out", "--train-file", "--test-file", "--ascii-fold", "--stop-after",
-                                      "--replicas", "--quiet"};
+                                      "--replicas", "--quiet", "--device"};
 
 Config resumed_config(const Args& a, const Config& given, const std::string& path) {
   const LoadedCheckpoint ck = load_checkpoint(path);
@@ -91,7 +92,11 @@ int run_train_command(int argc, char** argv, bool sft) {
   a.add_flag("--ascii-fold", opt.ascii_fold,
              "map typographic quotes, dashes, EUR, GBP, x, /, no-break space and tab in --train-file/--test-file to ASCII");
   a.add_flag("--quiet", opt.quiet, "no progress lines");
+  std::string device = "cpu";
+  add_device_option(a, device);
   if (!a.parse(argc, argv)) return 0;
+  opt.device = parse_device(device, "option --device");
+  std::printf("[%s] device: %s\n", opt.label.c_str(), describe_device(opt.device).c_str());
   if (opt.stop_after < -1) throw_error("option --stop-after: ", opt.stop_after, " must be >= 0 (or -1 = no)");
   if (!opt.resume.empty() && !opt.init_ckpt.empty())
     throw_error("options --resume and --init exclude each other (--init starts a new run from weights)");
@@ -129,7 +134,11 @@ int cmd_eval(int argc, char** argv) {
   a.add("--samples", samples, "K: also sample K completions per problem and print pass@1..K (0 = off)");
   a.add("--temperature", temperature, "sampling temperature of --samples (> 0)");
   a.add("--sample-seed", sample_seed, "seed of the --samples draws");
+  std::string device_opt = "cpu";
+  add_device_option(a, device_opt);
   if (!a.parse(argc, argv)) return 0;
+  const Device device = parse_device(device_opt, "option --device");
+  std::printf("device: %s\n", describe_device(device).c_str());
   if (max_new < 0) throw_error("option --max-new-tokens: ", max_new, " must not be negative");
   if (n_errors < 0) throw Error("tinyds eval: --errors must be >= 0, got " + std::to_string(n_errors));
   if (samples < 0) throw Error("tinyds eval: --samples must be >= 0, got " + std::to_string(samples));
@@ -137,7 +146,9 @@ int cmd_eval(int argc, char** argv) {
     throw Error("tinyds eval: --temperature must be > 0 with --samples (greedy is the plain eval), got " +
                 std::to_string(temperature));
   LoadedCheckpoint ck = load_checkpoint(ckpt);
-  Transformer<float> model(ck.config.model);
+  require_device(device);
+  // On cuda the weights live in device memory; the decoding itself runs on a CPU copy (train/evaluate.h).
+  Transformer<float> model(ck.config.model, Role::policy, device);
   load_params_into(ck, model);
   auto report = [&](const std::string& what, const std::vector<Problem>& ps) {
     EvalResult r;

@@ -13,6 +13,12 @@ std::string scan_preset(int argc, char** argv, const std::string& fallback) {
   return fallback;
 }
 
+void add_device_option(Args& a, std::string& device) {
+  a.add("--device", device,
+        "where the model runs: cpu (Eigen + OpenMP) | cuda (the kernels of kernels/; in the default build the CUDA "
+        "emulation on the CPU, slow)");
+}
+
 void ConfigOptions::add_to(Args& a, Config& cfg) {
   add_model_to(a, cfg);
   TrainConfig& t = cfg.train;

@@ -12,6 +12,9 @@ namespace tinyds {
 // Finds "--preset X" / "--preset=X" in argv (default `fallback`), so the other options can show its values.
 std::string scan_preset(int argc, char** argv, const std::string& fallback);
 
+// Registers `--device cpu|cuda` on `a`, bound to `device` (parse it with parse_device(device, "--device")).
+void add_device_option(Args& a, std::string& device);
+
 // Registers --preset and the override options on `a`, bound to fields of `cfg` (which must outlive parsing).
 struct ConfigOptions {
   std::string preset;

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tinyds/core/error.h"
+#include "tinyds/device/device.h"
 #include "tinyds/train/finite_check.h"
 #include "tinyds/train/safetensors.h"
 
@@ -16,21 +17,44 @@ using json = nlohmann::json;
 
 namespace {
 
+// The tensors a checkpoint holds, copied to the host: the model's parameters and router biases, AdamW's moments.
+// On a cuda model these live in device memory, which only the dev:: copies read; on the CPU they are plain copies.
+// Either way the file written from them is the same.
+struct HostState {
+  std::vector<float> params, moe_bias, adam_m, adam_v;  // (layout.total()), (moe_bias_size), (layout.total()) x 2
+};
+
+HostState host_state(const Transformer<float>& model, const AdamW* opt) {
+  HostState h;
+  h.params.resize(model.num_params());
+  model.params_to_host(h.params.data());
+  h.moe_bias.resize(model.moe_bias_size());
+  model.moe_bias_to_host(h.moe_bias.data());
+  if (opt) {
+    h.adam_m.resize(model.num_params());
+    h.adam_v.resize(model.num_params());
+    opt->moments_to_host(h.adam_m.data(), h.adam_v.data());
+  }
+  return h;
+}
+
 // A checkpoint holding NaN or Inf cannot be resumed or sampled from: refuse to write it (it would replace the
 // last good one), naming the first such tensor.
-void refuse_nonfinite(const std::string& path, const Transformer<float>& model, const AdamW* opt) {
-  const ParamLayout& layout = model.layout();
-  std::string bad = first_nonfinite_tensor(layout, model.params());
-  if (bad.empty() && opt) {
-    bad = first_nonfinite_tensor(layout, const_cast<AdamW*>(opt)->m());
+void refuse_nonfinite(const std::string& path, const ParamLayout& layout, const HostState& h) {
+  // The host copies are read here whatever device the caller's ops run on (the finite checks read through the
+  // current device).
+  OnDevice host(Device::cpu);
+  std::string bad = first_nonfinite_tensor(layout, h.params.data());
+  if (bad.empty() && !h.adam_m.empty()) {
+    bad = first_nonfinite_tensor(layout, h.adam_m.data());
     if (!bad.empty()) bad = "adam_m." + bad;
   }
-  if (bad.empty() && opt) {
-    bad = first_nonfinite_tensor(layout, const_cast<AdamW*>(opt)->v());
+  if (bad.empty() && !h.adam_v.empty()) {
+    bad = first_nonfinite_tensor(layout, h.adam_v.data());
     if (!bad.empty()) bad = "adam_v." + bad;
   }
-  for (std::size_t i = 0; bad.empty() && i < model.moe_bias_size(); i++)
-    if (!std::isfinite(model.moe_bias()[i])) bad = "router bias " + std::to_string(i);
+  for (std::size_t i = 0; bad.empty() && i < h.moe_bias.size(); i++)
+    if (!std::isfinite(h.moe_bias[i])) bad = "router bias " + std::to_string(i);
   if (!bad.empty())
     throw_error(path, ": not written: tensor '", bad, "' holds NaN or Inf (the run diverged; the file on disk, if "
                 "any, is the last good checkpoint)");
@@ -40,7 +64,8 @@ void refuse_nonfinite(const std::string& path, const Transformer<float>& model, 
 
 void save_checkpoint(const std::string& path, const Config& config, const Tokenizer& tok,
                      const Transformer<float>& model, const AdamW* opt, const TrainState& state) {
-  refuse_nonfinite(path, model, opt);
+  const HostState h = host_state(model, opt);
+  refuse_nonfinite(path, model.layout(), h);
   SafeTensors st;
   st.metadata["format"] = "tinyds";
   st.metadata["format_version"] = "1";
@@ -48,16 +73,16 @@ void save_checkpoint(const std::string& path, const Config& config, const Tokeni
   st.metadata["tokenizer"] = tok.to_json().dump();
   st.metadata["train_state"] = json{{"step", state.step}, {"adam_t", state.adam_t}}.dump();
   for (const TensorSpec& t : model.layout().tensors()) {
-    st.put_f32(t.name, t.shape, model.params() + t.offset);
+    st.put_f32(t.name, t.shape, h.params.data() + t.offset);
     if (opt) {
-      st.put_f32("adam_m." + t.name, t.shape, const_cast<AdamW*>(opt)->m() + t.offset);
-      st.put_f32("adam_v." + t.name, t.shape, const_cast<AdamW*>(opt)->v() + t.offset);
+      st.put_f32("adam_m." + t.name, t.shape, h.adam_m.data() + t.offset);
+      st.put_f32("adam_v." + t.name, t.shape, h.adam_v.data() + t.offset);
     }
   }
   // Buffers: each MoE layer's router bias (E), not a parameter (no Adam moments).
   const std::vector<std::string> names = model.moe_bias_names();
   const int64_t E = model.config().n_routed_experts;
-  for (std::size_t i = 0; i < names.size(); i++) st.put_f32(names[i], {E}, model.moe_bias() + i * E);
+  for (std::size_t i = 0; i < names.size(); i++) st.put_f32(names[i], {E}, h.moe_bias.data() + i * E);
   write_safetensors(path, st);
 }
 
@@ -178,10 +203,21 @@ void load_params_into(const LoadedCheckpoint& ck, Transformer<float>& model) {
   if (model_config_to_json(model.config()) != model_config_to_json(ck.config.model))
     throw_error(ck.path, ": checkpoint model config ", model_config_to_json(ck.config.model).dump(),
                 " does not match the model being loaded ", model_config_to_json(model.config()).dump());
-  std::copy(ck.params.begin(), ck.params.end(), model.params());
+  if (ck.params.size() != model.num_params())
+    throw_error(ck.path, ": has ", ck.params.size(), " parameters, the model needs ", model.num_params());
   if (ck.buffers.size() != model.moe_bias_size())
     throw_error(ck.path, ": has ", ck.buffers.size(), " router-bias values, the model needs ", model.moe_bias_size());
-  std::copy(ck.buffers.begin(), ck.buffers.end(), model.moe_bias());
+  // Into the model's place (device memory on cuda).
+  model.params_from_host(ck.params.data());
+  model.moe_bias_from_host(ck.buffers.data());
+}
+
+void load_optimizer_into(const LoadedCheckpoint& ck, AdamW& opt) {
+  if (!ck.has_optimizer) throw_error(ck.path, ": has no optimizer state");
+  if (ck.adam_m.size() != opt.size() || ck.adam_v.size() != opt.size())
+    throw_error(ck.path, ": has AdamW moments of ", ck.adam_m.size(), " values, the optimizer needs ", opt.size());
+  opt.moments_from_host(ck.adam_m.data(), ck.adam_v.data());
+  opt.set_t(ck.state.adam_t);
 }
 
 }  // namespace tinyds

@@ -7,6 +7,8 @@
 // Written to a temporary file and renamed (safetensors.cpp), so an interrupted write never leaves a
 // half-written checkpoint. Loading checks every tensor's presence and shape against the stored config and
 // reports a truncated, corrupted or mismatched file as a tinyds::Error naming the file and the problem.
+// A model (and optimizer) on cuda is saved and loaded through host copies of its tensors: the same file either way,
+// so a checkpoint written by a cuda run resumes on the CPU and the other way round.
 #pragma once
 #include <string>
 #include <vector>
@@ -43,7 +45,10 @@ void save_checkpoint(const std::string& path, const Config& config, const Tokeni
 LoadedCheckpoint load_checkpoint(const std::string& path);
 // A checkpoint a pretrain/sft run can continue: it has the optimizer state and its step is within its schedule.
 void check_resumable(const LoadedCheckpoint& ck);
-// Copies the checkpoint's parameters into a model built from the same model config (error if they differ).
+// Copies the checkpoint's parameters and router biases into a model built from the same model config (error if
+// they differ), in the model's place (device memory on cuda).
 void load_params_into(const LoadedCheckpoint& ck, Transformer<float>& model);
+// Copies the checkpoint's AdamW moments (into the optimizer's place) and its step counter t (error if it has none).
+void load_optimizer_into(const LoadedCheckpoint& ck, AdamW& opt);
 
 }  // namespace tinyds

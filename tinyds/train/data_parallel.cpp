@@ -32,6 +32,9 @@ int data_parallel_replicas(int requested, int B, const ModelConfig& m) {
 template <typename real>
 DataParallel<real>::DataParallel(Transformer<real>& primary, int replicas) : primary_(primary) {
   if (replicas < 1) throw_error("DataParallel: replicas = ", replicas, " must be >= 1");
+  // The replicas are CPU threads that copy weights with the host's std::copy: a cuda model trains as one replica.
+  if (replicas > 1 && primary.device() == Device::cuda)
+    throw_error("DataParallel: ", replicas, " replicas of a cuda model; on cuda one model runs the whole batch");
   for (int r = 1; r < replicas; r++) others_.push_back(std::make_unique<Transformer<real>>(primary.config(), Role::policy));
   sync();
 }

@@ -6,6 +6,17 @@
 
 namespace tinyds {
 
+std::unique_ptr<Transformer<float>> cpu_copy_of(const Transformer<float>& model) {
+  auto cpu = std::make_unique<Transformer<float>>(model.config(), Role::policy, Device::cpu);
+  std::vector<float> host(model.num_params());
+  model.params_to_host(host.data());
+  cpu->params_from_host(host.data());
+  host.assign(model.moe_bias_size(), 0.0f);
+  model.moe_bias_to_host(host.data());
+  cpu->moe_bias_from_host(host.data());
+  return cpu;
+}
+
 EvalResult evaluate_exact_match(Transformer<float>& model, const Tokenizer& tok, const std::vector<Problem>& problems,
                                 int max_new_tokens, int n_examples, int n_errors) {
   if (problems.empty()) return EvalResult{};  // nothing to evaluate (e.g. --eval-problems 0)
@@ -20,7 +31,10 @@ EvalResult evaluate_exact_match(Transformer<float>& model, const Tokenizer& tok,
   opt.n_tokens = tok.vocab_size();
   opt.eos = Tokenizer::EOS;
   opt.pad = Tokenizer::PAD;
-  const Rollout ro = rollout(model, prompts, opt);
+  // The decoder runs on the CPU only: a cuda model decodes through a CPU copy of its weights.
+  std::unique_ptr<Transformer<float>> cpu;
+  if (model.device() == Device::cuda) cpu = cpu_copy_of(model);
+  const Rollout ro = rollout(cpu ? *cpu : model, prompts, opt);
   std::vector<std::vector<int>> completions(problems.size());
   for (std::size_t i = 0; i < problems.size(); i++) completions[i] = ro.completion_ids(static_cast<int>(i));
 

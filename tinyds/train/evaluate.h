@@ -2,7 +2,11 @@
 //
 // For each problem the model sees <bos> question '\n' and greedily writes (kv-cache decoding) until <eos>; the completion is correct
 // when the integer after its last "####" equals the problem's answer (parse_final_answer, DESIGN section 5).
+//
+// A model on cuda is evaluated through a CPU copy of its parameters and router biases (cpu_copy_of): the kv-cache
+// decoder (model/decoder.h) runs on the CPU only, so decoding copies the weights to the host once per evaluation.
 #pragma once
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,6 +24,9 @@ struct EvalResult {
   std::vector<std::string> examples;  // the first few "question -> completion" pairs, for the log
   std::vector<std::string> errors;    // the first few wrong ones: "question -> completion  (expected N)"
 };
+
+// A CPU model holding `model`'s parameters and router biases (read through host copies when `model` is on cuda).
+std::unique_ptr<Transformer<float>> cpu_copy_of(const Transformer<float>& model);
 
 EvalResult evaluate_exact_match(Transformer<float>& model, const Tokenizer& tok, const std::vector<Problem>& problems,
                                 int max_new_tokens = 96, int n_examples = 3, int n_errors = 0);

@@ -3,7 +3,20 @@
 
 #include <cmath>
 
+#include "tinyds/device/memory.h"
+
 namespace tinyds {
+
+namespace {
+
+// true when some value of x (n, host memory) is NaN or Inf.
+bool any_nonfinite(const float* x, std::size_t n) {
+  for (std::size_t i = 0; i < n; i++)
+    if (!std::isfinite(x[i])) return true;
+  return false;
+}
+
+}  // namespace
 
 std::vector<NamedTensor> layout_tensors(const ParamLayout& layout, const float* values, const std::string& prefix) {
   std::vector<NamedTensor> out;
@@ -12,9 +25,18 @@ std::vector<NamedTensor> layout_tensors(const ParamLayout& layout, const float* 
 }
 
 std::string first_nonfinite_tensor(const std::vector<NamedTensor>& tensors) {
-  for (const NamedTensor& t : tensors)
-    for (std::size_t i = 0; i < t.numel; i++)
-      if (!std::isfinite(t.data[i])) return t.name;
+  // On cuda the tensors are device memory: each is read through a host copy (the host never reads device memory).
+  const bool on_cuda = dev::on_cuda<float>();
+  std::vector<float> host;
+  for (const NamedTensor& t : tensors) {
+    const float* x = t.data;
+    if (on_cuda) {
+      host.resize(t.numel);
+      dev::to_host(host.data(), t.data, t.numel);
+      x = host.data();
+    }
+    if (any_nonfinite(x, t.numel)) return t.name;
+  }
   return "";
 }
 

@@ -18,10 +18,11 @@
 
 namespace tinyds {
 
-// One array to check, under the name an error reports for it.
+// One array to check, under the name an error reports for it. The checks read `data` on this thread's current
+// device (tinyds/device/device.h): on cuda it is device memory, copied to the host tensor by tensor to be read.
 struct NamedTensor {
   std::string name;
-  const float* data;  // (numel)
+  const float* data;  // (numel) in the current device's memory
   std::size_t numel;
 };
 

@@ -4,6 +4,7 @@
 #include "tinyds/core/error.h"
 #include "tinyds/data/batch.h"
 #include "tinyds/model/rollout.h"
+#include "tinyds/train/evaluate.h"
 
 namespace tinyds {
 
@@ -42,7 +43,10 @@ SampledEvalResult evaluate_pass_at_k(const Transformer<float>& model, const Toke
   opt.n_tokens = tok.vocab_size();
   opt.eos = Tokenizer::EOS;
   opt.pad = Tokenizer::PAD;
-  const Rollout ro = rollout(model, prompts, opt);
+  // The decoder runs on the CPU only: a cuda model samples through a CPU copy of its weights (train/evaluate.h).
+  std::unique_ptr<Transformer<float>> cpu;
+  if (model.device() == Device::cuda) cpu = cpu_copy_of(model);
+  const Rollout ro = rollout(cpu ? *cpu : model, prompts, opt);
 
   double surprisal = 0, tokens = 0;
   for (std::size_t p = 0; p < problems.size(); p++) {

@@ -14,8 +14,8 @@
 #include "tinyds/core/timer.h"
 #include "tinyds/data/generator.h"
 #include "tinyds/data/gsm8k.h"
+#include "tinyds/device/optimizer.h"
 #include "tinyds/model/transformer.h"
-#include "tinyds/ops/adamw.h"
 #include "tinyds/train/batch_source.h"
 #include "tinyds/train/checkpoint.h"
 #include "tinyds/train/data_parallel.h"
@@ -62,9 +62,7 @@ TrainState start_state(Transformer<float>& model, AdamW& adam, std::unique_ptr<L
   if (resumed) {
     const LoadedCheckpoint& ck = *resumed;
     load_params_into(ck, model);
-    std::copy(ck.adam_m.begin(), ck.adam_m.end(), adam.m());
-    std::copy(ck.adam_v.begin(), ck.adam_v.end(), adam.v());
-    adam.set_t(ck.state.adam_t);
+    load_optimizer_into(ck, adam);
     const TrainState state = ck.state;
     resumed.reset();  // its copy of the weights and moments is no longer needed
     return state;
@@ -162,6 +160,30 @@ double forward_backward_checked(DataParallel<float>& dp, const Batch& batch, int
   });
 }
 
+// Step `step`'s finite checks (train/finite_check.h), from norms: an array is finite everywhere exactly when its
+// norm is (squares of floats summed in double cannot overflow), so the norm stands in for reading every value (on
+// cuda that would be a copy of the whole array to the host per step). The checks that read each tensor (through host
+// copies on cuda) run only when a norm is not finite, to name the first non-finite tensor.
+//
+// Every value finite (the check above passed), yet the norm is not: on cuda the norm is stored as a float, which
+// overflows past 3.4e38.
+[[noreturn]] void norm_overflow(int step, const char* what, double norm) {
+  throw_diverged(step, std::string("the ") + what + " norm is " + std::to_string(norm) + " (every " + what +
+                           " is finite, but their norm overflows a float)");
+}
+// Before the update: the objective and the gradients (grad_norm, the norm the clip uses anyway).
+void check_gradients(int step, double objective, double grad_norm, const Transformer<float>& model, const float* grads) {
+  if (std::isfinite(objective) && std::isfinite(grad_norm)) return;
+  check_step_finite(step, objective, model.layout(), grads);
+  norm_overflow(step, "gradient", grad_norm);
+}
+// After the update: the parameters.
+void check_parameters(int step, double param_norm, const Transformer<float>& model, const float* params) {
+  if (std::isfinite(param_norm)) return;
+  check_params_finite(step, model.layout(), params);
+  norm_overflow(step, "parameter", param_norm);
+}
+
 void print_start(const Config& cfg, const TrainOptions& opt, const Transformer<float>& model, const BatchSource& data,
                  int start_step, int replicas) {
   const TrainConfig& tc = cfg.train;
@@ -198,11 +220,18 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
     throw_error("model.vocab_size = ", cfg.model.vocab_size, " is smaller than the tokenizer's ", tok.vocab_size(), " tokens");
   std::filesystem::create_directories(opt.out_dir);
 
-  Transformer<float> model(cfg.model, Role::policy);
-  AdamW adam(model.layout(), Role::policy);
+  require_device(opt.device);
+  Transformer<float> model(cfg.model, Role::policy, opt.device);
+  AdamW adam(model.layout(), Role::policy, opt.device);
   TrainState state = start_state(model, adam, resumed, opt, tc.seed);
   // Data parallelism over threads (train/data_parallel.h): replica 0 is `model`; the others copy its weights now.
-  DataParallel<float> dp(model, data_parallel_replicas(opt.replicas, tc.batch_size, cfg.model));
+  // On cuda one model runs the whole batch: the kernels parallelise each op.
+  if (opt.device == Device::cuda && opt.replicas > 1)
+    std::printf("[%s] --replicas %d ignored on cuda: one model runs the whole batch (the kernels parallelise each "
+                "op)\n", opt.label.c_str(), opt.replicas);
+  const int replicas =
+      opt.device == Device::cuda ? 1 : data_parallel_replicas(opt.replicas, tc.batch_size, cfg.model);
+  DataParallel<float> dp(model, replicas);
   BatchSource data(cfg, training_problems(cfg, opt.train_file, opt.ascii_fold), tok, opt.mask_prompt);
   check_answer_tokens(data.problems(), tc.seq_len, opt.mask_prompt);
   const HeldOut heldout = heldout_sets(cfg, opt);
@@ -226,13 +255,19 @@ TrainResult run_training(const Config& cfg, const TrainOptions& opt) {
     // zero_grad, forward, backward of each replica's rows, the gradients summed into model.grads(); a diverged step
     // stops the run before the optimizer touches the weights (train/finite_check.h)
     const double objective = forward_backward_checked(dp, sb.batch, step + 1);
-    check_step_finite(step + 1, objective, model.layout(), model.grads());
-    // global grad-norm clip, then AdamW at the warmup + cosine learning rate
-    const double norm = global_norm(model.grads(), model.num_params());
-    if (tc.grad_clip > 0) clip_grad_norm(model.grads(), model.num_params(), norm, tc.grad_clip);
-    as.lr = static_cast<float>(lr_at(step, tc.lr, tc.min_lr, tc.warmup_steps, tc.steps));
-    adam.step(model.params(), model.grads(), as);
-    check_params_finite(step + 1, model.layout(), model.params());
+    double norm = 0;
+    {
+      // The gradients and parameters live in the model's place: the norm and the clip run there (as kernels on
+      // cuda, tinyds/device/optimizer.h), the norm read back to the host for the checks and the log.
+      OnDevice scope(model.device());
+      norm = dev::global_norm(model.grads(), model.num_params());
+      check_gradients(step + 1, objective, norm, model, model.grads());
+      // global grad-norm clip, then AdamW at the warmup + cosine learning rate
+      if (tc.grad_clip > 0) dev::clip_grad_norm(model.grads(), model.num_params(), norm, tc.grad_clip);
+      as.lr = static_cast<float>(lr_at(step, tc.lr, tc.min_lr, tc.warmup_steps, tc.steps));
+      adam.step(model.params(), model.grads(), as);
+      check_parameters(step + 1, dev::global_norm(model.params(), model.num_params()), model, model.params());
+    }
     // auxiliary-loss-free balancing (DESIGN 4.3): router biases from this batch's loads, copied to every replica
     dp.update_moe_bias();
     state.step++;

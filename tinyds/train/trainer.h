@@ -11,11 +11,14 @@
 #include <vector>
 
 #include "tinyds/data/problem.h"
+#include "tinyds/device/device.h"
 #include "tinyds/model/config.h"
 
 namespace tinyds {
 
 struct TrainOptions {
+  Device device = Device::cpu; // where the model, its gradients and AdamW's moments live and every op runs (--device);
+                               // batches are built on the host and uploaded by the model's forward
   bool mask_prompt = true;     // sft: loss on the answer only; pretrain: on the whole sequence
   std::string out_dir = "runs/train";
   std::string init_ckpt;       // start from these weights (e.g. SFT after pretraining); fresh AdamW
@@ -24,7 +27,8 @@ struct TrainOptions {
   std::string test_file;       // GSM8K JSONL to evaluate on instead of generated problems
   int stop_after = -1;         // stop (with a checkpoint) after this many total steps, as if interrupted
   int replicas = 0;            // data-parallel model replicas, one per thread (train/data_parallel.h); 0 = one per
-                               // OpenMP thread. Same gradient up to float rounding; 1 = the ops thread instead
+                               // OpenMP thread. Same gradient up to float rounding; 1 = the ops thread instead.
+                               // On cuda always 1 (the kernels parallelise each op; a note says so when > 1)
   bool ascii_fold = false;     // map typographic characters of --train-file / --test-file to ASCII (data/gsm8k_text.h)
   bool quiet = false;          // no progress lines (tests)
   std::string label = "train"; // printed at the start of progress lines
