@@ -90,7 +90,7 @@ TEST_CASE("device/grpo: one GRPO step gives the same tokens, rewards, loss and p
   opt.lr = 1e-3f;
   opt.warmup_steps = 0;
   opt.ref_batch = 0;
-  AdamW adam_c(cpu.policy.layout(), Role::policy), adam_g(gpu.policy.layout(), Role::policy);
+  AdamW adam_c(cpu.policy.layout(), Role::policy), adam_g(gpu.policy.layout(), Role::policy, Device::cuda);
   const std::size_t n = cpu.policy.num_params();
   const std::vector<float> w0(cpu.policy.params(), cpu.policy.params() + n);
   const GRPOStepStats sc = grpo_update(cpu.policy, &cpu.reference, adam_c, rc, rewards_c, opt, 0);

@@ -94,8 +94,7 @@ int cmd_bench_device(int argc, char** argv) {
   if (analysis) {
     out["analysis"] = roofline_report(cfg, analysis_device(gpu), launch_us * 1e-6, 24);
   } else {
-    throw_error("tinyds bench --device cuda: timing the training step needs the model on cuda (Transformer with "
-                "Device::cuda), which this build does not have yet; --analysis works without it");
+    out["device_bench"] = bench_device_training(cfg, warmup, steps, profile);
   }
   if (json_file.is_open()) {
     json_file << out.dump(2) << "\n";

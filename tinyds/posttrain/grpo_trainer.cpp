@@ -44,7 +44,7 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
   const Tokenizer& tok = models.tokenizer;
   Transformer<float>& policy = models.policy;
   Transformer<float>& reference = models.reference;
-  AdamW adam(policy.layout(), Role::policy);
+  AdamW adam(policy.layout(), Role::policy, policy.device());  // moments where the policy lives
   std::ofstream metrics = open_metrics(opt.out_dir);
 
   const PromptPool pool(opt.levels, opt.n_train, opt.seed, tok, cfg.model.max_seq_len, opt.label, opt.quiet);

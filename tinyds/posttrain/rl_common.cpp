@@ -8,8 +8,9 @@
 #include "tinyds/core/error.h"
 #include "tinyds/data/batch.h"
 #include "tinyds/data/generator.h"
+#include "tinyds/device/device.h"
+#include "tinyds/device/optimizer.h"
 #include "tinyds/posttrain/trainer_common.h"
-#include "tinyds/ops/adamw.h"
 #include "tinyds/train/schedule.h"
 
 namespace tinyds {
@@ -42,8 +43,10 @@ AdamWSettings RLOptimizerOptions::at(int optimizer_step, float peak_lr) const {
 }
 
 RLStepNorm rl_optimizer_step(Transformer<float>& model, AdamW& adam, const RLOptimizerOptions& o, int optimizer_step) {
-  const double norm = global_norm(model.grads(), model.num_params());
-  if (o.max_grad_norm > 0) clip_grad_norm(model.grads(), model.num_params(), norm, o.max_grad_norm);
+  // The norm and the clip run where the gradients live (kernels on cuda; the norm comes back to the host).
+  OnDevice scope(model.device());
+  const double norm = dev::global_norm(model.grads(), model.num_params());
+  if (o.max_grad_norm > 0) dev::clip_grad_norm(model.grads(), model.num_params(), norm, o.max_grad_norm);
   const AdamWSettings as = o.at(optimizer_step, o.lr);
   adam.step(model.params(), model.grads(), as);
   // No update_moe_bias: post-training keeps the router biases frozen (moe_balance.h), so lr 0 changes nothing.

@@ -10,9 +10,11 @@
 #include <omp.h>
 #endif
 
+#include "kernels/device.cuh"
 #include "tinyds/core/error.h"
 #include "tinyds/core/rng.h"
 #include "tinyds/core/timer.h"
+#include "tinyds/device/optimizer.h"
 #include "tinyds/model/params.h"
 #include "tinyds/model/transformer.h"
 #include "tinyds/ops/adamw.h"
@@ -102,15 +104,16 @@ FlopCount training_flops_per_token(const ModelConfig& m, int T) {
 }
 
 StepTimes time_training_steps(const Config& cfg, int warmup, int steps, uint64_t seed,
-                              void (*on_step)(int i, int total)) {
+                              void (*on_step)(int i, int total), Device device, bool profile) {
   if (warmup < 0 || steps < 1)
     throw_error("bench: need --warmup >= 0 and --steps >= 1 (got ", warmup, ", ", steps, ")");
   const ModelConfig& m = cfg.model;
   const TrainConfig& tc = cfg.train;
   const int B = tc.batch_size, T = tc.seq_len, N = B * T;
-  Transformer<float> model(m);
+  Transformer<float> model(m, Role::policy, device);
   model.init_weights(seed);
-  AdamW adam(model.layout(), Role::policy);
+  AdamW adam(model.layout(), Role::policy, device);
+  OnDevice scope(device);  // the norm and clip below run where the gradients live
   const AdamWSettings as{tc.lr, tc.beta1, tc.beta2, tc.adam_eps, tc.weight_decay};
 
   Rng rng(seed + 1);
@@ -122,21 +125,31 @@ StepTimes time_training_steps(const Config& cfg, int warmup, int steps, uint64_t
   st.num_params = static_cast<int64_t>(model.num_params());
   const std::size_t n = model.num_params();
   PhaseTimes phases;
+  const bool on_cuda = device == Device::cuda;
+  if (on_cuda && profile) phases.sync = cuda::synchronize;
+  // The end of a timed span: on cuda, when its kernels have run (always at the step's end, at phases with profile).
+  auto finish = [&](bool always) {
+    if (on_cuda && (always || profile)) cuda::synchronize();
+  };
   for (int s = 0; s < warmup + steps; s++) {
     if (s == warmup) model.set_phase_times(&phases);  // time the phases of the timed steps only
     Timer step, phase;
     model.zero_grad();
     st.last_loss = model.forward(tokens.data(), targets.data(), B, T);
+    finish(false);
     const double fwd = phase.seconds();
     phase.reset();
     model.backward();
+    finish(false);
     const double bwd = phase.seconds();
     phase.reset();
-    const double norm = global_norm(model.grads(), n);
-    if (tc.grad_clip > 0) clip_grad_norm(model.grads(), n, norm, double(tc.grad_clip));
+    const double norm = dev::global_norm(model.grads(), n);
+    if (tc.grad_clip > 0) dev::clip_grad_norm(model.grads(), n, norm, double(tc.grad_clip));
+    finish(false);
     const double clip = phase.seconds();
     phase.reset();
     adam.step(model.params(), model.grads(), as);
+    finish(true);
     const double opt = phase.seconds();
     const double total = step.seconds();
     if (s >= warmup) {

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "tinyds/device/device.h"
 #include "tinyds/model/config.h"
 
 namespace tinyds {
@@ -64,10 +65,14 @@ struct StepTimes {
   std::vector<std::pair<std::string, double>> phase_s;
 };
 // `warmup` untimed then `steps` timed steps of Transformer<float> on one random batch (tokens uniform in [0, V),
-// targets likewise, all valid), weights from init_weights(seed), AdamW with cfg.train's settings.
+// targets likewise, all valid), weights from init_weights(seed), AdamW with cfg.train's settings, on `device`.
 // `on_step(i)` (may be empty) is called after each step i (0-based, warmup included) for progress output.
+// On cuda a launch returns before its kernel has run: each step's time ends with cuda::synchronize(). With
+// `profile` the device is also synchronised at the four step phases and at every model phase (PhaseTimes::sync),
+// so that forward_s ... adamw_s and phase_s are the kernels' times; without it only step_s is meaningful on cuda.
 StepTimes time_training_steps(const Config& cfg, int warmup, int steps, uint64_t seed,
-                              void (*on_step)(int i, int total) = nullptr);
+                              void (*on_step)(int i, int total) = nullptr, Device device = Device::cpu,
+                              bool profile = false);
 
 // The median of a non-empty list (the mean of the two middle values for an even count).
 double median_of(std::vector<double> v);

@@ -6,7 +6,9 @@
 #include <map>
 #include <vector>
 
+#include "kernels/device.cuh"
 #include "tinyds/core/error.h"
+#include "tinyds/device/device.h"
 #include "tinyds/train/bench.h"
 #include "tinyds/train/roofline.h"
 
@@ -35,6 +37,96 @@ json step_figures(const char* what, double seconds, double model_flops, long tok
 }
 
 }  // namespace
+
+namespace {
+
+void progress_dot(int i, int total) {
+  std::printf(".");
+  if (i + 1 == total) std::printf("\n");
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+json bench_device_training(const Config& cfg, int warmup, int steps, bool profile) {
+  require_device(Device::cuda);  // a native build without a usable GPU stops here, naming the problem
+  const ModelConfig& m = cfg.model;
+  const int B = cfg.train.batch_size, T = cfg.train.seq_len;
+  const bool emulated = cuda_is_emulated();
+  const DevicePeak* peak = emulated ? nullptr : find_device_peak(cuda::device_name());
+  json out = {{"device", describe_device(Device::cuda)}, {"emulated", emulated}, {"profile", profile},
+              {"notes", json::array()}};
+  std::printf("device  %s\n", describe_device(Device::cuda).c_str());
+  auto note = [&](const std::string& text) {
+    std::printf("  note: %s\n", text.c_str());
+    out["notes"].push_back(text);
+  };
+  if (emulated)
+    note("CUDA emulation on the CPU: the times below are CPU times of emulated kernels, NOT GPU figures, and no MFU "
+         "is computed (`make cuda` on a GPU machine builds build-cuda/tinyds for GPU figures)");
+  else if (!peak)
+    note("no datasheet peak for this GPU in tinyds/device/peak_flops.cpp: tokens/s and TFLOP/s only, no MFU");
+  if (profile)
+    note("--profile: the device is synchronised at every phase boundary, so the step is slower than without it");
+
+  std::printf("\nmeasuring training steps on cuda (%d warmup + %d timed)", warmup, steps);
+  std::fflush(stdout);
+  const StepTimes st = time_training_steps(cfg, warmup, steps, cfg.train.seed, progress_dot, Device::cuda, profile);
+  const double med = median_of(st.step_s), tps = B * T / med;
+  const FlopCount f = training_flops_per_token(m, T);
+  const double tflops = f.per_token() * B * T / med / 1e12;
+  const auto [lo, hi] = std::minmax_element(st.step_s.begin(), st.step_s.end());
+  std::printf("\ntinyds training on cuda (%lld params; B %d, T %d; loss %.3f)\n", (long long)st.num_params, B, T,
+              st.last_loss);
+  std::printf("  step time        %.3f ms median (min %.3f, max %.3f over %d steps)\n", 1e3 * med, 1e3 * *lo, 1e3 * *hi,
+              steps);
+  std::printf("  throughput       %.0f tokens/s (B*T / median step)\n", tps);
+  std::printf("  FLOPs/token      %.2f MFLOP (6 N_active + attention, as `tinyds bench`)\n", f.per_token() / 1e6);
+  std::printf("  achieved         %.4f TFLOP/s\n", tflops);
+  out["tokens_per_s"] = tps;
+  out["median_step_s"] = med;
+  out["step_s"] = st.step_s;
+  out["flops_per_token"] = f.per_token();
+  out["achieved_tflops"] = tflops;
+  out["params"] = st.num_params;
+  out["last_loss"] = st.last_loss;
+  out["warmup"] = warmup;
+  out["steps"] = steps;
+  if (peak) {
+    std::printf("  MFU              %.2f%% of FP32 (%.1f TFLOP/s: what the fp32 kernels can use), %.3f%% of TF32 "
+                "(%.1f), %.3f%% of BF16 (%.1f) tensor cores; %s datasheet, dense\n",
+                100 * tflops / peak->fp32_tflops, peak->fp32_tflops, 100 * tflops / peak->tf32_tflops,
+                peak->tf32_tflops, 100 * tflops / peak->bf16_tflops, peak->bf16_tflops, peak->label);
+    out["peak"] = {{"label", peak->label}, {"fp32_tflops", peak->fp32_tflops}, {"tf32_tflops", peak->tf32_tflops},
+                   {"bf16_tflops", peak->bf16_tflops}, {"mem_gbps", peak->mem_gbps}};
+    out["mfu_fp32"] = tflops / peak->fp32_tflops;
+    out["mfu_tf32"] = tflops / peak->tf32_tflops;
+    out["mfu_bf16"] = tflops / peak->bf16_tflops;
+  } else {
+    out["peak"] = nullptr;
+    out["mfu_fp32"] = out["mfu_tf32"] = out["mfu_bf16"] = nullptr;
+  }
+  if (profile) {
+    std::printf("  phases           forward %.3f + backward %.3f + norm/clip %.3f + adamw %.3f ms (medians)\n",
+                1e3 * median_of(st.forward_s), 1e3 * median_of(st.backward_s), 1e3 * median_of(st.clip_s),
+                1e3 * median_of(st.adamw_s));
+    const double fb = median_of(st.forward_s) + median_of(st.backward_s);
+    std::vector<std::pair<std::string, double>> sorted = st.phase_s;
+    std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+    std::printf("  inside forward + backward (%.3f ms, synchronised at each phase, mean of the timed steps):\n", 1e3 * fb);
+    json rows = json::array();
+    for (const auto& [name, sec] : sorted) {
+      std::printf("    %-18s %9.3f ms  %5.1f%%\n", name.c_str(), 1e3 * sec, 100 * sec / fb);
+      rows.push_back({{"phase", name}, {"ms_per_step", 1e3 * sec}, {"percent_of_fwd_bwd", 100 * sec / fb}});
+    }
+    out["phases"] = rows;
+    out["median_forward_s"] = median_of(st.forward_s);
+    out["median_backward_s"] = median_of(st.backward_s);
+    out["median_clip_s"] = median_of(st.clip_s);
+    out["median_adamw_s"] = median_of(st.adamw_s);
+  }
+  return out;
+}
 
 json roofline_report(const Config& cfg, const DevicePeak& dev, double launch_s, int top_rows) {
   const ModelConfig& m = cfg.model;

@@ -20,6 +20,12 @@
 
 namespace tinyds {
 
+// Times `warmup` + `steps` training steps of cfg on the cuda device (train/bench.h: time_training_steps) and prints
+// and returns: {"device", "emulated", "tokens_per_s", "median_step_s", "step_s", "flops_per_token",
+// "achieved_tflops", "peak" (or null), "mfu_fp32", "mfu_tf32", "mfu_bf16" (null under the emulation or for a GPU
+// missing from the table), "notes", and with `profile` "phases" and the four step phases' medians}.
+nlohmann::json bench_device_training(const Config& cfg, int warmup, int steps, bool profile);
+
 // The peak a report uses: the device table's entry whose name `gpu` contains (e.g. "H100 PCIe"; an unknown name is
 // an error listing the known ones).
 const DevicePeak& device_peak_named(const std::string& gpu);

@@ -17,6 +17,16 @@ std::unique_ptr<Transformer<float>> cpu_copy_of(const Transformer<float>& model)
   return cpu;
 }
 
+const Transformer<float>& decode_model(const Transformer<float>& model, std::unique_ptr<Transformer<float>>& cpu_copy) {
+  // The device Decoder decodes MLA only (its absorbed attention is kernels/mla_decode.cu); mha/gqa/mqa models
+  // decode on the CPU through a copy of the weights.
+  if (model.device() == Device::cuda && model.config().attention != AttentionKind::mla) {
+    cpu_copy = cpu_copy_of(model);
+    return *cpu_copy;
+  }
+  return model;
+}
+
 EvalResult evaluate_exact_match(Transformer<float>& model, const Tokenizer& tok, const std::vector<Problem>& problems,
                                 int max_new_tokens, int n_examples, int n_errors) {
   if (problems.empty()) return EvalResult{};  // nothing to evaluate (e.g. --eval-problems 0)
@@ -31,10 +41,8 @@ EvalResult evaluate_exact_match(Transformer<float>& model, const Tokenizer& tok,
   opt.n_tokens = tok.vocab_size();
   opt.eos = Tokenizer::EOS;
   opt.pad = Tokenizer::PAD;
-  // The decoder runs on the CPU only: a cuda model decodes through a CPU copy of its weights.
-  std::unique_ptr<Transformer<float>> cpu;
-  if (model.device() == Device::cuda) cpu = cpu_copy_of(model);
-  const Rollout ro = rollout(cpu ? *cpu : model, prompts, opt);
+  std::unique_ptr<Transformer<float>> cpu;  // a CPU copy when the model's attention has no device decoder
+  const Rollout ro = rollout(decode_model(model, cpu), prompts, opt);
   std::vector<std::vector<int>> completions(problems.size());
   for (std::size_t i = 0; i < problems.size(); i++) completions[i] = ro.completion_ids(static_cast<int>(i));
 

@@ -3,8 +3,10 @@
 // For each problem the model sees <bos> question '\n' and greedily writes (kv-cache decoding) until <eos>; the completion is correct
 // when the integer after its last "####" equals the problem's answer (parse_final_answer, DESIGN section 5).
 //
-// A model on cuda is evaluated through a CPU copy of its parameters and router biases (cpu_copy_of): the kv-cache
-// decoder (model/decoder.h) runs on the CPU only, so decoding copies the weights to the host once per evaluation.
+// A model on cuda decodes on the device when its attention is MLA (the device Decoder's absorbed path,
+// model/decoder.h). The device Decoder has no kernel for the dense kinds' decode attention (mha/gqa/mqa), so such a
+// model is evaluated through a CPU copy of its parameters and router biases (decode_model, cpu_copy_of), copied to
+// the host once per evaluation.
 #pragma once
 #include <memory>
 #include <string>
@@ -27,6 +29,10 @@ struct EvalResult {
 
 // A CPU model holding `model`'s parameters and router biases (read through host copies when `model` is on cuda).
 std::unique_ptr<Transformer<float>> cpu_copy_of(const Transformer<float>& model);
+
+// The model a rollout of `model` decodes with: `model` itself on the cpu or when it is an MLA model on cuda, else a
+// CPU copy held in `cpu_copy` (the dense attention kinds have no device decode kernel).
+const Transformer<float>& decode_model(const Transformer<float>& model, std::unique_ptr<Transformer<float>>& cpu_copy);
 
 EvalResult evaluate_exact_match(Transformer<float>& model, const Tokenizer& tok, const std::vector<Problem>& problems,
                                 int max_new_tokens = 96, int n_examples = 3, int n_errors = 0);

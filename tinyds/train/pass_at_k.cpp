@@ -43,10 +43,8 @@ SampledEvalResult evaluate_pass_at_k(const Transformer<float>& model, const Toke
   opt.n_tokens = tok.vocab_size();
   opt.eos = Tokenizer::EOS;
   opt.pad = Tokenizer::PAD;
-  // The decoder runs on the CPU only: a cuda model samples through a CPU copy of its weights (train/evaluate.h).
-  std::unique_ptr<Transformer<float>> cpu;
-  if (model.device() == Device::cuda) cpu = cpu_copy_of(model);
-  const Rollout ro = rollout(cpu ? *cpu : model, prompts, opt);
+  std::unique_ptr<Transformer<float>> cpu;  // a CPU copy when the model's attention has no device decoder (evaluate.h)
+  const Rollout ro = rollout(decode_model(model, cpu), prompts, opt);
 
   double surprisal = 0, tokens = 0;
   for (std::size_t p = 0; p < problems.size(); p++) {
