@@ -13,22 +13,15 @@
 #include <vector>
 
 #include "tests/util/fs_util.h"
+#include "tests/device/device_util.h"
 #include "tinyds/train/checkpoint.h"
 #include "tinyds/train/trainer.h"
 
 using namespace tinyds;
+using tinyds::test::nano_sft;
 using tinyds::test::temp_dir;
 
 namespace {
-
-Config nano_sft(int steps) {
-  Config c = Config::preset("nano");
-  c.train.steps = steps;
-  c.train.eval_problems = 0;
-  c.train.seq_len = 64;
-  c.train.lr = 1e-2f;
-  return c;
-}
 
 TrainResult run(const Config& cfg, Device device, const std::string& out, const std::string& resume, int stop_after) {
   TrainOptions o;

@@ -23,6 +23,17 @@ inline ModelConfig device_nano() {
   return m;
 }
 
+// nano, `steps` SFT steps, no evaluation, no periodic checkpoints: the optimisation alone (the trainer and
+// checkpoint parity tests).
+inline Config nano_sft(int steps) {
+  Config c = Config::preset("nano");
+  c.train.steps = steps;
+  c.train.eval_problems = 0;
+  c.train.seq_len = 64;  // long enough that short level-1 questions leave answer tokens to train on
+  c.train.lr = 1e-2f;
+  return c;
+}
+
 // A model on `device` with `src`'s weights and router biases (copied through the host).
 inline void copy_weights(Transformer<float>& dst, const Transformer<float>& src) {
   std::vector<float> w(src.num_params()), bias(src.moe_bias_size());

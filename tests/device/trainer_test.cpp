@@ -12,23 +12,15 @@
 #include <string>
 
 #include "tests/util/fs_util.h"
+#include "tests/device/device_util.h"
 #include "tinyds/train/checkpoint.h"
 #include "tinyds/train/trainer.h"
 
 using namespace tinyds;
+using tinyds::test::nano_sft;
 using tinyds::test::temp_dir;
 
 namespace {
-
-// nano, `steps` SFT steps, no evaluation, no periodic checkpoints: the optimisation alone.
-Config nano_sft(int steps) {
-  Config c = Config::preset("nano");
-  c.train.steps = steps;
-  c.train.eval_problems = 0;
-  c.train.seq_len = 64;  // long enough that short level-1 questions leave answer tokens to train on
-  c.train.lr = 1e-2f;
-  return c;
-}
 
 // One quiet run on `device` into `out`; `resume` a checkpoint path or "", `stop_after` -1 or a step.
 TrainResult run(const Config& cfg, Device device, const std::string& out, const std::string& resume = "",
