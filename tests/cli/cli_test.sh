@@ -69,6 +69,8 @@ expect_error "distill without teacher" "missing required option --teacher" -- "$
 expect_error "distill --init and --preset" "--preset cannot be combined with --init" -- "$exe" distill --teacher "$dir/ok.safetensors" --init "$dir/ok.safetensors" --preset small
 expect_error "distill bad alpha"      "--alpha = 2"                 -- "$exe" distill --teacher "$dir/ok.safetensors" --alpha 2
 expect_error "distill bad divergence" "--divergence 'jsd'"          -- "$exe" distill --teacher "$dir/ok.safetensors" --divergence jsd
+# A fresh student of a preset whose train.seq_len (small: 224) exceeds the teacher's context gets to the data check.
+expect_error "distill fresh small student" "fits the model's max_seq_len = 64" -- "$exe" distill --teacher "$dir/ok.safetensors" --preset small --n-layer 1 --d-model 32 --n-head 2 --n-kv-head 2 --steps 1
 expect_ok    "distill help lists T"   "[default: 2]"                -- "$exe" distill --help
 expect_error "rm without --init"      "missing required option --init" -- "$exe" rm
 expect_error "rm bad corruption"      "--corruption 'typo'"         -- "$exe" rm --init "$dir/ok.safetensors" --corruption typo

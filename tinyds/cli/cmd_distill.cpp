@@ -1,5 +1,6 @@
 // tinyds/cli/cmd_distill.cpp — `tinyds distill`: distil a frozen teacher checkpoint into a student (a fresh preset
 // model or --init) on generated problems (posttrain/distill_trainer.h).
+#include <algorithm>
 #include <cstdio>
 
 #include "tinyds/cli/args.h"
@@ -53,7 +54,8 @@ int cmd_distill(int argc, char** argv) {
         throw_error(name, " cannot be combined with --init: the student's model is the checkpoint's (", o.init_ckpt, ")");
   if (o.init_ckpt.empty()) {
     const int context = o.student.model.max_seq_len;
-    o.student.model.max_seq_len = 64;  // any valid value, so that finish() can validate the rest
+    // Any valid value, so that finish() can validate the rest: at least the preset's train.seq_len (small: 224).
+    o.student.model.max_seq_len = std::max(64, o.student.train.seq_len);
     co.finish(o.student);
     o.student.model.max_seq_len = context;
   }

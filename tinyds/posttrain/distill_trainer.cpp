@@ -133,6 +133,9 @@ DistillResult run_distill(const DistillTrainOptions& opt) {
   } else {
     scfg = opt.student;
     if (scfg.model.max_seq_len == 0) scfg.model.max_seq_len = tcfg.model.max_seq_len;
+    // Distillation batches are cut to max_T below, not to train.seq_len; the preset's value (small: 224) only has
+    // to pass validate() against the context taken from the teacher.
+    scfg.train.seq_len = std::min(scfg.train.seq_len, scfg.model.max_seq_len);
     scfg.train.seed = opt.seed;
     scfg.validate();
   }

@@ -46,13 +46,15 @@
 
 namespace tinyds {
 
-// Hyper-parameters named as trl's PPOConfig; defaults stated where they differ. AdamW (beta2 0.99, max_grad_norm 1,
-// weight_decay 0, no warmup) is RLOptimizerOptions (rl_common.h), shared with GRPO; lr is the policy's
-// (--learning-rate, trl 3e-6 for billion-parameter models; a 1M model needs more).
+// Hyper-parameters named as trl's PPOConfig; defaults stated where they differ. AdamW (lr 1e-5, beta2 0.99,
+// max_grad_norm 1, weight_decay 0, 10-step warmup) is RLOptimizerOptions (rl_common.h), shared with GRPO; lr is the
+// policy's (--learning-rate, trl 3e-6 for billion-parameter models).
 struct PPOTrainerOptions : RLOptimizerOptions {
   // 2 PPO epochs instead of trl's 4: on 2 CPU cores each epoch (policy + critic forward and backward) costs several
   // times the rollout, so 4 epochs would nearly double the step time for a smaller gain per sample.
-  PPOTrainerOptions() { ppo.num_ppo_epochs = 2; lr = 1e-4f; }
+  // The policy's lr is the shared 1e-5 (rl_common.h): at 1e-4 `tinyds ppo --steps 30` took a level-1 SFT model from
+  // 75.0 to 24.0% (notebooks/EXPERIMENTS.md, "Post-training defaults").
+  PPOTrainerOptions() { ppo.num_ppo_epochs = 2; }
   PPOConfig ppo;                    // kl_coef 0.05, gamma 1, lam 0.95, cliprange 0.2, cliprange_value 0.2, vf_coef 0.1;
                                     // num_ppo_epochs: trl 4, here 2 by default (see the constructor)
   int steps = 100;                  // PPO iterations (trl counts total_episodes = steps * batch_size)
