@@ -127,13 +127,13 @@ void print_table(const GRPOResult& g, const std::vector<int>& grpo_levels, const
               100 * mean_over(g.steps, n - k, n, acc), mean_over(g.steps, 0, k, len), mean_over(g.steps, n - k, n, len));
 }
 
-// The whole demo's expected time, from the first SFT slice: the SFT stage at the slice's pace, then GRPO with its
-// evaluations at the ratio measured on the 2-core AVX-512 machine with the demo's defaults (GRPO stage 1m13s-1m34s
-// after a 6m08s-6m35s SFT stage: notebooks/EXPERIMENTS.md, "The demo end to end"; ~0.25 of SFT) plus the two pass@k
-// evaluations (about four greedy evaluations: ~0.1 of SFT). A rough figure for a slower or busier machine.
+// The whole demo's expected time, from the first SFT slice: the SFT stage at the slice's pace (the slice also pays
+// the start-up, so this errs high), then GRPO with its evaluations and the two pass@k evaluations at the ratio
+// measured on the quiet 2-core AVX-512 machine with the demo's defaults: 1m06s after an 11m28s SFT stage, ~0.1 of
+// SFT (notebooks/EXPERIMENTS.md, "The demo end to end"). A rough figure for a slower or busier machine.
 void print_time_estimate(double slice_seconds, int slice_steps, int steps) {
   const double sft = slice_seconds / slice_steps * steps;
-  const double rest = 0.35 * sft;
+  const double rest = 0.1 * sft;
   std::printf("\n[demo] %d SFT steps took %s: expecting about %s for the whole demo (SFT %s, GRPO and evaluations "
               "~%s)\n\n", slice_steps, format_duration(slice_seconds).c_str(), format_duration(sft + rest).c_str(),
               format_duration(sft).c_str(), format_duration(rest).c_str());
@@ -167,8 +167,8 @@ int cmd_demo(int argc, char** argv) {
   // 8000 steps with the small preset's 32 drill columns and router-bias speed 1e-4: at 4800 steps which seeds
   // learned the arithmetic was a draw (level 1 76-97%); at 8000 steps with V3's bias speed 1e-3 four of five seeds
   // reached 96-100% / 80-96% on levels 1 / 2 and the default seed 91.5 / 70.0%; with 1e-4 see
-  // notebooks/EXPERIMENTS.md, "Router-bias speed". The SFT stage and GRPO take ~12 minutes on a 2-core AVX-512
-  // machine ("The demo end to end").
+  // notebooks/EXPERIMENTS.md, "Router-bias speed". The whole demo took 12m34s on the quiet 2-core AVX-512 machine
+  // (SFT 11m28s; "The demo end to end").
   cfg.train.steps = 8000;
   cfg.train.log_every = 200;
   cfg.train.eval_every = 0;     // stage 2 evaluates the SFT checkpoint on every level before it starts,
