@@ -74,6 +74,17 @@ void set_random_bias(Transformer<float>& model) {
   model.moe_bias_from_host(bias.data());
 }
 
+// The same MoE model on both devices: weights from kSeed, then the same random router biases (set_random_bias).
+struct MoETwins {
+  Transformer<float> cpu, gpu;
+  explicit MoETwins(const ModelConfig& mc) : cpu(mc), gpu(mc, Role::policy, Device::cuda) {
+    cpu.init_weights(kSeed);
+    gpu.init_weights(kSeed);
+    set_random_bias(cpu);
+    set_random_bias(gpu);
+  }
+};
+
 StepResult forward_backward(Transformer<float>& model, const Batch& b) {
   StepResult r;
   model.zero_grad();
@@ -192,12 +203,8 @@ TEST_CASE("device/transformer_step: one nano step (MLA, MoE with bias balancing,
   REQUIRE(mc.n_routed_experts > 0);
   REQUIRE(mc.mtp_depth > 0);
   const Batch b = make_batch(mc, 2, 16);
-  Transformer<float> cpu(mc), gpu(mc, Role::policy, Device::cuda);
-  cpu.init_weights(kSeed);
-  gpu.init_weights(kSeed);
-  set_random_bias(cpu);
-  set_random_bias(gpu);
-  compare_steps(cpu, forward_backward(cpu, b), forward_backward(gpu, b));
+  MoETwins m(mc);
+  compare_steps(m.cpu, forward_backward(m.cpu, b), forward_backward(m.gpu, b));
 }
 
 TEST_CASE("device/transformer_step: one nano step with the sequence-wise and expert-level balance losses, cpu vs cuda") {
@@ -206,11 +213,9 @@ TEST_CASE("device/transformer_step: one nano step with the sequence-wise and exp
   mc.seq_aux_alpha = 0.01f;  // large enough that the balance terms move the router's gradient visibly
   mc.aux_alpha = 0.01f;
   const Batch b = make_batch(mc, 2, 16);
-  Transformer<float> cpu(mc), gpu(mc, Role::policy, Device::cuda);
-  cpu.init_weights(kSeed);
-  gpu.init_weights(kSeed);
-  set_random_bias(cpu);
-  set_random_bias(gpu);
+  MoETwins m(mc);
+  Transformer<float>& cpu = m.cpu;
+  Transformer<float>& gpu = m.gpu;
   const StepResult rc = forward_backward(cpu, b), rg = forward_backward(gpu, b);
   CHECK(cpu.balance_loss() > 0);
   CHECK(std::fabs(gpu.balance_loss() - cpu.balance_loss()) <= 1e-5 * cpu.balance_loss());
