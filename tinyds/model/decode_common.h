@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <vector>
 
+#include <Eigen/Dense>
+
 #include "tinyds/core/ledger.h"
 #include "tinyds/device/ops.h"
 
@@ -39,30 +41,20 @@ class DecodeScratch {
 
 namespace tinyds::decode {
 
-// sum_i a[i] * b[i] over w values, a (w), b (w)
+// sum_i a[i] * b[i] over w values, a (w), b (w). Eigen sums it in SIMD-register partial sums and adds those up
+// in a fixed order: the same result for every call. A plain loop is a chain of dependent adds that the compiler
+// may not reorder (no fast-math): the rollout of `tinyds bench --rollout` (small, 1 thread) spent half its time in
+// such loops (notebooks/EXPERIMENTS.md, "Sampling speed").
 template <typename real>
 inline real dot(const real* a, const real* b, int w) {
-  real s = real(0);
-  for (int i = 0; i < w; i++) s += a[i] * b[i];
-  return s;
+  using Vec = Eigen::Matrix<real, Eigen::Dynamic, 1>;
+  return Eigen::Map<const Vec>(a, w).dot(Eigen::Map<const Vec>(b, w));
 }
 
 // s[j] = dot(q, rows + j * stride, w) for j < n: q (w), rows (n, stride) whose first w values are used.
-// The same sums as dot(), each in the same order (so the same bits), but eight rows at a time. One dot is a chain
-// of dependent adds, each waiting for the one before; the compiler may not reorder it into SIMD partial sums (no
-// fast-math). Eight independent chains keep the adders busy: the rollout of `tinyds bench --rollout` (small, 1
-// thread) took ~20% less CPU time (1.39 -> 1.14 s), with the same tokens.
 template <typename real>
 inline void dots(real* s, const real* q, const real* rows, long stride, int n, int w) {
-  int j = 0;
-  for (; j + 8 <= n; j += 8) {
-    const real* r = rows + j * stride;
-    real acc[8] = {};
-    for (int i = 0; i < w; i++)
-      for (int k = 0; k < 8; k++) acc[k] += q[i] * r[k * stride + i];
-    for (int k = 0; k < 8; k++) s[j + k] = acc[k];
-  }
-  for (; j < n; j++) s[j] = dot(q, rows + j * stride, w);
+  for (int j = 0; j < n; j++) s[j] = dot(q, rows + j * stride, w);
 }
 
 // s (n) = softmax(scale * s) in place. Every cached position is visible: the causal mask of training is the
@@ -80,12 +72,14 @@ inline void softmax_scaled(real* s, int n, real scale) {
   for (int j = 0; j < n; j++) s[j] *= inv;
 }
 
-// out (w) = sum_j p[j] * rows[j * stride + 0..w)  for j < n: the probability-weighted sum of cached rows.
+// out (w) = sum_j p[j] * rows[j * stride + 0..w)  for j < n: the probability-weighted sum of cached rows, as
+// Eigen's matrix-vector product rows^T p (its columns in SIMD registers across the n rows).
 template <typename real>
 inline void weighted_sum(real* out, const real* p, const real* rows, long stride, int n, int w) {
-  for (int i = 0; i < w; i++) out[i] = real(0);
-  for (int j = 0; j < n; j++)
-    for (int i = 0; i < w; i++) out[i] += p[j] * rows[j * stride + i];
+  using Mat = Eigen::Matrix<real, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using Vec = Eigen::Matrix<real, Eigen::Dynamic, 1>;
+  const Eigen::Map<const Mat, 0, Eigen::OuterStride<>> r(rows, n, w, Eigen::OuterStride<>(stride));
+  Eigen::Map<Vec>(out, w).noalias() = r.transpose() * Eigen::Map<const Vec>(p, n);
 }
 
 }  // namespace tinyds::decode

@@ -9,6 +9,8 @@
 #include <cmath>
 #include <vector>
 
+#include <Eigen/Dense>
+
 #include "tinyds/core/error.h"
 #include "tinyds/model/decode_common.h"
 #include "tinyds/device/memory.h"
@@ -110,32 +112,51 @@ void mla_decode_attention_absorbed(real* o,            // (B, T, H, D)
                                    const real* kr,     // (B, Tmax, R)
                                    const real* wkv_b,  // (H*2D, L)
                                    int B, int T, int H, int D, int R, int L, int Tmax, int pos) {
+  // Row-major maps over the caller's arrays; a head's slice of a (rows, H, w) array is a (rows, w) matrix whose
+  // rows are H*w apart (OuterStride). Every product below is one small Eigen GEMM: the same sums as the
+  // per-row dot products they replace, with the loads and adds in SIMD blocks (`tinyds bench --rollout`, small,
+  // 1 thread: notebooks/EXPERIMENTS.md, "Sampling speed").
+  using Mat = Eigen::Matrix<real, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using Strided = Eigen::Map<const Mat, 0, Eigen::OuterStride<>>;
+  using StridedOut = Eigen::Map<Mat, 0, Eigen::OuterStride<>>;
+  using Vec = Eigen::Matrix<real, Eigen::Dynamic, 1>;
+  const long N = static_cast<long>(B) * T;
   const real scale = real(1) / std::sqrt(real(D + R));
-  std::vector<real> q_lat(L), o_lat(L), s(pos + T), s_rope(pos + T);
+  std::vector<real> q_lat(static_cast<std::size_t>(N) * H * L), o_lat(q_lat.size());  // (N, H, L) each
+  std::vector<real> s(static_cast<std::size_t>(H) * (pos + T));                      // (H, n) scores
+  // q_lat[h] = q_C[h] W_UK[h]   (N, D) x (D, L): the queries moved into latent space, so keys are never rebuilt
+  for (int h = 0; h < H; h++) {
+    const Strided q_c(q + static_cast<long>(h) * (D + R), N, D, Eigen::OuterStride<>(H * (D + R)));
+    const Eigen::Map<const Mat> w_uk(wkv_b + static_cast<long>(h) * 2 * D * L, D, L);
+    StridedOut(q_lat.data() + static_cast<long>(h) * L, N, L, Eigen::OuterStride<>(H * L)).noalias() = q_c * w_uk;
+  }
   for (int b = 0; b < B; b++) {
-    const real* ckv_b = ckv + static_cast<long>(b) * Tmax * L;  // (pos + T, L) rows of this sequence
-    const real* kr_b = kr + static_cast<long>(b) * Tmax * R;    // (pos + T, R)
     for (int t = 0; t < T; t++) {
       const int n = pos + t + 1;  // new token t sees rows 0..pos+t (causal)
       const long row = static_cast<long>(b) * T + t;
+      const real* c_kv = ckv + static_cast<long>(b) * Tmax * L;  // (n, L) this sequence's cached rows
+      const real* k_r = kr + static_cast<long>(b) * Tmax * R;    // (n, R)
+      const real* ql = q_lat.data() + row * H * L;               // (H, L)
+      const real* qr = q + row * H * (D + R) + D;                // (H, R), rows D + R apart
+      // s[h] = c_KV q_lat[h] + k_R q_R[h]   (n): every cached row against head h's query, two matrix-vector products
+      const Eigen::Map<const Mat> c_kv_m(c_kv, n, L), k_r_m(k_r, n, R);
       for (int h = 0; h < H; h++) {
-        const real* qh = q + (row * H + h) * (D + R);                     // [q_C (D); q_R (R)]
-        const real* w_uk = wkv_b + static_cast<long>(h) * 2 * D * L;      // (D, L)
-        const real* w_uv = w_uk + static_cast<long>(D) * L;               // (D, L)
-        // q_lat = W_UK[h]^T q_C (L): the query moved into latent space, so keys are never rebuilt
-        for (int i = 0; i < L; i++) q_lat[i] = real(0);
-        for (int e = 0; e < D; e++)
-          for (int i = 0; i < L; i++) q_lat[i] += w_uk[static_cast<long>(e) * L + i] * qh[e];
-        // s[j] = q_lat . c_KV[j] + q_R . k_R[j]
-        decode::dots(s.data(), q_lat.data(), ckv_b, L, n, L);
-        decode::dots(s_rope.data(), qh + D, kr_b, R, n, R);
-        for (int j = 0; j < n; j++) s[j] += s_rope[j];
-        decode::softmax_scaled(s.data(), n, scale);
-        // o_lat = sum_j p_j c_KV[j] (L), then o[h] = W_UV[h] o_lat (D): values are never rebuilt either
-        decode::weighted_sum(o_lat.data(), s.data(), ckv_b, L, n, L);
-        decode::dots(o + (row * H + h) * D, o_lat.data(), w_uv, L, D, L);
+        Eigen::Map<Vec> s_h(s.data() + static_cast<long>(h) * n, n);
+        s_h.noalias() = c_kv_m * Eigen::Map<const Vec>(ql + static_cast<long>(h) * L, L);
+        s_h.noalias() += k_r_m * Eigen::Map<const Vec>(qr + static_cast<long>(h) * (D + R), R);
+      }
+      // o_lat[h] = sum_j p[h, j] c_KV[j]   (L): values are never rebuilt either
+      for (int h = 0; h < H; h++) {
+        decode::softmax_scaled(s.data() + static_cast<long>(h) * n, n, scale);
+        decode::weighted_sum(o_lat.data() + (row * H + h) * L, s.data() + static_cast<long>(h) * n, c_kv, L, n, L);
       }
     }
+  }
+  // o[h] = o_lat[h] W_UV[h]^T   (N, L) x (L, D): W_UV folded into the output
+  for (int h = 0; h < H; h++) {
+    const Strided ol(o_lat.data() + static_cast<long>(h) * L, N, L, Eigen::OuterStride<>(H * L));
+    const Eigen::Map<const Mat> w_uv(wkv_b + static_cast<long>(h) * 2 * D * L + static_cast<long>(D) * L, D, L);
+    StridedOut(o + static_cast<long>(h) * D, N, D, Eigen::OuterStride<>(H * D)).noalias() = ol * w_uv.transpose();
   }
 }
 

@@ -139,7 +139,24 @@ void rollout_chunk(Rollout& r, const Transformer<float>& model, Decoder& dec, in
   std::vector<int> rows, next;     // this step's sampling rows (chunk indices) and their new tokens
   std::vector<double> uniforms;    // (rows) their draws
   std::vector<float> lp(Bc);       // (Bc) the log-prob of each sampling row's new token
-  for (int p = 0;; p++) {
+  // Prefill: positions 0..P_min-2, where every sequence of the chunk is still reading its own prompt, go through
+  // the Decoder in step_many calls of up to kPrefillRows / Bc positions (row-wise GEMMs over many rows instead of
+  // one step of Bc rows per position); their logits predict prompt tokens and are not needed. The cap keeps the
+  // Decoder's scratch, which grows to the largest call's rows, near what the steps need (notebooks/EXPERIMENTS.md,
+  // "Sampling speed"). Then one step per position as above.
+  constexpr int kPrefillRows = 512;
+  const int pre = *std::min_element(len.begin(), len.end()) - 1;
+  const int span = std::max(1, kPrefillRows / Bc);
+  std::vector<int> head;  // (Bc, t) the prompts' tokens at positions p0..p0+t-1
+  for (int p0 = 0; p0 < pre; p0 += span) {
+    const int t = std::min(span, pre - p0);
+    head.resize(static_cast<std::size_t>(Bc) * t);
+    for (int i = 0; i < Bc; i++)
+      std::copy_n(r.tokens.data() + static_cast<std::size_t>(first + i) * T + p0, t,
+                  head.data() + static_cast<std::size_t>(i) * t);
+    dec.step_many(head.data(), t);
+  }
+  for (int p = std::max(pre, 0);; p++) {
     bool any = false;
     for (int i = 0; i < Bc; i++) {
       // Sequence i needs this step while it has a token at position p whose successor is still unknown.

@@ -16,10 +16,14 @@
 //                                                     done at <eos>, at max_new_tokens or at max_seq_len
 //                            done                  -> input <pad>, output ignored (its cache rows are unused)
 //
+// Steps 0..P_min-2 (P_min the shortest prompt of a Decoder's chunk) only read prompts, so they run as a prefill:
+// a few Decoder.step_many calls of several positions each, the same rows as the single steps (their logits up to
+// fp32 summation order, unused anyway); the PyTorch twin (tests/reference/decode.py) has the same schedule.
+//
 // The alternative, right-aligning prompts behind left padding, would need a padding mask inside attention that
 // the Decoder does not have; forcing prompt tokens needs none and leaves every sequence at its true positions
 // (RoPE sees the same positions as in the teacher-forced forward). The cost: a short prompt starts sampling
-// while a long one is still being read, so the batch runs max_b(P_b + L_b) - 1 steps.
+// while a long one is still being read, so the batch runs max_b(P_b + L_b) - P_min steps after the prefill.
 //
 // Log-probs. lp[b][t] = log softmax(logits / tau)[token] with tau = the sampling temperature (1 when greedy),
 // over the full vocabulary V, from the very logits the token was sampled from. That is exactly what the
