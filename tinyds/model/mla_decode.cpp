@@ -112,10 +112,11 @@ void mla_decode_attention_absorbed(real* o,            // (B, T, H, D)
                                    const real* kr,     // (B, Tmax, R)
                                    const real* wkv_b,  // (H*2D, L)
                                    int B, int T, int H, int D, int R, int L, int Tmax, int pos) {
-  // Row-major maps over the caller's arrays; a head's slice of a (rows, H, w) array is a (rows, w) matrix whose
-  // rows are H*w apart (OuterStride). Every product below is one small Eigen GEMM: the same sums as the
-  // per-row dot products they replace, with the loads and adds in SIMD blocks (`tinyds bench --rollout`, small,
-  // 1 thread: notebooks/EXPERIMENTS.md, "Sampling speed").
+  // Row-major Eigen maps over the caller's arrays; a head's slice of a (rows, H, w) array is a (rows, w) matrix
+  // whose rows are H*w apart (OuterStride). The two weight products are one GEMM per head over all B*T rows, the
+  // attention of each new token a matrix-vector product per head: Eigen keeps the partial sums in SIMD registers,
+  // where plain loops were chains of scalar adds (`tinyds bench --rollout`, small, 1 thread: 980 -> 561 ms with
+  // the prefill of rollout.cpp; notebooks/EXPERIMENTS.md, "Sampling speed").
   using Mat = Eigen::Matrix<real, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using Strided = Eigen::Map<const Mat, 0, Eigen::OuterStride<>>;
   using StridedOut = Eigen::Map<Mat, 0, Eigen::OuterStride<>>;
