@@ -75,6 +75,29 @@ TEST_CASE("model/rollout: greedy decoding equals generate() token for token") {
   }
 }
 
+TEST_CASE("model/rollout: prompts read in a prefill of several step_many calls still decode as generate() does") {
+  // 64 prompts of 40..47 tokens: every chunk prefills its first 39 positions in calls of at most 512 rows
+  // (rollout.cpp), several calls whatever the thread count (1 thread: 64 rows per position, 8 positions per call).
+  // A prefill that skipped, repeated or shifted a position would change the greedy continuations.
+  Transformer<float> model(rollout_nano());
+  model.init_weights(5);
+  std::vector<std::vector<int>> prompts;
+  for (int b = 0; b < 64; b++) {
+    std::vector<int> q = {1};
+    for (int i = 1; i < 40 + b % 8; i++) q.push_back(3 + (7 * b + 3 * i) % 90);
+    prompts.push_back(q);
+  }
+  SamplingParams sp;
+  sp.max_new_tokens = 10;
+  const int n_tokens = 101, pad = 0, eos = -1;
+  const auto expected = generate(model, prompts, sp, n_tokens, eos, pad);
+  const Rollout r = rollout(model, prompts, rollout_options(0.0f, sp.max_new_tokens, n_tokens, eos));
+  for (int b = 0; b < r.B; b++) {
+    INFO("sequence ", b);
+    CHECK(r.completion_ids(b) == expected[b]);
+  }
+}
+
 TEST_CASE("model/rollout: the mask covers exactly the sampled tokens, <eos> included, nothing after it") {
   // 8 ids and <eos> = 2: each step ends a sequence with probability ~1/8, so within 20 new tokens some
   // sequences stop at <eos> and some are cut off (both are REQUIREd below for this seed).
