@@ -167,8 +167,8 @@ int cmd_demo(int argc, char** argv) {
   // 8000 steps with the small preset's 32 drill columns and router-bias speed 1e-4: at 4800 steps which seeds
   // learned the arithmetic was a draw (level 1 76-97%); at 8000 steps with V3's bias speed 1e-3 four of five seeds
   // reached 96-100% / 80-96% on levels 1 / 2 and the default seed 91.5 / 70.0%; with 1e-4 see
-  // notebooks/EXPERIMENTS.md, "Router-bias speed". The whole demo took 12m34s on the quiet 2-core AVX-512 machine
-  // (SFT 11m28s; "The demo end to end").
+  // notebooks/EXPERIMENTS.md, "Router-bias speed". The whole demo takes ~12m14s on the quiet 2-core AVX-512 machine
+  // (SFT 11m28s, stage 2 with its evaluations 46 s; "The demo end to end").
   cfg.train.steps = 8000;
   cfg.train.log_every = 200;
   cfg.train.eval_every = 0;     // stage 2 evaluates the SFT checkpoint on every level before it starts,

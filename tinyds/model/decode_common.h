@@ -41,20 +41,17 @@ class DecodeScratch {
 
 namespace tinyds::decode {
 
-// sum_i a[i] * b[i] over w values, a (w), b (w). Eigen sums it in SIMD-register partial sums and adds those up
-// in a fixed order: the same result for every call. A plain loop is a chain of dependent adds that the compiler
-// may not reorder (no fast-math): the rollout of `tinyds bench --rollout` (small, 1 thread) spent half its time in
-// such loops (notebooks/EXPERIMENTS.md, "Sampling speed").
-template <typename real>
-inline real dot(const real* a, const real* b, int w) {
-  using Vec = Eigen::Matrix<real, Eigen::Dynamic, 1>;
-  return Eigen::Map<const Vec>(a, w).dot(Eigen::Map<const Vec>(b, w));
-}
-
-// s[j] = dot(q, rows + j * stride, w) for j < n: q (w), rows (n, stride) whose first w values are used.
+// s[j] = q . rows[j * stride + 0..w)  for j < n: q (w), rows (n, stride) whose first w values are used. As Eigen's
+// matrix-vector product rows q: partial sums in SIMD registers, added in a fixed order (the same result for every
+// call). A plain loop per row is a chain of dependent adds the compiler may not reorder (no fast-math): the rollout
+// of `tinyds bench --rollout` (small, 1 thread) spent half its time in such loops (notebooks/EXPERIMENTS.md,
+// "Sampling speed").
 template <typename real>
 inline void dots(real* s, const real* q, const real* rows, long stride, int n, int w) {
-  for (int j = 0; j < n; j++) s[j] = dot(q, rows + j * stride, w);
+  using Mat = Eigen::Matrix<real, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using Vec = Eigen::Matrix<real, Eigen::Dynamic, 1>;
+  const Eigen::Map<const Mat, 0, Eigen::OuterStride<>> r(rows, n, w, Eigen::OuterStride<>(stride));
+  Eigen::Map<Vec>(s, n).noalias() = r * Eigen::Map<const Vec>(q, w);
 }
 
 // s (n) = softmax(scale * s) in place. Every cached position is visible: the causal mask of training is the

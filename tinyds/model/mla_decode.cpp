@@ -113,18 +113,17 @@ void mla_decode_attention_absorbed(real* o,            // (B, T, H, D)
                                    const real* wkv_b,  // (H*2D, L)
                                    int B, int T, int H, int D, int R, int L, int Tmax, int pos) {
   // Row-major Eigen maps over the caller's arrays; a head's slice of a (rows, H, w) array is a (rows, w) matrix
-  // whose rows are H*w apart (OuterStride). The two weight products are one GEMM per head over all B*T rows, the
-  // attention of each new token a matrix-vector product per head: Eigen keeps the partial sums in SIMD registers,
-  // where plain loops were chains of scalar adds (`tinyds bench --rollout`, small, 1 thread: 980 -> 561 ms with
-  // the prefill of rollout.cpp; notebooks/EXPERIMENTS.md, "Sampling speed").
+  // whose rows are H*w apart (OuterStride). The two weight products are one GEMM per head over all B*T rows; each
+  // new token's attention is decode_common.h's matrix-vector products. Eigen keeps the partial sums in SIMD
+  // registers where plain loops were chains of scalar adds (`tinyds bench --rollout`, small, 1 thread: 980 -> 561
+  // ms with the prefill of rollout.cpp; notebooks/EXPERIMENTS.md, "Sampling speed").
   using Mat = Eigen::Matrix<real, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using Strided = Eigen::Map<const Mat, 0, Eigen::OuterStride<>>;
   using StridedOut = Eigen::Map<Mat, 0, Eigen::OuterStride<>>;
-  using Vec = Eigen::Matrix<real, Eigen::Dynamic, 1>;
   const long N = static_cast<long>(B) * T;
   const real scale = real(1) / std::sqrt(real(D + R));
   std::vector<real> q_lat(static_cast<std::size_t>(N) * H * L), o_lat(q_lat.size());  // (N, H, L) each
-  std::vector<real> s(static_cast<std::size_t>(H) * (pos + T));                      // (H, n) scores
+  std::vector<real> s(pos + T), s_rope(pos + T);                                      // (n) one head's scores
   // q_lat[h] = q_C[h] W_UK[h]   (N, D) x (D, L): the queries moved into latent space, so keys are never rebuilt
   for (int h = 0; h < H; h++) {
     const Strided q_c(q + static_cast<long>(h) * (D + R), N, D, Eigen::OuterStride<>(H * (D + R)));
@@ -139,17 +138,14 @@ void mla_decode_attention_absorbed(real* o,            // (B, T, H, D)
       const real* k_r = kr + static_cast<long>(b) * Tmax * R;    // (n, R)
       const real* ql = q_lat.data() + row * H * L;               // (H, L)
       const real* qr = q + row * H * (D + R) + D;                // (H, R), rows D + R apart
-      // s[h] = c_KV q_lat[h] + k_R q_R[h]   (n): every cached row against head h's query, two matrix-vector products
-      const Eigen::Map<const Mat> c_kv_m(c_kv, n, L), k_r_m(k_r, n, R);
       for (int h = 0; h < H; h++) {
-        Eigen::Map<Vec> s_h(s.data() + static_cast<long>(h) * n, n);
-        s_h.noalias() = c_kv_m * Eigen::Map<const Vec>(ql + static_cast<long>(h) * L, L);
-        s_h.noalias() += k_r_m * Eigen::Map<const Vec>(qr + static_cast<long>(h) * (D + R), R);
-      }
-      // o_lat[h] = sum_j p[h, j] c_KV[j]   (L): values are never rebuilt either
-      for (int h = 0; h < H; h++) {
-        decode::softmax_scaled(s.data() + static_cast<long>(h) * n, n, scale);
-        decode::weighted_sum(o_lat.data() + (row * H + h) * L, s.data() + static_cast<long>(h) * n, c_kv, L, n, L);
+        // s[j] = q_lat[h] . c_KV[j] + q_R[h] . k_R[j]   (n): every cached row against head h's query
+        decode::dots(s.data(), ql + static_cast<long>(h) * L, c_kv, L, n, L);
+        decode::dots(s_rope.data(), qr + static_cast<long>(h) * (D + R), k_r, R, n, R);
+        for (int j = 0; j < n; j++) s[j] += s_rope[j];
+        decode::softmax_scaled(s.data(), n, scale);
+        // o_lat[h] = sum_j p_j c_KV[j]   (L): values are never rebuilt either
+        decode::weighted_sum(o_lat.data() + (row * H + h) * L, s.data(), c_kv, L, n, L);
       }
     }
   }
