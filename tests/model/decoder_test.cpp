@@ -181,3 +181,44 @@ TEST_CASE("model/decoder: truncate rolls back: decoding on from the kept rows eq
   }
   CHECK_THROWS_WITH(rolled.truncate(5), doctest::Contains("position 5 is outside [0, 4]"));
 }
+
+TEST_CASE("model/decoder: prefill_shared: sequences that copy a source's prefill decode on as if prefilled themselves") {
+  // 4 sequences, the last two reading the same 5 prompt tokens as the first two (a group of two copies each):
+  // prefill_shared decodes sequences 0 and 1 and copies their cache rows to 2 and 3. Then 3 steps with a different
+  // token in every sequence, so every row attends over its own copied rows. The reference prefills all four with
+  // step_many. Bound kLogitTol as above (the same sums over GEMMs of 10 rows instead of 20); a row copied from the
+  // wrong sequence, position or layer changes the logits by O(0.1-1).
+  for (const AttentionKind kind : {AttentionKind::mla, AttentionKind::gqa}) {
+    INFO("attention ", attention_kind_name(kind));
+    const ModelConfig m = nano_with(kind);
+    Transformer<float> model(m);
+    model.init_weights(43);
+    const int V = m.vocab_size, B = 4, P = 5;
+    const std::vector<int> source = {0, 1, 0, 1};
+    std::vector<int> heads(2 * P), all(B * P);  // (2, P) the sources' tokens; (B, P) every sequence's
+    for (int s = 0; s < 2; s++)
+      for (int t = 0; t < P; t++) heads[s * P + t] = 3 + 11 * s + 2 * t;
+    for (int b = 0; b < B; b++) std::copy_n(heads.begin() + source[b] * P, P, all.begin() + b * P);
+    Decoder shared(model, B, P + 3), full(model, B, P + 3);
+    shared.prefill_shared(heads.data(), P, source);
+    full.step_many(all.data(), P);
+    CHECK(shared.pos() == P);
+    double diff = 0;
+    for (int t = 0; t < 3; t++) {
+      const int step[4] = {20 + t, 30 + t, 40 + t, 50 + t};
+      const float* a = shared.step(step);
+      const std::vector<float> s(a, a + B * V);
+      const float* f = full.step(step);
+      diff = std::max(diff, max_diff(s.data(), f, static_cast<std::size_t>(B) * V));
+    }
+    MESSAGE(std::string(attention_kind_name(kind)), ": max |shared - full| = ", diff);
+    CHECK(diff <= kLogitTol);
+  }
+  const ModelConfig m = nano_with(AttentionKind::mla);
+  Transformer<float> model(m);
+  Decoder dec(model, 4, 8);
+  const int t[4] = {1, 2, 3, 4};
+  CHECK_THROWS_WITH(dec.prefill_shared(t, 1, {0, 1, 0}), doctest::Contains("3 entries for 4 sequences"));
+  CHECK_THROWS_WITH(dec.prefill_shared(t, 1, {0, 1, 1, 3}), doctest::Contains("sequence 3 takes its rows from 3"));
+  CHECK_THROWS_WITH(dec.prefill_shared(t, 1, {0, 2, 0, 0}), doctest::Contains("sequence 1 takes its rows from 2"));
+}

@@ -285,7 +285,12 @@ TEST_CASE("model/mla_decode: decoders reject a wrong cache kind, mismatched dims
   cd.L = d.L + 1;
   KvCache<double> wide(KvCacheKind::mla, cd);
   CHECK_THROWS_WITH_AS(mla_decode_absorbed(out.data(), x.data(), w.view(), d, wide, 0, 0),
-                       doctest::Contains("differ"), Error);
+                       doctest::Contains("do not fit"), Error);
+  cd.L = d.L;
+  cd.B = d.B - 1;  // fewer sequences than the block decodes (more is allowed: the first d.B are decoded)
+  KvCache<double> short_cache(KvCacheKind::mla, cd);
+  CHECK_THROWS_WITH_AS(mla_decode_absorbed(out.data(), x.data(), w.view(), d, short_cache, 0, 0),
+                       doctest::Contains("do not fit"), Error);
   std::vector<double> wd(128, 0.1);  // (H*D, C) = (8, 16): the largest of the four
   const DenseAttnDims<double> dense{d.B, d.C, 2, 2, 4, 10000.0};
   const DenseAttnParams<double> dp{wd.data(), wd.data(), wd.data(), wd.data()};

@@ -98,6 +98,36 @@ TEST_CASE("model/rollout: prompts read in a prefill of several step_many calls s
   }
 }
 
+TEST_CASE("model/rollout: GRPO groups share one prefill and sample as each sequence alone would") {
+  // 3 prompts of 30, 34 and 38 tokens, 4 copies each, interleaved, and a fourth prompt that begins as the first
+  // and goes on: every chunk's prefill (positions 0..28) is decoded once per distinct prefix and copied to the
+  // other rows (Decoder::prefill_shared), the rows reordered so that one of each prefix comes first. The same
+  // prompts decoded one sequence per Decoder (batch 1: no sharing, no reordering) must give the same tokens: a
+  // copied row from the wrong sequence or position, or a sample written back to the wrong sequence, changes them.
+  Transformer<float> model(rollout_nano());
+  model.init_weights(13);
+  std::vector<std::vector<int>> distinct;
+  for (int k = 0; k < 3; k++) {
+    std::vector<int> q = {1};
+    for (int i = 1; i < 30 + 4 * k; i++) q.push_back(3 + (5 * k + 7 * i) % 90);
+    distinct.push_back(q);
+  }
+  std::vector<int> longer = distinct[0];
+  for (int i = 0; i < 6; i++) longer.push_back(40 + i);
+  std::vector<std::vector<int>> prompts;
+  for (int g = 0; g < 4; g++)
+    for (const auto& q : distinct) prompts.push_back(q);
+  prompts.push_back(longer);
+  for (const float temperature : {0.0f, 1.0f}) {
+    INFO("temperature ", temperature);
+    const RolloutOptions o = rollout_options(temperature, 12, 101, -1, /*seed=*/77);
+    RolloutOptions alone = o;
+    alone.batch = 1;
+    const Rollout shared = rollout(model, prompts, o), single = rollout(model, prompts, alone);
+    CHECK(same_tokens(shared, single));
+  }
+}
+
 TEST_CASE("model/rollout: the mask covers exactly the sampled tokens, <eos> included, nothing after it") {
   // 8 ids and <eos> = 2: each step ends a sequence with probability ~1/8, so within 20 new tokens some
   // sequences stop at <eos> and some are cut off (both are REQUIREd below for this seed).

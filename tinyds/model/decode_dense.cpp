@@ -24,9 +24,9 @@ static void check_dense(const KvCache<real>& cache, const DenseAttnDims<real>& d
   if (d.H % d.Hkv != 0) throw_error(where, ": H = ", d.H, " is not a multiple of Hkv = ", d.Hkv);
   if (cache.kind() == KvCacheKind::mla) throw_error(where, ": needs an mha/gqa/mqa kv-cache, got an mla cache");
   const KvCacheDims& c = cache.dims();
-  if (c.B != d.B || cache.heads() != d.Hkv || c.D != d.D)
+  if (c.B < d.B || cache.heads() != d.Hkv || c.D != d.D)
     throw_error(where, ": cache dims (B ", c.B, ", kv heads ", cache.heads(), ", D ", c.D,
-                ") differ from the layer's (B ", d.B, ", Hkv ", d.Hkv, ", D ", d.D, ")");
+                ") do not fit the layer's (B ", d.B, ", Hkv ", d.Hkv, ", D ", d.D, ")");
   cache.check_position(pos, where);
   cache.check_position(pos + d.T - 1, where);  // the last of the T new tokens must fit too
 }

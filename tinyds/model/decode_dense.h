@@ -35,8 +35,8 @@ struct DenseAttnDims {
 };
 
 // One decode step of one dense attention layer. out (B, T, C); x (B, T, C) the normed inputs of the T = d.T new
-// tokens of each sequence at pos..pos+T-1. The cache must be a dense cache (mha/gqa/mqa) with the same B, Hkv, D
-// holding this layer's rows 0..pos-1; rows pos..pos+T-1 are written here.
+// tokens of each sequence at pos..pos+T-1. The cache must be a dense cache (mha/gqa/mqa) with the same Hkv, D and at
+// least B sequences, holding this layer's rows 0..pos-1 of its first B; rows pos..pos+T-1 of those are written here.
 template <typename real>
 void dense_attention_decode(real* out, const real* x, const DenseAttnParams<real>& p, const DenseAttnDims<real>& d,
                             KvCache<real>& cache, int layer, int pos);

@@ -100,11 +100,11 @@ void Decoder::ensure_rows(int rows) {
   rows_ = rows;
 }
 
-// One block on the B*T rows of the new positions: x_ (B, T, C) in, x_ (B, T, C) out. l is the model's layer
+// One block on the n*T rows of the new positions: x_ (n, T, C) in, x_ (n, T, C) out (n = B but in a shared prefill). l is the model's layer
 // index (n_layer + k for MTP module k's block); `cache` layer `cache_layer` holds its rows 0..pos-1.
-void Decoder::layer_step(int l, KvCache<float>& cache, int cache_layer, int pos, int T) {
+void Decoder::layer_step(int l, KvCache<float>& cache, int cache_layer, int pos, int T, int n) {
   const ModelConfig& m = model_.config();
-  const int B = B_, N = B * T, C = m.d_model, F = m.ffn_hidden;
+  const int B = n, N = B * T, C = m.d_model, F = m.ffn_hidden;
   const LayerParams<float>& p = p_.layers[l];
   const float eps = m.norm_eps;
   dev::rmsnorm_forward(xn_, rstd_, x_, p.attn_norm, N, C, eps);
@@ -140,9 +140,9 @@ void Decoder::truncate(int pos) {
   mtp_pos_ = std::min(mtp_pos_, std::max(pos - 1, 0));
 }
 
-void Decoder::check_tokens(const int* tokens, int T, int pos, const char* where) const {
+void Decoder::check_tokens(const int* tokens, int n, int T, int pos, const char* where) const {
   const int V = model_.config().vocab_size;
-  for (int b = 0; b < B_; b++)
+  for (int b = 0; b < n; b++)
     for (int t = 0; t < T; t++) {
       const int tok = tokens[b * T + t];
       if (tok < 0 || tok >= V)
@@ -151,24 +151,45 @@ void Decoder::check_tokens(const int* tokens, int T, int pos, const char* where)
     }
 }
 
-const float* Decoder::step_many(const int* tokens, int T) {
+void Decoder::run(const int* tokens, int T, int n, const char* where) {
   const ModelConfig& m = model_.config();
-  const int N = B_ * T, C = m.d_model, V = m.vocab_size;
-  if (T < 1) throw_error("Decoder::step: T = ", T, " new tokens per sequence must be at least 1");
+  const int N = n * T, C = m.d_model, V = m.vocab_size;
+  if (T < 1) throw_error(where, ": T = ", T, " new tokens per sequence must be at least 1");
   if (pos_ + T > Tmax_)
-    throw_error("Decoder::step: position ", pos_ + T - 1, " is past the cache (Tmax = ", Tmax_, "); call reset()");
-  check_tokens(tokens, T, pos_, "Decoder::step");
+    throw_error(where, ": position ", pos_ + T - 1, " is past the cache (Tmax = ", Tmax_, "); call reset()");
+  check_tokens(tokens, n, T, pos_, where);
   OnDevice scope(model_.device());
   ensure_rows(N);
   dev::from_host(tokens_.data(), tokens, N);  // the host's tokens, where the embedding reads them
   dev::embedding_forward(x_, tokens_.data(), p_.embed, N, C);
-  for (int l = 0; l < m.n_layer; l++) layer_step(l, cache_, l, pos_, T);
+  for (int l = 0; l < m.n_layer; l++) layer_step(l, cache_, l, pos_, T, n);
   dev::copy(hidden_, x_, static_cast<std::size_t>(N) * C);  // x_L: the MTP drafter's input
   dev::rmsnorm_forward(xn_, rstd_, x_, p_.norm, N, C, m.norm_eps);
   dev::matmul_forward(logits_, xn_, p_.head, N, C, V);
+}
+
+const float* Decoder::step_many(const int* tokens, int T) {
+  run(tokens, T, B_, "Decoder::step");
   pos_ += T;
   last_T_ = T;
   return logits_;
+}
+
+void Decoder::prefill_shared(const int* tokens, int T, const std::vector<int>& source) {
+  const char* where = "Decoder::prefill_shared";
+  if (static_cast<int>(source.size()) != B_)
+    throw_error(where, ": source has ", source.size(), " entries for ", B_, " sequences");
+  int n = 0;  // the sources: sequences 0..n-1
+  while (n < B_ && source[n] == n) n++;
+  for (int b = 0; b < B_; b++)
+    if (source[b] < 0 || source[b] >= n || (b >= n && source[b] == b))
+      throw_error(where, ": sequence ", b, " takes its rows from ", source[b], ", which is not one of the ", n,
+                  " sources (the first sequences, each its own source)");
+  run(tokens, T, n, where);
+  OnDevice scope(model_.device());
+  for (int b = n; b < B_; b++) cache_.copy_rows(source[b], b, pos_, T);
+  pos_ += T;
+  last_T_ = T;
 }
 
 // The MTP module-0 step (decode twin of Transformer::mtp_forward for k = 0; formulas in decoder.h and mtp.h).
@@ -180,7 +201,7 @@ const float* Decoder::mtp_step(const float* hidden, const int* next_tokens, int 
   if (mtp_pos_ + T > pos_)
     throw_error("Decoder::mtp_step: MTP positions ", mtp_pos_, "..", mtp_pos_ + T - 1,
                 " need the main model's x_L there, but it has decoded only positions 0..", pos_ - 1);
-  check_tokens(next_tokens, T, mtp_pos_ + 1, "Decoder::mtp_step");
+  check_tokens(next_tokens, B_, T, mtp_pos_ + 1, "Decoder::mtp_step");
   const int N = B_ * T, C = m.d_model, V = m.vocab_size;
   const float eps = m.norm_eps;
   const MtpParams<float>& mp = p_.mtp[0];
@@ -209,7 +230,7 @@ const float* Decoder::mtp_step(const float* hidden, const int* next_tokens, int 
   dev::copy_cols(cat_, 2 * C, C, h_, C, 0, N, C);   //          columns [C, 2C): the normed embedding
   dev::matmul_forward(x_, cat_, mp.proj, N, 2 * C, C);
   // h^1 = Block_0(m): layer n_layer of the model, with its own one-layer cache   V3 Eq. 22
-  layer_step(m.n_layer, *mtp_cache_, 0, mtp_pos_, T);
+  layer_step(m.n_layer, *mtp_cache_, 0, mtp_pos_, T, B_);
   // draft logits = head(RMSNorm(h^1; norm)): the main model's shared norm and head   V3 Eq. 23
   dev::rmsnorm_forward(xn_, rstd_, x_, p_.norm, N, C, eps);
   dev::matmul_forward(mtp_logits_, xn_, p_.head, N, C, V);

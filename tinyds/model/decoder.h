@@ -35,6 +35,7 @@
 // path (the naive path and the dense kinds' decode attention have no kernel; the constructor says so).
 #pragma once
 #include <memory>
+#include <vector>
 
 #include "tinyds/core/ledger.h"
 #include "tinyds/model/kv_cache.h"
@@ -67,6 +68,14 @@ class Decoder {
   // single steps would give at position pos()+t (up to fp32 summation order). Throws if T < 1 or
   // pos() + T > Tmax, or for a token outside the vocab (naming it, its sequence and position).
   const float* step_many(const int* tokens, int T);
+  // A prefill shared by sequences that read the same tokens (a GRPO group's G copies of one prompt): source (B)
+  // names, for each sequence b, the sequence s = source[b] whose rows it takes; the sources are the first n
+  // sequences (source[s] == s for s < n, source[b] < n for every b). tokens (n, T): the sources' tokens at
+  // positions pos()..pos()+T-1, decoded as step_many would (one call over n*T rows instead of B*T); every other
+  // sequence then gets its source's cache rows there (KvCache::copy_rows), as if it had been decoded itself.
+  // Returns nothing: a prefill's logits predict known tokens. hidden() is then the n sources' only. Throws as
+  // step_many does, and for a source map that is not of that form (naming the sequence).
+  void prefill_shared(const int* tokens, int T, const std::vector<int>& source);
   // (B, T, C) x_L, the residual stream after the last main block (before the final norm), of the last
   // step/step_many: the MTP module's input. Valid until the next step, step_many or reset() (mtp_step keeps it).
   const float* hidden() const { return hidden_; }
@@ -98,10 +107,13 @@ class Decoder {
   const KvCache<float>* mtp_cache() const { return mtp_cache_.get(); }
 
  private:
-  // One block (layer l of the model) on the B*T rows in x_, attending with `cache` layer `cache_layer` from pos.
-  void layer_step(int l, KvCache<float>& cache, int cache_layer, int pos, int T);
+  // The main model on T new tokens (n, T) of the first n sequences: x_L into hidden_, logits into logits_.
+  void run(const int* tokens, int T, int n, const char* where);
+  // One block (layer l of the model) on the n*T rows in x_ (the first n sequences), attending with `cache` layer
+  // `cache_layer` from pos.
+  void layer_step(int l, KvCache<float>& cache, int cache_layer, int pos, int T, int n);
   void ensure_rows(int rows);  // scratch for `rows` = B*T rows (grows; views re-carved)
-  void check_tokens(const int* tokens, int T, int pos, const char* where) const;
+  void check_tokens(const int* tokens, int n, int T, int pos, const char* where) const;
   const Transformer<float>& model_;
   ModelParams<float> p_;
   int B_, Tmax_;

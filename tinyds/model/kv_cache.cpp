@@ -103,6 +103,26 @@ void KvCache<real>::write_rows(int layer, const real* first, const real* second,
 }
 
 template <typename real>
+void KvCache<real>::copy_rows(int src, int dst, int pos0, int T) {
+  if (src < 0 || src >= dims_.B || dst < 0 || dst >= dims_.B)
+    throw_error("kv-cache copy: sequences ", src, " -> ", dst, " must be in [0, B = ", dims_.B, ")");
+  if (T < 0 || pos0 < 0 || pos0 + T > dims_.Tmax)
+    throw_error("kv-cache copy: positions [", pos0, ", ", pos0 + T, ") are outside [0, Tmax = ", dims_.Tmax, ")");
+  if (src == dst) return;
+  const bool is_mla = kind_ == KvCacheKind::mla;
+  const std::size_t per_token = kv_cache_elems_per_token_per_layer(kind_, dims_);
+  const std::size_t w1 = is_mla ? static_cast<std::size_t>(dims_.L) : per_token / 2, w2 = per_token - w1;
+  const std::size_t from = static_cast<std::size_t>(src) * dims_.Tmax + pos0;  // row (src, pos0)
+  const std::size_t to = static_cast<std::size_t>(dst) * dims_.Tmax + pos0;    // row (dst, pos0)
+  for (int l = 0; l < dims_.n_layer; l++) {
+    real* first = is_mla ? ckv(l) : k(l);
+    real* second = is_mla ? kr(l) : v(l);
+    dev::copy(first + to * w1, first + from * w1, T * w1);
+    dev::copy(second + to * w2, second + from * w2, T * w2);
+  }
+}
+
+template <typename real>
 void KvCache<real>::check_position(int pos, const char* where) const {
   if (pos < 0 || pos >= dims_.Tmax)
     throw_error(where, ": decode position ", pos, " is outside the kv-cache's [0, Tmax = ", dims_.Tmax,

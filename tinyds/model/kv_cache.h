@@ -71,6 +71,11 @@ class KvCache {
   // first and second are on the current device (tinyds/device/memory.h copies them).
   void write_rows(int layer, const real* first, const real* second, int T, int pos0);
 
+  // Copies positions pos0..pos0+T-1 of sequence src to sequence dst, in every layer and both tensors: sequences
+  // that read the same tokens there hold the same rows (Decoder::prefill_shared decodes one and copies). Throws
+  // for a sequence outside [0, B) or positions outside [0, Tmax).
+  void copy_rows(int src, int dst, int pos0, int T);
+
   // Throws unless 0 <= pos < Tmax (a decode step at pos would write past the cache).
   void check_position(int pos, const char* where) const;
 

@@ -26,8 +26,8 @@ void check_cache(const KvCache<real>& cache, const MlaDims<real>& d, int pos, co
   const KvCacheDims& c = cache.dims();
   if (cache.kind() != KvCacheKind::mla)
     throw_error(where, ": needs an mla kv-cache, got a ", kv_cache_kind_name(cache.kind()), " cache");
-  if (c.B != d.B || c.L != d.L || c.R != d.R)
-    throw_error(where, ": cache dims (B ", c.B, ", L ", c.L, ", R ", c.R, ") differ from the block's (B ", d.B,
+  if (c.B < d.B || c.L != d.L || c.R != d.R)
+    throw_error(where, ": cache dims (B ", c.B, ", L ", c.L, ", R ", c.R, ") do not fit the block's (B ", d.B,
                 ", L ", d.L, ", R ", d.R, ")");
   cache.check_position(pos, where);
   cache.check_position(pos + d.T - 1, where);  // the last of the T new tokens must fit too

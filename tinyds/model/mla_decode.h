@@ -27,8 +27,9 @@ namespace tinyds {
 // One decode step of one MLA layer. out (B, T, C); x (B, T, C) the normed inputs of the T = d.T new tokens of
 // each sequence, at positions pos..pos+T-1 (T = 1: one token per sequence; T > 1: a speculative-decoding
 // verification, model/speculative.h). Uses d.B, T, C, H, D, R, L, Q, eps, theta (d.pos0 is ignored: the new
-// tokens start at pos). The cache must be an MLA cache with the same B, L, R, holding this layer's rows
-// 0..pos-1; rows pos..pos+T-1 are written here.
+// tokens start at pos). The cache must be an MLA cache with the same L, R and at least B sequences, holding this
+// layer's rows 0..pos-1 of its first B sequences (the ones decoded; Decoder::prefill_shared decodes fewer than the
+// cache holds); rows pos..pos+T-1 of those are written here.
 template <typename real>
 void mla_decode_naive(real* out, const real* x, const MlaParams<real>& p, const MlaDims<real>& d,
                       KvCache<real>& cache, int layer, int pos);

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <exception>
 #include <memory>
+#include <vector>
 
 #include "tinyds/core/error.h"
 #include "tinyds/device/losses.h"
@@ -118,6 +119,29 @@ class StepSampler {
   Buffer<float> lp_;         // (Bc) cuda
 };
 
+// The Decoder row of each of a chunk's Bc sequences, so that sequences with equal prefills share one:
+// seq (Bc) the sequence index in r of Decoder row i; source (Bc) the row whose prefill rows row i takes. The rows
+// 0..U-1 are one sequence of each distinct prefill (its tokens at positions 0..pre-1: the G copies of a GRPO
+// prompt, or prompts that begin alike), in the order they first appear; each is its own source. The other rows
+// follow in order. Distinct prompts (evaluation) keep their order, and every row its own source.
+void shared_prefills(std::vector<int>& seq, std::vector<int>& source, const Rollout& r, int first, int Bc, int pre) {
+  const auto prefill = [&](int b) { return r.tokens.data() + static_cast<std::size_t>(b) * r.T; };
+  std::vector<int> rest, rest_source;  // rows after the sources: sequence, and its source row
+  seq.clear();
+  for (int j = 0; j < Bc; j++) {
+    const int b = first + j;
+    int u = 0;
+    while (u < static_cast<int>(seq.size()) && !std::equal(prefill(b), prefill(b) + std::max(pre, 0), prefill(seq[u])))
+      u++;
+    if (u == static_cast<int>(seq.size())) seq.push_back(b);
+    else { rest.push_back(b); rest_source.push_back(u); }
+  }
+  source.resize(seq.size());
+  for (std::size_t u = 0; u < seq.size(); u++) source[u] = static_cast<int>(u);
+  seq.insert(seq.end(), rest.begin(), rest.end());
+  source.insert(source.end(), rest_source.begin(), rest_source.end());
+}
+
 // Decodes sequences [first, first + Bc) of r (their prompts already in r.tokens) with dec (a Decoder of Bc rows)
 // until each is done.
 void rollout_chunk(Rollout& r, const Transformer<float>& model, Decoder& dec, int first, int Bc,
@@ -126,42 +150,49 @@ void rollout_chunk(Rollout& r, const Transformer<float>& model, Decoder& dec, in
   const SamplingParams& sp = opt.sampling;
   const int T = r.T;
   const float tau = r.logprob_temperature;
-  std::vector<int> len(Bc);        // current length of each sequence (prompt + sampled so far)
+  // Prefill: positions 0..pre-1 (pre = P_min - 1, P_min the shortest prompt of the chunk), where every sequence is
+  // still reading its own prompt, go through the Decoder in a few calls of several positions each (row-wise GEMMs
+  // over many rows instead of one step of Bc rows per position); their logits predict prompt tokens and are not
+  // needed. Sequences with equal prefills (a GRPO group) are decoded once and the others copy its cache rows
+  // (Decoder::prefill_shared): U distinct prefills cost U rows per position, not Bc. A call has up to kPrefillRows
+  // rows: the cap keeps the Decoder's scratch, which grows to the largest call's rows, near what the steps need
+  // (notebooks/EXPERIMENTS.md, "Sampling speed"). Then one step per position for all Bc rows.
+  int pre = m.max_seq_len;
+  for (int j = 0; j < Bc; j++) pre = std::min(pre, r.prompt_len[first + j]);
+  pre -= 1;
+  std::vector<int> seq, source;  // (Bc) Decoder row i decodes sequence seq[i]; its prefill is row source[i]'s
+  shared_prefills(seq, source, r, first, Bc, pre);
+  int U = 0;  // distinct prefills: rows 0..U-1
+  while (U < Bc && source[U] == U) U++;
+  std::vector<int> len(Bc);        // current length of each row's sequence (prompt + sampled so far)
   std::vector<char> done(Bc, 0);
   for (int i = 0; i < Bc; i++) {
-    const int b = first + i;
-    len[i] = r.prompt_len[b];
+    len[i] = r.prompt_len[seq[i]];
     // A prompt that fills the context, or no new tokens allowed: nothing to sample (generate() agrees).
     if (len[i] >= m.max_seq_len || sp.max_new_tokens == 0) done[i] = 1;
   }
-  std::vector<int> in(Bc);         // (Bc) this step's input tokens, all at position p
-  StepSampler sampler(model, Bc, opt, tau);
-  std::vector<int> rows, next;     // this step's sampling rows (chunk indices) and their new tokens
-  std::vector<double> uniforms;    // (rows) their draws
-  std::vector<float> lp(Bc);       // (Bc) the log-prob of each sampling row's new token
-  // Prefill: positions 0..P_min-2, where every sequence of the chunk is still reading its own prompt, go through
-  // the Decoder in step_many calls of up to kPrefillRows / Bc positions (row-wise GEMMs over many rows instead of
-  // one step of Bc rows per position); their logits predict prompt tokens and are not needed. The cap keeps the
-  // Decoder's scratch, which grows to the largest call's rows, near what the steps need (notebooks/EXPERIMENTS.md,
-  // "Sampling speed"). Then one step per position as above.
   constexpr int kPrefillRows = 512;
-  const int pre = *std::min_element(len.begin(), len.end()) - 1;
-  const int span = std::max(1, kPrefillRows / Bc);
-  std::vector<int> head;  // (Bc, t) the prompts' tokens at positions p0..p0+t-1
+  const int span = std::max(1, kPrefillRows / U);
+  std::vector<int> head;  // (U, t) the distinct prefills' tokens at positions p0..p0+t-1
   for (int p0 = 0; p0 < pre; p0 += span) {
     const int t = std::min(span, pre - p0);
-    head.resize(static_cast<std::size_t>(Bc) * t);
-    for (int i = 0; i < Bc; i++)
-      std::copy_n(r.tokens.data() + static_cast<std::size_t>(first + i) * T + p0, t,
+    head.resize(static_cast<std::size_t>(U) * t);
+    for (int i = 0; i < U; i++)
+      std::copy_n(r.tokens.data() + static_cast<std::size_t>(seq[i]) * T + p0, t,
                   head.data() + static_cast<std::size_t>(i) * t);
-    dec.step_many(head.data(), t);
+    dec.prefill_shared(head.data(), t, source);
   }
+  std::vector<int> in(Bc);         // (Bc) this step's input tokens, all at position p
+  StepSampler sampler(model, Bc, opt, tau);
+  std::vector<int> rows, next;     // this step's sampling rows and their new tokens
+  std::vector<double> uniforms;    // (rows) their draws
+  std::vector<float> lp(Bc);       // (Bc) the log-prob of each sampling row's new token
   for (int p = std::max(pre, 0);; p++) {
     bool any = false;
     for (int i = 0; i < Bc; i++) {
-      // Sequence i needs this step while it has a token at position p whose successor is still unknown.
+      // Row i needs this step while its sequence has a token at position p whose successor is still unknown.
       const bool needs = !done[i] && p < len[i];
-      in[i] = needs ? r.tokens[static_cast<std::size_t>(first + i) * T + p] : opt.pad;
+      in[i] = needs ? r.tokens[static_cast<std::size_t>(seq[i]) * T + p] : opt.pad;
       any = any || needs;
     }
     if (!any) break;
@@ -171,15 +202,15 @@ void rollout_chunk(Rollout& r, const Transformer<float>& model, Decoder& dec, in
     for (int i = 0; i < Bc; i++) {
       if (done[i] || p + 1 < len[i]) continue;  // finished, or still reading its prompt (input forced above)
       rows.push_back(i);
-      // The draw for (seed, sequence first + i, position p+1); greedy draws nothing (the uniform is unused).
-      Rng rng = rollout_rng(sp.seed, first + i, p + 1);
+      // The draw for (seed, sequence seq[i], position p+1); greedy draws nothing (the uniform is unused).
+      Rng rng = rollout_rng(sp.seed, seq[i], p + 1);
       uniforms.push_back(sp.temperature > 0.0f ? rng.uniform_double() : 0.0);
     }
     // Serial on purpose on the CPU: one sort of V ids per sequence is small next to the Decoder step, and a plain
     // loop cannot make the result depend on the thread count (the randomness is keyed anyway, see rollout.h).
     sampler.choose(next, lp, logits, rows, uniforms);
     for (std::size_t k = 0; k < rows.size(); k++) {
-      const int i = rows[k], b = first + i;
+      const int i = rows[k], b = seq[i];
       const std::size_t at = static_cast<std::size_t>(b) * T + (p + 1);
       r.tokens[at] = next[k];
       r.mask[at] = 1.0f;

@@ -17,8 +17,10 @@
 //                            done                  -> input <pad>, output ignored (its cache rows are unused)
 //
 // Steps 0..P_min-2 (P_min the shortest prompt of a Decoder's chunk) only read prompts, so they run as a prefill:
-// a few Decoder.step_many calls of several positions each, the same rows as the single steps (their logits up to
-// fp32 summation order, unused anyway); the PyTorch twin (tests/reference/decode.py) has the same schedule.
+// a few Decoder calls of several positions each, the same rows as the single steps (their logits up to fp32
+// summation order, unused anyway); the PyTorch twin (tests/reference/decode.py) has the same schedule. Sequences
+// whose prefills are equal (the G copies of a GRPO prompt) are prefilled once and copy the cache rows
+// (Decoder::prefill_shared), so a group's prompt costs one sequence's prefill, not G.
 //
 // The alternative, right-aligning prompts behind left padding, would need a padding mask inside attention that
 // the Decoder does not have; forcing prompt tokens needs none and leaves every sequence at its true positions
