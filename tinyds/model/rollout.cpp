@@ -124,12 +124,12 @@ class StepSampler {
 // 0..U-1 are one sequence of each distinct prefill (its tokens at positions 0..pre-1: the G copies of a GRPO
 // prompt, or prompts that begin alike), in the order they first appear; each is its own source. The other rows
 // follow in order. Distinct prompts (evaluation) keep their order, and every row its own source.
-void shared_prefills(std::vector<int>& seq, std::vector<int>& source, const Rollout& r, int first, int Bc, int pre) {
+void shared_prefills(std::vector<int>& seq, std::vector<int>& source, const Rollout& r, const std::vector<int>& chunk,
+                     int pre) {
   const auto prefill = [&](int b) { return r.tokens.data() + static_cast<std::size_t>(b) * r.T; };
   std::vector<int> rest, rest_source;  // rows after the sources: sequence, and its source row
   seq.clear();
-  for (int j = 0; j < Bc; j++) {
-    const int b = first + j;
+  for (const int b : chunk) {
     int u = 0;
     while (u < static_cast<int>(seq.size()) && !std::equal(prefill(b), prefill(b) + std::max(pre, 0), prefill(seq[u])))
       u++;
@@ -142,10 +142,11 @@ void shared_prefills(std::vector<int>& seq, std::vector<int>& source, const Roll
   source.insert(source.end(), rest_source.begin(), rest_source.end());
 }
 
-// Decodes sequences [first, first + Bc) of r (their prompts already in r.tokens) with dec (a Decoder of Bc rows)
-// until each is done.
-void rollout_chunk(Rollout& r, const Transformer<float>& model, Decoder& dec, int first, int Bc,
+// Decodes the sequences `chunk` (Bc indices into r, their prompts already in r.tokens) with dec (a Decoder of Bc
+// rows) until each is done.
+void rollout_chunk(Rollout& r, const Transformer<float>& model, Decoder& dec, const std::vector<int>& chunk,
                    const RolloutOptions& opt) {
+  const int Bc = static_cast<int>(chunk.size());
   const ModelConfig& m = model.config();
   const SamplingParams& sp = opt.sampling;
   const int T = r.T;
@@ -158,10 +159,10 @@ void rollout_chunk(Rollout& r, const Transformer<float>& model, Decoder& dec, in
   // rows: the cap keeps the Decoder's scratch, which grows to the largest call's rows, near what the steps need
   // (notebooks/EXPERIMENTS.md, "Sampling speed"). Then one step per position for all Bc rows.
   int pre = m.max_seq_len;
-  for (int j = 0; j < Bc; j++) pre = std::min(pre, r.prompt_len[first + j]);
+  for (const int b : chunk) pre = std::min(pre, r.prompt_len[b]);
   pre -= 1;
   std::vector<int> seq, source;  // (Bc) Decoder row i decodes sequence seq[i]; its prefill is row source[i]'s
-  shared_prefills(seq, source, r, first, Bc, pre);
+  shared_prefills(seq, source, r, chunk, pre);
   int U = 0;  // distinct prefills: rows 0..U-1
   while (U < Bc && source[U] == U) U++;
   std::vector<int> len(Bc);        // current length of each row's sequence (prompt + sampled so far)
@@ -267,6 +268,13 @@ Rollout rollout(const Transformer<float>& model, const std::vector<std::vector<i
   n_chunks = std::min(r.B, (n_chunks + threads - 1) / threads * threads);
   const int per_chunk = (r.B + n_chunks - 1) / n_chunks;
   n_chunks = (r.B + per_chunk - 1) / per_chunk;
+  // Chunk c decodes order[c * per_chunk ...]: the sequences by prompt length (stable), so that each chunk's prompts
+  // are alike in length. A chunk runs from its shortest prompt's end (its prefill) to its longest sequence's end,
+  // and a short prompt in a chunk of long ones would start sampling while the rest are still read one step at a
+  // time. Copies of one prompt stay together, and share their prefill.
+  std::vector<int> order(r.B);
+  for (int b = 0; b < r.B; b++) order[b] = b;
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return r.prompt_len[a] < r.prompt_len[b]; });
   // Every chunk's Decoder (its kv-cache) exists before any chunk runs, so the memory a rollout holds is all chunks'
   // caches whatever the threads' timing (`tinyds memory` measures it; a chunk made when its thread got to it would
   // overlap the others' or not by chance).
@@ -280,7 +288,8 @@ Rollout rollout(const Transformer<float>& model, const std::vector<std::vector<i
     try {
       OnDevice scope(model.device());  // this thread's ops (the sampler's) on the model's device
       const int first = c * per_chunk;
-      rollout_chunk(r, model, *decoders[c], first, std::min(per_chunk, r.B - first), opt);
+      const std::vector<int> chunk(order.begin() + first, order.begin() + std::min(r.B, first + per_chunk));
+      rollout_chunk(r, model, *decoders[c], chunk, opt);
     } catch (...) {
       failed[c] = std::current_exception();
     }
