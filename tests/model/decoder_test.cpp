@@ -222,3 +222,34 @@ TEST_CASE("model/decoder: prefill_shared: sequences that copy a source's prefill
   CHECK_THROWS_WITH(dec.prefill_shared(t, 1, {0, 1, 1, 3}), doctest::Contains("sequence 3 takes its rows from 3"));
   CHECK_THROWS_WITH(dec.prefill_shared(t, 1, {0, 2, 0, 0}), doctest::Contains("sequence 1 takes its rows from 2"));
 }
+
+TEST_CASE("model/decoder: move_sequence and step_first: a moved sequence decodes on as it would have in place") {
+  // 3 sequences decoded 4 positions; sequence 2 moves into row 0 and row 0 alone (step_first, n = 1) decodes 2 more
+  // positions. The reference decodes all 3 in place with the same tokens: its row 2 must match row 0 within
+  // kLogitTol (the same sums, in GEMMs of 1 row instead of 3: observed ~1e-6). A copy that missed a position or a
+  // layer changes the logits by O(0.1-1).
+  const ModelConfig m = nano_with(AttentionKind::mla);
+  Transformer<float> model(m);
+  model.init_weights(47);
+  const int V = m.vocab_size;
+  const int a[4][3] = {{1, 2, 3}, {4, 5, 6}, {7, 8, 9}, {10, 11, 12}};
+  Decoder moved(model, 3, 6), ref(model, 3, 6);
+  for (const auto& t : a) { moved.step(t); ref.step(t); }
+  moved.move_sequence(2, 0);
+  double diff = 0;
+  for (int t = 0; t < 2; t++) {
+    const int one[1] = {20 + t}, all[3] = {30, 31, 20 + t};
+    const float* lm = moved.step_first(one, 1);
+    const std::vector<float> row(lm, lm + V);
+    const float* lr = ref.step(all);
+    diff = std::max(diff, max_diff(row.data(), lr + 2 * V, static_cast<std::size_t>(V)));
+  }
+  MESSAGE("max |moved - in place| = ", diff);
+  CHECK(diff <= kLogitTol);
+  CHECK(moved.pos() == 6);
+  Decoder dec(model, 3, 4);
+  const int t[3] = {1, 2, 3};
+  CHECK_THROWS_WITH(dec.step_first(t, 0), doctest::Contains("n = 0"));
+  CHECK_THROWS_WITH(dec.step_first(t, 4), doctest::Contains("n = 4"));
+  CHECK_THROWS_WITH(dec.move_sequence(0, 3), doctest::Contains("must be in [0, B = 3)"));
+}

@@ -175,6 +175,19 @@ const float* Decoder::step_many(const int* tokens, int T) {
   return logits_;
 }
 
+const float* Decoder::step_first(const int* tokens, int n) {
+  if (n < 1 || n > B_) throw_error("Decoder::step_first: n = ", n, " sequences must be in [1, B = ", B_, "]");
+  run(tokens, 1, n, "Decoder::step");
+  pos_ += 1;
+  last_T_ = 1;
+  return logits_;
+}
+
+void Decoder::move_sequence(int src, int dst) {
+  OnDevice scope(model_.device());
+  cache_.copy_rows(src, dst, 0, pos_);
+}
+
 void Decoder::prefill_shared(const int* tokens, int T, const std::vector<int>& source) {
   const char* where = "Decoder::prefill_shared";
   if (static_cast<int>(source.size()) != B_)

@@ -76,6 +76,13 @@ class Decoder {
   // Returns nothing: a prefill's logits predict known tokens. hidden() is then the n sources' only. Throws as
   // step_many does, and for a source map that is not of that form (naming the sequence).
   void prefill_shared(const int* tokens, int T, const std::vector<int>& source);
+  // One step of the first n sequences only (1 <= n <= B): tokens (n), logits (n, V) returned as step() does. The
+  // other sequences' cache rows at pos() are not written, so they must never be decoded again (finished ones: a
+  // rollout moves its unfinished sequences to the front with move_sequence and steps only those).
+  const float* step_first(const int* tokens, int n);
+  // Sequence src's cache rows 0..pos()-1 become sequence dst's (src's are left as they were): dst now decodes on as
+  // src would have. Throws for a sequence outside [0, B).
+  void move_sequence(int src, int dst);
   // (B, T, C) x_L, the residual stream after the last main block (before the final norm), of the last
   // step/step_many: the MTP module's input. Valid until the next step, step_many or reset() (mtp_step keeps it).
   const float* hidden() const { return hidden_; }

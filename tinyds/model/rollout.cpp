@@ -183,25 +183,37 @@ void rollout_chunk(Rollout& r, const Transformer<float>& model, Decoder& dec, co
                   head.data() + static_cast<std::size_t>(i) * t);
     dec.prefill_shared(head.data(), t, source);
   }
-  std::vector<int> in(Bc);         // (Bc) this step's input tokens, all at position p
+  // Rows 0..active-1 are the unfinished sequences. A finished one is swapped with the last unfinished row, whose
+  // cache rows it takes (Decoder::move_sequence; ~(L+R) * n_layer values per position, far less than a step), so
+  // each step decodes only the unfinished rows (Decoder::step_first): a batch whose answers end at different
+  // lengths costs the sum of their lengths, not the longest times the batch.
+  int active = Bc;
+  const auto compact = [&] {
+    for (int i = 0; i < active; i++) {
+      if (!done[i]) continue;
+      while (active > i + 1 && done[active - 1]) active--;  // finished rows at the end just leave
+      if (active == i + 1) { active = i; break; }
+      const int last = --active;  // unfinished: it moves into row i
+      dec.move_sequence(last, i);
+      std::swap(seq[i], seq[last]);
+      std::swap(len[i], len[last]);
+      std::swap(done[i], done[last]);
+    }
+  };
+  compact();
+  std::vector<int> in(Bc);         // (active) this step's input tokens, all at position p
   StepSampler sampler(model, Bc, opt, tau);
   std::vector<int> rows, next;     // this step's sampling rows and their new tokens
   std::vector<double> uniforms;    // (rows) their draws
   std::vector<float> lp(Bc);       // (Bc) the log-prob of each sampling row's new token
-  for (int p = std::max(pre, 0);; p++) {
-    bool any = false;
-    for (int i = 0; i < Bc; i++) {
-      // Row i needs this step while its sequence has a token at position p whose successor is still unknown.
-      const bool needs = !done[i] && p < len[i];
-      in[i] = needs ? r.tokens[static_cast<std::size_t>(seq[i]) * T + p] : opt.pad;
-      any = any || needs;
-    }
-    if (!any) break;
-    const float* logits = dec.step(in.data());  // (Bc, V) in the model's place: row i predicts position p+1
+  for (int p = std::max(pre, 0); active > 0; p++) {
+    // Every unfinished row has its token at position p (len > p): a prompt token, or the one sampled last step.
+    for (int i = 0; i < active; i++) in[i] = r.tokens[static_cast<std::size_t>(seq[i]) * T + p];
+    const float* logits = dec.step_first(in.data(), active);  // (active, V) in the model's place: row i predicts p+1
     rows.clear();
     uniforms.clear();
-    for (int i = 0; i < Bc; i++) {
-      if (done[i] || p + 1 < len[i]) continue;  // finished, or still reading its prompt (input forced above)
+    for (int i = 0; i < active; i++) {
+      if (p + 1 < len[i]) continue;  // still reading its prompt (its next input is the prompt's, above)
       rows.push_back(i);
       // The draw for (seed, sequence seq[i], position p+1); greedy draws nothing (the uniform is unused).
       Rng rng = rollout_rng(sp.seed, seq[i], p + 1);
@@ -221,6 +233,7 @@ void rollout_chunk(Rollout& r, const Transformer<float>& model, Decoder& dec, co
       if (next[k] == opt.eos) { done[i] = 1; r.ended_with_eos[b] = 1; }
       if (r.completion_len[b] >= sp.max_new_tokens || len[i] >= m.max_seq_len) done[i] = 1;
     }
+    compact();
   }
 }
 

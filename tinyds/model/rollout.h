@@ -14,7 +14,8 @@
 //                            p+1 <  P_b            -> tokens[b][p+1] is the prompt's (nothing sampled)
 //                            p+1 >= P_b, not done  -> tokens[b][p+1] = sample(logits_b), its log-prob kept;
 //                                                     done at <eos>, at max_new_tokens or at max_seq_len
-//                            done                  -> input <pad>, output ignored (its cache rows are unused)
+//                            done                  -> no longer decoded: the Decoder steps only the unfinished
+//                                                     rows, moved to its first rows (Decoder::move_sequence)
 //
 // Steps 0..P_min-2 (P_min the shortest prompt of a Decoder's chunk) only read prompts, so they run as a prefill:
 // a few Decoder calls of several positions each, the same rows as the single steps (their logits up to fp32
@@ -25,7 +26,8 @@
 // The alternative, right-aligning prompts behind left padding, would need a padding mask inside attention that
 // the Decoder does not have; forcing prompt tokens needs none and leaves every sequence at its true positions
 // (RoPE sees the same positions as in the teacher-forced forward). The cost: a short prompt starts sampling
-// while a long one is still being read, so the batch runs max_b(P_b + L_b) - P_min steps after the prefill.
+// while a long one is still being read, so a chunk runs max_b(P_b + L_b) - P_min steps after the prefill (the
+// chunks take the sequences in order of prompt length to keep that spread small), each over its unfinished rows.
 //
 // Log-probs. lp[b][t] = log softmax(logits / tau)[token] with tau = the sampling temperature (1 when greedy),
 // over the full vocabulary V, from the very logits the token was sampled from. That is exactly what the
