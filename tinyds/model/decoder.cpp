@@ -100,8 +100,9 @@ void Decoder::ensure_rows(int rows) {
   rows_ = rows;
 }
 
-// One block on the n*T rows of the new positions: x_ (n, T, C) in, x_ (n, T, C) out (n = B but in a shared prefill). l is the model's layer
-// index (n_layer + k for MTP module k's block); `cache` layer `cache_layer` holds its rows 0..pos-1.
+// One block on the n*T rows of the new positions of the first n sequences (n = B, or fewer in prefill_shared and
+// step_first): x_ (n, T, C) in, x_ (n, T, C) out. l is the model's layer index (n_layer + k for MTP module k's
+// block); `cache` layer `cache_layer` holds its rows 0..pos-1.
 void Decoder::layer_step(int l, KvCache<float>& cache, int cache_layer, int pos, int T, int n) {
   const ModelConfig& m = model_.config();
   const int B = n, N = B * T, C = m.d_model, F = m.ffn_hidden;

@@ -157,7 +157,7 @@ void rollout_chunk(Rollout& r, const Transformer<float>& model, Decoder& dec, co
   // needed. Sequences with equal prefills (a GRPO group) are decoded once and the others copy its cache rows
   // (Decoder::prefill_shared): U distinct prefills cost U rows per position, not Bc. A call has up to kPrefillRows
   // rows: the cap keeps the Decoder's scratch, which grows to the largest call's rows, near what the steps need
-  // (notebooks/EXPERIMENTS.md, "Sampling speed"). Then one step per position for all Bc rows.
+  // (notebooks/EXPERIMENTS.md, "Sampling speed"). Then one step per position for the unfinished rows (below).
   int pre = m.max_seq_len;
   for (const int b : chunk) pre = std::min(pre, r.prompt_len[b]);
   pre -= 1;
