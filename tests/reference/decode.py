@@ -20,6 +20,8 @@ rollout(model, prompts, ...) is the twin of tinyds/model/rollout.h's schedule: p
 positions 0..Pmin-2 (every prompt still inside itself) prefilled in one step of T = Pmin-1 tokens, then one step of
 one token per sequence per position, a sequence's next input forced to its prompt's next token until its prompt
 is read, then sampled (multinomial of softmax(logits / temperature) over ids < n_tokens, or argmax when greedy).
+It decodes the batch as given: tinyds also prefills a group's copies of one prompt once, deals the sequences to its
+per-thread Decoders by prompt length and stops decoding finished rows, none of which changes a token.
 """
 import math
 
