@@ -123,16 +123,19 @@ class StepSampler {
 // seq (Bc) the sequence index in r of Decoder row i; source (Bc) the row whose prefill rows row i takes. The rows
 // 0..U-1 are one sequence of each distinct prefill (its tokens at positions 0..pre-1: the G copies of a GRPO
 // prompt, or prompts that begin alike), in the order they first appear; each is its own source. The other rows
-// follow in order. Distinct prompts (evaluation) keep their order, and every row its own source.
+// follow in order. Distinct prompts (evaluation) keep their order, and every row its own source; so does every
+// row when `share` is false (RolloutOptions::share_prefills).
 void shared_prefills(std::vector<int>& seq, std::vector<int>& source, const Rollout& r, const std::vector<int>& chunk,
-                     int pre) {
+                     int pre, bool share) {
   const auto prefill = [&](int b) { return r.tokens.data() + static_cast<std::size_t>(b) * r.T; };
   std::vector<int> rest, rest_source;  // rows after the sources: sequence, and its source row
   seq.clear();
   for (const int b : chunk) {
     int u = 0;
-    while (u < static_cast<int>(seq.size()) && !std::equal(prefill(b), prefill(b) + std::max(pre, 0), prefill(seq[u])))
+    while (share && u < static_cast<int>(seq.size()) &&
+           !std::equal(prefill(b), prefill(b) + std::max(pre, 0), prefill(seq[u])))
       u++;
+    if (!share) u = static_cast<int>(seq.size());
     if (u == static_cast<int>(seq.size())) seq.push_back(b);
     else { rest.push_back(b); rest_source.push_back(u); }
   }
@@ -162,7 +165,7 @@ void rollout_chunk(Rollout& r, const Transformer<float>& model, Decoder& dec, co
   for (const int b : chunk) pre = std::min(pre, r.prompt_len[b]);
   pre -= 1;
   std::vector<int> seq, source;  // (Bc) Decoder row i decodes sequence seq[i]; its prefill is row source[i]'s
-  shared_prefills(seq, source, r, chunk, pre);
+  shared_prefills(seq, source, r, chunk, pre, opt.share_prefills);
   int U = 0;  // distinct prefills: rows 0..U-1
   while (U < Bc && source[U] == U) U++;
   std::vector<int> len(Bc);        // current length of each row's sequence (prompt + sampled so far)

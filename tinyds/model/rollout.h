@@ -89,6 +89,7 @@ struct RolloutOptions {
   int pad = 0;              // Tokenizer::PAD: fills rows past their end, and is the input of finished sequences
   int batch = 64;           // most sequences one Decoder decodes together (chunks run one per thread; see rollout())
   MlaPath mla_path = MlaPath::absorbed;
+  bool share_prefills = true;  // prefill equal prompts of a chunk once (false: every row its own, for benchmarks)
   Role role = Role::policy; // ledger role of the rollout buffers and the Decoder's cache
 };
 
