@@ -33,6 +33,13 @@ std::vector<std::vector<int>> mixed_prompts() {
   return {{1, 40, 41, 42}, {1, 50}, {1, 60, 61, 62, 63, 64, 65}, long_prompt};
 }
 
+// <bos> then len - 1 tokens 3 + (offset + stride * i) % 90: distinct prompts of a chosen length.
+std::vector<int> synthetic_prompt(int len, int offset, int stride) {
+  std::vector<int> q = {1};
+  for (int i = 1; i < len; i++) q.push_back(3 + (offset + stride * i) % 90);
+  return q;
+}
+
 bool same_tokens(const Rollout& a, const Rollout& b) {
   if (a.B != b.B || a.T != b.T) return false;
   for (std::size_t i = 0; i < static_cast<std::size_t>(a.B) * a.T; i++)
@@ -82,11 +89,7 @@ TEST_CASE("model/rollout: prompts read in a prefill of several step_many calls s
   Transformer<float> model(rollout_nano());
   model.init_weights(5);
   std::vector<std::vector<int>> prompts;
-  for (int b = 0; b < 64; b++) {
-    std::vector<int> q = {1};
-    for (int i = 1; i < 40 + b % 8; i++) q.push_back(3 + (7 * b + 3 * i) % 90);
-    prompts.push_back(q);
-  }
+  for (int b = 0; b < 64; b++) prompts.push_back(synthetic_prompt(40 + b % 8, 7 * b, 3));
   SamplingParams sp;
   sp.max_new_tokens = 10;
   const int n_tokens = 101, pad = 0, eos = -1;
@@ -107,11 +110,7 @@ TEST_CASE("model/rollout: GRPO groups share one prefill and sample as each seque
   Transformer<float> model(rollout_nano());
   model.init_weights(13);
   std::vector<std::vector<int>> distinct;
-  for (int k = 0; k < 3; k++) {
-    std::vector<int> q = {1};
-    for (int i = 1; i < 30 + 4 * k; i++) q.push_back(3 + (5 * k + 7 * i) % 90);
-    distinct.push_back(q);
-  }
+  for (int k = 0; k < 3; k++) distinct.push_back(synthetic_prompt(30 + 4 * k, 5 * k, 7));
   std::vector<int> longer = distinct[0];
   for (int i = 0; i < 6; i++) longer.push_back(40 + i);
   std::vector<std::vector<int>> prompts;
