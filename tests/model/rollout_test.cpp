@@ -222,6 +222,42 @@ TEST_CASE("model/rollout: top-k 1 at temperature 1 equals greedy") {
   CHECK(same_logprobs(greedy, k1));  // both at tau 1 (greedy records log-probs at temperature 1)
 }
 
+TEST_CASE("model/rollout: gather_rows copies each chosen row of several rollouts, padded to the longest T") {
+  Transformer<float> model(rollout_nano());
+  model.init_weights(3);
+  // Two rollouts of different T (the long prompt of mixed_prompts() caps its row at max_seq_len; the short ones
+  // leave room for max_new): rows taken out of order and from both.
+  const Rollout a = rollout(model, short_prompts(), rollout_options(1.0f, 6, 101, 2));
+  const Rollout b = rollout(model, mixed_prompts(), rollout_options(1.0f, 9, 101, 2));
+  REQUIRE(a.T != b.T);
+  const std::vector<RolloutRow> rows = {{&b, 3}, {&a, 0}, {&b, 1}, {&a, a.B - 1}};
+  const int pad = 0;
+  const Rollout g = gather_rows(rows, pad);
+  REQUIRE(g.B == 4);
+  CHECK(g.T == std::max(a.T, b.T));
+  CHECK(g.logprob_temperature == a.logprob_temperature);
+  for (int i = 0; i < g.B; i++) {
+    INFO("gathered row ", i);
+    const Rollout& src = *rows[i].from;
+    const int sb = rows[i].b;
+    CHECK(g.prompt_len[i] == src.prompt_len[sb]);
+    CHECK(g.completion_len[i] == src.completion_len[sb]);
+    CHECK(g.ended_with_eos[i] == src.ended_with_eos[sb]);
+    for (int t = 0; t < g.T; t++) {
+      const bool inside = t < src.T;  // past the source's T: padding, nothing sampled
+      CHECK(g.row(i)[t] == (inside ? src.row(sb)[t] : pad));
+      CHECK(g.mask_row(i)[t] == (inside ? src.mask_row(sb)[t] : 0.0f));
+      CHECK(g.logprob_row(i)[t] == (inside ? src.logprob_row(sb)[t] : 0.0f));
+    }
+  }
+  using tinyds_test::error_of;
+  using tinyds_test::has;
+  CHECK(has(error_of([&] { gather_rows({}, pad); }), "no rows"));
+  CHECK(has(error_of([&] { gather_rows({{&a, a.B}}, pad); }), "row 0 asks for sequence"));
+  const Rollout hot = rollout(model, short_prompts(), rollout_options(2.0f, 6, 101, 2));
+  CHECK(has(error_of([&] { gather_rows({{&a, 0}, {&hot, 0}}, pad); }), "row 1 comes from a rollout at temperature 2"));
+}
+
 TEST_CASE("model/rollout: bad inputs are errors naming them") {
   Transformer<float> model(rollout_nano());
   model.init_weights(1);

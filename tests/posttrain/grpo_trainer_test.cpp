@@ -356,3 +356,53 @@ TEST_CASE("posttrain/grpo_trainer: on one prompt the sampled accuracy rises to n
   CHECK(end >= 0.9);
   CHECK(end - start >= 0.25);
 }
+
+TEST_CASE("posttrain/grpo_trainer: dynamic sampling trains on groups partly right, partly wrong") {
+  // The coin-flip checkpoint (tests/util/one_problem_ckpt.h): each completion's final answer is right about half the
+  // time, so a group of G = 2 is mixed (one right, one wrong) about half the time. With sample_rounds 4 a step draws
+  // batches of P = 4 prompts until 4 mixed groups are found (or 4 batches were drawn) and trains on those first:
+  // the trained batch has no degenerate group once 4 mixed ones were found, at most 4 - mixed otherwise. The same
+  // run with sample_rounds 1 trains on whatever one draw gave, degenerate groups included (the check below that
+  // it has some keeps this test meaningful). Expected counts are the invariants of the selection, not measured.
+  auto run = [](int rounds, const std::string& dir) {
+    GRPOTrainOptions o;
+    o.init_ckpt = tinyds::test::one_problem_ckpt();
+    o.out_dir = temp_dir(dir);
+    o.levels = {1};
+    o.n_train = 1;
+    o.seed = tinyds::test::kOneProblemSeed;
+    o.prompts_per_step = 4;
+    o.grpo.num_generations = 2;
+    o.max_completion_length = 48;
+    o.steps = 6;
+    o.sample_rounds = rounds;
+    o.eval_problems = 0;
+    o.quiet = true;
+    return run_grpo(o);
+  };
+  const int P = 4, R = 4;
+  const GRPOResult plain = run(1, "grpo_ds_off");
+  int plain_degenerate = 0;
+  for (const GRPOStepStats& s : plain.steps) {
+    CHECK(s.sampled_groups == P);
+    plain_degenerate += s.degenerate_groups;
+  }
+  REQUIRE(plain_degenerate > 0);  // without the filter some trained groups teach nothing
+
+  const GRPOResult dyn = run(R, "grpo_ds_on");
+  REQUIRE(dyn.steps.size() == 6);
+  int stopped_early = 0;
+  for (const GRPOStepStats& s : dyn.steps) {
+    INFO("step ", s.step, ": sampled ", s.sampled_groups, ", mixed ", s.mixed_groups, ", degenerate ", s.degenerate_groups);
+    CHECK(s.sampled_groups % P == 0);
+    CHECK(s.sampled_groups >= P);
+    CHECK(s.sampled_groups <= P * R);
+    CHECK(s.mixed_groups <= s.sampled_groups);
+    if (s.sampled_groups < P * R) {  // it stopped before the last round: only because enough were mixed
+      CHECK(s.mixed_groups >= P);
+      stopped_early++;
+    }
+    CHECK(s.degenerate_groups == std::max(0, P - s.mixed_groups));
+  }
+  CHECK(stopped_early > 0);  // P(mixed) ~ 1/2: 4 mixed groups usually take 2-3 draws, not all 4
+}

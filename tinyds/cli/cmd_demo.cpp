@@ -207,6 +207,8 @@ int cmd_demo(int argc, char** argv) {
   a.add("--prompts-per-step", g.prompts_per_step, "GRPO: distinct prompts per step");
   a.add("--num-generations", g.grpo.num_generations, "GRPO: completions per prompt (the group)");
   a.add("--grpo-lr", g.lr, "GRPO: AdamW learning rate (constant)");
+  a.add("--sample-rounds", g.sample_rounds, "GRPO: dynamic sampling, most batches of prompts drawn per step to find "
+                                            "groups partly right and partly wrong (1 = off)");
   a.add("--beta", g.grpo.beta, "GRPO: weight of the k3 KL penalty to the SFT model");
   a.add("--grpo-levels", g.levels, "GRPO: levels of the training prompts");
   a.add("--eval-levels", g.eval_levels, "held-out levels evaluated before and after GRPO");

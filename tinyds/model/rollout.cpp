@@ -315,4 +315,37 @@ Rollout rollout(const Transformer<float>& model, const std::vector<std::vector<i
   return r;
 }
 
+Rollout gather_rows(const std::vector<RolloutRow>& rows, int pad, Role role) {
+  if (rows.empty()) throw_error("gather_rows: no rows to gather");
+  Rollout r;
+  r.B = static_cast<int>(rows.size());
+  r.logprob_temperature = rows[0].from->logprob_temperature;
+  for (std::size_t i = 0; i < rows.size(); i++) {
+    const Rollout& src = *rows[i].from;
+    if (rows[i].b < 0 || rows[i].b >= src.B)
+      throw_error("gather_rows: row ", i, " asks for sequence ", rows[i].b, " of a rollout of ", src.B);
+    if (src.logprob_temperature != r.logprob_temperature)
+      throw_error("gather_rows: row ", i, " comes from a rollout at temperature ", src.logprob_temperature,
+                  ", row 0 from one at ", r.logprob_temperature);
+    r.T = std::max(r.T, src.T);
+  }
+  const std::size_t BT = static_cast<std::size_t>(r.B) * r.T;
+  r.tokens.reset(BT, role, Category::rollout);
+  r.mask.reset(BT, role, Category::rollout);      // zero-filled by the ledger
+  r.logprobs.reset(BT, role, Category::rollout);  // zero-filled by the ledger
+  std::fill(r.tokens.data(), r.tokens.data() + BT, pad);
+  for (int i = 0; i < r.B; i++) {
+    const Rollout& src = *rows[i].from;
+    const int b = rows[i].b;
+    const std::size_t at = static_cast<std::size_t>(i) * r.T;
+    std::copy(src.row(b), src.row(b) + src.T, r.tokens.data() + at);
+    std::copy(src.mask_row(b), src.mask_row(b) + src.T, r.mask.data() + at);
+    std::copy(src.logprob_row(b), src.logprob_row(b) + src.T, r.logprobs.data() + at);
+    r.prompt_len.push_back(src.prompt_len[b]);
+    r.completion_len.push_back(src.completion_len[b]);
+    r.ended_with_eos.push_back(src.ended_with_eos[b]);
+  }
+  return r;
+}
+
 }  // namespace tinyds

@@ -99,6 +99,18 @@ struct RolloutOptions {
 Rollout rollout(const Transformer<float>& model, const std::vector<std::vector<int>>& prompts,
                 const RolloutOptions& opt);
 
+// One row of a rollout: sequence b of *from.
+struct RolloutRow {
+  const Rollout* from;
+  int b;
+};
+
+// A rollout made of rows of other rollouts, in the given order (GRPO's dynamic sampling keeps some groups of several
+// rollouts): every row's tokens, mask, log-probs and lengths as in its source, T the largest source T (shorter rows
+// padded with `pad`, mask and log-probs 0 there). Throws if the list is empty, a row is out of range, or the
+// sources' log-prob temperatures differ (their log-probs would not be one policy's).
+Rollout gather_rows(const std::vector<RolloutRow>& rows, int pad, Role role = Role::policy);
+
 // The generator sequence b draws its token at position t from: Rng(seed, stream b) at counter t.
 Rng rollout_rng(uint64_t seed, int sequence, int position);
 

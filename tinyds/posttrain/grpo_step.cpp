@@ -41,6 +41,7 @@ void validate(const GRPOTrainOptions& o) {
   need(o.algo == RLAlgo::grpo || o.num_iterations == 1, "--num-iterations", o.num_iterations,
        "must be 1 with --algo reinforce (an on-policy gradient: reusing a batch needs GRPO's ratio and clip)");
   need(o.steps >= 0, "--steps", o.steps, "must be >= 0");
+  need(o.sample_rounds >= 1, "--sample-rounds", o.sample_rounds, "must be at least 1 (1 = no dynamic sampling)");
   need(o.max_completion_length >= 1, "--max-completion-length", o.max_completion_length, "must be at least 1");
   need(o.temperature > 0, "--temperature", o.temperature,
        "must be > 0: RL samples (greedy decoding would make every completion of a prompt the same)");

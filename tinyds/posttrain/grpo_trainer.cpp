@@ -27,7 +27,8 @@ json step_record(const GRPOStepStats& s, int num_groups, std::size_t peak_bytes,
   return json{{"step", s.step}, {"loss", s.loss}, {"reward_mean", s.reward_mean}, {"reward_std", s.reward_std},
               {"accuracy", s.accuracy}, {"format_rate", s.format}, {"kl", s.kl}, {"clip_fraction", s.clip_fraction},
               {"entropy", s.entropy}, {"completion_len", s.completion_len}, {"eos_rate", s.eos_rate},
-              {"degenerate_groups", s.degenerate_groups}, {"num_groups", num_groups}, {"grad_norm", s.grad_norm},
+              {"degenerate_groups", s.degenerate_groups}, {"num_groups", num_groups},
+              {"sampled_groups", s.sampled_groups}, {"mixed_groups", s.mixed_groups}, {"grad_norm", s.grad_norm},
               {"lr", s.lr}, {"step_s", s.seconds}, {"rollout_s", s.rollout_seconds}, {"tokens", s.tokens},
               {"tokens_per_s", s.tokens_per_s}, {"peak_bytes", peak_bytes}, {"elapsed_s", elapsed}};
 }
@@ -71,14 +72,17 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
     save_checkpoint(path, cfg, tok, policy, &adam, TrainState{step * opt.num_iterations, adam.t()});
   };
 
-  result.before = evaluate_all(0);
-  Progress progress(opt.label, opt.steps, 0, opt.quiet, opt.log_every);
-  for (int step = 0; step < opt.steps; step++) {
-    Timer st;
+  // A draw: P prompts of the pool (the draw-th batch of its order), each G times, sampled with the policy and scored.
+  struct Draw {
+    Rollout r;
+    std::vector<RewardBreakdown> scores;  // (B)
+  };
+  int draws = 0;  // batches of P prompts drawn so far (== step without dynamic sampling)
+  auto draw_batch = [&](int step) {
     // 1. P prompts, each repeated G times (consecutive rows form a group).
     std::vector<std::vector<int>> prompts;
     std::vector<int64_t> answers;
-    for (int i : pool.step_indices(step, P)) {
+    for (int i : pool.step_indices(draws, P)) {
       const Problem& p = pool[i];
       const std::vector<int> ids = encode_prompt(p, tok);
       for (int g = 0; g < G; g++) { prompts.push_back(ids); answers.push_back(p.final_answer); }
@@ -89,28 +93,77 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
     ro.sampling.top_k = opt.top_k;
     ro.sampling.top_p = opt.top_p;
     ro.sampling.max_new_tokens = opt.max_completion_length;
-    ro.sampling.seed = Rng(opt.seed, 0x5a3).split(static_cast<uint64_t>(step)).at(0);  // fresh samples per step
+    ro.sampling.seed = Rng(opt.seed, 0x5a3).split(static_cast<uint64_t>(draws)).at(0);  // fresh samples per draw
     ro.n_tokens = tok.vocab_size();
     ro.eos = Tokenizer::EOS;
     ro.pad = Tokenizer::PAD;
     ro.batch = opt.rollout_batch;
-    Timer rt;
+    draws++;
     // The previous update left the weights finite but may have made the logits overflow: that is this step's
     // divergence (train/finite_check.h).
-    const Rollout r = diverged_if_throws(step + 1, posttrain_hint(), [&] { return rollout(policy, prompts, ro); });
+    Draw d{diverged_if_throws(step + 1, posttrain_hint(), [&] { return rollout(policy, prompts, ro); }), {}};
+    d.scores = score_rollout(d.r, tok, answers, opt.reward_weights);  // 3. rewards
+    return d;
+  };
+
+  result.before = evaluate_all(0);
+  Progress progress(opt.label, opt.steps, 0, opt.quiet, opt.log_every);
+  for (int step = 0; step < opt.steps; step++) {
+    Timer st;
+    GRPOStepStats sampled;  // over every completion drawn this step
+    std::vector<Draw> drawn;
+    drawn.reserve(opt.sample_rounds);  // rows below point into these rollouts: no reallocation
+    struct Pick { RolloutRow row; double reward; };
+    std::vector<Pick> mixed, other;  // completions of mixed groups, of the rest (each in whole groups of G)
+    Timer rt;
+    for (int round = 0; round < opt.sample_rounds && static_cast<int>(mixed.size()) < B; round++) {
+      drawn.push_back(draw_batch(step));
+      const Draw& d = drawn.back();
+      for (int g = 0; g < P; g++) {
+        int right = 0;
+        for (int i = 0; i < G; i++) right += d.scores[g * G + i].accuracy > 0 ? 1 : 0;
+        const bool is_mixed = right > 0 && right < G;
+        sampled.mixed_groups += is_mixed ? 1 : 0;
+        for (int i = 0; i < G; i++) (is_mixed ? mixed : other).push_back({{&d.r, g * G + i}, d.scores[g * G + i].total});
+      }
+      sampled.sampled_groups += P;
+      for (int b = 0; b < d.r.B; b++) {
+        sampled.accuracy += d.scores[b].accuracy;
+        sampled.format += d.scores[b].format;
+        sampled.completion_len += d.r.completion_len[b];
+        sampled.eos_rate += d.r.ended_with_eos[b];
+        sampled.tokens += d.r.completion_len[b];
+      }
+    }
     const double rollout_s = rt.seconds();
-    // 3. Rewards, then 4-5: the update.
-    const std::vector<RewardBreakdown> scores = score_rollout(r, tok, answers, opt.reward_weights);
-    GRPOStepStats s = grpo_update(policy, &reference, adam, r, totals(scores), opt, step * opt.num_iterations);
+    // The batch (B): without dynamic sampling the one draw as it came; with it the first P mixed groups, topped up
+    // with the earliest others.
+    std::vector<double> rewards;
+    Rollout r;
+    if (opt.sample_rounds == 1) {
+      rewards = totals(drawn[0].scores);
+      r = std::move(drawn[0].r);
+    } else {
+      std::vector<RolloutRow> rows;
+      for (std::size_t i = 0; rows.size() < static_cast<std::size_t>(B); i++) {
+        const Pick& p = i < mixed.size() ? mixed[i] : other[i - mixed.size()];
+        rows.push_back(p.row);
+        rewards.push_back(p.reward);
+      }
+      r = gather_rows(rows, Tokenizer::PAD);
+    }
+    // 4-5: the update.
+    GRPOStepStats s = grpo_update(policy, &reference, adam, r, rewards, opt, step * opt.num_iterations);
     s.step = step + 1;
     s.rollout_seconds = rollout_s;
-    for (int b = 0; b < B; b++) {
-      s.accuracy += scores[b].accuracy / B;
-      s.format += scores[b].format / B;
-      s.completion_len += static_cast<double>(r.completion_len[b]) / B;
-      s.eos_rate += static_cast<double>(r.ended_with_eos[b]) / B;
-      s.tokens += r.completion_len[b];
-    }
+    const double n_sampled = static_cast<double>(sampled.sampled_groups) * G;
+    s.accuracy = sampled.accuracy / n_sampled;
+    s.format = sampled.format / n_sampled;
+    s.completion_len = sampled.completion_len / n_sampled;
+    s.eos_rate = sampled.eos_rate / n_sampled;
+    s.tokens = sampled.tokens;
+    s.sampled_groups = sampled.sampled_groups;
+    s.mixed_groups = sampled.mixed_groups;
     s.seconds = st.seconds();
     s.tokens_per_s = s.seconds > 0 ? s.tokens / s.seconds : 0;
     result.steps.push_back(s);
@@ -121,7 +174,9 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
                         "% | fmt " + format_fixed(100 * s.format, 1) + "% | kl " + format_fixed(s.kl, 4) + " | clip " +
                         format_fixed(s.clip_fraction, 3) + " | H " + format_fixed(s.entropy, 2) + " | len " +
                         format_fixed(s.completion_len, 1) + " | degenerate " + std::to_string(s.degenerate_groups) +
-                        "/" + std::to_string(P) + " | " + format_fixed(s.seconds, 1) + " s/step | mem " +
+                        "/" + std::to_string(P) +
+                        (opt.sample_rounds > 1 ? " | mixed " + std::to_string(s.mixed_groups) + "/" +
+                                                     std::to_string(s.sampled_groups) : "") + " | " + format_fixed(s.seconds, 1) + " s/step | mem " +
                         format_bytes(peak);
     write_rl_step(metrics, rec, extra, policy);
     // Progress's own tokens/s is over its print interval; the JSONL has the per-step figure.

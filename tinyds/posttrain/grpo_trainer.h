@@ -11,10 +11,16 @@
 //
 // One step:
 //   1. prompts:   P problems of the training pool (rl_common.h's PromptPool: a seeded permutation, so the order
-//                 depends only on (seed, step)), each repeated G times
+//                 depends only on (seed, draw), the draw counting batches of P prompts), each repeated G times
 //   2. rollout:   sample B completions with the policy (model/rollout.h: kv-cache Decoder, temperature / top-k / top-p,
 //                 at most max_completion_length tokens, <eos> included); keep lp_old (B, T), the sampling
 //                 policy's log-probs at the same temperature
+//      Dynamic sampling (DAPO, arXiv 2503.14476, Eq. 11's constraint 0 < |{correct}| < G), sample_rounds R > 1:
+//      steps 1-2 repeat, up to R draws of P prompts, until P groups are "mixed" (some completions right, some
+//      wrong); the step trains on the first P mixed groups, topped up with the earliest other groups if fewer were
+//      found. A group all right or all wrong has advantage 0 on accuracy (only format differences), so without
+//      this most of a batch teaches nothing once a level is mostly solved or mostly failed. B stays P*G: the
+//      update costs the same, each extra draw one more rollout (the cheap part of a step).
 //   3. rewards:   R_i = w_acc * accuracy + w_fmt * format (reward.h), then advantages A_i per group (grpo.h;
 //                 REINFORCE: R_i - group mean)
 //   4. reference: lp_ref (B, T) from the frozen reference on the packed batch (once per step), in micro-batches of
@@ -69,6 +75,7 @@ struct GRPOTrainOptions : RLOptimizerOptions {
   int num_iterations = 1;         // mu: optimizer steps per rollout batch (trl's name; the paper's mu)
   int prompts_per_step = 8;       // P: distinct prompts per step (B = P * G completions)
   int steps = 100;                // RL steps (rollout + mu optimizer steps each)
+  int sample_rounds = 1;          // dynamic sampling: most draws of P prompts per step (1 = off; see the header)
   float temperature = 1.0f;       // sampling temperature tau; log-probs are taken at the same tau (trl 1.0)
   int top_k = 0;                  // 0 = off
   float top_p = 1.0f;             // 1 = off
@@ -97,19 +104,21 @@ struct GRPOStepStats {
   int step = 0;
   double loss = 0;              // of the first of the mu passes
   double reward_mean = 0, reward_std = 0;  // std: mean over groups of the unbiased group std
-  double accuracy = 0;          // mean accuracy reward over the B completions
-  double format = 0;            // fraction of completions with format reward 1
+  double accuracy = 0;          // mean accuracy reward over every completion sampled this step (all draws)
+  double format = 0;            // fraction of them with format reward 1
   double kl = 0;                // masked mean of k3(lp, lp_ref) over completion tokens, first pass
   double clip_fraction = 0;     // GRPO: tokens whose gradient the clip removed, mean over the mu passes
   double entropy = 0;           // masked mean per-token entropy of the policy at tau, first pass
-  double completion_len = 0;    // mean completion tokens (<eos> included)
-  double eos_rate = 0;          // fraction of completions that ended with <eos> (not cut off)
-  int degenerate_groups = 0;    // groups whose G rewards were all equal (zero advantage)
+  double completion_len = 0;    // mean completion tokens (<eos> included) of every completion sampled this step
+  double eos_rate = 0;          // fraction of them that ended with <eos> (not cut off)
+  int degenerate_groups = 0;    // trained groups whose G rewards were all equal (zero advantage)
+  int sampled_groups = 0;       // groups sampled this step: P per draw (P * R at most)
+  int mixed_groups = 0;         // of which some completions were right and some wrong
   double grad_norm = 0;         // before clipping, last pass
   double lr = 0;
   double seconds = 0;           // wall time of the whole step
   double rollout_seconds = 0;   // of which sampling
-  long tokens = 0;              // completion tokens sampled plus teacher-forced tokens forwarded (policy + ref)
+  long tokens = 0;              // completion tokens sampled this step (all draws)
   double tokens_per_s = 0;      // tokens / seconds
 };
 
