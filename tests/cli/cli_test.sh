@@ -99,7 +99,7 @@ expect_error "bench unknown GPU"      "no peak figures for 'Voodoo'" -- "$exe" b
 expect_ok    "bench device analysis"  "current kernels (v3 GEMM, SM fill)" -- "$exe" bench --device cuda --analysis --preset nano --gpu "H100 PCIe"
 expect_ok    "bench device help"      "usage: tinyds bench --device cuda" -- "$exe" bench --device cuda --help
 expect_ok    "bench device timing"    "NOT GPU figures"             -- "$exe" bench --device cuda --preset nano --steps 1 --warmup 0
-expect_ok    "demo pipeline (nano)"   "levels [1,2] (2:1), 10 steps in" -- "$exe" demo --preset nano --steps 10 --max-seq-len 256 --seq-len 224 --grpo-steps 2 --prompts-per-step 2 --num-generations 2 --eval-problems 2 --out "$dir/demo"
+expect_ok    "demo pipeline (nano)"   "levels [1,2,4] (4:2:1), 10 steps in" -- "$exe" demo --preset nano --steps 10 --max-seq-len 256 --seq-len 224 --grpo-steps 2 --prompts-per-step 2 --num-generations 2 --eval-problems 2 --out "$dir/demo"
 # The demo draws its curves where Debian's python3-matplotlib is installed (elsewhere it says why not and goes on).
 if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
   if [ -s "$dir/demo/curves.png" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: the demo wrote no $dir/demo/curves.png"; fi

@@ -359,11 +359,12 @@ TEST_CASE("posttrain/grpo_trainer: on one prompt the sampled accuracy rises to n
 
 TEST_CASE("posttrain/grpo_trainer: dynamic sampling trains on groups partly right, partly wrong") {
   // The coin-flip checkpoint (tests/util/one_problem_ckpt.h): each completion's final answer is right about half the
-  // time, so a group of G = 2 is mixed (one right, one wrong) about half the time. With sample_rounds 4 a step draws
-  // batches of P = 4 prompts until 4 mixed groups are found (or 4 batches were drawn) and trains on those first:
-  // the trained batch has no degenerate group once 4 mixed ones were found, at most 4 - mixed otherwise. The same
-  // run with sample_rounds 1 trains on whatever one draw gave, degenerate groups included (the check below that
-  // it has some keeps this test meaningful). Expected counts are the invariants of the selection, not measured.
+  // time, so a group of G = 4 is mixed (some right, some wrong) ~7/8 of the time and all 4 groups of a batch ~0.6 of
+  // it. With sample_rounds 4 a step draws P = 4 prompts, and 3 batches of 4 more at once if fewer than 4 groups were
+  // mixed, and trains on mixed ones first: the trained batch has no degenerate group once 4 mixed ones were found,
+  // at most 4 - mixed otherwise. The same run with sample_rounds 1 trains on whatever one draw gave, degenerate
+  // groups included (the check below that it has some keeps this test meaningful: ~0.4 of the steps). Expected
+  // counts are the invariants of the selection, not measured values.
   auto run = [](int rounds, const std::string& dir) {
     GRPOTrainOptions o;
     o.init_ckpt = tinyds::test::one_problem_ckpt();
@@ -372,9 +373,9 @@ TEST_CASE("posttrain/grpo_trainer: dynamic sampling trains on groups partly righ
     o.n_train = 1;
     o.seed = tinyds::test::kOneProblemSeed;
     o.prompts_per_step = 4;
-    o.grpo.num_generations = 2;
+    o.grpo.num_generations = 4;
     o.max_completion_length = 48;
-    o.steps = 6;
+    o.steps = 8;
     o.sample_rounds = rounds;
     o.eval_problems = 0;
     o.quiet = true;
@@ -390,13 +391,11 @@ TEST_CASE("posttrain/grpo_trainer: dynamic sampling trains on groups partly righ
   REQUIRE(plain_degenerate > 0);  // without the filter some trained groups teach nothing
 
   const GRPOResult dyn = run(R, "grpo_ds_on");
-  REQUIRE(dyn.steps.size() == 6);
+  REQUIRE(dyn.steps.size() == 8);
   int stopped_early = 0;
   for (const GRPOStepStats& s : dyn.steps) {
     INFO("step ", s.step, ": sampled ", s.sampled_groups, ", mixed ", s.mixed_groups, ", degenerate ", s.degenerate_groups);
-    CHECK(s.sampled_groups % P == 0);
-    CHECK(s.sampled_groups >= P);
-    CHECK(s.sampled_groups <= P * R);
+    CHECK((s.sampled_groups == P || s.sampled_groups == P * R));
     CHECK(s.mixed_groups <= s.sampled_groups);
     if (s.sampled_groups < P * R) {  // it stopped before the last round: only because enough were mixed
       CHECK(s.mixed_groups >= P);
@@ -404,5 +403,6 @@ TEST_CASE("posttrain/grpo_trainer: dynamic sampling trains on groups partly righ
     }
     CHECK(s.degenerate_groups == std::max(0, P - s.mixed_groups));
   }
-  CHECK(stopped_early > 0);  // P(mixed) ~ 1/2: 4 mixed groups usually take 2-3 draws, not all 4
+  CHECK(stopped_early > 0);  // the first batch alone was enough in ~0.6 of the steps
+  CHECK(stopped_early < 8);  // and not in the others (else the second draw was never exercised)
 }

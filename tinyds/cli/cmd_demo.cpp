@@ -1,10 +1,11 @@
 // tinyds/cli/cmd_demo.cpp — `tinyds demo` (what `make demo` runs): R1-Zero in miniature.
 //
-//   stage 1  SFT from scratch: the DeepSeek-style `small` model learns levels 1-2 (one- and two-step problems, two
-//            level-1 problems per level-2 one) with the loss on the answers (train/trainer.h)
+//   stage 1  SFT from scratch: the DeepSeek-style `small` model learns levels 1, 2 and 4 (one-, two- and four-step
+//            problems, 4:2:1) with the loss on the answers (train/trainer.h)
 //   stage 2  GRPO from the stage-1 checkpoint on levels 2-3, rewarded only by rules (accuracy + format), with a
-//            frozen copy of the SFT model as the KL reference (posttrain/grpo_trainer.h). Level 3 (three steps)
-//            was never in the supervised data: whatever the model gains there, it found by sampling and reward.
+//            frozen copy of the SFT model as the KL reference and dynamic sampling (posttrain/grpo_trainer.h).
+//            Level 3 (three steps) was never in the supervised data: whatever the model gains there, it found by
+//            sampling and reward.
 //   report   held-out greedy exact match per level before (= the SFT checkpoint) and after GRPO, pass@8 of
 //            sampled completions before and after (train/pass_at_k.h: RL at best turns pass@k into pass@1), mean
 //            completion length, the reward curve, MaxVio, times, where the metrics (pass@k in <out>/pass_at_k.jsonl)
@@ -129,11 +130,11 @@ void print_table(const GRPOResult& g, const std::vector<int>& grpo_levels, const
 
 // The whole demo's expected time, from the first SFT slice: the SFT stage at the slice's pace (the slice also pays
 // the start-up, so this errs high), then GRPO with its evaluations and the two pass@k evaluations at the ratio
-// measured on the quiet 2-core AVX-512 machine with the demo's defaults: 46 s after an 11m28s SFT stage, ~0.07 of
+// measured on the quiet 2-core AVX-512 machine with the demo's defaults: 3m19s after an 11m42s SFT stage, ~0.28 of
 // SFT (notebooks/EXPERIMENTS.md, "The demo end to end"). A rough figure for a slower or busier machine.
 void print_time_estimate(double slice_seconds, int slice_steps, int steps) {
   const double sft = slice_seconds / slice_steps * steps;
-  const double rest = 0.07 * sft;
+  const double rest = 0.28 * sft;
   std::printf("\n[demo] %d SFT steps took %s: expecting about %s for the whole demo (SFT %s, GRPO and evaluations "
               "~%s)\n\n", slice_steps, format_duration(slice_seconds).c_str(), format_duration(sft + rest).c_str(),
               format_duration(sft).c_str(), format_duration(rest).c_str());
@@ -160,22 +161,27 @@ std::string plot_curves(const std::string& out) {
 int cmd_demo(int argc, char** argv) {
   Timer total;
   Config cfg = Config::preset(scan_preset(argc, argv, "small"));
-  cfg.data.levels = {1, 2};  // stage 1's curriculum; stage 2 adds level 3
-  // Two level-1 problems for every level-2 one: a level-1 problem's drills are level-1 arithmetic, and a level-2
-  // problem's first step is a level-1 calculation too (notebooks/EXPERIMENTS.md, "Level weights").
-  cfg.data.level_weights = {2, 1};
-  // 8000 steps with the small preset's 32 drill columns and router-bias speed 1e-4: at 4800 steps which seeds
-  // learned the arithmetic was a draw (level 1 76-97%); at 8000 steps with V3's bias speed 1e-3 four of five seeds
-  // reached 96-100% / 80-96% on levels 1 / 2 and the default seed 91.5 / 70.0%; with 1e-4 see
-  // notebooks/EXPERIMENTS.md, "Router-bias speed". The whole demo takes ~12m14s on the quiet 2-core AVX-512 machine
-  // (SFT 11m28s, stage 2 with its evaluations 46 s; "The demo end to end").
-  cfg.train.steps = 8000;
+  // Stage 1's curriculum: levels 1, 2 and 4, four level-1 problems for every two level-2 and one level-4 one. Level
+  // 3 is left out so that stage 2 has something to find; with levels 1-2 alone the SFT model answers level 3 in two
+  // lines and GRPO has no right three-line sample to reinforce, with level 4 in the mix it writes three- and
+  // four-line answers and RL can pick the right length (notebooks/EXPERIMENTS.md, "GRPO learning rate and level 3").
+  // The level-1 share keeps the one-step arithmetic every later step is made of (ibid., "Level weights").
+  cfg.data.levels = {1, 2, 4};
+  cfg.data.level_weights = {4, 2, 1};
+  // No extra drill columns: a level-4 row is in ~70% of the batches, so the shorter rows already end in long
+  // padding that the drills fill; the 32 columns cost 15% of every step for the same accuracy (ibid., "Drill
+  // columns in the level-4 mix").
+  cfg.data.drill_columns = 0;
+  // 7500 steps: with router-bias speed 1e-4 and the 4:2:1 mix, 8000 steps reached 97-100% / 82-98% on levels 1 / 2
+  // on four seeds; 7500 leave the GRPO stage its ~3 minutes within the demo's 15 on the quiet 2-core AVX-512
+  // machine (SFT 11m42s, the whole demo 15m01s: "The demo end to end").
+  cfg.train.steps = 7500;
   cfg.train.log_every = 200;
   cfg.train.eval_every = 0;     // stage 2 evaluates the SFT checkpoint on every level before it starts,
   cfg.train.eval_problems = 0;  // so stage 1 does not evaluate at all
   Args a("tinyds demo",
          "R1-Zero in miniature, from scratch on the CPU: (1) SFT of the DeepSeek-style `small` model on generated\n"
-         "level 1-2 arithmetic word problems, (2) GRPO on levels 2-3 with rule-based rewards only (accuracy +\n"
+         "level 1, 2 and 4 arithmetic word problems, (2) GRPO on levels 2-3 with rule-based rewards only (accuracy +\n"
          "format), (3) held-out exact match per level before and after GRPO. Level 3 is never in the SFT data.\n"
          "The model options below are stage 1's (--steps is the SFT steps).");
   ConfigOptions co;
@@ -187,10 +193,13 @@ int cmd_demo(int argc, char** argv) {
   GRPOTrainOptions g;
   g.levels = {2, 3};
   g.eval_levels = {1, 2, 3};
-  // 30 steps at lr 1e-5: a larger rate moved levels 1-2 down from the SFT checkpoint, and 30 steps leave the SFT
-  // stage most of the time (notebooks/EXPERIMENTS.md, "GRPO learning rate and level 3").
-  g.steps = 30;
-  g.lr = 1e-5f;
+  // 120 steps at lr 2e-5 with dynamic sampling (4 draws of 8 prompts at most per step, trained on the groups
+  // partly right): from an SFT model at 0-6% on level 3, plain GRPO at 1e-5 moved level 3 by -1 to +5.5 points in
+  // 200 steps (most groups all wrong or all right); with dynamic sampling the same 200 steps gave +12.5, and
+  // lr 2e-5 reached it in 120 steps (notebooks/EXPERIMENTS.md, "Dynamic sampling").
+  g.steps = 120;
+  g.lr = 2e-5f;
+  g.sample_rounds = 4;
   g.warmup_steps = 0;  // as measured there (grpo's default warms up over 10 steps)
   g.prompts_per_step = 8;
   g.grpo.num_generations = 8;

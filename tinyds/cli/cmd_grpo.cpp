@@ -45,8 +45,8 @@ int cmd_grpo(int argc, char** argv) {
   a.add("--num-generations", o.grpo.num_generations, "G completions per prompt (trl 8; R1-Zero 16); >= 2");
   a.add("--num-iterations", o.num_iterations, "mu: optimizer steps per rollout batch (trl 1)");
   a.add("--sample-rounds", o.sample_rounds,
-        "dynamic sampling (DAPO): draw up to this many batches of P prompts per step and train on P groups whose "
-        "completions are partly right, partly wrong (topped up with others if too few); 1 = off");
+        "dynamic sampling (DAPO): if fewer than P of a step's groups are partly right, partly wrong, draw R - 1 more "
+        "batches of P prompts at once, and train on P such groups (topped up with others if too few); 1 = off");
   a.add("--beta", o.grpo.beta, "weight of the k3 KL penalty to the reference (DeepSeekMath 0.04; trl 0; R1-Zero 0.001)");
   a.add("--epsilon", o.grpo.epsilon, "clip: ratio >= 1 - epsilon (and <= 1 + epsilon unless --epsilon-high)");
   a.add("--epsilon-high", epsilon_high, "upper clip 1 + epsilon_high (DAPO 0.28); -1 = epsilon");

@@ -72,21 +72,23 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
     save_checkpoint(path, cfg, tok, policy, &adam, TrainState{step * opt.num_iterations, adam.t()});
   };
 
-  // A draw: P prompts of the pool (the draw-th batch of its order), each G times, sampled with the policy and scored.
+  // A draw: n batches of P prompts of the pool (the next n of its order), each prompt G times, sampled with the
+  // policy in one rollout and scored.
   struct Draw {
     Rollout r;
-    std::vector<RewardBreakdown> scores;  // (B)
+    std::vector<RewardBreakdown> scores;  // (n * B)
   };
   int draws = 0;  // batches of P prompts drawn so far (== step without dynamic sampling)
-  auto draw_batch = [&](int step) {
-    // 1. P prompts, each repeated G times (consecutive rows form a group).
+  auto draw_batches = [&](int step, int n) {
+    // 1. n * P prompts, each repeated G times (consecutive rows form a group).
     std::vector<std::vector<int>> prompts;
     std::vector<int64_t> answers;
-    for (int i : pool.step_indices(draws, P)) {
-      const Problem& p = pool[i];
-      const std::vector<int> ids = encode_prompt(p, tok);
-      for (int g = 0; g < G; g++) { prompts.push_back(ids); answers.push_back(p.final_answer); }
-    }
+    for (int k = 0; k < n; k++)
+      for (int i : pool.step_indices(draws + k, P)) {
+        const Problem& p = pool[i];
+        const std::vector<int> ids = encode_prompt(p, tok);
+        for (int g = 0; g < G; g++) { prompts.push_back(ids); answers.push_back(p.final_answer); }
+      }
     // 2. Rollout with the current policy.
     RolloutOptions ro;
     ro.sampling.temperature = opt.temperature;
@@ -98,7 +100,7 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
     ro.eos = Tokenizer::EOS;
     ro.pad = Tokenizer::PAD;
     ro.batch = opt.rollout_batch;
-    draws++;
+    draws += n;
     // The previous update left the weights finite but may have made the logits overflow: that is this step's
     // divergence (train/finite_check.h).
     Draw d{diverged_if_throws(step + 1, posttrain_hint(), [&] { return rollout(policy, prompts, ro); }), {}};
@@ -112,21 +114,24 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
     Timer st;
     GRPOStepStats sampled;  // over every completion drawn this step
     std::vector<Draw> drawn;
-    drawn.reserve(opt.sample_rounds);  // rows below point into these rollouts: no reallocation
+    drawn.reserve(2);  // rows below point into these rollouts: no reallocation
     struct Pick { RolloutRow row; double reward; };
     std::vector<Pick> mixed, other;  // completions of mixed groups, of the rest (each in whole groups of G)
     Timer rt;
-    for (int round = 0; round < opt.sample_rounds && static_cast<int>(mixed.size()) < B; round++) {
-      drawn.push_back(draw_batch(step));
+    // One batch first (enough once a level is about half solved), then, if fewer than P groups were mixed, the
+    // other sample_rounds - 1 batches together: one rollout of many rows costs less per row than several small ones.
+    int left = opt.sample_rounds;
+    for (int n = 1; left > 0 && static_cast<int>(mixed.size()) < B; left -= n, n = left) {
+      drawn.push_back(draw_batches(step, n));
       const Draw& d = drawn.back();
-      for (int g = 0; g < P; g++) {
+      for (int g = 0; g < n * P; g++) {
         int right = 0;
         for (int i = 0; i < G; i++) right += d.scores[g * G + i].accuracy > 0 ? 1 : 0;
         const bool is_mixed = right > 0 && right < G;
         sampled.mixed_groups += is_mixed ? 1 : 0;
         for (int i = 0; i < G; i++) (is_mixed ? mixed : other).push_back({{&d.r, g * G + i}, d.scores[g * G + i].total});
       }
-      sampled.sampled_groups += P;
+      sampled.sampled_groups += n * P;
       for (int b = 0; b < d.r.B; b++) {
         sampled.accuracy += d.scores[b].accuracy;
         sampled.format += d.scores[b].format;

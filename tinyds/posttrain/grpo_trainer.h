@@ -16,9 +16,9 @@
 //                 at most max_completion_length tokens, <eos> included); keep lp_old (B, T), the sampling
 //                 policy's log-probs at the same temperature
 //      Dynamic sampling (DAPO, arXiv 2503.14476, Eq. 11's constraint 0 < |{correct}| < G), sample_rounds R > 1:
-//      steps 1-2 repeat, up to R draws of P prompts, until P groups are "mixed" (some completions right, some
-//      wrong); the step trains on the first P mixed groups, topped up with the earliest other groups if fewer were
-//      found. A group all right or all wrong has advantage 0 on accuracy (only format differences), so without
+//      if fewer than P of the step's groups are "mixed" (some completions right, some wrong), steps 1-2 run again
+//      for R - 1 more batches of P prompts at once; the step trains on the first P mixed groups, topped up with the
+//      earliest other groups if fewer were found. A group all right or all wrong has advantage 0 on accuracy (only format differences), so without
 //      this most of a batch teaches nothing once a level is mostly solved or mostly failed. B stays P*G: the
 //      update costs the same, each extra draw one more rollout (the cheap part of a step).
 //   3. rewards:   R_i = w_acc * accuracy + w_fmt * format (reward.h), then advantages A_i per group (grpo.h;
@@ -112,7 +112,7 @@ struct GRPOStepStats {
   double completion_len = 0;    // mean completion tokens (<eos> included) of every completion sampled this step
   double eos_rate = 0;          // fraction of them that ended with <eos> (not cut off)
   int degenerate_groups = 0;    // trained groups whose G rewards were all equal (zero advantage)
-  int sampled_groups = 0;       // groups sampled this step: P per draw (P * R at most)
+  int sampled_groups = 0;       // groups sampled this step: P, or P * R with dynamic sampling
   int mixed_groups = 0;         // of which some completions were right and some wrong
   double grad_norm = 0;         // before clipping, last pass
   double lr = 0;
