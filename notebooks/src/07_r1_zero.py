@@ -2,8 +2,9 @@
 # # 7. R1-Zero in miniature
 #
 # `tinyds demo` (`make demo`) is DeepSeek-R1-Zero's recipe at toy scale: stage 1 trains the `small` DeepSeek-style
-# model (MLA, MoE, MTP) by SFT on level 1-2 arithmetic word problems; stage 2 runs GRPO on levels 2-3 with rule
-# rewards only (accuracy + format) and a KL penalty to the SFT model. Level 3 (three steps) is never in the SFT data.
+# model (MLA, MoE, MTP) by SFT on level 1, 2 and 4 arithmetic word problems; stage 2 runs GRPO on levels 2-3 with
+# rule rewards only (accuracy + format), a KL penalty to the SFT model and dynamic sampling (it trains on the groups
+# whose completions are partly right). Level 3 (three steps) is never in the SFT data.
 # This notebook reads the demo's artefacts: its curves, pass@k before and after RL, and samples of both checkpoints.
 #
 # Without a full run (`runs/demo/`), the notebook runs a short demo (48 SFT steps, 2 GRPO steps): it shows the
