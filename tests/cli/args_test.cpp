@@ -40,6 +40,7 @@ struct Opts {
   std::string out = "runs/x";
   std::vector<int> levels = {1, 2};
   bool verbose = false;
+  bool check = true;  // a true | false option (not a flag)
   std::string data;
   void add_to(Args& a) {
     a.add("--steps", steps, "optimizer steps");
@@ -50,6 +51,7 @@ struct Opts {
     a.add("--out", out, "output directory");
     a.add("--levels", levels, "difficulty levels");
     a.add_flag("--verbose", verbose, "print more");
+    a.add("--check", check, "check the steps");
     a.add_required("--data", data, "input JSONL file");
   }
 };
@@ -79,7 +81,7 @@ TEST_CASE("cli/args: parses every option kind, in both --x v and --x=v forms") {
   Opts o;
   o.add_to(a);
   Argv v({"--steps", "250", "--big=-9000000000", "--seed", "18446744073", "--lr=1e-4", "--beta", "-0.25",
-          "--out", "a b/c=d", "--levels=3,1,4", "--verbose", "--data", "train.jsonl"});
+          "--out", "a b/c=d", "--levels=3,1,4", "--verbose", "--check", "false", "--data", "train.jsonl"});
   REQUIRE(a.parse(v.argc(), v.argv()));
   CHECK(o.steps == 250);
   CHECK(o.big == -9000000000LL);
@@ -89,6 +91,7 @@ TEST_CASE("cli/args: parses every option kind, in both --x v and --x=v forms") {
   CHECK(o.out == "a b/c=d");   // a value containing '=' in the two-token form is kept whole
   CHECK(o.levels == std::vector<int>{3, 1, 4});
   CHECK(o.verbose);
+  CHECK_FALSE(o.check);
   CHECK(o.data == "train.jsonl");
   CHECK(a.given("--steps"));
   CHECK(a.given("--verbose"));
@@ -100,6 +103,21 @@ TEST_CASE("cli/args: parses every option kind, in both --x v and --x=v forms") {
   REQUIRE(b.parse(w.argc(), w.argv()));
   CHECK(p.seed == UINT64_MAX);
   CHECK(p.big == INT64_MIN);
+  // A true | false option takes each spelling of either value; the last occurrence wins.
+  auto check_after = [](std::initializer_list<std::string> args) {
+    Args c("tinyds test", "Testing.");
+    Opts q;
+    q.add_to(c);
+    Argv x(args);
+    REQUIRE(c.parse(x.argc(), x.argv()));
+    return q.check;
+  };
+  CHECK_FALSE(check_after({"--data", "d", "--check=false"}));
+  CHECK_FALSE(check_after({"--data", "d", "--check", "off"}));
+  CHECK_FALSE(check_after({"--data", "d", "--check=0"}));
+  CHECK(check_after({"--data", "d", "--check=false", "--check", "true"}));
+  CHECK(check_after({"--data", "d", "--check=off", "--check=on"}));
+  CHECK(check_after({"--data", "d", "--check", "0", "--check", "1"}));
 }
 
 TEST_CASE("cli/args: untouched options keep their defaults and are not 'given'") {
@@ -143,6 +161,8 @@ TEST_CASE("cli/args: errors name the option and the value") {
   check_error(parse_error({"--data", "d", "--seed", "18446744073709551616"}), {"--seed", "18446744073709551616"});
   check_error(parse_error({"--data", "d", "--big", "9223372036854775808"}), {"--big", "9223372036854775808"});
   check_error(parse_error({"--data", "d", "--verbose=yes"}), {"--verbose", "takes no value"});
+  check_error(parse_error({"--data", "d", "--check", "yes"}), {"--check", "'yes'", "true or false"});
+  check_error(parse_error({"--data", "d", "--check"}), {"--check", "needs a value"});
   check_error(parse_error({"--steps", "5"}), {"missing required option", "--data"});
   check_error(parse_error({}), {"missing required option", "--data"});
 }
@@ -183,6 +203,7 @@ TEST_CASE("cli/args: --help returns false and lists every option with its defaul
                  Line{"--seed", "random seed", "1337"}, Line{"--lr", "learning rate", "0.003"},
                  Line{"--beta", "KL coefficient", "0.5"}, Line{"--out", "output directory", "runs/x"},
                  Line{"--levels", "difficulty levels", "1,2"}, Line{"--verbose", "print more", "off"},
+                 Line{"--check", "check the steps", "true"},
                  Line{"--data", "input JSONL file", "(required)"}}) {
     CAPTURE(std::string(l.name));
     std::size_t at = h.find("  " + std::string(l.name) + " ");

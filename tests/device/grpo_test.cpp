@@ -77,8 +77,8 @@ TEST_CASE("device/grpo: one GRPO step gives the same tokens, rewards, loss and p
   REQUIRE(differing == 0);  // the same tokens (tests/device/rollout_test.cpp says why they must be)
 
   // 3. Rewards on the host from the decoded text: the trainer's (accuracy + format) and the update's rule.
-  const std::vector<double> trainer_c = totals(score_rollout(rc, tok, answers, RewardWeights{}));
-  const std::vector<double> trainer_g = totals(score_rollout(rg, tok, answers, RewardWeights{}));
+  const std::vector<double> trainer_c = totals(score_rollout(rc, tok, answers, RewardRules{}));
+  const std::vector<double> trainer_g = totals(score_rollout(rg, tok, answers, RewardRules{}));
   CHECK(trainer_c == trainer_g);
   const std::vector<double> rewards_c = digit_rewards(rc, tok), rewards_g = digit_rewards(rg, tok);
   CHECK(rewards_c == rewards_g);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tests/util/error_util.h"
+#include "tinyds/data/problem.h"
 #include "tinyds/data/tokenizer.h"
 #include "tinyds/posttrain/reward.h"
 
@@ -59,8 +60,46 @@ TEST_CASE("posttrain/reward: accuracy and format on hand-written completions") {
   }
 }
 
+TEST_CASE("posttrain/reward: the steps rule checks every calculator annotation, and gates accuracy") {
+  struct Steps { const char* name; std::string text; double steps; };
+  const Steps cases[] = {
+      {"the training format", kGood, 1},
+      {"no annotation: nothing to check", "3+4=7\n#### 7", 1},
+      {"two right lines", "38+90=<<38+90=128>>128\n128/8=<<128/8=16>>16\n#### 16", 1},
+      {"negative result", "3-10=<<3-10=-7>>-7\n#### -7", 1},
+      {"precedence: 2+3*4 is 14", "2+3*4=<<2+3*4=14>>14\n#### 14", 1},
+      {"precedence: 2+3*4 is not 20", "2+3*4=<<2+3*4=20>>20\n#### 20", 0},
+      {"spaces inside", "12 + 7 = << 12 + 7 = 19 >>19\n#### 19", 1},
+      {"a carry error", "76+53=<<76+53=139>>139\n#### 139", 0},
+      {"a lucky fourth line", "128/8=<<128/8=16>>16\n16/8=<<16/8=2>>2\n2/8=<<2/8=2>>2\n#### 2", 0},
+      {"the second of two lines wrong", "12+7=<<12+7=19>>19\n19*3=<<19*3=56>>56\n#### 56", 0},
+      {"a different number carried on", "12+7=<<12+7=19>>18\n#### 18", 0},
+      {"no number after the annotation", "12+7=<<12+7=19>>\n#### 19", 0},
+      {"division that is not exact", "7/2=<<7/2=3>>3\n#### 3", 0},
+      {"division by zero", "7/0=<<7/0=0>>0\n#### 0", 0},
+      {"never closed", "12+7=<<12+7=19", 0},
+      {"no = inside", "<<19>>19\n#### 19", 0},
+      {"not arithmetic", "<<a+b=c>>c\n#### 1", 0},
+      {"overflow", "<<9999999999*9999999999=1>>1\n#### 1", 0},
+  };
+  for (const Steps& c : cases) {
+    INFO(std::string(c.name), " | text: ", c.text);
+    CHECK(steps_reward(c.text) == c.steps);
+    const std::optional<int64_t> answer = parse_final_answer(c.text);
+    if (!answer) continue;
+    // The final number is the answer in every case: accuracy follows the steps rule by default, and is 1
+    // without it.
+    const RewardBreakdown checked = score_completion(c.text, true, *answer);
+    CHECK(checked.steps == c.steps);
+    CHECK(checked.accuracy == c.steps);
+    RewardRules plain;
+    plain.check_steps = false;
+    CHECK(score_completion(c.text, true, *answer, plain).accuracy == 1);
+  }
+}
+
 TEST_CASE("posttrain/reward: weights scale each part, and parsed is the last #### integer") {
-  RewardWeights w;
+  RewardRules w;
   w.accuracy = 2.0; w.format = 0.25;
   RewardBreakdown r = score_completion(kGood, true, 19, w);
   CHECK(r.total == 2.25);

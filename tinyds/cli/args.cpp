@@ -106,6 +106,13 @@ void Args::add(const std::string& name, std::vector<int>& v, const std::string& 
              if (v.empty() || s.back() == ',') bad_value(name, s, "a comma-separated list of integers");
            }});
 }
+void Args::add(const std::string& name, bool& v, const std::string& help) {
+  add_opt({name, help, v ? "true" : "false", "BOOL", false, false, false, [&v, name](const std::string& s) {
+             if (s == "true" || s == "on" || s == "1") v = true;
+             else if (s == "false" || s == "off" || s == "0") v = false;
+             else bad_value(name, s, "true or false");
+           }});
+}
 void Args::add_flag(const std::string& name, bool& v, const std::string& help) {
   add_opt({name, help, v ? "on" : "off", "", true, false, false, [&v](const std::string&) { v = true; }});
 }

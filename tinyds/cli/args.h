@@ -25,6 +25,7 @@ class Args {
   void add(const std::string& name, double& v, const std::string& help);
   void add(const std::string& name, std::string& v, const std::string& help);
   void add(const std::string& name, std::vector<int>& v, const std::string& help);  // comma list: 1,2,3
+  void add(const std::string& name, bool& v, const std::string& help);              // true | false (on | off, 1 | 0)
   void add_flag(const std::string& name, bool& v, const std::string& help);          // no value
   void add_required(const std::string& name, std::string& v, const std::string& help);
   // Drops an option a shared helper registered (ConfigOptions) that this command does not use; registering a

@@ -56,8 +56,10 @@ int cmd_grpo(int argc, char** argv) {
   a.add("--temperature", o.temperature, "sampling temperature (log-probs are taken at the same temperature)");
   a.add("--top-k", o.top_k, "sample from the top_k tokens only (0 = off)");
   a.add("--top-p", o.top_p, "nucleus sampling threshold (1 = off)");
-  a.add("--accuracy-weight", o.reward_weights.accuracy, "reward weight of accuracy (the answer after #### is right)");
-  a.add("--format-weight", o.reward_weights.format, "reward weight of format (reasoning lines, one '#### N', <eos>)");
+  a.add("--accuracy-weight", o.reward_rules.accuracy, "reward weight of accuracy (the answer after #### is right)");
+  a.add("--format-weight", o.reward_rules.format, "reward weight of format (reasoning lines, one '#### N', <eos>)");
+  a.add("--check-steps", o.reward_rules.check_steps, "accuracy only when every <<a+b=c>> calculator annotation holds "
+                                                     "(a lucky answer after a wrong line earns nothing)");
   a.add("--levels", o.levels, "difficulty levels of the training prompts and held-out evaluation");
   a.add("--eval-levels", o.eval_levels, "held-out levels to evaluate before and after (empty = --levels)");
   a.add("--n-train", o.n_train, "generated training problems per level (train split)");

@@ -35,8 +35,9 @@ int cmd_ppo(int argc, char** argv) {
   a.add("--temperature", o.temperature, "sampling temperature, also used for the log-probs (trl 0.7)");
   a.add("--response-length", o.response_length, "max new tokens per completion (trl response_length)");
   a.add("--reward-model", o.reward_model, "score with this trained reward model instead of the rule (the stem `tinyds rm` wrote, e.g. runs/rm/final)");
-  a.add("--accuracy-weight", o.reward_weights.accuracy, "weight of the accuracy reward");
-  a.add("--format-weight", o.reward_weights.format, "weight of the format reward");
+  a.add("--accuracy-weight", o.reward_rules.accuracy, "weight of the accuracy reward");
+  a.add("--format-weight", o.reward_rules.format, "weight of the format reward");
+  a.add("--check-steps", o.reward_rules.check_steps, "accuracy only when every <<a+b=c>> calculator annotation holds");
   a.add("--levels", o.levels, "difficulty levels of the generated prompts");
   a.add("--n-prompts", o.n_prompts, "generated training problems the prompts are drawn from");
   a.add("--seed", o.seed, "seed of prompt order and sampling");

@@ -66,7 +66,7 @@ void validate(const GRPOTrainOptions& o) {
 }
 
 std::vector<RewardBreakdown> score_rollout(const Rollout& r, const Tokenizer& tok, const std::vector<int64_t>& answers,
-                                           const RewardWeights& w) {
+                                           const RewardRules& w) {
   if (static_cast<int>(answers.size()) != r.B)
     throw_error("score_rollout: ", answers.size(), " answers for ", r.B, " completions");
   std::vector<RewardBreakdown> out(r.B);

@@ -104,7 +104,7 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
     // The previous update left the weights finite but may have made the logits overflow: that is this step's
     // divergence (train/finite_check.h).
     Draw d{diverged_if_throws(step + 1, posttrain_hint(), [&] { return rollout(policy, prompts, ro); }), {}};
-    d.scores = score_rollout(d.r, tok, answers, opt.reward_weights);  // 3. rewards
+    d.scores = score_rollout(d.r, tok, answers, opt.reward_rules);  // 3. rewards
     return d;
   };
 

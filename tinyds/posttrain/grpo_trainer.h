@@ -79,7 +79,8 @@ struct GRPOTrainOptions : RLOptimizerOptions {
   float temperature = 1.0f;       // sampling temperature tau; log-probs are taken at the same tau (trl 1.0)
   int top_k = 0;                  // 0 = off
   float top_p = 1.0f;             // 1 = off
-  RewardWeights reward_weights;   // accuracy 1, format 1 (R1: equal weights)
+  RewardRules reward_rules;       // weights accuracy 1, format 1 (R1: equal); accuracy only with every calculator
+                                  // annotation right (check_steps, reward.h)
   std::vector<int> levels = {2, 3};  // training prompts: generated problems of these levels (train split)
   int n_train = 4000;             // generated training problems per level
   std::vector<int> eval_levels;   // held-out levels evaluated (test split); empty = the training levels
@@ -145,7 +146,7 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt);
 
 // Scores the B completions of rollout r (answers (B): the problem answer of each row).
 std::vector<RewardBreakdown> score_rollout(const Rollout& r, const Tokenizer& tok, const std::vector<int64_t>& answers,
-                                           const RewardWeights& w);
+                                           const RewardRules& w);
 
 // Steps 3-5 above on a fixed rollout: advantages from rewards (B), lp_ref from `reference` (nullptr: no KL term
 // and no KL metric, which needs beta == 0), then num_iterations optimizer steps of `policy`. `optimizer_step` is the 0-based count of optimizer steps already taken (for the

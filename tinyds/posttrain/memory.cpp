@@ -193,7 +193,7 @@ void step_grpo(MethodMemory& mm, const Config& cfg, const Tokenizer& tok, const 
   mm.sequences = r.B;
   mm.columns = 1;  // the packed batch's T (policy_batch.h): the longest sequence minus one
   for (int b = 0; b < r.B; b++) mm.columns = std::max(mm.columns, r.length(b) - 1);
-  const std::vector<RewardBreakdown> scores = score_rollout(r, tok, answers, go.reward_weights);
+  const std::vector<RewardBreakdown> scores = score_rollout(r, tok, answers, go.reward_rules);
   grpo_update(policy, &reference, opt, r, totals(scores), go, /*optimizer_step=*/0);
 }
 

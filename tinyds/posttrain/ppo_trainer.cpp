@@ -151,7 +151,7 @@ PPOExperience PPOTrainer::make_experience(int step, const std::vector<int>& idx)
     double acc = 0, fmt = 0, eos = 0, len = 0;
     for (int b = 0; b < r.B; b++) {
       const RewardBreakdown s = score_completion_tokens(r.completion(b), r.completion_len[b], tok_,
-                                                        pool_[idx[b]].final_answer, opt_.reward_weights);
+                                                        pool_[idx[b]].final_answer, opt_.reward_rules);
       e.scores.push_back(s.total);
       acc += s.accuracy; fmt += s.format; eos += r.ended_with_eos[b] ? 1 : 0; len += r.completion_len[b];
     }

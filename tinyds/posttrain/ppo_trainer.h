@@ -63,7 +63,7 @@ struct PPOTrainerOptions : RLOptimizerOptions {
   double critic_learning_rate = 1e-4; // critic AdamW lr; < 0: the same as lr (trl: one optimizer for both)
   float temperature = 1.0f;         // sampling temperature; log-probs are taken at the same one (trl 0.7)
   int response_length = 64;         // max new tokens per completion (trl response_length 53)
-  RewardWeights reward_weights;     // accuracy 1, format 1 (R1)
+  RewardRules reward_rules;         // accuracy 1, format 1 (R1), check_steps on (reward.h)
   std::vector<int> levels = {1};    // generated problem levels the prompts come from
   int n_prompts = 4000;             // generated training problems to draw prompts from (split equally over levels)
   uint64_t seed = 1234;             // prompt order and sampling

@@ -20,7 +20,81 @@ bool has_non_blank(const std::string& s, std::size_t begin, std::size_t end) {
   return false;
 }
 
+// Integer arithmetic over [pos, end) of s: + - * / with the usual precedence, left to right, optional spaces, a
+// leading '-' on a number. nullopt on anything else, on overflow and on a division that is not exact.
+class Arithmetic {
+ public:
+  Arithmetic(const std::string& s, std::size_t pos, std::size_t end) : s_(s), pos_(pos), end_(end) {}
+  std::optional<int64_t> whole() {
+    std::optional<int64_t> v = sum();
+    skip_spaces();
+    return v && pos_ == end_ ? v : std::nullopt;
+  }
+  // A number at pos (optional '-', digits); nullopt if there is none or it overflows.
+  std::optional<int64_t> number() {
+    skip_spaces();
+    const bool negative = pos_ < end_ && s_[pos_] == '-';
+    if (negative) pos_++;
+    if (pos_ >= end_ || !std::isdigit(static_cast<unsigned char>(s_[pos_]))) return std::nullopt;
+    int64_t v = 0;
+    for (; pos_ < end_ && std::isdigit(static_cast<unsigned char>(s_[pos_])); pos_++)
+      if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, s_[pos_] - '0', &v)) return std::nullopt;
+    return negative ? -v : v;
+  }
+
+ private:
+  void skip_spaces() { while (pos_ < end_ && s_[pos_] == ' ') pos_++; }
+  bool next_is(char c) { skip_spaces(); return pos_ < end_ && s_[pos_] == c; }
+  std::optional<int64_t> sum() {
+    std::optional<int64_t> v = product();
+    while (v && (next_is('+') || next_is('-'))) {
+      const char op = s_[pos_++];
+      const std::optional<int64_t> w = product();
+      int64_t r;
+      if (!w || (op == '+' ? __builtin_add_overflow(*v, *w, &r) : __builtin_sub_overflow(*v, *w, &r))) return std::nullopt;
+      v = r;
+    }
+    return v;
+  }
+  std::optional<int64_t> product() {
+    std::optional<int64_t> v = number();
+    while (v && (next_is('*') || next_is('/'))) {
+      const char op = s_[pos_++];
+      const std::optional<int64_t> w = number();
+      if (!w) return std::nullopt;
+      int64_t r;
+      if (op == '*') {
+        if (__builtin_mul_overflow(*v, *w, &r)) return std::nullopt;
+      } else {
+        if (*w == 0 || *v % *w != 0) return std::nullopt;  // the data's divisions are exact
+        r = *v / *w;
+      }
+      v = r;
+    }
+    return v;
+  }
+  const std::string& s_;
+  std::size_t pos_, end_;
+};
+
 }  // namespace
+
+double steps_reward(const std::string& text) {
+  for (std::size_t open = text.find("<<"); open != std::string::npos; open = text.find("<<", open + 2)) {
+    const std::size_t close = text.find(">>", open + 2);
+    if (close == std::string::npos) return 0.0;                  // never closed
+    const std::size_t eq = text.rfind('=', close);
+    if (eq == std::string::npos || eq < open + 2) return 0.0;    // no "=c" inside
+    const std::optional<int64_t> lhs = Arithmetic(text, open + 2, eq).whole();
+    const std::optional<int64_t> c = Arithmetic(text, eq + 1, close).whole();
+    if (!lhs || !c || *lhs != *c) return 0.0;                    // "16/8=<<16/8=3>>": the line's own sum is wrong
+    Arithmetic after(text, close + 2, text.size());
+    const std::optional<int64_t> written = after.number();
+    if (!written || *written != *c) return 0.0;                  // "<<16/8=2>>3": a different number carried on
+    open = close;
+  }
+  return 1.0;
+}
 
 double accuracy_reward(const std::string& text, int64_t answer) {
   std::optional<int64_t> got = parse_final_answer(text);  // the LAST "####"
@@ -43,18 +117,19 @@ double format_reward(const std::string& text, bool ended_with_eos) {
 }
 
 RewardBreakdown score_completion(const std::string& text, bool ended_with_eos, int64_t answer,
-                                 const RewardWeights& w) {
+                                 const RewardRules& w) {
   RewardBreakdown r;
   r.parsed = parse_final_answer(text);
   r.ended_with_eos = ended_with_eos;
-  r.accuracy = accuracy_reward(text, answer);
+  r.steps = steps_reward(text);
+  r.accuracy = w.check_steps && r.steps == 0 ? 0.0 : accuracy_reward(text, answer);
   r.format = format_reward(text, ended_with_eos);
   r.total = w.accuracy * r.accuracy + w.format * r.format;
   return r;
 }
 
 RewardBreakdown score_completion_tokens(const int* ids, int n, const Tokenizer& tok, int64_t answer,
-                                        const RewardWeights& w) {
+                                        const RewardRules& w) {
   if (n < 0) throw_error("score_completion_tokens: n = ", n, " must be >= 0");
   const bool eos = n > 0 && ids[n - 1] == Tokenizer::EOS;
   const std::string text = tok.decode(std::vector<int>(ids, ids + (eos ? n - 1 : n)));

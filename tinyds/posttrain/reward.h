@@ -12,11 +12,19 @@
 //                               spaces, optional '-', digits or 1,000-style groups, then only whitespace, so
 //                               nothing but blank lines may follow it)
 //                             at least one non-blank reasoning line comes before it
+//   steps    = 1  if every calculator annotation "<<E=c>>" holds: E (integers with + - * /, the usual precedence,
+//                 division exact) evaluates to c, and the number written right after ">>" is c. A completion
+//                 without annotations passes (there is nothing to check).
+//   with check_steps (the default), accuracy is 1 only if steps is 1 as well: an answer reached through a wrong
+//                 line ("16/8=<<16/8=2>>2", then "2/8=<<2/8=2>>2" landing on the right number by chance) is not
+//                 rewarded. Without the check such lucky answers were every right level-3 sample of one demo SFT
+//                 model (14 of 640), and GRPO reinforced them: wrong arithmetic, not a third step
+//                 (notebooks/EXPERIMENTS.md, "Lucky answers").
 //   total    = w_accuracy * accuracy + w_format * format             (R1: rule-based, equal weights 1 and 1)
 //
 // Accuracy alone does not look at <eos>, exactly like evaluate_exact_match (train/evaluate.h): a truncated
 // completion whose text already ends in the right "#### N" counts as correct, and format is where truncation
-// costs reward.
+// costs reward. Held-out exact match (train/evaluate.h) reads the final answer only, steps or not.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -27,14 +35,16 @@
 
 namespace tinyds {
 
-struct RewardWeights {
+struct RewardRules {
   double accuracy = 1.0;  // DeepSeek-R1 section 2.2.2 names the two rule-based rewards; DESIGN section 5 weighs
   double format = 1.0;    // them equally
+  bool check_steps = true;  // accuracy only with every calculator annotation right (above)
 };
 
 struct RewardBreakdown {
   double accuracy = 0;              // 0 or 1
   double format = 0;                // 0 or 1
+  double steps = 0;                 // 0 or 1: every calculator annotation holds
   double total = 0;                 // w.accuracy * accuracy + w.format * format
   std::optional<int64_t> parsed;    // the integer after the last "####", if any (what accuracy compared)
   bool ended_with_eos = false;
@@ -43,12 +53,13 @@ struct RewardBreakdown {
 // The rules above on a decoded completion (text without its <eos>).
 double accuracy_reward(const std::string& text, int64_t answer);
 double format_reward(const std::string& text, bool ended_with_eos);
+double steps_reward(const std::string& text);
 RewardBreakdown score_completion(const std::string& text, bool ended_with_eos, int64_t answer,
-                                 const RewardWeights& w = {});
+                                 const RewardRules& w = {});
 // The same on completion tokens ids (n): ended_with_eos = (n > 0 and ids[n-1] == Tokenizer::EOS); the text is
 // tok.decode of the ids before that <eos>.
 RewardBreakdown score_completion_tokens(const int* ids, int n, const Tokenizer& tok, int64_t answer,
-                                        const RewardWeights& w = {});
+                                        const RewardRules& w = {});
 
 // Statistics of N = n_groups * G rewards, group g being rewards[g*G .. (g+1)*G).
 struct GroupStats {

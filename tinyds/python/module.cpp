@@ -149,16 +149,21 @@ void bind_data(py::module_& m) {
       py::arg("problem"), "<bos> question '\\n' as token ids");
   m.def(
       "score_completion",
-      [](const std::vector<int>& ids, int64_t answer) {
-        const RewardBreakdown r = score_completion_tokens(ids.data(), static_cast<int>(ids.size()), Tokenizer(), answer);
+      [](const std::vector<int>& ids, int64_t answer, bool check_steps) {
+        RewardRules rules;
+        rules.check_steps = check_steps;
+        const RewardBreakdown r =
+            score_completion_tokens(ids.data(), static_cast<int>(ids.size()), Tokenizer(), answer, rules);
         py::dict d;
         d["accuracy"] = r.accuracy;
         d["format"] = r.format;
+        d["steps"] = r.steps;
         d["total"] = r.total;
         return d;
       },
-      py::arg("completion_ids"), py::arg("answer"),
-      "the rule-based reward of a completion (tinyds/posttrain/reward.h): accuracy, format, total");
+      py::arg("completion_ids"), py::arg("answer"), py::arg("check_steps") = true,
+      "the rule-based reward of a completion (tinyds/posttrain/reward.h): accuracy, format, steps, total; "
+      "with check_steps accuracy needs every calculator annotation to hold");
 }
 
 }  // namespace tinyds::python
