@@ -15,12 +15,12 @@ std::vector<PadDrill> annotation_drills(const std::vector<Problem>& problems, co
   std::vector<PadDrill> out;
   for (std::size_t i = 0; i < problems.size(); i++) {
     const std::string& a = problems[i].answer;
-    for (std::size_t open = a.find("<<"); open != std::string::npos; open = a.find("<<", open + 2)) {
-      const std::size_t close = a.find(">>", open + 2);
-      const std::size_t eq = a.rfind('=', close);
-      if (close == std::string::npos || eq == std::string::npos || eq < open + 2)
-        throw_error("annotation_drills: problem ", i, ": annotation at answer position ", open,
-                    " is not of the form <<expr=result>>");
+    std::size_t bad_at;
+    const std::vector<Annotation> annotations = find_annotations(a, &bad_at);
+    if (bad_at != std::string::npos)
+      throw_error("annotation_drills: problem ", i, ": annotation at answer position ", bad_at,
+                  " is not of the form <<expr=result>>");
+    for (const auto [open, eq, close] : annotations) {
       PadDrill d;
       const std::vector<int> prompt = tok.encode(a.substr(open, eq + 1 - open));  // "<<a op b="
       const std::vector<int> result = tok.encode(a.substr(eq + 1, close + 2 - (eq + 1)));  // "c>>"

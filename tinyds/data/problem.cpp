@@ -61,4 +61,20 @@ std::optional<int64_t> parse_final_answer(const std::string& text) {
 
 std::string prompt_text(const Problem& p) { return p.question + "\n"; }
 
+std::vector<Annotation> find_annotations(const std::string& text, std::size_t* bad_at) {
+  std::vector<Annotation> out;
+  *bad_at = std::string::npos;
+  for (std::size_t open = text.find("<<"); open != std::string::npos; open = text.find("<<", open + 2)) {
+    const std::size_t close = text.find(">>", open + 2);
+    const std::size_t eq = close == std::string::npos ? std::string::npos : text.rfind('=', close);
+    if (close == std::string::npos || eq == std::string::npos || eq < open + 2) {
+      *bad_at = open;
+      break;
+    }
+    out.push_back({open, eq, close});
+    open = close;
+  }
+  return out;
+}
+
 }  // namespace tinyds

@@ -22,6 +22,12 @@ struct Problem {
 // '-' accepted). std::nullopt when there is no ####, or what follows is not an integer (e.g. "12.5", "abc").
 std::optional<int64_t> parse_final_answer(const std::string& text);
 
+// One calculator annotation "<<expr=result>>" of an answer: "<<" at open, the last '=' inside at eq, ">>" at close.
+struct Annotation { std::size_t open, eq, close; };
+// Every annotation of text, in order, up to the first malformed one (a "<<" with no ">>" after it, or no '=' between
+// them), whose "<<" position goes to *bad_at; *bad_at = std::string::npos when every one is well formed.
+std::vector<Annotation> find_annotations(const std::string& text, std::size_t* bad_at);
+
 // The prompt text the model is conditioned on (without <bos>): question + "\n".
 std::string prompt_text(const Problem& p);
 

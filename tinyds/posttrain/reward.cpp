@@ -80,18 +80,15 @@ class Arithmetic {
 }  // namespace
 
 double steps_reward(const std::string& text) {
-  for (std::size_t open = text.find("<<"); open != std::string::npos; open = text.find("<<", open + 2)) {
-    const std::size_t close = text.find(">>", open + 2);
-    if (close == std::string::npos) return 0.0;                  // never closed
-    const std::size_t eq = text.rfind('=', close);
-    if (eq == std::string::npos || eq < open + 2) return 0.0;    // no "=c" inside
+  std::size_t bad_at;
+  const std::vector<Annotation> annotations = find_annotations(text, &bad_at);  // data/problem.h
+  if (bad_at != std::string::npos) return 0.0;                     // "<<12+7=19" never closed, or no "=c" inside
+  for (const auto [open, eq, close] : annotations) {
     const std::optional<int64_t> lhs = Arithmetic(text, open + 2, eq).whole();
     const std::optional<int64_t> c = Arithmetic(text, eq + 1, close).whole();
-    if (!lhs || !c || *lhs != *c) return 0.0;                    // "16/8=<<16/8=3>>": the line's own sum is wrong
-    Arithmetic after(text, close + 2, text.size());
-    const std::optional<int64_t> written = after.number();
-    if (!written || *written != *c) return 0.0;                  // "<<16/8=2>>3": a different number carried on
-    open = close;
+    if (!lhs || !c || *lhs != *c) return 0.0;                      // "16/8=<<16/8=3>>": the line's own sum is wrong
+    const std::optional<int64_t> written = Arithmetic(text, close + 2, text.size()).number();
+    if (!written || *written != *c) return 0.0;                    // "<<16/8=2>>3": a different number carried on
   }
   return 1.0;
 }
