@@ -127,6 +127,53 @@ TEST_CASE("posttrain/grpo_trainer: one update raises positively-advantaged compl
   CHECK(advantage_gap(false, RLAlgo::reinforce) > 1e-3);
 }
 
+TEST_CASE("posttrain/grpo_trainer: credit by calculator line spares right lines of wrong completions, wrong of right") {
+  // Two groups of G = 2 after the prompt "Q\n" (<bos> first). Group 0: completion 0 (reward 2) has a wrong second
+  // line, completion 1 (reward 0) a right first line and a wrong second one. Group 1: equal rewards (advantage 0).
+  // Expected spared characters are found in the texts by hand, independently of reward.cpp's scanner: a result runs
+  // from the number after '=' inside "<<...>>" to the end of the number written after ">>".
+  Tokenizer tok;
+  const std::string two_lines = "1+1=<<1+1=2>>2\n2*3=<<2*3=%>>%\n#### %";
+  auto with = [&](char c) { std::string t = two_lines; for (char& x : t) if (x == '%') x = c; return t; };
+  const std::vector<std::string> texts = {with('7'), with('5'), with('6'), with('5')};
+  const std::vector<double> rewards = {2, 0, 1, 1};
+  Rollout r;
+  r.B = 4;
+  r.T = 48;
+  r.tokens.reset(r.B * r.T, Role::policy, Category::rollout);
+  r.mask.reset(r.B * r.T, Role::policy, Category::rollout);
+  r.logprobs.reset(r.B * r.T, Role::policy, Category::rollout);
+  for (int b = 0; b < r.B; b++) {
+    std::vector<int> seq = {Tokenizer::BOS};
+    for (int id : tok.encode("Q\n")) seq.push_back(id);
+    r.prompt_len.push_back(static_cast<int>(seq.size()));
+    for (int id : tok.encode(texts[b])) seq.push_back(id);
+    seq.push_back(Tokenizer::EOS);
+    REQUIRE(static_cast<int>(seq.size()) <= r.T);
+    r.completion_len.push_back(static_cast<int>(seq.size()) - r.prompt_len[b]);
+    r.ended_with_eos.push_back(1);
+    for (int t = 0; t < r.T; t++) {
+      r.tokens[b * r.T + t] = t < static_cast<int>(seq.size()) ? seq[t] : Tokenizer::PAD;
+      r.mask[b * r.T + t] = t >= r.prompt_len[b] && t < static_cast<int>(seq.size()) ? 1.0f : 0.0f;
+    }
+  }
+  PolicyBatch pb = pack_for_forward(r);
+  const std::vector<float> before(pb.mask.data(), pb.mask.data() + pb.mask.size());
+  const long spared = spare_steps(pb.mask, r, rewards, /*G=*/2, tok);
+  // Completion character i is sequence position prompt_len + i, predicted by packed column prompt_len + i - 1.
+  std::vector<float> expected = before;
+  auto spare = [&](int b, const std::string& result) {
+    const std::size_t at = texts[b].find(result) + 1;  // skip the '='
+    for (std::size_t i = at; i < at + result.size() - 1; i++) expected[b * pb.T + r.prompt_len[b] + i - 1] = 0.0f;
+  };
+  spare(0, "=7>>7");  // above its group's mean: its wrong line is not pushed up
+  spare(1, "=2>>2");  // below it: its right line is not pushed down; its wrong line "=5>>5" keeps its gradient
+  CHECK(spared == 8);
+  CHECK(std::vector<float>(pb.mask.data(), pb.mask.data() + pb.mask.size()) == expected);
+  // Rewards that do not divide into the groups are an error.
+  CHECK(has(error_of([&] { spare_steps(pb.mask, r, {1, 0, 1}, 2, tok); }), "3 rewards for 4 completions"));
+}
+
 TEST_CASE("posttrain/grpo_trainer: degenerate groups and policy == reference leave the weights exactly unchanged") {
   // All rewards equal: every advantage is exactly 0, and the k3 gradient 1 - exp(lp_ref - lp) is exactly 0 while
   // the two models are identical, so the gradient is exactly 0 and AdamW's first step (m = v = 0) moves nothing.

@@ -98,6 +98,34 @@ TEST_CASE("posttrain/reward: the steps rule checks every calculator annotation, 
   }
 }
 
+TEST_CASE("posttrain/reward: check_steps gives each annotation's result span and verdict") {
+  // Spans are found by hand with string search: from c inside "<<E=c>>" to the end of the number written after it.
+  const std::string text = "38+90=<<38+90=128>>128\n128/8=<<128/8=15>>15\n12+7=<<12+7=19>>18\n#### 18";
+  bool well_formed = false;
+  const std::vector<StepCheck> c = check_steps(text, &well_formed);
+  CHECK(well_formed);
+  REQUIRE(c.size() == 3);
+  const std::string results[] = {"128>>128", "15>>15", "19>>18"};
+  const bool right[] = {true, false, false};  // the second line's sum is wrong, the third carries on another number
+  for (int i = 0; i < 3; i++) {
+    INFO("annotation ", i);
+    CHECK(c[i].begin == text.find(results[i]));
+    CHECK(c[i].end == text.find(results[i]) + results[i].size());
+    CHECK(c[i].right == right[i]);
+  }
+  // A malformed annotation ends the list (the ones before it are still checked) and clears well_formed.
+  const std::vector<StepCheck> cut = check_steps("1+1=<<1+1=2>>2\n2+2=<<2+2=4", &well_formed);
+  CHECK_FALSE(well_formed);
+  REQUIRE(cut.size() == 1);
+  CHECK(cut[0].right);
+  // No number written after ">>": the span ends at ">>", and the line is wrong.
+  const std::vector<StepCheck> bare = check_steps("<<1+1=2>>\n#### 2");
+  REQUIRE(bare.size() == 1);
+  CHECK(bare[0].begin == 6);
+  CHECK(bare[0].end == 9);
+  CHECK_FALSE(bare[0].right);
+}
+
 TEST_CASE("posttrain/reward: weights scale each part, and parsed is the last #### integer") {
   RewardRules w;
   w.accuracy = 2.0; w.format = 0.25;

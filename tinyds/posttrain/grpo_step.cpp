@@ -74,6 +74,38 @@ std::vector<RewardBreakdown> score_rollout(const Rollout& r, const Tokenizer& to
   return out;
 }
 
+long spare_steps(Buffer<float>& mask, const Rollout& r, const std::vector<double>& rewards, int G, const Tokenizer& tok) {
+  if (static_cast<int>(rewards.size()) != r.B || G < 1 || r.B % G != 0)
+    throw_error("spare_steps: ", rewards.size(), " rewards for ", r.B, " completions in groups of ", G);
+  const GroupStats gs = group_stats(rewards, G);
+  const long T = static_cast<long>(mask.size()) / r.B;  // the packed batch's columns
+  long spared = 0;
+  for (int b = 0; b < r.B; b++) {
+    const double mean = gs.mean[b / G];
+    if (rewards[b] == mean) continue;  // advantage 0: nothing to spare
+    const bool negative = rewards[b] < mean;
+    // The completion's text, and for each character the completion token it came from (specials are several).
+    std::string text;
+    std::vector<int> owner;
+    for (int j = 0; j < r.completion_len[b]; j++) {
+      const std::string piece = tok.token_string(r.completion(b)[j]);
+      text += piece;
+      owner.insert(owner.end(), piece.size(), j);
+    }
+    for (const StepCheck& c : check_steps(text)) {
+      if (c.right != negative) continue;  // a right line of a wrong completion, a wrong line of a right one
+      for (std::size_t i = c.begin; i < c.end; i++) {
+        // Completion token j is sequence position prompt_len + j, predicted by column prompt_len + j - 1.
+        const long col = r.prompt_len[b] + owner[i] - 1;
+        float& m = mask[static_cast<std::size_t>(b * T + col)];
+        spared += m != 0.0f ? 1 : 0;
+        m = 0.0f;
+      }
+    }
+  }
+  return spared;
+}
+
 namespace {
 
 // sum_n m[n] x[n] / max(1, sum_n m[n]) in double: the per-token mean over completion tokens.
@@ -96,7 +128,8 @@ const T* placed(Buffer<T>& keep, const T* host, std::size_t n, Role role) {
 }  // namespace
 
 GRPOStepStats grpo_update(Transformer<float>& policy, Transformer<float>* reference, AdamW& adam, const Rollout& r,
-                          const std::vector<double>& rewards, const GRPOTrainOptions& opt, int optimizer_step) {
+                          const std::vector<double>& rewards, const GRPOTrainOptions& opt, int optimizer_step,
+                          const Tokenizer* tok) {
   const int B = r.B, G = opt.grpo.num_generations;
   if (static_cast<int>(rewards.size()) != B) throw_error("grpo_update: ", rewards.size(), " rewards for ", B, " completions");
   if (G < 2 || B % G != 0) throw_error("grpo_update: ", B, " completions are not groups of num_generations = ", G);
@@ -132,6 +165,12 @@ GRPOStepStats grpo_update(Transformer<float>& policy, Transformer<float>* refere
   // The rollout as a teacher-forced batch. Log-probs are wanted at sampled positions only, so the targets given to
   // logprobs.h are -1 elsewhere (pack_for_forward's targets also cover the prompt, for a plain LM loss).
   PolicyBatch pb = pack_for_forward(r, Tokenizer::PAD, Role::policy);
+  if (opt.credit_steps) {
+    if (!tok) throw_error("grpo_update: credit_steps needs the tokenizer (to read the calculator lines)");
+    double sampled = 0;
+    for (long n = 0; n < static_cast<long>(pb.mask.size()); n++) sampled += pb.mask[n];
+    s.spared = sampled > 0 ? spare_steps(pb.mask, r, rewards, G, *tok) / sampled : 0.0;
+  }
   const int T = pb.T, V = policy.config().vocab_size;
   const long N = static_cast<long>(B) * T;
   const float tau = r.logprob_temperature;  // the temperature the completions were sampled at (logprobs.h)

@@ -23,6 +23,10 @@
 //      update costs the same, each extra draw one more rollout (the cheap part of a step).
 //   3. rewards:   R_i = w_acc * accuracy + w_fmt * format (reward.h), then advantages A_i per group (grpo.h;
 //                 REINFORCE: R_i - group mean)
+//      Credit by calculator line (credit_steps, spare_steps below): the loss mask leaves out the result tokens of
+//      the right lines of a completion with A_i < 0 and of the wrong lines of one with A_i > 0, so a wrong answer
+//      does not push down the digits of its right arithmetic (a process reward in the form of a mask: the steps
+//      rule of reward.h checks each line; notebooks/EXPERIMENTS.md, "Credit by calculator line").
 //   4. reference: lp_ref (B, T) from the frozen reference on the packed batch (once per step), in micro-batches of
 //                 ref_batch sequences (frozen.h: a frozen model needs no activations for a backward pass)
 //   5. mu = num_iterations passes, each an optimizer step (trl's num_iterations):
@@ -81,6 +85,9 @@ struct GRPOTrainOptions : RLOptimizerOptions {
   float top_p = 1.0f;             // 1 = off
   RewardRules reward_rules;       // weights accuracy 1, format 1 (R1: equal); accuracy only with every calculator
                                   // annotation right (check_steps, reward.h)
+  bool credit_steps = false;      // credit by calculator line (spare_steps below): a completion below its group's
+                                  // mean gets no gradient on the results of its right lines, one above it none on
+                                  // the results of its wrong lines
   std::vector<int> levels = {2, 3};  // training prompts: generated problems of these levels (train split)
   int n_train = 4000;             // generated training problems per level
   std::vector<int> eval_levels;   // held-out levels evaluated (test split); empty = the training levels
@@ -115,6 +122,7 @@ struct GRPOStepStats {
   int degenerate_groups = 0;    // trained groups whose G rewards were all equal (zero advantage)
   int sampled_groups = 0;       // groups sampled this step: P, or P * R with dynamic sampling
   int mixed_groups = 0;         // of which some completions were right and some wrong
+  double spared = 0;            // fraction of the trained completion tokens credit_steps left out of the loss
   double grad_norm = 0;         // before clipping, last pass
   double lr = 0;
   double seconds = 0;           // wall time of the whole step
@@ -148,6 +156,13 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt);
 std::vector<RewardBreakdown> score_rollout(const Rollout& r, const Tokenizer& tok, const std::vector<int64_t>& answers,
                                            const RewardRules& w);
 
+// Credit by calculator line, on the packed batch's mask (B, T) (policy_batch.h) of rollout r with rewards (B) in
+// groups of G: zeroes the result tokens (reward.h's check_steps, decoded with tok) of every right line of a
+// completion whose reward is below its group's mean (negative advantage: the line is not what went wrong, and
+// pushing its digits down taught level-1 arithmetic errors) and of every wrong line of one above the mean. Returns
+// the number of tokens zeroed.
+long spare_steps(Buffer<float>& mask, const Rollout& r, const std::vector<double>& rewards, int G, const Tokenizer& tok);
+
 // Steps 3-5 above on a fixed rollout: advantages from rewards (B), lp_ref from `reference` (nullptr: no KL term
 // and no KL metric, which needs beta == 0), then num_iterations optimizer steps of `policy`. `optimizer_step` is the 0-based count of optimizer steps already taken (for the
 // warmup). Fills the loss / kl / clip / entropy / grad-norm / lr / degenerate / reward fields of the result.
@@ -155,6 +170,6 @@ std::vector<RewardBreakdown> score_rollout(const Rollout& r, const Tokenizer& to
 // throws the error of train/finite_check.h naming the trainer's step optimizer_step / num_iterations + 1.
 GRPOStepStats grpo_update(Transformer<float>& policy, Transformer<float>* reference, AdamW& adam,
                           const Rollout& r, const std::vector<double>& rewards, const GRPOTrainOptions& opt,
-                          int optimizer_step);
+                          int optimizer_step, const Tokenizer* tok = nullptr);  // tok: needed by credit_steps
 
 }  // namespace tinyds

@@ -30,6 +30,7 @@ class Arithmetic {
     skip_spaces();
     return v && pos_ == end_ ? v : std::nullopt;
   }
+  std::size_t position() const { return pos_; }
   // A number at pos (optional '-', digits); nullopt if there is none or it overflows.
   std::optional<int64_t> number() {
     skip_spaces();
@@ -79,18 +80,28 @@ class Arithmetic {
 
 }  // namespace
 
-double steps_reward(const std::string& text) {
+std::vector<StepCheck> check_steps(const std::string& text, bool* well_formed) {
   std::size_t bad_at;
   const std::vector<Annotation> annotations = find_annotations(text, &bad_at);  // data/problem.h
-  if (bad_at != std::string::npos) return 0.0;                     // "<<12+7=19" never closed, or no "=c" inside
+  if (well_formed) *well_formed = bad_at == std::string::npos;  // "<<12+7=19" never closed, or no "=c" inside
+  std::vector<StepCheck> out;
   for (const auto [open, eq, close] : annotations) {
     const std::optional<int64_t> lhs = Arithmetic(text, open + 2, eq).whole();
     const std::optional<int64_t> c = Arithmetic(text, eq + 1, close).whole();
-    if (!lhs || !c || *lhs != *c) return 0.0;                      // "16/8=<<16/8=3>>": the line's own sum is wrong
-    const std::optional<int64_t> written = Arithmetic(text, close + 2, text.size()).number();
-    if (!written || *written != *c) return 0.0;                    // "<<16/8=2>>3": a different number carried on
+    Arithmetic after(text, close + 2, text.size());
+    const std::optional<int64_t> written = after.number();
+    // "16/8=<<16/8=3>>": the line's own sum is wrong; "<<16/8=2>>3": a different number carried on.
+    const bool right = lhs && c && *lhs == *c && written && *written == *c;
+    out.push_back({eq + 1, written ? after.position() : close + 2, right});
   }
-  return 1.0;
+  return out;
+}
+
+double steps_reward(const std::string& text) {
+  bool well_formed;
+  for (const StepCheck& s : check_steps(text, &well_formed))
+    if (!s.right) return 0.0;
+  return well_formed ? 1.0 : 0.0;
 }
 
 double accuracy_reward(const std::string& text, int64_t answer) {

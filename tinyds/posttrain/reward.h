@@ -54,6 +54,15 @@ struct RewardBreakdown {
 double accuracy_reward(const std::string& text, int64_t answer);
 double format_reward(const std::string& text, bool ended_with_eos);
 double steps_reward(const std::string& text);
+
+// One calculator annotation "E=<<E=c>>c" of a completion: [begin, end) are the characters of its result, from c
+// inside the annotation to the end of the number written after ">>" (both are forced once E is chosen), and right
+// says whether the line holds (steps_reward's check). The GRPO update uses them for credit (grpo_trainer.h,
+// credit_steps): a right result is not what made a wrong completion wrong.
+struct StepCheck { std::size_t begin, end; bool right; };
+// Every well-formed annotation of text, in order, up to the first malformed one; *well_formed (if given) says
+// whether there was none. steps_reward(text) == 1 exactly when every check is right and the text is well formed.
+std::vector<StepCheck> check_steps(const std::string& text, bool* well_formed = nullptr);
 RewardBreakdown score_completion(const std::string& text, bool ended_with_eos, int64_t answer,
                                  const RewardRules& w = {});
 // The same on completion tokens ids (n): ended_with_eos = (n > 0 and ids[n-1] == Tokenizer::EOS); the text is
