@@ -208,7 +208,7 @@ int cmd_demo(int argc, char** argv) {
   g.reward_rules.check_steps = true;
   // Credit by calculator line (grpo_trainer.h): a wrong completion does not push down the digits of its right lines.
   // Without it level 1 lost 2.5 and 4.0 points on seeds 3 and 99 (subtractions one short, tens digits: arithmetic the
-  // SFT model had right); with it 0.5 and 1.0, and 1.0-2.0 on the five seeds (ibid., "Credit by calculator line").
+  // SFT model had right); with it 0.5 and 1.0, and 0.5-2.0 on the five seeds (ibid., "Credit by calculator line").
   g.credit_steps = true;
   g.prompts_per_step = 8;
   g.grpo.num_generations = 8;

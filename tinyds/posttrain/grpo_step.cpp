@@ -74,7 +74,8 @@ std::vector<RewardBreakdown> score_rollout(const Rollout& r, const Tokenizer& to
   return out;
 }
 
-long spare_steps(Buffer<float>& mask, const Rollout& r, const std::vector<double>& rewards, int G, const Tokenizer& tok) {
+long spare_steps(Buffer<float>& mask, const Rollout& r, const std::vector<double>& rewards, int G,
+                 const Tokenizer& tok) {
   if (static_cast<int>(rewards.size()) != r.B || G < 1 || r.B % G != 0)
     throw_error("spare_steps: ", rewards.size(), " rewards for ", r.B, " completions in groups of ", G);
   const GroupStats gs = group_stats(rewards, G);

@@ -28,9 +28,9 @@ json step_record(const GRPOStepStats& s, int num_groups, std::size_t peak_bytes,
               {"accuracy", s.accuracy}, {"format_rate", s.format}, {"kl", s.kl}, {"clip_fraction", s.clip_fraction},
               {"entropy", s.entropy}, {"completion_len", s.completion_len}, {"eos_rate", s.eos_rate},
               {"degenerate_groups", s.degenerate_groups}, {"num_groups", num_groups},
-              {"sampled_groups", s.sampled_groups}, {"mixed_groups", s.mixed_groups}, {"spared", s.spared}, {"grad_norm", s.grad_norm},
-              {"lr", s.lr}, {"step_s", s.seconds}, {"rollout_s", s.rollout_seconds}, {"tokens", s.tokens},
-              {"tokens_per_s", s.tokens_per_s}, {"peak_bytes", peak_bytes}, {"elapsed_s", elapsed}};
+              {"sampled_groups", s.sampled_groups}, {"mixed_groups", s.mixed_groups}, {"spared", s.spared},
+              {"grad_norm", s.grad_norm}, {"lr", s.lr}, {"step_s", s.seconds}, {"rollout_s", s.rollout_seconds},
+              {"tokens", s.tokens}, {"tokens_per_s", s.tokens_per_s}, {"peak_bytes", peak_bytes}, {"elapsed_s", elapsed}};
 }
 
 }  // namespace

@@ -161,7 +161,8 @@ std::vector<RewardBreakdown> score_rollout(const Rollout& r, const Tokenizer& to
 // completion whose reward is below its group's mean (negative advantage: the line is not what went wrong, and
 // pushing its digits down taught level-1 arithmetic errors) and of every wrong line of one above the mean. Returns
 // the number of tokens zeroed.
-long spare_steps(Buffer<float>& mask, const Rollout& r, const std::vector<double>& rewards, int G, const Tokenizer& tok);
+long spare_steps(Buffer<float>& mask, const Rollout& r, const std::vector<double>& rewards, int G,
+                 const Tokenizer& tok);
 
 // Steps 3-5 above on a fixed rollout: advantages from rewards (B), lp_ref from `reference` (nullptr: no KL term
 // and no KL metric, which needs beta == 0), then num_iterations optimizer steps of `policy`. `optimizer_step` is the 0-based count of optimizer steps already taken (for the
