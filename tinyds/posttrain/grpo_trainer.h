@@ -18,9 +18,9 @@
 //      Dynamic sampling (DAPO, arXiv 2503.14476, Eq. 11's constraint 0 < |{correct}| < G), sample_rounds R > 1:
 //      if fewer than P of the step's groups are "mixed" (some completions right, some wrong), steps 1-2 run again
 //      for R - 1 more batches of P prompts at once; the step trains on the first P mixed groups, topped up with the
-//      earliest other groups if fewer were found. A group all right or all wrong has advantage 0 on accuracy (only format differences), so without
-//      this most of a batch teaches nothing once a level is mostly solved or mostly failed. B stays P*G: the
-//      update costs the same, each extra draw one more rollout (the cheap part of a step).
+//      earliest other groups if fewer were found. A group all right or all wrong has advantage 0 on accuracy (only
+//      format differences), so without this most of a batch teaches nothing once a level is mostly solved or mostly
+//      failed. B stays P*G: the update costs the same, each extra draw one more rollout (the cheap part of a step).
 //   3. rewards:   R_i = w_acc * accuracy + w_fmt * format (reward.h), then advantages A_i per group (grpo.h;
 //                 REINFORCE: R_i - group mean)
 //      Credit by calculator line (credit_steps, spare_steps below): the loss mask leaves out the result tokens of
@@ -165,8 +165,9 @@ long spare_steps(Buffer<float>& mask, const Rollout& r, const std::vector<double
                  const Tokenizer& tok);
 
 // Steps 3-5 above on a fixed rollout: advantages from rewards (B), lp_ref from `reference` (nullptr: no KL term
-// and no KL metric, which needs beta == 0), then num_iterations optimizer steps of `policy`. `optimizer_step` is the 0-based count of optimizer steps already taken (for the
-// warmup). Fills the loss / kl / clip / entropy / grad-norm / lr / degenerate / reward fields of the result.
+// and no KL metric, which needs beta == 0), then num_iterations optimizer steps of `policy`. `optimizer_step` is
+// the 0-based count of optimizer steps already taken (for the warmup). Fills the loss / kl / clip / entropy /
+// grad-norm / lr / degenerate / reward fields of the result.
 // A diverged pass (a forward that fails, a non-finite loss or gradient, a non-finite parameter after the update)
 // throws the error of train/finite_check.h naming the trainer's step optimizer_step / num_iterations + 1.
 GRPOStepStats grpo_update(Transformer<float>& policy, Transformer<float>* reference, AdamW& adam,
