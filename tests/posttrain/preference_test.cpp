@@ -53,6 +53,21 @@ TEST_CASE("posttrain/preference: corruptions change one result and nothing else"
   CHECK(has(error_of([] { parse_pair_corruption("typo"); }), "--corruption 'typo'"));
 }
 
+TEST_CASE("posttrain/preference: only_final_line_differs tells the two corruptions apart") {
+  Problem p;
+  p.answer = "12+7=<<12+7=19>>19\n19*3=<<19*3=57>>57\n#### 57";
+  for (uint64_t draw = 0; draw < 32; draw++) {
+    CHECK(only_final_line_differs(p, corrupt_solution(p, PairCorruption::final_answer, draw)));
+    CHECK(!only_final_line_differs(p, corrupt_solution(p, PairCorruption::intermediate, draw)));
+  }
+  CHECK(!only_final_line_differs(p, p));  // no corruption at all
+  Problem q = p;
+  q.answer = "12+7=<<12+7=19>>19\n19*3=<<19*3=57>>57\n#### 570";  // a longer number: still the final line only
+  CHECK(only_final_line_differs(p, q));
+  q.answer = "12+7=<<12+7=19>>19\n19*3=<<19*3=57>>57\n57";  // no "####" in the rejected solution
+  CHECK(!only_final_line_differs(p, q));
+}
+
 TEST_CASE("posttrain/preference: pair rows and their batch") {
   const std::vector<Problem> ps = generate_problems(2, 5, 3, Split::train);
   const std::vector<Problem> rows = preference_rows(ps, PairCorruption::mixed, 9);

@@ -80,7 +80,17 @@ TEST_CASE("posttrain/rm_trainer: Bradley-Terry training separates right from cor
   int step_lines = 0, eval_lines = 0;
   while (std::getline(f, line)) {
     const nlohmann::json j = nlohmann::json::parse(line);
-    if (j.contains("eval_pair_accuracy")) { eval_lines++; continue; }
+    if (j.contains("eval_pair_accuracy")) {
+      // The two kinds of corruption partition the pairs: their accuracies weighted by their counts give the whole.
+      eval_lines++;
+      const double n = j.at("eval_n"), nf = j.at("eval_n_final");
+      CHECK(nf >= 0);
+      CHECK(nf <= n);
+      CHECK(j.at("eval_pair_accuracy").get<double>() ==
+            doctest::Approx((nf * j.at("eval_final_accuracy").get<double>() +
+                             (n - nf) * j.at("eval_step_accuracy").get<double>()) / n).epsilon(1e-12));
+      continue;
+    }
     step_lines++;
     for (const char* k : fields) CHECK_MESSAGE(j.contains(k), "metrics line ", step_lines, " lacks ", k);
   }

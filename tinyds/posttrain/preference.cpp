@@ -100,6 +100,12 @@ std::vector<Problem> preference_rows(const std::vector<Problem>& chosen, PairCor
   return rows;
 }
 
+bool only_final_line_differs(const Problem& chosen, const Problem& rejected) {
+  const std::size_t c = chosen.answer.rfind("####"), r = rejected.answer.rfind("####");
+  if (c == std::string::npos || c != r || chosen.answer == rejected.answer) return false;
+  return chosen.answer.compare(0, c, rejected.answer, 0, r) == 0;
+}
+
 Batch preference_batch(const std::vector<Problem>& rows, const Tokenizer& tok, int max_T) {
   std::vector<int> idx(rows.size());
   for (std::size_t i = 0; i < rows.size(); i++) idx[i] = static_cast<int>(i);

@@ -35,6 +35,11 @@ Problem corrupt_solution(const Problem& p, PairCorruption kind, uint64_t draw);
 // 2P problems: chosen[0..P) as given, then each one corrupted (pair p: draw Rng(seed, stream).at(p)).
 std::vector<Problem> preference_rows(const std::vector<Problem>& chosen, PairCorruption kind, uint64_t seed);
 
+// True when `rejected` differs from `chosen` only after the last "####" (a final_answer corruption, which comparing
+// the "####" number with the last line's result detects); false when a step's result differs (an intermediate one,
+// which only redoing the step's arithmetic detects) or the two are the same.
+bool only_final_line_differs(const Problem& chosen, const Problem& rejected);
+
 // The teacher-forced batch of rows (prompt masked: targets cover answer <eos> only), T = the longest row minus 1,
 // capped at max_T. Rows that do not fit are truncated (Batch::truncated counts them).
 Batch preference_batch(const std::vector<Problem>& rows, const Tokenizer& tok, int max_T);

@@ -174,24 +174,37 @@ RMResult run_reward_model(const RMTrainOptions& opt) {
     for (std::size_t l = 0; l < heldout.size(); l++) {
       const std::vector<Problem>& rows = heldout[l];
       const int P = static_cast<int>(rows.size() / 2);
-      double correct = 0, margin = 0;
+      double correct = 0, margin = 0, correct_final = 0;
+      int n_final = 0;
       for (int lo = 0; lo < P; lo += 32) {
         const int hi = std::min(P, lo + 32);
         std::vector<Problem> chunk(rows.begin() + lo, rows.begin() + hi);
         chunk.insert(chunk.end(), rows.begin() + P + lo, rows.begin() + P + hi);
         const std::vector<double> r = score_pairs(rm, chunk, tok);
         const int n = hi - lo;
-        for (int p = 0; p < n; p++) { correct += r[p] > r[n + p]; margin += r[p] - r[n + p]; }
+        for (int p = 0; p < n; p++) {
+          const bool right = r[p] > r[n + p];
+          correct += right;
+          margin += r[p] - r[n + p];
+          if (only_final_line_differs(chunk[p], chunk[n + p])) { n_final++; correct_final += right; }
+        }
       }
-      const RMEval e{step, opt.levels[l], P, correct / P, margin / P};
+      const int n_step = P - n_final;
+      const RMEval e{step, opt.levels[l], P, correct / P, margin / P, n_final,
+                     n_final > 0 ? correct_final / n_final : 0.0,
+                     n_step > 0 ? (correct - correct_final) / n_step : 0.0};
       result.evals.push_back(e);
       correct_all += correct;
       n_all += P;
       metrics << json{{"step", step}, {"eval_level", e.level}, {"eval_pair_accuracy", e.accuracy},
-                      {"eval_margin", e.margin}, {"eval_n", e.n}}.dump() << "\n";
+                      {"eval_margin", e.margin}, {"eval_n", e.n}, {"eval_n_final", e.n_final},
+                      {"eval_final_accuracy", e.final_accuracy}, {"eval_step_accuracy", e.step_accuracy}}.dump()
+              << "\n";
       if (!opt.quiet)
-        std::printf("[%s] eval step %d level %d: held-out pair accuracy %.0f/%d = %.1f%%, mean margin %.3f\n",
-                    opt.label.c_str(), step, e.level, correct, P, 100 * e.accuracy, e.margin);
+        std::printf("[%s] eval step %d level %d: held-out pair accuracy %.0f/%d = %.1f%% (the #### number changed "
+                    "%.0f/%d, a step's result changed %.0f/%d), mean margin %.3f\n",
+                    opt.label.c_str(), step, e.level, correct, P, 100 * e.accuracy, correct_final, n_final,
+                    correct - correct_final, n_step, e.margin);
     }
     metrics.flush();
     return correct_all / n_all;

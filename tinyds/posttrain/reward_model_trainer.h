@@ -16,7 +16,9 @@
 // router biases (DESIGN 4.3).
 // Logged per step (progress line + <out_dir>/metrics.jsonl): loss, accuracy (pairs with r_w > r_l), margin (mean
 // r_w - r_l), reward_chosen / reward_rejected (means), grad_norm, lr, tokens/s, memory. Held-out pair accuracy
-// (test-split problems, their own corruptions) before, every eval_every steps and at the end.
+// (test-split problems, their own corruptions) before, every eval_every steps and at the end, also by kind: the
+// "####" number changed (detected by comparing it with the last line) or a step's result changed (detected only by
+// redoing that step's arithmetic).
 // Saved as two files (the layout PPO uses for its critic): <stem>.safetensors, the trunk as an ordinary checkpoint
 // (config, tokenizer, weights, the trunk's AdamW state), and <stem>.reward_head.safetensors, the head as tensors
 // "reward_head.weight" (C) and "reward_head.bias" (1) (critic.h's save_scalar_head). load_reward_model reads both.
@@ -69,7 +71,14 @@ struct RMStepStats {
   double tokens_per_s = 0;
 };
 
-struct RMEval { int step; int level; int n; double accuracy; double margin; };
+// One level's held-out pairs at one evaluation; n_final of them have only the "####" number changed
+// (preference.h's only_final_line_differs), the other n - n_final a step's result.
+struct RMEval {
+  int step, level, n;
+  double accuracy, margin;
+  int n_final;
+  double final_accuracy, step_accuracy;  // over each kind (0 where a kind has no pair)
+};
 
 struct RMResult {
   std::vector<RMStepStats> steps;
