@@ -82,6 +82,8 @@ TEST_CASE("posttrain/rm_trainer: Bradley-Terry training separates right from cor
     const nlohmann::json j = nlohmann::json::parse(line);
     if (j.contains("eval_pair_accuracy")) {
       // The two kinds of corruption partition the pairs: their accuracies weighted by their counts give the whole.
+      // Each accuracy is a ratio of pair counts (<= 8 here), so the weighted sum equals correct / n up to a few
+      // double roundings (~1e-16); 1e-12 leaves room for them, while a miscount is off by >= 1/8.
       eval_lines++;
       const double n = j.at("eval_n"), nf = j.at("eval_n_final");
       CHECK(nf >= 0);
