@@ -82,6 +82,27 @@ TEST_CASE("core/ledger: current and peak bytes per cell are exact") {
   CHECK(L.current(R, W) == bw.cur);
 }
 
+TEST_CASE("core/ledger: a large host block starts on a huge page and counts the bytes asked for") {
+  Ledger& L = Ledger::global();
+  const Role R = Role::reward;
+  const Category A = Category::activations;
+  Base b(R, A);
+  const std::size_t huge = std::size_t(2) << 20;     // x86-64's transparent huge page
+  const std::size_t n = 3 * huge / sizeof(float) + 5;  // 6 MiB and 20 bytes: not a whole number of huge pages
+  {
+    Buffer<float> x(n, R, A);
+    CHECK(reinterpret_cast<std::uintptr_t>(x.data()) % huge == 0);
+    CHECK(L.current(R, A) - b.cur == n * sizeof(float));  // not the 8 MiB of whole huge pages behind it
+    x[n - 1] = 1.0f;                                         // the last element is usable memory
+    CHECK(x[n - 1] == 1.0f);
+  }
+  CHECK(L.current(R, A) == b.cur);
+  CHECK(L.peak(R, A) - b.cur == n * sizeof(float));
+  // Below a huge page: the 64-byte alignment of every block.
+  Buffer<float> z(1000, R, A);
+  CHECK(reinterpret_cast<std::uintptr_t>(z.data()) % 64 == 0);
+}
+
 TEST_CASE("core/ledger: total peak is the simultaneous peak, not the sum of cell peaks") {
   Ledger& L = Ledger::global();
   Base b1(Role::reference, Category::activations), b2(Role::teacher, Category::kv_cache);

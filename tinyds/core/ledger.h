@@ -36,6 +36,8 @@ class Ledger {
   static Ledger& global();
 
   // Allocates `bytes` (64-byte aligned, zero-filled) in `place` and records it in cell (place, role, category).
+  // A host block of 2 MiB or more starts on a 2 MiB boundary, whole huge pages, with the kernel advised to back it
+  // with transparent huge pages (MADV_HUGEPAGE); the ledger still counts the bytes asked for.
   void* allocate(std::size_t bytes, Role role, Category cat, Place place = Place::host);
   // Releases a pointer returned by allocate(); nullptr is a no-op.
   void release(void* ptr);
