@@ -4,6 +4,7 @@
 // Shapes: n parameters.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -78,6 +79,31 @@ TEST_CASE("ops/adamw: first step worked from the formula for one element") {
   adamw_update(&q, &g2, &m2, &v2, 1, kLr, kB1, kB2, kEps, 0.0f, 1);
   CHECK(q == doctest::Approx(1.0 - lr * 5.0 / (5.0 + eps)).epsilon(1e-14));
   CHECK_THROWS_AS(adamw_update(&q, &g2, &m2, &v2, 1, kLr, kB1, kB2, kEps, 0.0f, 0), tinyds::Error);
+}
+
+// The norm's bits are part of a run's result (it sets the clip scale, every step of the demo's SFT), so its order of
+// additions is fixed: each chunk of 2^14 values summed in index order, then the chunks' sums in chunk order. The
+// reference below is that definition written as plainly as possible; the op sums several chunks side by side, and
+// must give exactly the same double. The sizes cover fewer chunks than one side-by-side group (8), whole groups,
+// and whole groups followed by a short last chunk; the values span 12 orders of magnitude, so any other order of
+// additions changes the last bits.
+TEST_CASE("ops/adamw: global_norm adds in its fixed order, whatever the grouping inside") {
+  const std::size_t chunk = 1 << 14;
+  for (std::size_t n : {std::size_t(1), chunk + 3, 8 * chunk, 8 * chunk + 1, 17 * chunk + 12345}) {
+    CAPTURE(n);
+    std::vector<float> g = to_float(randn(n, 11));
+    const vec scale = randn(n, 12);
+    for (std::size_t i = 0; i < n; i++) g[i] *= static_cast<float>(std::pow(10.0, 3.0 * scale[i]));
+    double total = 0;
+    for (std::size_t c0 = 0; c0 < n; c0 += chunk) {
+      double s = 0;
+      for (std::size_t i = c0; i < std::min(n, c0 + chunk); i++) s += static_cast<double>(g[i]) * g[i];
+      total += s;
+    }
+    CHECK(global_norm(g.data(), n) == std::sqrt(total));
+    const vec gd(g.begin(), g.end());
+    CHECK(global_norm(gd.data(), n) == std::sqrt(total));  // the float values widened to double: the same sum
+  }
 }
 
 TEST_CASE("ops/adamw: global_norm and clip_grad_norm") {

@@ -37,21 +37,41 @@ void adamw_update(real* params,       // (n) updated in place
   }
 }
 
-// sqrt(sum g^2). The sum is split into fixed chunks whose partial sums are added in chunk order, so the result
-// has the same bits for any thread count (an OpenMP reduction would combine per-thread sums in its own way).
+// sqrt(sum g^2). The sum is split into fixed chunks of 2^14 values; each chunk's partial sum is one chain of
+// additions in index order, and the partial sums are added in chunk order. So the result has the same bits for any
+// thread count (an OpenMP reduction would combine per-thread sums in its own way), and for any way of scheduling
+// the chunks. One chain is bound by the latency of a double addition (~4 cycles per value), so kLanes whole chunks
+// are summed side by side: their chains are independent and their additions overlap (measured on the AVX-512
+// machine, 2.35M floats: 0.92 -> 0.26 ms with two threads; the same bits, checked by the tests).
 template <typename real>
 double global_norm(const real* g,  // (n)
                    std::size_t n) {
-  const std::size_t chunk = 1 << 14;
+  constexpr std::size_t chunk = 1 << 14;
+  constexpr long long kLanes = 8;
   const long long nchunks = static_cast<long long>((n + chunk - 1) / chunk);
+  const long long ngroups = (nchunks + kLanes - 1) / kLanes;
   std::vector<double> partial(static_cast<std::size_t>(nchunks), 0.0);
 #pragma omp parallel for schedule(static) if (n >= kParallelMinWork)
-  for (long long c = 0; c < nchunks; c++) {
-    const std::size_t i0 = static_cast<std::size_t>(c) * chunk;
-    const std::size_t i1 = i0 + chunk < n ? i0 + chunk : n;
-    double s = 0.0;
-    for (std::size_t i = i0; i < i1; i++) s += static_cast<double>(g[i]) * g[i];
-    partial[static_cast<std::size_t>(c)] = s;
+  for (long long grp = 0; grp < ngroups; grp++) {
+    const long long c0 = grp * kLanes;
+    if (static_cast<std::size_t>(c0 + kLanes) * chunk <= n) {  // kLanes whole chunks: their chains side by side
+      const real* base = g + static_cast<std::size_t>(c0) * chunk;
+      double s[kLanes] = {};
+      for (std::size_t i = 0; i < chunk; i++)
+        for (long long k = 0; k < kLanes; k++) {
+          const double x = base[static_cast<std::size_t>(k) * chunk + i];
+          s[k] += x * x;
+        }
+      for (long long k = 0; k < kLanes; k++) partial[static_cast<std::size_t>(c0 + k)] = s[k];
+      continue;
+    }
+    for (long long c = c0; c < c0 + kLanes && c < nchunks; c++) {  // the last group: one chunk at a time
+      const std::size_t i0 = static_cast<std::size_t>(c) * chunk;
+      const std::size_t i1 = i0 + chunk < n ? i0 + chunk : n;
+      double s = 0.0;
+      for (std::size_t i = i0; i < i1; i++) s += static_cast<double>(g[i]) * g[i];
+      partial[static_cast<std::size_t>(c)] = s;
+    }
   }
   double total = 0.0;
   for (double s : partial) total += s;
