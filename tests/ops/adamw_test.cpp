@@ -85,8 +85,8 @@ TEST_CASE("ops/adamw: first step worked from the formula for one element") {
 // additions is fixed: each chunk of 2^14 values summed in index order, then the chunks' sums in chunk order. The
 // reference below is that definition written as plainly as possible; the op sums several chunks side by side, and
 // must give exactly the same double. The sizes cover fewer chunks than one side-by-side group (8), whole groups,
-// and whole groups followed by a short last chunk; the values span 12 orders of magnitude, so any other order of
-// additions changes the last bits.
+// and whole groups followed by a short last chunk; each value is scaled by 10^(3z), z standard normal, so that any
+// other order of additions changes the last bits.
 TEST_CASE("ops/adamw: global_norm adds in its fixed order, whatever the grouping inside") {
   const std::size_t chunk = 1 << 14;
   for (std::size_t n : {std::size_t(1), chunk + 3, 8 * chunk, 8 * chunk + 1, 17 * chunk + 12345}) {
