@@ -5,6 +5,7 @@
 // Shapes: nano preset (C 32, 2 layers, V 128) with max_seq_len 160 (level-1 problems are ~60-110 characters).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -49,6 +50,7 @@ TEST_CASE("posttrain/dpo_trainer: updates on fixed pairs lower the loss and rais
   o.lr = 2e-3f;
   o.warmup_steps = 0;  // full-size steps from the first: the bounds below were measured so
   o.dpo.beta = 0.5;
+  o.credit_steps = false;  // whole rows, as the bounds were measured
   std::vector<DPOStepStats> st;
   for (int i = 0; i < 8; i++) st.push_back(dpo_update(policy, reference, adam, rows, tok, o, i));
   CHECK(st[0].dpo.loss == doctest::Approx(std::log(2.0)).epsilon(1e-6));
@@ -69,6 +71,50 @@ TEST_CASE("posttrain/dpo_trainer: updates on fixed pairs lower the loss and rais
   CHECK(dpo_update(p2, reference, adam2, rows, tok, o, 0).dpo.loss == doctest::Approx(1.0).epsilon(1e-6));
 }
 
+TEST_CASE("posttrain/dpo_trainer: rpo_alpha adds alpha times the gradient of the chosen rows' mean NLL") {
+  // The gradient with rpo_alpha a must be the plain DPO gradient plus a times the gradient of the mean cross-entropy
+  // of the chosen rows alone, computed here by the model's own LM loss (forward with targets, backward): a path
+  // independent of the trainer's log-probs. nano-dense has no MTP and no balance loss, so its objective is exactly
+  // that mean. No clipping, so the gradients left in the models are the raw ones.
+  Config c = Config::preset("nano-dense");
+  c.model.max_seq_len = 160;
+  const Tokenizer tok;
+  const std::vector<Problem> rows =
+      preference_rows(generate_problems(1, 4, 11, Split::train), PairCorruption::mixed, 5);
+  DPOTrainOptions o;
+  o.max_grad_norm = 0;
+  auto grads = [&](double alpha, double* nll) {
+    Transformer<float> policy(c.model, Role::policy), reference(c.model, Role::reference);
+    policy.init_weights(7);
+    copy_weights(policy, reference);
+    AdamW adam(policy.layout(), Role::policy);
+    o.rpo_alpha = alpha;
+    *nll = dpo_update(policy, reference, adam, rows, tok, o, 0).nll;
+    return std::vector<float>(policy.grads(), policy.grads() + policy.num_params());
+  };
+  double nll0 = 0, nll1 = 0;
+  const std::vector<float> g0 = grads(0.0, &nll0), g1 = grads(0.5, &nll1);
+  Transformer<float> m(c.model, Role::policy);
+  m.init_weights(7);
+  const std::vector<Problem> chosen(rows.begin(), rows.begin() + 4);
+  const Batch b = preference_batch(chosen, tok, c.model.max_seq_len);
+  m.zero_grad();
+  const double ce = m.forward(b.inputs.data(), b.targets.data(), b.B, b.T);
+  m.backward();
+  CHECK(nll0 == doctest::Approx(ce).epsilon(1e-5));  // logged whatever the weight; fp32 sums of ~300 log-probs
+  CHECK(nll1 == nll0);
+  double scale = 0, worst = 0;
+  for (std::size_t i = 0; i < g0.size(); i++) {
+    scale = std::max(scale, std::abs(0.5 * m.grads()[i]));
+    worst = std::max(worst, std::abs(g1[i] - g0[i] - 0.5 * m.grads()[i]));
+  }
+  MESSAGE("largest |g_rpo - g_dpo - 0.5 g_nll| " << worst << " against largest |0.5 g_nll| " << scale);
+  REQUIRE(scale > 0);
+  // fp32: the three gradients are sums over ~600 positions of terms up to ~scale; 1e-4 relative is ~100 ulps of
+  // the largest, far below a missing or doubled term (relative error 1) or a wrong count of tokens (> 0.1).
+  CHECK(worst < 1e-4 * scale);
+}
+
 TEST_CASE("posttrain/dpo_trainer: runs from a checkpoint, logs every field, evaluates and checkpoints") {
   const std::string dir = temp_dir("dpo_e2e");
   DPOTrainOptions o;
@@ -79,6 +125,9 @@ TEST_CASE("posttrain/dpo_trainer: runs from a checkpoint, logs every field, eval
   o.batch_size = 4;
   o.n_train = 4;  // every step sees the same 4 problems (new corruptions each step): the loss must fall
   o.levels = {1};
+  o.eval_levels = {};  // the training level
+  o.rejected = PairSource::corrupted;
+  o.credit_steps = false;  // whole rows, as the bounds below were measured
   o.lr = 2e-3f;
   o.warmup_steps = 0;  // full-size steps from the first: the bounds below were measured so
   o.dpo.beta = 0.5;
@@ -101,7 +150,7 @@ TEST_CASE("posttrain/dpo_trainer: runs from a checkpoint, logs every field, eval
   CHECK(r.peak_bytes > 0);
 
   const char* fields[] = {"step", "loss", "rewards_chosen", "rewards_rejected", "rewards_margin", "rewards_accuracy",
-                          "logps_chosen", "logps_rejected", "kl", "grad_norm", "lr", "step_s", "tokens",
+                          "pairs", "drawn", "logps_chosen", "logps_rejected", "kl", "grad_norm", "lr", "step_s", "tokens",
                           "tokens_per_s", "peak_bytes", "elapsed_s", "maxvio"};
   std::ifstream f(o.out_dir + "/metrics.jsonl");
   std::string line;
@@ -123,6 +172,20 @@ TEST_CASE("posttrain/dpo_trainer: runs from a checkpoint, logs every field, eval
   for (std::size_t i = 0; i < a.params.size(); i++) changed += a.params[i] != b.params[i];
   CHECK(changed > a.params.size() / 2);
   CHECK(b.state.step == 10);
+
+  // --rejected own: the fresh model's greedy answers are junk, never right, so the first round of P problems gives
+  // P pairs.
+  o.rejected = PairSource::own;
+  o.out_dir = dir + "/dpo_own";
+  o.steps = 2;
+  o.eval_problems = 0;
+  o.eval_every = o.ckpt_every = 0;
+  const DPOResult own = run_dpo(o);
+  REQUIRE(own.steps.size() == 2);
+  for (const DPOStepStats& s : own.steps) {
+    CHECK(s.pairs == o.batch_size);
+    CHECK(s.drawn == o.batch_size);
+  }
   fs::remove_all(dir);
 }
 

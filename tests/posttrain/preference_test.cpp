@@ -92,3 +92,43 @@ TEST_CASE("posttrain/preference: pair rows and their batch") {
   CHECK(fits_in_context(rows[0], static_cast<int>(rows[0].question.size() + rows[0].answer.size()) + 2, 0));
   CHECK(!fits_in_context(rows[0], static_cast<int>(rows[0].question.size() + rows[0].answer.size()) + 1, 0));
 }
+
+TEST_CASE("posttrain/preference: a rejected answer's right results after the pair's difference are spared") {
+  // Hand-made pairs; the spans are counted by hand from the strings (results run from c inside "<<E=c>>" to the end
+  // of the number after ">>", reward.h's StepCheck).
+  const std::string right = "81-54=<<81-54=27>>27\n27*5=<<27*5=135>>135\n#### 135";
+  // A wrong operation in line 2 ('-' for '*'): its arithmetic holds, so its result "22>>22" (characters 33-39) is
+  // spared; line 1 is before the difference (shared by both rows).
+  const std::string minus = "81-54=<<81-54=27>>27\n27-5=<<27-5=22>>22\n#### 22";
+  CHECK(minus.substr(33, 6) == "22>>22");
+  CHECK(spared_results(right, minus) == std::vector<std::pair<std::size_t, std::size_t>>{{33, 39}});
+  // A wrong result in line 2: nothing to spare (the wrong line is what is pushed down).
+  CHECK(spared_results(right, "81-54=<<81-54=27>>27\n27*5=<<27*5=125>>125\n#### 125").empty());
+  // A wrong first line carried on: line 1 is wrong, line 2's "37*5=185" holds and comes after the difference.
+  const std::string carried = "81-54=<<81-54=37>>37\n37*5=<<37*5=185>>185\n#### 185";
+  CHECK(carried.substr(33, 8) == "185>>185");
+  CHECK(spared_results(right, carried) == std::vector<std::pair<std::size_t, std::size_t>>{{33, 41}});
+
+  // The mask: row 1 loses exactly the targets of its characters 33-38; row 0 keeps all.
+  Problem a;
+  a.question = "Sara is 81.";
+  a.answer = right;
+  a.final_answer = 135;
+  Problem b = a;
+  b.answer = minus;
+  b.final_answer = 22;
+  const std::vector<Problem> rows = {a, b};
+  const Tokenizer tok;
+  const Batch full = preference_batch(rows, tok, 1000);
+  Batch cut = full;
+  mask_answer_spans(cut, rows, {{}, {{33, 39}}});
+  const int T = full.T;
+  std::string kept1;
+  for (int t = 0; t < T; t++) {
+    CHECK(cut.targets[t] == full.targets[t]);
+    if (cut.targets[T + t] >= 0) kept1 += tok.decode({cut.targets[T + t]});
+  }
+  CHECK(kept1 == minus.substr(0, 33) + minus.substr(39) + "<eos>");
+  CHECK(has(error_of([&] { mask_answer_spans(cut, rows, {{}}); }), "1 span lists and 2 rows"));
+  CHECK(has(error_of([&] { mask_answer_spans(cut, rows, {{}, {{40, 60}}}); }), "span [40, 60) outside row 1"));
+}

@@ -48,6 +48,7 @@ TEST_CASE("posttrain/rm_trainer: Bradley-Terry training separates right from cor
   o.batch_size = 8;
   o.n_train = 8;  // the same 8 problems every step (their corruptions change): the training pairs can be learned
   o.levels = {1};
+  o.rejected = PairSource::corrupted;
   o.lr = 5e-3f;
   o.eval_pairs = 8;
   o.eval_every = 8;
@@ -114,6 +115,38 @@ TEST_CASE("posttrain/rm_trainer: Bradley-Terry training separates right from cor
   double head_norm = 0;
   for (std::size_t i = 0; i < lm.model->head_size(); i++) head_norm += std::fabs(lm.model->head()[i]);
   CHECK(head_norm > 0);  // the head was saved, not the zero it started from
+  fs::remove_all(dir);
+}
+
+TEST_CASE("posttrain/rm_trainer: --rejected own trains and evaluates on the --init model's own wrong answers") {
+  // A fresh nano model's greedy answers are junk, wrong on every problem: each step finds its 4 pairs in the first
+  // round, and every held-out problem makes a held-out pair. Junk differs from a right solution from its first
+  // character, never only in the "####" line. The pairs are easy (a solution against junk): the head separates them.
+  const std::string dir = temp_dir("rm_own");
+  RMTrainOptions o;
+  o.init_ckpt = write_nano(dir + "/init.safetensors");
+  o.out_dir = dir + "/rm";
+  o.rejected = PairSource::own;
+  o.steps = 8;
+  o.batch_size = 4;
+  o.n_train = 8;
+  o.levels = {1};
+  o.lr = 5e-3f;
+  o.eval_pairs = 6;
+  o.max_new_tokens = 24;
+  o.quiet = true;
+  const RMResult r = run_reward_model(o);
+  REQUIRE(r.steps.size() == 8);
+  for (const RMStepStats& s : r.steps) CHECK(s.tokens > 0);  // every step trained
+  REQUIRE(r.evals.size() == 2);  // level 1 before and after
+  for (const RMEval& e : r.evals) {
+    CHECK(e.level == 1);
+    CHECK(e.n == 6);
+    CHECK(e.n_final == 0);
+  }
+  CHECK(r.heldout_before == doctest::Approx(0.0));  // a zero head ties every pair (r_w > r_l is false)
+  MESSAGE("held-out pair accuracy on own pairs " << r.heldout_before << " -> " << r.heldout_after);
+  CHECK(r.heldout_after > 0.5);
   fs::remove_all(dir);
 }
 

@@ -1,5 +1,5 @@
-// tinyds/cli/cmd_dpo.cpp — `tinyds dpo`: DPO / IPO from a checkpoint on "right vs corrupted solution" pairs
-// (posttrain/dpo_trainer.h).
+// tinyds/cli/cmd_dpo.cpp — `tinyds dpo`: DPO / IPO from a checkpoint on "right solution vs the model's own wrong
+// answer" or "right vs corrupted solution" pairs (posttrain/dpo_trainer.h).
 //
 // Option names follow trl's DPOConfig where the concept exists (beta, loss_type, learning_rate -> --lr,
 // max_grad_norm, warmup_steps -> --warmup), with '-' for '_'.
@@ -15,10 +15,12 @@ int cmd_dpo(int argc, char** argv) {
   DPOTrainOptions o;
   Args a("tinyds dpo",
          "Direct Preference Optimization (Rafailov et al. 2023; DESIGN 6) from a checkpoint, with a frozen reference\n"
-         "copy of --init. Pairs: a generated problem's right solution (chosen) vs the same solution with one result\n"
-         "made wrong (rejected; --corruption). Pairs from the model's own samples are not implemented yet.\n"
+         "copy of --init. Pairs: a generated problem's right solution (chosen) vs, with --rejected corrupted, the same\n"
+         "solution with one result made wrong (--corruption), or with --rejected own, the policy's own greedy answer\n"
+         "where the rule reward calls it wrong (SPIN's pairs, arXiv 2401.01335; problems it gets right are passed over).\n"
          "Option names follow trl's DPOConfig.");
   std::string loss_type = dpo_loss_type_name(o.dpo.loss_type), corruption = pair_corruption_name(o.corruption);
+  std::string rejected = pair_source_name(o.rejected);
   a.add_required("--init", o.init_ckpt, "checkpoint of the policy to train (and of the frozen reference), e.g. from `tinyds sft`");
   a.add("--out", o.out_dir, "output folder for metrics.jsonl and checkpoints");
   a.add("--steps", o.steps, "optimizer steps");
@@ -27,8 +29,13 @@ int cmd_dpo(int argc, char** argv) {
   a.add("--loss-type", loss_type, "sigmoid (DPO, trl default) | ipo (always per-token means)");
   a.add_flag("--length-normalize", o.dpo.length_normalize,
              "sigmoid: per-token mean log-probs instead of sums (DeepSeekMath A.1.4); trl sums");
+  a.add("--rejected", rejected, "the rejected solution: corrupted (--corruption) | own (the policy's greedy answer where wrong)");
+  a.add("--own-rounds", o.own_rounds, "own: most rounds of --batch-size problems decoded per step to find that many wrong answers");
+  a.add("--rpo-alpha", o.rpo_alpha, "weight of the chosen rows' NLL added to the DPO loss (RPO, arXiv 2404.19733; trl rpo_alpha; 0 = off)");
+  a.add("--credit-steps", o.credit_steps, "leave the rejected answer's right calculator results after the pair's first difference out of the loss");
   a.add("--corruption", corruption, "how the rejected solution is wrong: final (the #### number) | intermediate (one step's result) | mixed");
-  a.add("--levels", o.levels, "difficulty levels of the training pairs and held-out evaluation");
+  a.add("--levels", o.levels, "difficulty levels of the training pairs");
+  a.add("--eval-levels", o.eval_levels, "held-out levels evaluated before and after");
   a.add("--n-train", o.n_train, "generated training problems per level (train split)");
   // Why 5e-6 with a 10-step warmup: AdamW moves every weight by about lr per step (a fresh optimizer's first step
   // by the full lr), so lr is a step size in weight space. DPO's gradient points the same way step after step (the
@@ -50,6 +57,7 @@ int cmd_dpo(int argc, char** argv) {
   if (!a.parse(argc, argv)) return 0;
   o.dpo.loss_type = parse_dpo_loss_type(loss_type);
   o.corruption = parse_pair_corruption(corruption);
+  o.rejected = parse_pair_source(rejected);
 
   const DPOResult r = run_dpo(o);
   std::printf("\n%-7s %10s %10s\n", "level", "before", "after");

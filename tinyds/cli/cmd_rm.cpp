@@ -1,5 +1,5 @@
-// tinyds/cli/cmd_rm.cpp — `tinyds rm`: a Bradley-Terry reward model from a checkpoint on "right vs corrupted
-// solution" pairs (posttrain/reward_model_trainer.h).
+// tinyds/cli/cmd_rm.cpp — `tinyds rm`: a Bradley-Terry reward model from a checkpoint on "right solution vs the
+// model's own wrong answer" or "right vs corrupted solution" pairs (posttrain/reward_model_trainer.h).
 //
 // Option names follow trl's RewardConfig where the concept exists (learning_rate -> --lr, max_grad_norm,
 // warmup_steps -> --warmup), with '-' for '_'.
@@ -15,14 +15,18 @@ int cmd_rm(int argc, char** argv) {
   RMTrainOptions o;
   Args a("tinyds rm",
          "Reward model (Bradley-Terry, DESIGN 6; trl RewardTrainer): the trunk of --init plus a scalar head on the last\n"
-         "completion token, trained so that a generated problem's right solution scores above the same solution with\n"
-         "one result made wrong. Writes <out>/final.safetensors (the trunk, an ordinary checkpoint) and\n"
+         "completion token, trained so that a generated problem's right solution scores above the --init model's own\n"
+         "wrong answer (--rejected own) or the same solution with one result made wrong (--rejected corrupted).\n"
+         "Writes <out>/final.safetensors (the trunk, an ordinary checkpoint) and\n"
          "<out>/final.reward_head.safetensors (reward_head.weight (C), reward_head.bias (1)).");
-  std::string corruption = pair_corruption_name(o.corruption);
+  std::string corruption = pair_corruption_name(o.corruption), rejected = pair_source_name(o.rejected);
   a.add_required("--init", o.init_ckpt, "checkpoint the reward model's trunk starts from, e.g. from `tinyds sft`");
   a.add("--out", o.out_dir, "output folder for metrics.jsonl and the reward model");
   a.add("--steps", o.steps, "optimizer steps");
   a.add("--batch-size", o.batch_size, "preference pairs per step (2 x this many sequences per forward)");
+  a.add("--rejected", rejected, "the rejected solution: corrupted (--corruption) | own (the --init model's greedy answer where wrong)");
+  a.add("--own-rounds", o.own_rounds, "own: most rounds of --batch-size problems decoded per step to find that many wrong answers");
+  a.add("--max-new-tokens", o.max_new_tokens, "own: longest greedy answer decoded");
   a.add("--corruption", corruption, "how the rejected solution is wrong: final (the #### number) | intermediate (one step's result) | mixed");
   a.add("--levels", o.levels, "difficulty levels of the training and held-out pairs");
   a.add("--n-train", o.n_train, "generated training problems per level (train split)");
@@ -40,6 +44,7 @@ int cmd_rm(int argc, char** argv) {
   a.add_flag("--quiet", o.quiet, "no progress lines");
   if (!a.parse(argc, argv)) return 0;
   o.corruption = parse_pair_corruption(corruption);
+  o.rejected = parse_pair_source(rejected);
 
   const RMResult r = run_reward_model(o);
   if (!r.steps.empty()) {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "tinyds/core/error.h"
@@ -41,9 +42,12 @@ void validate(const DPOTrainOptions& o) {
   need(o.batch_size >= 1, "--batch-size", o.batch_size, "must be at least 1 pair");
   need(!o.levels.empty(), "--levels", "(empty)", "needs at least one level");
   for (int l : o.levels) need(l >= 1 && l <= 4, "--levels", l, "each level must be 1..4");
+  for (int l : o.eval_levels) need(l >= 1 && l <= 4, "--eval-levels", l, "each level must be 1..4");
   need(o.n_train >= 1, "--n-train", o.n_train, "must be at least 1");
   need(o.lr > 0, "--lr", o.lr, "must be > 0");
   need(o.warmup_steps >= 0, "--warmup", o.warmup_steps, "must be >= 0");
+  need(o.own_rounds >= 1, "--own-rounds", o.own_rounds, "must be at least 1");
+  need(o.rpo_alpha >= 0, "--rpo-alpha", o.rpo_alpha, "must be >= 0 (0 = plain DPO)");
   need(o.weight_decay >= 0, "--weight-decay", o.weight_decay, "must be >= 0");
   need(o.max_grad_norm >= 0, "--max-grad-norm", o.max_grad_norm, "must be >= 0 (0 = off)");
   need(o.eval_every >= 0, "--eval-every", o.eval_every, "must be >= 0");
@@ -58,7 +62,13 @@ DPOStepStats dpo_update(Transformer<float>& policy, Transformer<float>& referenc
                         int optimizer_step) {
   if (rows.size() < 2 || rows.size() % 2 != 0)
     throw_error("dpo_update: ", rows.size(), " rows are not chosen / rejected pairs (an even number >= 2)");
-  const Batch b = preference_batch(rows, tok, policy.config().max_seq_len);
+  Batch b = preference_batch(rows, tok, policy.config().max_seq_len);
+  const std::size_t P0 = rows.size() / 2;
+  if (opt.credit_steps) {  // the rejected rows' right results after the pair's first difference
+    std::vector<std::vector<std::pair<std::size_t, std::size_t>>> spans(rows.size());
+    for (std::size_t p = 0; p < P0; p++) spans[P0 + p] = spared_results(rows[p].answer, rows[P0 + p].answer);
+    mask_answer_spans(b, rows, spans);
+  }
   const int B = b.B, T = b.T, P = B / 2, V = policy.config().vocab_size;
   const long N = static_cast<long>(B) * T, half = static_cast<long>(P) * T;  // rows [P, 2P) start at half
   DPOStepStats s;
@@ -85,6 +95,14 @@ DPOStepStats dpo_update(Transformer<float>& policy, Transformer<float>& referenc
                            mask.data() + half, P, T, opt.dpo);
   dpo_loss_backward(dlp.data(), dlp.data() + half, 1.0, lp.data(), lp_ref.data(), mask.data(), lp.data() + half,
                     lp_ref.data() + half, mask.data() + half, P, T, opt.dpo);
+  // RPO's NLL term on the chosen rows [0, P): dNLL_w/dlp = -1/count on each of their completion tokens.
+  double chosen_tokens = 0, chosen_lp = 0;
+  for (long n = 0; n < half; n++)
+    if (mask[n] != 0.0f) { chosen_tokens += 1; chosen_lp += lp[n]; }
+  s.nll = chosen_tokens > 0 ? -chosen_lp / chosen_tokens : 0.0;
+  if (opt.rpo_alpha > 0 && chosen_tokens > 0)
+    for (long n = 0; n < half; n++)
+      if (mask[n] != 0.0f) dlp[n] += static_cast<float>(-opt.rpo_alpha / chosen_tokens);
   double kl = 0, count = 0;
   for (long n = 0; n < N; n++) {
     if (mask[n] == 0.0f) continue;
@@ -98,7 +116,7 @@ DPOStepStats dpo_update(Transformer<float>& policy, Transformer<float>& referenc
   Buffer<float> dlogits(static_cast<std::size_t>(N) * V, Role::policy, Category::activations);
   logprobs_backward(dlogits.data(), dlp.data(), logits, b.targets.data(), B * T, V);
   policy.backward_from_logits(dlogits.data());
-  check_step_finite(step, s.dpo.loss, policy.layout(), policy.grads(), posttrain_hint());
+  check_step_finite(step, s.dpo.loss + opt.rpo_alpha * s.nll, policy.layout(), policy.grads(), posttrain_hint());
   s.grad_norm = global_norm(policy.grads(), policy.num_params());
   if (opt.max_grad_norm > 0) clip_grad_norm(policy.grads(), policy.num_params(), s.grad_norm, opt.max_grad_norm);
   // Constant lr after a linear warmup: lr_at with min_lr == lr has nothing to decay to.
@@ -114,7 +132,8 @@ namespace {
 json step_record(const DPOStepStats& s, std::size_t peak_bytes, double elapsed) {
   return json{{"step", s.step}, {"loss", s.dpo.loss}, {"rewards_chosen", s.dpo.rewards_chosen},
               {"rewards_rejected", s.dpo.rewards_rejected}, {"rewards_margin", s.dpo.rewards_margin},
-              {"rewards_accuracy", s.dpo.rewards_accuracy}, {"logps_chosen", s.logps_chosen},
+              {"rewards_accuracy", s.dpo.rewards_accuracy}, {"nll", s.nll}, {"pairs", s.pairs}, {"drawn", s.drawn},
+              {"logps_chosen", s.logps_chosen},
               {"logps_rejected", s.logps_rejected}, {"kl", s.kl}, {"grad_norm", s.grad_norm}, {"lr", s.lr},
               {"step_s", s.seconds}, {"tokens", s.tokens}, {"tokens_per_s", s.tokens_per_s},
               {"peak_bytes", peak_bytes}, {"elapsed_s", elapsed}};
@@ -138,18 +157,19 @@ DPOResult run_dpo(const DPOTrainOptions& opt) {
   const std::vector<Problem> pool =
       posttrain_pool(opt.levels, opt.n_train, opt.seed, cfg.model.max_seq_len, 4, opt.label, opt.quiet);
   const std::vector<int> order = seeded_permutation(static_cast<int>(pool.size()), opt.seed, 0xd90);
-  const std::vector<std::vector<Problem>> heldout = heldout_per_level(cfg, opt.levels, opt.eval_problems);
+  const std::vector<int>& eval_levels = opt.eval_levels.empty() ? opt.levels : opt.eval_levels;
+  const std::vector<std::vector<Problem>> heldout = heldout_per_level(cfg, eval_levels, opt.eval_problems);
   if (!opt.quiet)
     std::printf("[%s] from %s: %.2fM parameters, %zu problems (levels %s), %d pairs per step (%s corruption), "
-                "%d steps, beta %g, loss %s%s, lr %g\n",
+                "%d steps, beta %g, loss %s%s, lr %g, rejected: %s\n",
                 opt.label.c_str(), opt.init_ckpt.c_str(), policy.num_params() / 1e6, pool.size(),
                 json(opt.levels).dump().c_str(), opt.batch_size, pair_corruption_name(opt.corruption), opt.steps,
                 opt.dpo.beta, dpo_loss_type_name(opt.dpo.loss_type), opt.dpo.length_normalize ? " (length-normalised)" : "",
-                opt.lr);
+                opt.lr, opt.rejected == PairSource::own ? "the policy's own wrong greedy answers" : "corrupted copies");
 
   DPOResult result;
   auto evaluate = [&](int step) {
-    return evaluate_levels(policy, tok, heldout, opt.levels, opt.max_new_tokens, step, metrics, opt.label, opt.quiet);
+    return evaluate_levels(policy, tok, heldout, eval_levels, opt.max_new_tokens, step, metrics, opt.label, opt.quiet);
   };
   auto save = [&](const std::string& path, int step) {
     save_checkpoint(path, cfg, tok, policy, &adam, TrainState{step, adam.t()});
@@ -157,14 +177,39 @@ DPOResult run_dpo(const DPOTrainOptions& opt) {
   result.before = evaluate(0);
   const Rng pair_seeds(opt.seed, 0xd91);
   Progress progress(opt.label, opt.steps, 0, opt.quiet, opt.log_every);
+  long next_problem = 0;  // own: the next position in `order`
+  int adam_steps = 0;     // optimizer steps taken (the warmup counts these)
   for (int step = 0; step < opt.steps; step++) {
     Timer st;
-    // 1. P problems of the pool and their corrupted copies.
-    std::vector<Problem> chosen;
-    for (int i : step_rows(order, step, opt.batch_size)) chosen.push_back(pool[i]);
-    const std::vector<Problem> rows = preference_rows(chosen, opt.corruption, pair_seeds.at(step));
+    // 1. P problems of the pool and their rejected rows.
+    std::vector<Problem> rows;
+    int drawn = 0;
+    if (opt.rejected == PairSource::own) {
+      // Rounds of P problems, in the seeded order, until P of them have a wrong greedy answer (own_rounds at most).
+      std::vector<Problem> chosen, rejected;
+      for (int round = 0; round < opt.own_rounds && static_cast<int>(chosen.size()) < opt.batch_size; round++) {
+        std::vector<Problem> batch;
+        for (int i = 0; i < opt.batch_size; i++) batch.push_back(pool[order[next_problem++ % order.size()]]);
+        drawn += opt.batch_size;
+        // A policy the last update broke fails here first: that is this step's divergence (finite_check.h).
+        const std::vector<std::optional<Problem>> own = diverged_if_throws(
+            step + 1, posttrain_hint(), [&] { return own_wrong_answers(policy, tok, batch, opt.max_new_tokens); });
+        for (int i = 0; i < opt.batch_size && static_cast<int>(chosen.size()) < opt.batch_size; i++)
+          if (own[i]) { chosen.push_back(batch[i]); rejected.push_back(*own[i]); }
+      }
+      rows = chosen;
+      rows.insert(rows.end(), rejected.begin(), rejected.end());
+    } else {
+      std::vector<Problem> chosen;
+      for (int i : step_rows(order, step, opt.batch_size)) chosen.push_back(pool[i]);
+      rows = preference_rows(chosen, opt.corruption, pair_seeds.at(step));
+    }
     // 2-4. The update.
-    DPOStepStats s = dpo_update(policy, reference, adam, rows, tok, opt, step);
+    // (own: a step whose rounds found no wrong answer has no pair to learn from and takes no optimizer step.)
+    DPOStepStats s;
+    if (!rows.empty()) s = dpo_update(policy, reference, adam, rows, tok, opt, adam_steps++);
+    s.pairs = static_cast<int>(rows.size() / 2);
+    s.drawn = opt.rejected == PairSource::own ? drawn : s.pairs;
     s.step = step + 1;
     s.seconds = st.seconds();
     s.tokens_per_s = s.seconds > 0 ? s.tokens / s.seconds : 0;
@@ -174,7 +219,8 @@ DPOResult run_dpo(const DPOTrainOptions& opt) {
     json rec = step_record(s, peak, total.seconds());
     std::string extra = "chosen " + format_fixed(s.dpo.rewards_chosen, 3) + " | rejected " +
                         format_fixed(s.dpo.rewards_rejected, 3) + " | margin " + format_fixed(s.dpo.rewards_margin, 3) +
-                        " | acc " + format_fixed(100 * s.dpo.rewards_accuracy, 1) + "% | kl " + format_fixed(s.kl, 4) +
+                        " | acc " + format_fixed(100 * s.dpo.rewards_accuracy, 1) + "% | nll " + format_fixed(s.nll, 3) + " | kl " + format_fixed(s.kl, 4) +
+                        (opt.rejected == PairSource::own ? " | pairs " + std::to_string(s.pairs) + "/" + std::to_string(s.drawn) : std::string()) +
                         " | mem " + format_bytes(peak);
     add_maxvio(rec, extra, policy);
     metrics << rec.dump() << "\n";

@@ -13,6 +13,8 @@
 //                 with a corrupted copy (preference.h: final answer, an intermediate result, or mixed)
 //   2. reference: lp_ref (B, T) = log softmax(reference logits)[targets] on the completion tokens (prompt masked)
 //   3. policy:    lp (B, T) likewise;  L = dpo_loss(lp_w, lp_ref_w, lp_l, lp_ref_l)        dpo.h
+//                 + rpo_alpha * NLL_w, NLL_w = -(sum of lp over the chosen rows' completion tokens) / their count
+//                 (RPO: Pang et al. 2024, arXiv 2404.19733 Eq. 1-3; trl DPOConfig.rpo_alpha)
 //   4. dlp -> dlogits (logprobs_backward) -> policy.backward_from_logits, grad-norm clip, AdamW
 //      (the MoE router biases stay frozen in post-training: moe_balance.h)
 // Logged per step (progress line + <out_dir>/metrics.jsonl, trl's names with '_'): loss, rewards_chosen,
@@ -21,7 +23,13 @@
 // the tokens are the data's, not the policy's samples, so it is a cheap proxy, 0 at the start), grad_norm, lr,
 // tokens/s, memory. Held-out greedy exact match per level before, every eval_every steps and after; checkpoints
 // <out_dir>/latest.safetensors every ckpt_every steps and <out_dir>/final.safetensors (an ordinary policy checkpoint).
-// Not implemented: pairs from the policy's own samples ranked by the rule reward (trl's online / self-play setups).
+// Rejected rows (--rejected): `corrupted` (above), or `own`: the policy's own greedy answer where the rule reward
+// calls it wrong (own_answers.h, SPIN's pairs). A right answer would be a pair with nothing to learn, so those
+// problems are passed over: up to own_rounds rounds of P problems are decoded to find P pairs.
+// With credit_steps (--credit-steps) the rejected row's right calculator results after the point where it leaves
+// the chosen one are left out of the loss (preference.h, spared_results): its wrong choice is pushed down, not the
+// arithmetic that follows from it.
+// Not implemented: pairs of sampled completions ranked by the rule reward (trl's online DPO).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -30,6 +38,7 @@
 #include "tinyds/data/tokenizer.h"
 #include "tinyds/model/transformer.h"
 #include "tinyds/posttrain/losses/dpo.h"
+#include "tinyds/posttrain/own_answers.h"
 #include "tinyds/posttrain/preference.h"
 #include "tinyds/train/optimizer.h"
 #include "tinyds/train/trainer.h"
@@ -39,14 +48,23 @@ namespace tinyds {
 DPOLossType parse_dpo_loss_type(const std::string& s);  // "sigmoid" | "ipo"; error naming the value
 const char* dpo_loss_type_name(DPOLossType t);
 
+
 struct DPOTrainOptions {
   std::string init_ckpt;          // policy and reference weights (e.g. from `tinyds sft`); required
   std::string out_dir = "runs/dpo";
   DPOConfig dpo;                  // beta 0.1, loss_type sigmoid, length_normalize off (trl defaults)
-  PairCorruption corruption = PairCorruption::mixed;  // how the rejected solution is made wrong
+  // The defaults' pairs (notebooks/EXPERIMENTS.md, "DPO on the model's own mistakes"): the SFT model's own wrong
+  // answers on levels 2-3 (level 3 is where it is wrong: 2.5% greedy on the default seed); from the demo's SFT
+  // checkpoints level 3 rose by +4.5 to +14.0 on five seeds (corrupted pairs: +0.5), levels 1-2 moved -2.0 to +2.5.
+  PairSource rejected = PairSource::own;            // where the rejected solution comes from (above)
+  PairCorruption corruption = PairCorruption::mixed;  // how the rejected solution is made wrong (corrupted)
+  int own_rounds = 4;             // own: most rounds of P problems decoded per step to find P wrong answers
+  double rpo_alpha = 0.0;         // weight of the chosen rows' NLL added to the loss (RPO; trl rpo_alpha; below)
+  bool credit_steps = true;       // the rejected row's right results after the difference stay out of the loss (above)
   int steps = 100;                // optimizer steps
   int batch_size = 8;             // P pairs per step (trl per_device_train_batch_size 8); 2P rows per forward
-  std::vector<int> levels = {1};  // training pairs and held-out evaluation: generated problems of these levels
+  std::vector<int> levels = {2, 3};  // training pairs: generated problems of these levels
+  std::vector<int> eval_levels = {1, 2, 3};  // held-out levels evaluated (test split); empty = the training levels
   int n_train = 4000;             // generated training problems per level
   // AdamW: constant lr after a linear warmup (trl: linear decay to 0; a short run here needs no decay)
   float lr = 5e-6f;               // trl learning_rate 1e-6 is for billion-parameter models; see cmd_dpo.cpp
@@ -67,9 +85,12 @@ struct DPOTrainOptions {
 // What one step measured (also one line of metrics.jsonl).
 struct DPOStepStats {
   int step = 0;
-  DPOStats dpo;                 // loss, rewards_chosen / rejected / margin / accuracy
+  DPOStats dpo;                 // loss (the DPO term), rewards_chosen / rejected / margin / accuracy
+  double nll = 0;               // NLL_w of the chosen rows (logged whatever rpo_alpha; in the loss times rpo_alpha)
   double logps_chosen = 0, logps_rejected = 0;  // mean over pairs of sum_t m lp (policy, before the step)
   double kl = 0;                // masked mean of k3(lp, lp_ref) over all completion tokens of the 2P rows
+  int pairs = 0;                // pairs trained on (own: fewer than P when the rounds found fewer wrong answers)
+  int drawn = 0;                // problems this step used (own: decoded; corrupted: P)
   double grad_norm = 0;         // before clipping
   double lr = 0;
   double seconds = 0;
@@ -95,6 +116,7 @@ DPOResult run_dpo(const DPOTrainOptions& opt);
 // 0-based count of steps already taken (for the warmup). Fills every field but step, seconds and tokens_per_s.
 // A diverged step (a forward that fails, a non-finite loss or gradient, a non-finite parameter after the update)
 // throws the error of train/finite_check.h naming step optimizer_step + 1.
+// With opt.credit_steps the rejected rows' spared_results (preference.h) are masked.
 DPOStepStats dpo_update(Transformer<float>& policy, Transformer<float>& reference, AdamW& adam,
                         const std::vector<Problem>& rows, const Tokenizer& tok, const DPOTrainOptions& opt,
                         int optimizer_step);

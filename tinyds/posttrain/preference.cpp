@@ -7,6 +7,7 @@
 
 #include "tinyds/core/error.h"
 #include "tinyds/core/rng.h"
+#include "tinyds/posttrain/reward.h"
 
 namespace tinyds {
 
@@ -110,6 +111,31 @@ Batch preference_batch(const std::vector<Problem>& rows, const Tokenizer& tok, i
   std::vector<int> idx(rows.size());
   for (std::size_t i = 0; i < rows.size(); i++) idx[i] = static_cast<int>(i);
   return make_batch(rows, idx, tok, batch_columns(rows, idx, max_T), /*mask_prompt=*/true);
+}
+
+std::vector<std::pair<std::size_t, std::size_t>> spared_results(const std::string& chosen, const std::string& rejected) {
+  std::size_t d = 0;
+  while (d < chosen.size() && d < rejected.size() && chosen[d] == rejected[d]) d++;
+  std::vector<std::pair<std::size_t, std::size_t>> out;
+  for (const StepCheck& c : check_steps(rejected))
+    if (c.right && c.begin >= d) out.push_back({c.begin, c.end});
+  return out;
+}
+
+void mask_answer_spans(Batch& b, const std::vector<Problem>& rows,
+                       const std::vector<std::vector<std::pair<std::size_t, std::size_t>>>& spans) {
+  if (spans.size() != rows.size() || static_cast<int>(rows.size()) != b.B)
+    throw_error("mask_answer_spans: ", spans.size(), " span lists and ", rows.size(), " rows for a batch of ", b.B);
+  for (int r = 0; r < b.B; r++)
+    for (const auto& [begin, end] : spans[r]) {
+      if (end > rows[r].answer.size() || begin > end)
+        throw_error("mask_answer_spans: span [", begin, ", ", end, ") outside row ", r, "'s answer of ",
+                    rows[r].answer.size(), " characters");
+      // Inputs are <bos> question '\n' answer: answer character i is predicted by the target at column q + 1 + i.
+      const std::size_t q = rows[r].question.size();
+      for (std::size_t i = begin; i < end; i++)
+        if (q + 1 + i < static_cast<std::size_t>(b.T)) b.targets[static_cast<std::size_t>(r) * b.T + q + 1 + i] = -1;
+    }
 }
 
 std::vector<int> last_target_positions(const Batch& b) {

@@ -44,6 +44,18 @@ bool only_final_line_differs(const Problem& chosen, const Problem& rejected);
 // capped at max_T. Rows that do not fit are truncated (Batch::truncated counts them).
 Batch preference_batch(const std::vector<Problem>& rows, const Tokenizer& tok, int max_T);
 
+// The characters [begin, end) of a rejected answer whose targets a DPO pair leaves out: the results (StepCheck
+// spans, reward.h) of its calculator lines that hold, from the first character where it differs from the chosen
+// answer on. A wrong answer's right arithmetic ("27-5=<<27-5=22>>22" after choosing '-' where '*' was due) is not
+// what made it wrong, as GRPO's credit by line (grpo_trainer.h, spare_steps); lines before the difference are the
+// chosen row's too and cancel in the pair anyway.
+std::vector<std::pair<std::size_t, std::size_t>> spared_results(const std::string& chosen, const std::string& rejected);
+
+// Masks (targets -1) answer characters [begin, end) of row r for each span of spans[r], in a batch made by
+// preference_batch from rows (the character tokenizer: one token per character).
+void mask_answer_spans(Batch& b, const std::vector<Problem>& rows,
+                       const std::vector<std::vector<std::pair<std::size_t, std::size_t>>>& spans);
+
 // Row b's last unmasked target position (the state that has read the whole answer and predicts <eos>), or -1 if
 // the row has no unmasked target. The reward model reads its score there (as PPOTrainer's reward model does).
 std::vector<int> last_target_positions(const Batch& b);

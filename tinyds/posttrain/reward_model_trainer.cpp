@@ -8,7 +8,9 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "tinyds/core/error.h"
 #include "tinyds/core/rng.h"
@@ -38,6 +40,8 @@ void validate(const RMTrainOptions& o) {
   need(o.max_grad_norm >= 0, "--max-grad-norm", o.max_grad_norm, "must be >= 0 (0 = off)");
   need(o.eval_every >= 0, "--eval-every", o.eval_every, "must be >= 0");
   need(o.eval_pairs >= 0, "--eval-pairs", o.eval_pairs, "must be >= 0");
+  need(o.own_rounds >= 1, "--own-rounds", o.own_rounds, "must be at least 1");
+  need(o.max_new_tokens >= 1, "--max-new-tokens", o.max_new_tokens, "must be at least 1");
   need(o.ckpt_every >= 0, "--ckpt-every", o.ckpt_every, "must be >= 0");
   need(o.log_every >= 1, "--log-every", o.log_every, "must be at least 1");
 }
@@ -139,6 +143,11 @@ RMResult run_reward_model(const RMTrainOptions& opt) {
   const Tokenizer tok = ck.tokenizer;
   Critic<float> rm(cfg.model, Role::reward);  // trunk from the checkpoint, head zero (every reward starts at 0)
   load_params_into(ck, rm.trunk());
+  std::unique_ptr<Transformer<float>> answerer;  // own: the --init model, frozen, whose wrong answers are rejected
+  if (opt.rejected == PairSource::own) {
+    answerer = std::make_unique<Transformer<float>>(cfg.model, Role::reference);
+    load_params_into(ck, *answerer);
+  }
   ck = LoadedCheckpoint{};
   CriticAdamW adam(rm, Role::reward);
   std::ofstream metrics = open_metrics(opt.out_dir);
@@ -151,20 +160,41 @@ RMResult run_reward_model(const RMTrainOptions& opt) {
   // with a corrupted copy.
   Config eval_cfg = cfg;
   eval_cfg.train.eval_problems = opt.eval_pairs;
-  std::vector<std::vector<Problem>> heldout;  // per level: 2n rows
+  std::vector<std::vector<Problem>> heldout;  // per level of heldout_levels: 2n rows
+  std::vector<int> heldout_levels;
   if (opt.eval_pairs > 0)
     for (int level : opt.levels) {
       std::vector<Problem> ps;
       for (Problem& p : heldout_problems(eval_cfg, level))
         if (fits_in_context(p, cfg.model.max_seq_len, 4)) ps.push_back(std::move(p));
       if (ps.empty()) throw_error("no held-out problem of level ", level, " fits max_seq_len = ", cfg.model.max_seq_len);
-      heldout.push_back(preference_rows(ps, opt.corruption, opt.seed ^ 0x7e57ull));
+      if (opt.rejected == PairSource::corrupted) {
+        heldout.push_back(preference_rows(ps, opt.corruption, opt.seed ^ 0x7e57ull));
+        heldout_levels.push_back(level);
+        continue;
+      }
+      std::vector<Problem> chosen, rejected;  // own: the held-out problems the model gets wrong
+      const std::vector<std::optional<Problem>> own = own_wrong_answers(*answerer, tok, ps, opt.max_new_tokens);
+      for (std::size_t i = 0; i < ps.size(); i++)
+        if (own[i]) { chosen.push_back(ps[i]); rejected.push_back(*own[i]); }
+      if (chosen.empty()) {
+        if (!opt.quiet)
+          std::printf("[%s] level %d: the model answers all %zu held-out problems right: no held-out pairs\n",
+                      opt.label.c_str(), level, ps.size());
+        continue;
+      }
+      chosen.insert(chosen.end(), rejected.begin(), rejected.end());
+      heldout.push_back(chosen);
+      heldout_levels.push_back(level);
     }
   if (!opt.quiet)
     std::printf("[%s] reward model from %s: %.2fM parameters (trunk + head), %zu problems (levels %s), %d pairs per "
-                "step (%s corruption), %d steps, lr %g\n",
+                "step (%s), %d steps, lr %g\n",
                 opt.label.c_str(), opt.init_ckpt.c_str(), rm.num_params() / 1e6, pool.size(),
-                json(opt.levels).dump().c_str(), opt.batch_size, pair_corruption_name(opt.corruption), opt.steps, opt.lr);
+                json(opt.levels).dump().c_str(), opt.batch_size,
+                opt.rejected == PairSource::own ? "rejected: the model's own wrong answers"
+                                                : (std::string(pair_corruption_name(opt.corruption)) + " corruption").c_str(),
+                opt.steps, opt.lr);
 
   RMResult result;
   // Held-out pair accuracy per level, in chunks of 32 pairs (one forward each); returns the accuracy over all.
@@ -190,7 +220,7 @@ RMResult run_reward_model(const RMTrainOptions& opt) {
         }
       }
       const int n_step = P - n_final;
-      const RMEval e{step, opt.levels[l], P, correct / P, margin / P, n_final,
+      const RMEval e{step, heldout_levels[l], P, correct / P, margin / P, n_final,
                      n_final > 0 ? correct_final / n_final : 0.0,
                      n_step > 0 ? (correct - correct_final) / n_step : 0.0};
       result.evals.push_back(e);
@@ -200,7 +230,11 @@ RMResult run_reward_model(const RMTrainOptions& opt) {
                       {"eval_margin", e.margin}, {"eval_n", e.n}, {"eval_n_final", e.n_final},
                       {"eval_final_accuracy", e.final_accuracy}, {"eval_step_accuracy", e.step_accuracy}}.dump()
               << "\n";
-      if (!opt.quiet)
+      if (!opt.quiet && opt.rejected == PairSource::own)
+        std::printf("[%s] eval step %d level %d: held-out pair accuracy %.0f/%d = %.1f%% (the model's own wrong "
+                    "answers), mean margin %.3f\n",
+                    opt.label.c_str(), step, e.level, correct, P, 100 * e.accuracy, e.margin);
+      else if (!opt.quiet)
         std::printf("[%s] eval step %d level %d: held-out pair accuracy %.0f/%d = %.1f%% (the #### number changed "
                     "%.0f/%d, a step's result changed %.0f/%d), mean margin %.3f\n",
                     opt.label.c_str(), step, e.level, correct, P, 100 * e.accuracy, correct_final, n_final,
@@ -213,12 +247,31 @@ RMResult run_reward_model(const RMTrainOptions& opt) {
   result.heldout_before = evaluate(0);
   const Rng pair_seeds(opt.seed, 0x7e1);
   Progress progress(opt.label, opt.steps, 0, opt.quiet, opt.log_every);
+  long next_problem = 0;  // own: the next position in `order`
+  int adam_steps = 0;     // optimizer steps taken (the warmup counts these)
   for (int step = 0; step < opt.steps; step++) {
     Timer st;
-    std::vector<Problem> chosen;
-    for (int i : step_rows(order, step, opt.batch_size)) chosen.push_back(pool[i]);
-    const std::vector<Problem> rows = preference_rows(chosen, opt.corruption, pair_seeds.at(step));
-    RMStepStats s = reward_model_update(rm, adam, rows, tok, opt, step);
+    std::vector<Problem> rows;
+    if (opt.rejected == PairSource::own) {
+      // Rounds of P problems, in the seeded order, until P of them have a wrong greedy answer (own_rounds at most).
+      std::vector<Problem> chosen, rejected;
+      for (int round = 0; round < opt.own_rounds && static_cast<int>(chosen.size()) < opt.batch_size; round++) {
+        std::vector<Problem> batch;
+        for (int i = 0; i < opt.batch_size; i++) batch.push_back(pool[order[next_problem++ % order.size()]]);
+        const std::vector<std::optional<Problem>> own = own_wrong_answers(*answerer, tok, batch, opt.max_new_tokens);
+        for (int i = 0; i < opt.batch_size && static_cast<int>(chosen.size()) < opt.batch_size; i++)
+          if (own[i]) { chosen.push_back(batch[i]); rejected.push_back(*own[i]); }
+      }
+      rows = chosen;
+      rows.insert(rows.end(), rejected.begin(), rejected.end());
+    } else {
+      std::vector<Problem> chosen;
+      for (int i : step_rows(order, step, opt.batch_size)) chosen.push_back(pool[i]);
+      rows = preference_rows(chosen, opt.corruption, pair_seeds.at(step));
+    }
+    // (own: a step whose rounds found no wrong answer has no pair to learn from and takes no optimizer step.)
+    RMStepStats s;
+    if (!rows.empty()) s = reward_model_update(rm, adam, rows, tok, opt, adam_steps++);
     s.step = step + 1;
     s.seconds = st.seconds();
     s.tokens_per_s = s.seconds > 0 ? s.tokens / s.seconds : 0;

@@ -85,7 +85,7 @@ void bind_reward_model(py::module_& m) {
       },
       py::arg("chosen"), py::arg("corruption") = "mixed", py::arg("seed") = 1,
       "2P problem dicts: the P chosen as given, then each with its solution made wrong (final | intermediate | "
-      "mixed), as `tinyds rm` and `tinyds dpo` build pairs (posttrain/preference.h)");
+      "mixed), as `tinyds rm` and `tinyds dpo` build pairs with --rejected corrupted (posttrain/preference.h)");
 }
 
 }  // namespace tinyds::python
