@@ -27,7 +27,7 @@ bool parse_scale_rewards(const std::string& s) {
 }  // namespace
 
 int cmd_grpo(int argc, char** argv) {
-  GRPOTrainOptions o;
+  GRPOTrainOptions o = grpo_recipe();  // the demo's stage 2 (posttrain/grpo_trainer.h)
   Args a("tinyds grpo",
          "R1-Zero-style reinforcement learning on GSM8K-style arithmetic: sample num_generations completions per\n"
          "prompt, reward accuracy + format (rule-based), and optimise the GRPO objective (DeepSeekMath Eq. 3) with a\n"

@@ -147,6 +147,11 @@ struct GRPOResult {
 // naming the option (by its command-line name) and the value.
 void validate(const GRPOTrainOptions& opt);
 
+// The recipe `tinyds grpo` starts from and the demo's stage 2 runs: GRPOTrainOptions' plain (trl-like) defaults
+// with the settings measured on the demo's SFT checkpoints (levels 2-3, evaluation 1-3, 120 steps at lr 2e-5, dynamic
+// sampling, the steps rule, credit by calculator line; each explained where it is set, grpo_trainer.cpp).
+GRPOTrainOptions grpo_recipe();
+
 // The whole run: load --init into policy and reference, train, evaluate, checkpoint.
 GRPOResult run_grpo(const GRPOTrainOptions& opt);
 
