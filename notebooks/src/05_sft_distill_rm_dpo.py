@@ -5,7 +5,7 @@
 # every loss takes `lp` (or logits) and returns its gradient, which `logprobs_backward` turns into a gradient of
 # the logits and `Model.backward_from_logits` carries into the model. Here the four losses of DESIGN §6 meet the
 # same preference pairs: a right worked solution (chosen) and the same solution with a wrong final number
-# (rejected), as `tinyds rm` and `tinyds dpo` build them (`posttrain/preference.h`).
+# (rejected), as `tinyds rm` and `tinyds dpo` build them with `--rejected corrupted` (`posttrain/preference.h`).
 #
 # Source files: `tinyds/posttrain/losses/` (`sft.cpp`, `distill.cpp`, `reward_model.cpp`, `dpo.cpp`,
 # `logprobs.cpp`), `tinyds/posttrain/critic.h` (the reward model's scalar head), `preference.h`; the trainers
@@ -27,7 +27,7 @@ V = tinyds.Config.preset("nano").model.vocab_size
 
 
 def pair_batch(problems, seed):
-    """Pair rows as `tinyds rm` / `tinyds dpo` build them (`final` corruption: the number after #### made wrong),
+    """Pair rows as `tinyds rm --rejected corrupted` builds them (`final` corruption: the number after #### made wrong),
     and their batch: rows [0, P) chosen, [P, 2P) rejected."""
     rows = tinyds.preference_rows(problems, corruption="final", seed=seed)
     tokens, targets = tinyds.make_batch(rows, max_T=112)
