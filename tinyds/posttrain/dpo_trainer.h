@@ -53,9 +53,10 @@ struct DPOTrainOptions {
   std::string init_ckpt;          // policy and reference weights (e.g. from `tinyds sft`); required
   std::string out_dir = "runs/dpo";
   DPOConfig dpo;                  // beta 0.1, loss_type sigmoid, length_normalize off (trl defaults)
-  // The defaults' pairs (notebooks/EXPERIMENTS.md, "DPO on the model's own mistakes"): the SFT model's own wrong
-  // answers on levels 2-3 (level 3 is where it is wrong: 2.5% greedy on the default seed); from the demo's SFT
-  // checkpoints level 3 rose by +4.5 to +14.0 on five seeds (corrupted pairs: +0.5), levels 1-2 moved -2.0 to +2.5.
+  // The defaults' pairs: the SFT model's own wrong answers on levels 2-3 (level 3 is where it is wrong: 2.5% greedy
+  // on the default seed). From the demo's SFT checkpoints level 3 rose by +4.5 to +14.0 on seven seeds (corrupted
+  // pairs: +0.5), levels 1-2 moved -2.0 to +2.5. notebooks/EXPERIMENTS.md, "DPO and the reward model on the model's
+  // own mistakes".
   PairSource rejected = PairSource::own;            // where the rejected solution comes from (above)
   PairCorruption corruption = PairCorruption::mixed;  // how the rejected solution is made wrong (corrupted)
   int own_rounds = 4;             // own: most rounds of P problems decoded per step to find P wrong answers
