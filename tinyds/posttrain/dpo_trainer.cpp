@@ -185,20 +185,11 @@ DPOResult run_dpo(const DPOTrainOptions& opt) {
     std::vector<Problem> rows;
     int drawn = 0;
     if (opt.rejected == PairSource::own) {
-      // Rounds of P problems, in the seeded order, until P of them have a wrong greedy answer (own_rounds at most).
-      std::vector<Problem> chosen, rejected;
-      for (int round = 0; round < opt.own_rounds && static_cast<int>(chosen.size()) < opt.batch_size; round++) {
-        std::vector<Problem> batch;
-        for (int i = 0; i < opt.batch_size; i++) batch.push_back(pool[order[next_problem++ % order.size()]]);
-        drawn += opt.batch_size;
-        // A policy the last update broke fails here first: that is this step's divergence (finite_check.h).
-        const std::vector<std::optional<Problem>> own = diverged_if_throws(
-            step + 1, posttrain_hint(), [&] { return own_wrong_answers(policy, tok, batch, opt.max_new_tokens); });
-        for (int i = 0; i < opt.batch_size && static_cast<int>(chosen.size()) < opt.batch_size; i++)
-          if (own[i]) { chosen.push_back(batch[i]); rejected.push_back(*own[i]); }
-      }
-      rows = chosen;
-      rows.insert(rows.end(), rejected.begin(), rejected.end());
+      // A policy the last update broke fails here first: that is this step's divergence (finite_check.h).
+      rows = diverged_if_throws(step + 1, posttrain_hint(), [&] {
+        return own_pair_rows(policy, tok, pool, order, &next_problem, opt.batch_size, opt.own_rounds,
+                             opt.max_new_tokens, &drawn);
+      });
     } else {
       std::vector<Problem> chosen;
       for (int i : step_rows(order, step, opt.batch_size)) chosen.push_back(pool[i]);

@@ -47,4 +47,23 @@ std::vector<std::optional<Problem>> own_wrong_answers(const Transformer<float>& 
   return out;
 }
 
+std::vector<Problem> own_pair_rows(const Transformer<float>& model, const Tokenizer& tok, const std::vector<Problem>& pool,
+                                   const std::vector<int>& order, long* next, int P, int rounds, int max_new_tokens,
+                                   int* drawn) {
+  if (order.empty()) throw_error("own_pair_rows: no problems to draw from");
+  std::vector<Problem> chosen, rejected;
+  int n = 0;
+  for (int round = 0; round < rounds && static_cast<int>(chosen.size()) < P; round++) {
+    std::vector<Problem> batch;
+    for (int i = 0; i < P; i++) batch.push_back(pool[order[(*next)++ % order.size()]]);
+    n += P;
+    const std::vector<std::optional<Problem>> own = own_wrong_answers(model, tok, batch, max_new_tokens);
+    for (int i = 0; i < P && static_cast<int>(chosen.size()) < P; i++)
+      if (own[i]) { chosen.push_back(batch[i]); rejected.push_back(*own[i]); }
+  }
+  if (drawn) *drawn = n;
+  chosen.insert(chosen.end(), rejected.begin(), rejected.end());
+  return chosen;
+}
+
 }  // namespace tinyds

@@ -28,4 +28,12 @@ const char* pair_source_name(PairSource s);
 std::vector<std::optional<Problem>> own_wrong_answers(const Transformer<float>& model, const Tokenizer& tok,
                                                      const std::vector<Problem>& problems, int max_new_tokens);
 
+// A step's pairs: rounds of P problems of pool, in `order` from position *next (advanced past every problem decoded,
+// wrapping around), until P of them have a wrong answer or `rounds` rounds are done. Returns the pair rows, the
+// chosen ones then their rejected ones (fewer than P pairs when the rounds found fewer; none when every answer was
+// right); *drawn (if given) counts the problems decoded.
+std::vector<Problem> own_pair_rows(const Transformer<float>& model, const Tokenizer& tok, const std::vector<Problem>& pool,
+                                   const std::vector<int>& order, long* next, int P, int rounds, int max_new_tokens,
+                                   int* drawn = nullptr);
+
 }  // namespace tinyds

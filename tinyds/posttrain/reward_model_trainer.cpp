@@ -253,17 +253,8 @@ RMResult run_reward_model(const RMTrainOptions& opt) {
     Timer st;
     std::vector<Problem> rows;
     if (opt.rejected == PairSource::own) {
-      // Rounds of P problems, in the seeded order, until P of them have a wrong greedy answer (own_rounds at most).
-      std::vector<Problem> chosen, rejected;
-      for (int round = 0; round < opt.own_rounds && static_cast<int>(chosen.size()) < opt.batch_size; round++) {
-        std::vector<Problem> batch;
-        for (int i = 0; i < opt.batch_size; i++) batch.push_back(pool[order[next_problem++ % order.size()]]);
-        const std::vector<std::optional<Problem>> own = own_wrong_answers(*answerer, tok, batch, opt.max_new_tokens);
-        for (int i = 0; i < opt.batch_size && static_cast<int>(chosen.size()) < opt.batch_size; i++)
-          if (own[i]) { chosen.push_back(batch[i]); rejected.push_back(*own[i]); }
-      }
-      rows = chosen;
-      rows.insert(rows.end(), rejected.begin(), rejected.end());
+      rows = own_pair_rows(*answerer, tok, pool, order, &next_problem, opt.batch_size, opt.own_rounds,
+                           opt.max_new_tokens);
     } else {
       std::vector<Problem> chosen;
       for (int i : step_rows(order, step, opt.batch_size)) chosen.push_back(pool[i]);
