@@ -210,9 +210,10 @@ DPOResult run_dpo(const DPOTrainOptions& opt) {
     json rec = step_record(s, peak, total.seconds());
     std::string extra = "chosen " + format_fixed(s.dpo.rewards_chosen, 3) + " | rejected " +
                         format_fixed(s.dpo.rewards_rejected, 3) + " | margin " + format_fixed(s.dpo.rewards_margin, 3) +
-                        " | acc " + format_fixed(100 * s.dpo.rewards_accuracy, 1) + "% | nll " + format_fixed(s.nll, 3) + " | kl " + format_fixed(s.kl, 4) +
-                        (opt.rejected == PairSource::own ? " | pairs " + std::to_string(s.pairs) + "/" + std::to_string(s.drawn) : std::string()) +
-                        " | mem " + format_bytes(peak);
+                        " | acc " + format_fixed(100 * s.dpo.rewards_accuracy, 1) + "% | nll " + format_fixed(s.nll, 3) +
+                        " | kl " + format_fixed(s.kl, 4) + " | mem " + format_bytes(peak);
+    if (opt.rejected == PairSource::own)  // pairs found / problems decoded
+      extra += " | pairs " + std::to_string(s.pairs) + "/" + std::to_string(s.drawn);
     add_maxvio(rec, extra, policy);
     metrics << rec.dump() << "\n";
     metrics.flush();

@@ -1,6 +1,6 @@
-// tinyds/posttrain/dpo_trainer.h — the offline preference loop of `tinyds dpo`: DPO (Rafailov et al. 2023) or IPO
-// on pairs "the right solution vs the same solution with one result made wrong" of generated problems (DESIGN 6;
-// trl DPOTrainer).
+// tinyds/posttrain/dpo_trainer.h — the preference loop of `tinyds dpo`: DPO (Rafailov et al. 2023) or IPO on pairs
+// "the right solution vs the policy's own wrong answer" or "vs the same solution with one result made wrong" of
+// generated problems (DESIGN 6; trl DPOTrainer).
 //
 // Shapes: P pairs per step (batch_size); the pair batch has B = 2P rows, rows [0, P) chosen and [P, 2P) rejected
 // (preference.h), T columns, V vocab, N = B*T.
@@ -9,8 +9,10 @@
 // only) loaded from the same --init checkpoint, so every implicit reward beta (s - s_ref) starts at exactly 0.
 //
 // One step:
-//   1. pairs:     P training problems (a seeded order: what a step sees depends only on (seed, step)), each
-//                 with a corrupted copy (preference.h: final answer, an intermediate result, or mixed)
+//   1. pairs:     --rejected own: problems in a seeded order, decoded greedily by the policy until P of them are
+//                 answered wrong (own_answers.h), each against that answer; --rejected corrupted: P training
+//                 problems (what a step sees depends only on (seed, step)), each with a corrupted copy
+//                 (preference.h: final answer, an intermediate result, or mixed)
 //   2. reference: lp_ref (B, T) = log softmax(reference logits)[targets] on the completion tokens (prompt masked)
 //   3. policy:    lp (B, T) likewise;  L = dpo_loss(lp_w, lp_ref_w, lp_l, lp_ref_l)        dpo.h
 //                 + rpo_alpha * NLL_w, NLL_w = -(sum of lp over the chosen rows' completion tokens) / their count
@@ -18,7 +20,8 @@
 //   4. dlp -> dlogits (logprobs_backward) -> policy.backward_from_logits, grad-norm clip, AdamW
 //      (the MoE router biases stay frozen in post-training: moe_balance.h)
 // Logged per step (progress line + <out_dir>/metrics.jsonl, trl's names with '_'): loss, rewards_chosen,
-// rewards_rejected, rewards_margin, rewards_accuracy, logps_chosen, logps_rejected (mean summed log-prob of a
+// rewards_rejected, rewards_margin, rewards_accuracy, nll (the chosen rows' NLL_w), pairs and drawn (pairs trained
+// on, problems used), logps_chosen, logps_rejected (mean summed log-prob of a
 // completion under the policy), kl (k3 estimate of KL(policy || reference), mean over the pairs' completion tokens:
 // the tokens are the data's, not the policy's samples, so it is a cheap proxy, 0 at the start), grad_norm, lr,
 // tokens/s, memory. Held-out greedy exact match per level before, every eval_every steps and after; checkpoints
@@ -47,7 +50,6 @@ namespace tinyds {
 
 DPOLossType parse_dpo_loss_type(const std::string& s);  // "sigmoid" | "ipo"; error naming the value
 const char* dpo_loss_type_name(DPOLossType t);
-
 
 struct DPOTrainOptions {
   std::string init_ckpt;          // policy and reference weights (e.g. from `tinyds sft`); required

@@ -47,8 +47,9 @@ std::vector<std::optional<Problem>> own_wrong_answers(const Transformer<float>& 
   return out;
 }
 
-std::vector<Problem> own_pair_rows(const Transformer<float>& model, const Tokenizer& tok, const std::vector<Problem>& pool,
-                                   const std::vector<int>& order, long* next, int P, int rounds, int max_new_tokens,
+std::vector<Problem> own_pair_rows(const Transformer<float>& model, const Tokenizer& tok,
+                                   const std::vector<Problem>& pool, const std::vector<int>& order, long* next, int P,
+                                   int rounds, int max_new_tokens,
                                    int* drawn) {
   if (order.empty()) throw_error("own_pair_rows: no problems to draw from");
   std::vector<Problem> chosen, rejected;

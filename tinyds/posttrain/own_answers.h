@@ -32,8 +32,9 @@ std::vector<std::optional<Problem>> own_wrong_answers(const Transformer<float>& 
 // wrapping around), until P of them have a wrong answer or `rounds` rounds are done. Returns the pair rows, the
 // chosen ones then their rejected ones (fewer than P pairs when the rounds found fewer; none when every answer was
 // right); *drawn (if given) counts the problems decoded.
-std::vector<Problem> own_pair_rows(const Transformer<float>& model, const Tokenizer& tok, const std::vector<Problem>& pool,
-                                   const std::vector<int>& order, long* next, int P, int rounds, int max_new_tokens,
+std::vector<Problem> own_pair_rows(const Transformer<float>& model, const Tokenizer& tok,
+                                   const std::vector<Problem>& pool, const std::vector<int>& order, long* next, int P,
+                                   int rounds, int max_new_tokens,
                                    int* drawn = nullptr);
 
 }  // namespace tinyds
