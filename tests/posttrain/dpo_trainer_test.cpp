@@ -115,6 +115,34 @@ TEST_CASE("posttrain/dpo_trainer: rpo_alpha adds alpha times the gradient of the
   CHECK(worst < 1e-4 * scale);
 }
 
+TEST_CASE("posttrain/dpo_trainer: credit_steps leaves the rejected answer's right results after the difference out") {
+  // One pair: a right two-step solution against one with the wrong operation in line 2, whose arithmetic holds
+  // ("27-5=<<27-5=22>>22": its result "22>>22" is spared, preference.h). With credit_steps the rejected row's summed
+  // log-prob loses exactly those six terms (each < 0), so it is higher; the chosen row is untouched.
+  Config c = Config::preset("nano-dense");
+  c.model.max_seq_len = 160;
+  Problem w;
+  w.question = "Sara is 81. Mom is 54 younger, Dad is 5 times as old. How old is Dad?";
+  w.answer = "81-54=<<81-54=27>>27\n27*5=<<27*5=135>>135\n#### 135";
+  w.final_answer = 135;
+  Problem l = w;
+  l.answer = "81-54=<<81-54=27>>27\n27-5=<<27-5=22>>22\n#### 22";
+  l.final_answer = 22;
+  auto stats = [&](bool credit) {
+    Transformer<float> policy(c.model, Role::policy), reference(c.model, Role::reference);
+    policy.init_weights(7);
+    copy_weights(policy, reference);
+    AdamW adam(policy.layout(), Role::policy);
+    DPOTrainOptions o;
+    o.credit_steps = credit;
+    return dpo_update(policy, reference, adam, {w, l}, Tokenizer(), o, 0);
+  };
+  const DPOStepStats off = stats(false), on = stats(true);
+  CHECK(on.logps_chosen == off.logps_chosen);
+  CHECK(on.logps_rejected > off.logps_rejected);
+  MESSAGE("rejected summed log-prob " << off.logps_rejected << " -> " << on.logps_rejected << " with credit");
+}
+
 TEST_CASE("posttrain/dpo_trainer: runs from a checkpoint, logs every field, evaluates and checkpoints") {
   const std::string dir = temp_dir("dpo_e2e");
   DPOTrainOptions o;
