@@ -146,6 +146,8 @@ TEST_CASE("posttrain/rm_trainer: --rejected own trains and evaluates on the --in
   }
   CHECK(r.heldout_before == doctest::Approx(0.0));  // a zero head ties every pair (r_w > r_l is false)
   MESSAGE("held-out pair accuracy on own pairs " << r.heldout_before << " -> " << r.heldout_after);
+  // Measured 5/6 after 8 steps; an untrained or mis-wired head stays at 0 (every pair tied) or near chance, so
+  // more than half of the 6 pairs is the bound.
   CHECK(r.heldout_after > 0.5);
   fs::remove_all(dir);
 }
