@@ -9,8 +9,8 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <numeric>
 #include <nlohmann/json.hpp>
-#include <optional>
 
 #include "tinyds/core/error.h"
 #include "tinyds/core/rng.h"
@@ -173,18 +173,19 @@ RMResult run_reward_model(const RMTrainOptions& opt) {
         heldout_levels.push_back(level);
         continue;
       }
-      std::vector<Problem> chosen, rejected;  // own: the held-out problems the model gets wrong
-      const std::vector<std::optional<Problem>> own = own_wrong_answers(*answerer, tok, ps, opt.max_new_tokens);
-      for (std::size_t i = 0; i < ps.size(); i++)
-        if (own[i]) { chosen.push_back(ps[i]); rejected.push_back(*own[i]); }
-      if (chosen.empty()) {
+      // own: the held-out problems the model gets wrong, each decoded once (one round of all of them, in order)
+      std::vector<int> in_order(ps.size());
+      std::iota(in_order.begin(), in_order.end(), 0);
+      long next = 0;
+      std::vector<Problem> rows = own_pair_rows(*answerer, tok, ps, in_order, &next, static_cast<int>(ps.size()), 1,
+                                                opt.max_new_tokens);
+      if (rows.empty()) {
         if (!opt.quiet)
           std::printf("[%s] level %d: the model answers all %zu held-out problems right: no held-out pairs\n",
                       opt.label.c_str(), level, ps.size());
         continue;
       }
-      chosen.insert(chosen.end(), rejected.begin(), rejected.end());
-      heldout.push_back(chosen);
+      heldout.push_back(std::move(rows));
       heldout_levels.push_back(level);
     }
   if (!opt.quiet)
