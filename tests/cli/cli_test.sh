@@ -86,6 +86,19 @@ expect_ok    "eval pass@k"            "pass@3"                      -- "$exe" ev
 expect_ok    "eval on cuda"           "device: cuda"                -- "$exe" eval --ckpt "$dir/ok.safetensors" --device cuda --n 2 --max-new-tokens 4 --samples 2
 expect_error "eval negative --samples" "--samples must be >= 0"     -- "$exe" eval --ckpt "$dir/ok.safetensors" --samples -1
 expect_error "eval samples greedy"    "--temperature must be > 0"   -- "$exe" eval --ckpt "$dir/ok.safetensors" --samples 2 --temperature 0
+expect_ok    "eval --compare itself"  "change +0.0 points (standard error 0.0); right only under A 0, only under B 0: McNemar exact p = 1" -- "$exe" eval --ckpt "$dir/ok.safetensors" --compare "$dir/ok.safetensors" --n 3 --max-new-tokens 4
+expect_error "eval --compare missing" "$dir/none.safetensors"       -- "$exe" eval --ckpt "$dir/ok.safetensors" --compare "$dir/none.safetensors"
+# eval's held-out problems are those of the checkpoint's training seed unless --seed is given (the set its trainer
+# evaluated on): the same wrong answers as with --seed 77, other ones than with --seed 1337 (an untrained model gets
+# every problem wrong, so --errors lists each problem with its expected answer).
+"$exe" init --preset nano --seed 77 --out "$dir/seed77.safetensors" > /dev/null
+heldout() { "$exe" eval --ckpt "$dir/seed77.safetensors" --n 2 --max-new-tokens 2 --errors 2 "$@" 2>&1 | grep -F "(expected"; }
+set_default=$(heldout); set_77=$(heldout --seed 77); set_1337=$(heldout --seed 1337)
+if [ -n "$set_default" ] && [ "$set_default" = "$set_77" ] && [ "$set_default" != "$set_1337" ]; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAIL: eval's default held-out set: default '$set_default', seed 77 '$set_77', seed 1337 '$set_1337'"
+fi
 expect_ok    "sample runs"            "hi"                          -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --max-new-tokens 3
 expect_error "speculative needs greedy" "needs greedy decoding"     -- "$exe" sample --ckpt "$dir/ok.safetensors" --prompt hi --speculative --temperature 0.7
 expect_ok    "init dense"             "wrote"                       -- "$exe" init --preset nano-dense --out "$dir/dense.safetensors"

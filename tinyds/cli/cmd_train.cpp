@@ -1,4 +1,4 @@
-// tinyds/cli/cmd_train.cpp — `tinyds init | pretrain | sft | eval`.
+// tinyds/cli/cmd_train.cpp — `tinyds init | pretrain | sft`.
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -7,11 +7,8 @@
 #include "tinyds/cli/commands.h"
 #include "tinyds/cli/config_options.h"
 #include "tinyds/core/error.h"
-#include "tinyds/data/gsm8k.h"
 #include "tinyds/device/device.h"
 #include "tinyds/train/checkpoint.h"
-#include "tinyds/train/evaluate.h"
-#include "tinyds/train/pass_at_k.h"
 #include "tinyds/train/trainer.h"
 
 namespace tinyds {
@@ -113,74 +110,5 @@ int run_train_command(int argc, char** argv, bool sft) {
 
 int cmd_pretrain(int argc, char** argv) { return run_train_command(argc, argv, false); }
 int cmd_sft(int argc, char** argv) { return run_train_command(argc, argv, true); }
-
-int cmd_eval(int argc, char** argv) {
-  Args a("tinyds eval", "Held-out exact-match accuracy of a checkpoint (greedy decoding); with --samples K also "
-                        "pass@1..K of K sampled completions per problem (DESIGN 6.1).");
-  std::string ckpt, test_file;
-  std::vector<int> levels = {1};
-  int n = 200, max_new = 96, n_errors = 0, samples = 0;
-  float temperature = 1.0f;
-  uint64_t seed = 1337, sample_seed = 1;
-  a.add_required("--ckpt", ckpt, "checkpoint to evaluate");
-  a.add("--levels", levels, "generated held-out levels to evaluate");
-  a.add("--n", n, "held-out problems per level");
-  a.add("--seed", seed, "seed of the held-out problems");
-  a.add("--test-file", test_file, "evaluate on this GSM8K JSONL file instead");
-  a.add("--max-new-tokens", max_new, "longest completion");
-  a.add("--errors", n_errors, "also print up to this many wrong completions per level, with the expected answer");
-  bool fold = false;
-  a.add_flag("--ascii-fold", fold, "map typographic characters of --test-file to ASCII");
-  a.add("--samples", samples, "K: also sample K completions per problem and print pass@1..K (0 = off)");
-  a.add("--temperature", temperature, "sampling temperature of --samples (> 0)");
-  a.add("--sample-seed", sample_seed, "seed of the --samples draws");
-  std::string device_opt = "cpu";
-  add_device_option(a, device_opt);
-  if (!a.parse(argc, argv)) return 0;
-  const Device device = parse_device(device_opt, "option --device");
-  std::printf("device: %s\n", describe_device(device).c_str());
-  if (max_new < 0) throw_error("option --max-new-tokens: ", max_new, " must not be negative");
-  if (n_errors < 0) throw Error("tinyds eval: --errors must be >= 0, got " + std::to_string(n_errors));
-  if (samples < 0) throw Error("tinyds eval: --samples must be >= 0, got " + std::to_string(samples));
-  if (samples > 0 && !(temperature > 0))
-    throw Error("tinyds eval: --temperature must be > 0 with --samples (greedy is the plain eval), got " +
-                std::to_string(temperature));
-  LoadedCheckpoint ck = load_checkpoint(ckpt);
-  require_device(device);
-  // On cuda the weights live in device memory; the decoding itself runs on a CPU copy (train/evaluate.h).
-  Transformer<float> model(ck.config.model, Role::policy, device);
-  load_params_into(ck, model);
-  auto report = [&](const std::string& what, const std::vector<Problem>& ps) {
-    EvalResult r;
-    try {
-      r = evaluate_exact_match(model, ck.tokenizer, ps, max_new, 3, n_errors);
-    } catch (const Error& e) {  // finite but huge weights (a run about to diverge) overflow in the forward
-      throw_error(ckpt, ": the model's forward failed: ", e.what(),
-                  " (weights of a run that was diverging? see its metrics.jsonl: loss and grad_norm)");
-    }
-    std::printf("%s: exact match %d/%d = %.1f%%, well-formed %d, mean completion %.1f tokens\n", what.c_str(), r.correct,
-                r.n, 100 * r.accuracy, r.well_formed, r.mean_completion_len);
-    for (const std::string& e : r.examples) std::printf("    %s\n", e.c_str());
-    if (!r.errors.empty()) std::printf("  wrong (first %zu):\n", r.errors.size());
-    for (const std::string& e : r.errors) std::printf("    %s\n", e.c_str());
-    if (samples == 0) return;
-    const SampledEvalResult s = evaluate_pass_at_k(model, ck.tokenizer, ps, samples, temperature, max_new, sample_seed);
-    std::printf("%s: %d samples per problem at temperature %g:", what.c_str(), samples, temperature);
-    for (int k = 1; k <= samples; k++) std::printf(" pass@%d %.1f%%", k, 100 * s.pass_at[k - 1]);
-    std::printf("\n  entropy %.3f nats/token (mean -log p of the sampled tokens), mean completion %.1f tokens, "
-                "degenerate groups %d/%d = %.1f%% (%d all right, %d all wrong)\n",
-                s.entropy, s.mean_completion_len, s.all_right + s.all_wrong, s.problems, 100 * s.degenerate_share,
-                s.all_right, s.all_wrong);
-  };
-  if (!test_file.empty()) {
-    report(test_file, read_gsm8k_jsonl(test_file, fold));
-  } else {
-    Config c = ck.config;
-    c.train.eval_problems = n;
-    c.train.seed = seed;
-    for (int level : levels) report("level " + std::to_string(level), heldout_problems(c, level));
-  }
-  return 0;
-}
 
 }  // namespace tinyds

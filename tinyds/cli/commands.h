@@ -8,7 +8,7 @@ int cmd_data(int argc, char** argv);      // generate GSM8K-style problems as JS
 int cmd_init(int argc, char** argv);      // write a freshly initialised checkpoint   (cmd_train.cpp)
 int cmd_pretrain(int argc, char** argv);  // train on whole sequences                 (cmd_train.cpp)
 int cmd_sft(int argc, char** argv);       // train on completions (prompt masked)     (cmd_train.cpp)
-int cmd_eval(int argc, char** argv);      // held-out exact match of a checkpoint     (cmd_train.cpp)
+int cmd_eval(int argc, char** argv);      // held-out exact match of a checkpoint     (cmd_eval.cpp)
 int cmd_grpo(int argc, char** argv);      // RL with rule-based rewards (GRPO)        (cmd_grpo.cpp)
 int cmd_sample(int argc, char** argv);    // generate text from a checkpoint          (cmd_sample.cpp)
 int cmd_demo(int argc, char** argv);      // the end-to-end demo                      (cmd_demo.cpp)

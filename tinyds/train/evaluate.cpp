@@ -48,6 +48,7 @@ EvalResult evaluate_exact_match(Transformer<float>& model, const Tokenizer& tok,
 
   EvalResult r;
   r.n = static_cast<int>(problems.size());
+  r.right.assign(problems.size(), 0);
   double total_len = 0;
   for (std::size_t i = 0; i < problems.size(); i++) {
     std::vector<int> ids = completions[i];
@@ -58,6 +59,7 @@ EvalResult evaluate_exact_match(Transformer<float>& model, const Tokenizer& tok,
     if (got) r.well_formed++;
     const bool right = got && *got == problems[i].final_answer;
     if (right) r.correct++;
+    r.right[i] = right;
     if (static_cast<int>(i) < n_examples) r.examples.push_back(problems[i].question + " -> " + text);
     if (!right && static_cast<int>(r.errors.size()) < n_errors)
       r.errors.push_back(problems[i].question + " -> " + text + "  (expected " + std::to_string(problems[i].final_answer) + ")");

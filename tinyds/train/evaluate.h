@@ -23,6 +23,7 @@ struct EvalResult {
   int well_formed = 0;              // completions with a parseable "#### N" before <eos>
   double accuracy = 0;              // correct / n
   double mean_completion_len = 0;   // new tokens per problem (including <eos>)
+  std::vector<char> right;          // (n) 1 where problem i was answered right (train/paired_change.h compares two)
   std::vector<std::string> examples;  // the first few "question -> completion" pairs, for the log
   std::vector<std::string> errors;    // the first few wrong ones: "question -> completion  (expected N)"
 };
