@@ -1,18 +1,20 @@
 // tests/train/paired_change_test.cpp — McNemar's paired comparison (train/paired_change.h) against hand-computed
 // counts, standard errors and exact p-values, a binomial tail summed in exact integers, and the per-problem results
-// it reads (EvalResult::right, train/evaluate.h).
+// it reads (EvalResult::right, train/evaluate.h, and LevelAccuracy::right, posttrain/trainer_common.h).
 //
 // Shapes: n problems; a, b (n) with 1 where that checkpoint answered problem i right.
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <cstdint>
+#include <sstream>
 #include <vector>
 
 #include "tests/util/error_util.h"
 #include "tests/util/one_problem_ckpt.h"
 #include "tinyds/data/generator.h"
 #include "tinyds/data/problem.h"
+#include "tinyds/posttrain/trainer_common.h"
 #include "tinyds/train/checkpoint.h"
 #include "tinyds/train/evaluate.h"
 #include "tinyds/train/paired_change.h"
@@ -118,4 +120,9 @@ TEST_CASE("train/evaluate: right[i] says whether problem i's answer was right") 
     const std::optional<int64_t> said = parse_final_answer(text);
     CHECK(static_cast<bool>(r.right[i]) == (said && *said == ps[i].final_answer));
   }
+  // The post-training commands' evaluation keeps the same per-problem results for their before / after tables.
+  std::ostringstream metrics;
+  const std::vector<LevelAccuracy> per = evaluate_levels(model, ck.tokenizer, {ps}, {1}, 96, 0, metrics, "test", true);
+  REQUIRE(per.size() == 1);
+  CHECK(per[0].right == r.right);
 }

@@ -30,6 +30,7 @@
 #include "tinyds/posttrain/grpo_trainer.h"
 #include "tinyds/train/checkpoint.h"
 #include "tinyds/train/metrics_log.h"
+#include "tinyds/train/paired_change.h"
 #include "tinyds/train/pass_at_k.h"
 #include "tinyds/train/progress.h"
 #include "tinyds/train/trainer.h"
@@ -106,13 +107,15 @@ void print_table(const GRPOResult& g, const std::vector<int>& grpo_levels, const
   if (pk)
     std::printf("; pass@%d: %d samples per problem at temperature %g, first %d problems", pk_sft[0].samples,
                 pk_sft[0].samples, pk_sft[0].temperature, pk_sft[0].problems);
-  std::printf(":\n    %-6s %9s %11s %8s", "level", "after SFT", "after GRPO", "change");
+  std::printf(":\n    %-6s %9s %11s %16s", "level", "after SFT", "after GRPO", "change (+-se)");
   if (pk) std::printf(" %9s %9s", ("pass@" + std::to_string(pk_sft[0].samples) + " SFT").c_str(), "GRPO");
   std::printf("   %s\n", "mean completion tokens");
   for (std::size_t i = 0; i < g.before.size() && i < g.after.size(); i++) {
     const LevelAccuracy &b = g.before[i], &a = g.after[i];
-    std::printf("    %-6d %8.1f%% %10.1f%% %+7.1f", b.level, 100 * b.accuracy, 100 * a.accuracy,
-                100 * (a.accuracy - b.accuracy));
+    // The paired standard error of the change (the same problems before and after: train/paired_change.h).
+    const double se = b.right.size() == a.right.size() && !b.right.empty() ? paired_change(b.right, a.right).se : 0;
+    std::printf("    %-6d %8.1f%% %10.1f%% %+8.1f (+-%.1f)", b.level, 100 * b.accuracy, 100 * a.accuracy,
+                100 * (a.accuracy - b.accuracy), 100 * se);
     if (pk) std::printf(" %9.1f%% %8.1f%%", 100 * pk_sft[i].pass_at.back(), 100 * pk_rl[i].pass_at.back());
     std::printf("   %.1f -> %.1f   (%d problems)\n", b.mean_len, a.mean_len, b.n);
   }

@@ -8,6 +8,7 @@
 #include "tinyds/cli/args.h"
 #include "tinyds/cli/commands.h"
 #include "tinyds/posttrain/dpo_trainer.h"
+#include "tinyds/posttrain/trainer_common.h"
 
 namespace tinyds {
 
@@ -60,9 +61,7 @@ int cmd_dpo(int argc, char** argv) {
   o.rejected = parse_pair_source(rejected);
 
   const DPOResult r = run_dpo(o);
-  std::printf("\n%-7s %10s %10s\n", "level", "before", "after");
-  for (std::size_t i = 0; i < r.before.size() && i < r.after.size(); i++)
-    std::printf("%-7d %9.1f%% %9.1f%%\n", r.before[i].level, 100 * r.before[i].accuracy, 100 * r.after[i].accuracy);
+  print_level_changes(r.before, r.after);
   if (!r.steps.empty()) {
     const DPOStepStats &f = r.steps.front(), &l = r.steps.back();
     std::printf("tinyds dpo: %d steps in %.1f s; loss %.4f -> %.4f, reward accuracy %.1f%% -> %.1f%%, margin %.3f -> "

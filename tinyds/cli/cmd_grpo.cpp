@@ -12,6 +12,7 @@
 #include "tinyds/core/error.h"
 #include "tinyds/device/device.h"
 #include "tinyds/posttrain/grpo_trainer.h"
+#include "tinyds/posttrain/trainer_common.h"
 
 namespace tinyds {
 
@@ -96,9 +97,7 @@ int cmd_grpo(int argc, char** argv) {
 
   GRPOResult r = run_grpo(o);
   // A table for the reader: held-out accuracy per level before and after, and the reward curve in fifths.
-  std::printf("\n%-7s %10s %10s\n", "level", "before", "after");
-  for (std::size_t i = 0; i < r.before.size() && i < r.after.size(); i++)
-    std::printf("%-7d %9.1f%% %9.1f%%\n", r.before[i].level, 100 * r.before[i].accuracy, 100 * r.after[i].accuracy);
+  print_level_changes(r.before, r.after);
   const int n = static_cast<int>(r.steps.size());
   if (n > 0) {
     std::printf("\n%-13s %12s %10s %10s %10s\n", "steps", "reward mean", "accuracy", "format", "kl");

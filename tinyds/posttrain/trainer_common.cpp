@@ -11,6 +11,7 @@
 #include "tinyds/data/generator.h"
 #include "tinyds/posttrain/preference.h"
 #include "tinyds/train/evaluate.h"
+#include "tinyds/train/paired_change.h"
 
 namespace tinyds {
 
@@ -98,7 +99,7 @@ std::vector<LevelAccuracy> evaluate_levels(Transformer<float>& model, const Toke
   std::vector<LevelAccuracy> per;
   for (std::size_t i = 0; i < heldout.size(); i++) {
     const EvalResult r = evaluate_exact_match(model, tok, heldout[i], max_new_tokens, 2);
-    per.push_back({levels[i], r.n, r.accuracy, r.mean_completion_len});
+    per.push_back({levels[i], r.n, r.accuracy, r.mean_completion_len, r.right});
     json rec{{"step", step}, {"eval_level", levels[i]}, {"eval_accuracy", r.accuracy}, {"eval_n", r.n},
              {"well_formed", r.well_formed}, {"mean_completion_len", r.mean_completion_len}};
     if (!who.empty()) rec["model"] = who;
@@ -112,6 +113,22 @@ std::vector<LevelAccuracy> evaluate_levels(Transformer<float>& model, const Toke
   }
   metrics.flush();
   return per;
+}
+
+void print_level_changes(const std::vector<LevelAccuracy>& before, const std::vector<LevelAccuracy>& after) {
+  std::printf("\n%-7s %10s %10s %8s   %s\n", "level", "before", "after", "change",
+              "(paired standard error; McNemar's exact p: train/paired_change.h)");
+  for (std::size_t i = 0; i < before.size() && i < after.size(); i++) {
+    const LevelAccuracy &b = before[i], &a = after[i];
+    std::printf("%-7d %9.1f%% %9.1f%% %+8.1f", b.level, 100 * b.accuracy, 100 * a.accuracy,
+                100 * (a.accuracy - b.accuracy));
+    if (!b.right.empty() && b.right.size() == a.right.size()) {
+      const PairedChange c = paired_change(b.right, a.right);
+      std::printf("   (+-%.1f; p %.2g: %d problems newly wrong, %d newly right)", 100 * c.se, c.p_value, c.only_a,
+                  c.only_b);
+    }
+    std::printf("\n");
+  }
 }
 
 }  // namespace tinyds

@@ -34,7 +34,11 @@ struct TrainOptions {
   std::string label = "train"; // printed at the start of progress lines
 };
 
-struct LevelAccuracy { int level; int n; double accuracy; double mean_len; };
+struct LevelAccuracy {
+  int level = 0, n = 0;
+  double accuracy = 0, mean_len = 0;
+  std::vector<char> right;  // (n) 1 where held-out problem i was answered right (for paired comparisons)
+};
 
 struct TrainResult {
   std::vector<double> losses;                  // loss of every step this call ran
