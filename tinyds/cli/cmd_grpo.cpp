@@ -72,6 +72,7 @@ int cmd_grpo(int argc, char** argv) {
   a.add("--warmup", o.warmup_steps, "linear learning-rate warmup over this many optimizer steps");
   a.add("--beta1", o.beta1, "AdamW beta1");
   a.add("--beta2", o.beta2, "AdamW beta2");
+  a.add("--adam-epsilon", o.adam_eps, "AdamW epsilon (trl: adam_epsilon): updates of weights whose gradient RMS is below it shrink");
   a.add("--weight-decay", o.weight_decay, "AdamW decoupled weight decay (trl 0)");
   a.add("--max-grad-norm", o.max_grad_norm, "global grad-norm clip (trl 1.0; 0 = off)");
   a.add("--eval-every", o.eval_every, "steps between held-out evaluations (0 = only at the start and the end)");

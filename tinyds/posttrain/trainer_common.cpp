@@ -124,7 +124,7 @@ void print_level_changes(const std::vector<LevelAccuracy>& before, const std::ve
                 100 * (a.accuracy - b.accuracy));
     if (!b.right.empty() && b.right.size() == a.right.size()) {
       const PairedChange c = paired_change(b.right, a.right);
-      std::printf("   (+-%.1f; p %.2g: %d problems newly wrong, %d newly right)", 100 * c.se, c.p_value, c.only_a,
+      std::printf("   (+-%.1f; p %.2g; newly wrong %d, newly right %d)", 100 * c.se, c.p_value, c.only_a,
                   c.only_b);
     }
     std::printf("\n");
