@@ -334,6 +334,71 @@ TEST_CASE("posttrain/grpo_trainer: runs from an SFT checkpoint, logs every field
   fs::remove_all(dir);
 }
 
+TEST_CASE("posttrain/grpo_trainer: ptx_coef adds gamma times the SFT objective's gradient to the RL gradient") {
+  // PPO-ptx (grpo_trainer.h): the pass's gradient is gamma * d(SFT objective) on the SFT batch plus the RL loss's
+  // own. Checked against an independent SFT backward of the same starting weights: with the clip off, grads()
+  // after the update hold the summed gradient, so (grads with ptx) - (grads without) must equal gamma * that
+  // gradient. A missing gamma doubles the difference; an SFT forward placed after the RL forward would leave the
+  // RL backward the wrong activations and change the RL part.
+  Tokenizer tok;
+  Batch sft;  // "3+4=7" and "9-5=4", the loss on the answers only (targets -1 on the prompt), as `tinyds sft`
+  sft.B = 2;
+  sft.T = 6;
+  for (const char* text : {"3+4=7", "9-5=4"}) {
+    std::vector<int> ids = {Tokenizer::BOS};
+    for (int id : tok.encode(text)) ids.push_back(id);
+    ids.push_back(Tokenizer::EOS);  // BOS + 5 characters + EOS = T + 1 tokens
+    REQUIRE(static_cast<int>(ids.size()) == sft.T + 1);
+    for (int t = 0; t < sft.T; t++) {
+      sft.inputs.push_back(ids[t]);
+      sft.targets.push_back(t >= 4 ? ids[t + 1] : -1);  // predicts the answer digit and <eos>
+    }
+  }
+  const float gamma = 0.5f;
+  auto grads_after_update = [&](bool with_ptx) {
+    Pair p;
+    const Rollout r = fixed_rollout(p.policy, tok);
+    std::vector<double> rewards(r.B);
+    for (int b = 0; b < r.B; b++) rewards[b] = b % 2 == 0 ? 1.0 : 0.0;
+    GRPOTrainOptions opt;
+    opt.grpo.num_generations = 4;
+    opt.max_grad_norm = 0;  // no clip: grads() keep the unscaled sum
+    opt.ref_batch = 0;
+    opt.ptx_coef = with_ptx ? gamma : 0.0f;
+    AdamW adam(p.policy.layout(), Role::policy);
+    grpo_update(p.policy, &p.reference, adam, r, rewards, opt, 0, nullptr, with_ptx ? &sft : nullptr);
+    return std::vector<float>(p.policy.grads(), p.policy.grads() + p.policy.num_params());
+  };
+  const std::vector<float> rl = grads_after_update(false), both = grads_after_update(true);
+  Pair q;  // the same starting weights
+  q.policy.zero_grad();
+  q.policy.forward(sft.inputs.data(), sft.targets.data(), sft.B, sft.T);
+  q.policy.backward();
+  const std::vector<float> g_sft(q.policy.grads(), q.policy.grads() + q.policy.num_params());
+  double sft_max = 0, rl_max = 0, err = 0;
+  for (std::size_t i = 0; i < g_sft.size(); i++) {
+    sft_max = std::max(sft_max, std::fabs(static_cast<double>(g_sft[i])));
+    rl_max = std::max(rl_max, std::fabs(static_cast<double>(rl[i])));
+    err = std::max(err, std::fabs(static_cast<double>(both[i]) - rl[i] - gamma * static_cast<double>(g_sft[i])));
+  }
+  REQUIRE(sft_max > 1e-3);  // both parts are far from zero, so the check below has something to tell apart
+  REQUIRE(rl_max > 1e-3);
+  // The two parts are summed in float by the GEMMs that accumulate into grads(), in another order than the
+  // separate sums: rounding of ~1e-7 relative to the largest gradient entry (measured: 1.1e-7 against a largest
+  // entry of 1.17). 1e-5 of it is far below the smallest wrong answer (a missing gamma: 0.5 * sft_max).
+  MESSAGE("ptx: max |grad - rl - gamma * sft| = " << err << " (largest |sft| " << sft_max << ", |rl| " << rl_max
+                                                       << ")");
+  CHECK(err <= 1e-5 * std::max(sft_max, rl_max));
+  // An SFT batch is required when the coefficient is on.
+  AdamW adam(q.policy.layout(), Role::policy);
+  GRPOTrainOptions o;
+  o.grpo.num_generations = 4;
+  o.ptx_coef = gamma;
+  const Rollout r = fixed_rollout(q.policy, tok);
+  CHECK(has(error_of([&] { grpo_update(q.policy, &q.reference, adam, r, std::vector<double>(r.B, 0.0), o, 0); }),
+            "needs an SFT batch"));
+}
+
 TEST_CASE("posttrain/grpo_trainer: bad options are errors naming the option and the value") {
   GRPOTrainOptions o;
   CHECK(has(error_of([&] { run_grpo(o); }), "--init"));  // no checkpoint given
@@ -353,6 +418,10 @@ TEST_CASE("posttrain/grpo_trainer: bad options are errors naming the option and 
   o.temperature = 1;
   o.levels = {2, 7};
   CHECK(has(error_of([&] { validate(o); }), "--levels = 7"));
+  o = GRPOTrainOptions{};
+  o.init_ckpt = "x";
+  o.ptx_coef = -1;
+  CHECK(has(error_of([&] { validate(o); }), "--ptx-coef = -1"));
   CHECK(has(error_of([] { parse_grpo_loss_type("ppo"); }), "'ppo'"));
   CHECK(has(error_of([] { parse_rl_algo("dpo"); }), "'dpo'"));
   // The update itself refuses rewards that do not match the rollout.

@@ -212,6 +212,8 @@ int cmd_demo(int argc, char** argv) {
   a.add("--beta", g.grpo.beta, "GRPO: weight of the k3 KL penalty to the SFT model");
   a.add("--check-steps", g.reward_rules.check_steps, "GRPO: reward a right answer only when every calculator "
                                                    "annotation <<a+b=c>> before it holds");
+  a.add("--ptx-coef", g.ptx_coef, "GRPO: weight gamma of the SFT loss on the checkpoint's own SFT data added to each "
+                                    "step (InstructGPT's PPO-ptx; 0 = off)");
   a.add("--credit-steps", g.credit_steps, "GRPO: no gradient on the results of right calculator lines in a completion "
                                           "below its group's mean (nor of wrong lines in one above it)");
   a.add("--grpo-levels", g.levels, "GRPO: levels of the training prompts");

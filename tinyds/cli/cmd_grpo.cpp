@@ -61,6 +61,8 @@ int cmd_grpo(int argc, char** argv) {
   a.add("--format-weight", o.reward_rules.format, "reward weight of format (reasoning lines, one '#### N', <eos>)");
   a.add("--check-steps", o.reward_rules.check_steps, "accuracy only when every <<a+b=c>> calculator annotation holds "
                                                      "(a lucky answer after a wrong line earns nothing)");
+  a.add("--ptx-coef", o.ptx_coef, "weight gamma of the SFT loss on the checkpoint's own SFT data added to each "
+                                    "step (InstructGPT's PPO-ptx; 0 = off)");
   a.add("--credit-steps", o.credit_steps, "no gradient on the results of right calculator lines in a completion below "
                                           "its group's mean (nor of wrong lines in one above it)");
   a.add("--levels", o.levels, "difficulty levels of the training prompts and held-out evaluation");

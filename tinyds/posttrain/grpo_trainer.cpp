@@ -4,6 +4,7 @@
 // Shapes: P prompts per step, G completions each, B = P*G.
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "tinyds/core/error.h"
@@ -13,6 +14,7 @@
 #include "tinyds/posttrain/grpo_trainer.h"
 #include "tinyds/posttrain/rl_common.h"
 #include "tinyds/posttrain/trainer_common.h"
+#include "tinyds/train/batch_source.h"
 #include "tinyds/train/checkpoint.h"
 #include "tinyds/train/finite_check.h"
 #include "tinyds/train/progress.h"
@@ -29,7 +31,8 @@ json step_record(const GRPOStepStats& s, int num_groups, std::size_t peak_bytes,
               {"entropy", s.entropy}, {"completion_len", s.completion_len}, {"eos_rate", s.eos_rate},
               {"degenerate_groups", s.degenerate_groups}, {"num_groups", num_groups},
               {"sampled_groups", s.sampled_groups}, {"mixed_groups", s.mixed_groups}, {"spared", s.spared},
-              {"grad_norm", s.grad_norm}, {"lr", s.lr}, {"step_s", s.seconds}, {"rollout_s", s.rollout_seconds},
+              {"ptx_loss", s.ptx_loss}, {"grad_norm", s.grad_norm}, {"lr", s.lr}, {"step_s", s.seconds},
+              {"rollout_s", s.rollout_seconds},
               {"tokens", s.tokens}, {"tokens_per_s", s.tokens_per_s}, {"peak_bytes", peak_bytes}, {"elapsed_s", elapsed}};
 }
 
@@ -79,6 +82,10 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
   const std::vector<std::vector<Problem>> heldout = heldout_per_level(cfg, eval_levels, opt.eval_problems);
 
   const int P = opt.prompts_per_step, G = opt.grpo.num_generations, B = P * G;
+  // PPO-ptx's SFT batches: the checkpoint's own SFT data and batch order (its config's levels, weights and seed).
+  std::unique_ptr<BatchSource> ptx;
+  if (opt.ptx_coef > 0)
+    ptx = std::make_unique<BatchSource>(cfg, training_problems(cfg, ""), tok, /*mask_prompt=*/true);
   if (!opt.quiet)
     std::printf("[%s] %s from %s: %.2fM parameters, %zu prompts (levels %s), %d prompts x %d completions per step, "
                 "%d steps, mu %d, beta %g, epsilon %g/%g, loss %s, scale_rewards %s, lr %g, temperature %g\n",
@@ -184,7 +191,9 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
       r = gather_rows(rows, Tokenizer::PAD);
     }
     // 4-5: the update.
-    GRPOStepStats s = grpo_update(policy, &reference, adam, r, rewards, opt, step * opt.num_iterations, &tok);
+    const Batch ptx_batch = ptx ? ptx->batch(step).batch : Batch{};
+    GRPOStepStats s = grpo_update(policy, &reference, adam, r, rewards, opt, step * opt.num_iterations, &tok,
+                                  ptx ? &ptx_batch : nullptr);
     s.step = step + 1;
     s.rollout_seconds = rollout_s;
     const double n_sampled = static_cast<double>(sampled.sampled_groups) * G;
@@ -204,7 +213,9 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
     std::string extra = "reward " + format_fixed(s.reward_mean, 3) + " | acc " + format_fixed(100 * s.accuracy, 1) +
                         "% | fmt " + format_fixed(100 * s.format, 1) + "% | kl " + format_fixed(s.kl, 4) + " | clip " +
                         format_fixed(s.clip_fraction, 3) + " | H " + format_fixed(s.entropy, 2) + " | len " +
-                        format_fixed(s.completion_len, 1) + " | degenerate " + std::to_string(s.degenerate_groups) +
+                        format_fixed(s.completion_len, 1) +
+                        (ptx ? " | ptx " + format_fixed(s.ptx_loss, 4) : "") + " | degenerate " +
+                        std::to_string(s.degenerate_groups) +
                         "/" + std::to_string(P) +
                         (opt.sample_rounds > 1 ? " | mixed " + std::to_string(s.mixed_groups) + "/" +
                                                      std::to_string(s.sampled_groups) : "") + " | " + format_fixed(s.seconds, 1) + " s/step | mem " +

@@ -34,6 +34,8 @@
 //        lp     = log softmax(logits / tau)[targets]  (N)     logprobs.h, tau = the sampling temperature
 //        L      = grpo_loss(lp, lp_old, lp_ref, A)            grpo.h (or reinforce.h)
 //        dlp -> dlogits (logprobs_backward) -> policy.backward_from_logits, grad-norm clip, AdamW
+//      With ptx_coef gamma > 0 each pass first puts gamma * d(SFT objective) of one SFT batch in the gradients
+//      (PPO-ptx's term, InstructGPT arXiv 2203.02155 Eq. 2), and the RL loss's gradient is added to it.
 //        (the MoE router biases stay frozen in post-training: moe_balance.h)
 //      With mu = 1 the ratio r = exp(lp - lp_old) is 1 up to rounding (lp_old comes from the kv-cache decoder,
 //      lp from the teacher-forced forward), so the clip never acts: GRPO is then a plain policy gradient with
@@ -50,6 +52,7 @@
 #include <string>
 #include <vector>
 
+#include "tinyds/data/batch.h"
 #include "tinyds/data/tokenizer.h"
 #include "tinyds/device/device.h"
 #include "tinyds/model/transformer.h"
@@ -88,6 +91,9 @@ struct GRPOTrainOptions : RLOptimizerOptions {
   bool credit_steps = false;      // credit by calculator line (spare_steps below): a completion below its group's
                                   // mean gets no gradient on the results of its right lines, one above it none on
                                   // the results of its wrong lines
+  float ptx_coef = 0;             // gamma of InstructGPT's PPO-ptx (arXiv 2203.02155, Eq. 2): each optimizer step also
+                                  // descends gamma x the SFT objective on one batch of the checkpoint's own SFT data
+                                  // (its config's levels, seed and batch size; CPU only). 0 = off
   std::vector<int> levels = {2, 3};  // training prompts: generated problems of these levels (train split)
   int n_train = 4000;             // generated training problems per level
   std::vector<int> eval_levels;   // held-out levels evaluated (test split); empty = the training levels
@@ -122,6 +128,7 @@ struct GRPOStepStats {
   int degenerate_groups = 0;    // trained groups whose G rewards were all equal (zero advantage)
   int sampled_groups = 0;       // groups sampled this step: P, or P * R with dynamic sampling
   int mixed_groups = 0;         // of which some completions were right and some wrong
+  double ptx_loss = 0;          // the SFT objective on this step's ptx batch, first pass (0 when ptx_coef is 0)
   double spared = 0;            // fraction of the trained completion tokens credit_steps left out of the loss
   double grad_norm = 0;         // before clipping, last pass
   double lr = 0;
@@ -177,6 +184,7 @@ long spare_steps(Buffer<float>& mask, const Rollout& r, const std::vector<double
 // throws the error of train/finite_check.h naming the trainer's step optimizer_step / num_iterations + 1.
 GRPOStepStats grpo_update(Transformer<float>& policy, Transformer<float>* reference, AdamW& adam,
                           const Rollout& r, const std::vector<double>& rewards, const GRPOTrainOptions& opt,
-                          int optimizer_step, const Tokenizer* tok = nullptr);  // tok: needed by credit_steps
+                          int optimizer_step, const Tokenizer* tok = nullptr,  // tok: needed by credit_steps
+                          const Batch* ptx = nullptr);  // the SFT batch of ptx_coef (needed when it is > 0)
 
 }  // namespace tinyds
