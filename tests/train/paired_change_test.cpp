@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -64,6 +65,19 @@ TEST_CASE("train/paired_change: counts, change, standard error and McNemar's p b
   CHECK(c.change == 0);
   CHECK(c.se == 0);
   CHECK(c.p_value == 1);
+}
+
+TEST_CASE("train/paired_change: the table's guard: a change only between evaluations of the same problems") {
+  // Level tables (the demo's, dpo's and grpo's) print a standard error only where both evaluations have
+  // per-problem results of the same length; anything else gets no comparison instead of an exception.
+  const std::vector<char> a = {1, 1, 0, 0}, b = {0, 1, 1, 1}, shorter = {1, 0, 1};
+  const std::optional<PairedChange> c = paired_change_if_comparable(a, b);
+  REQUIRE(c.has_value());
+  CHECK(c->only_a == 1);  // the same counts as paired_change's: 1 right under A only, 2 under B only
+  CHECK(c->only_b == 2);
+  CHECK(c->change == 0.25);
+  CHECK_FALSE(paired_change_if_comparable(a, shorter).has_value());
+  CHECK_FALSE(paired_change_if_comparable({}, {}).has_value());
 }
 
 TEST_CASE("train/paired_change: the binomial tail equals exact integer sums, and does not underflow") {

@@ -113,7 +113,8 @@ void print_table(const GRPOResult& g, const std::vector<int>& grpo_levels, const
   for (std::size_t i = 0; i < g.before.size() && i < g.after.size(); i++) {
     const LevelAccuracy &b = g.before[i], &a = g.after[i];
     // The paired standard error of the change (the same problems before and after: train/paired_change.h).
-    const double se = b.right.size() == a.right.size() && !b.right.empty() ? paired_change(b.right, a.right).se : 0;
+    const std::optional<PairedChange> c = paired_change_if_comparable(b.right, a.right);
+    const double se = c ? c->se : 0;
     std::printf("    %-6d %8.1f%% %10.1f%% %+8.1f (+-%.1f)", b.level, 100 * b.accuracy, 100 * a.accuracy,
                 100 * (a.accuracy - b.accuracy), 100 * se);
     if (pk) std::printf(" %9.1f%% %8.1f%%", 100 * pk_sft[i].pass_at.back(), 100 * pk_rl[i].pass_at.back());

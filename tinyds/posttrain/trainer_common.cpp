@@ -122,11 +122,9 @@ void print_level_changes(const std::vector<LevelAccuracy>& before, const std::ve
     const LevelAccuracy &b = before[i], &a = after[i];
     std::printf("%-7d %9.1f%% %9.1f%% %+8.1f", b.level, 100 * b.accuracy, 100 * a.accuracy,
                 100 * (a.accuracy - b.accuracy));
-    if (!b.right.empty() && b.right.size() == a.right.size()) {
-      const PairedChange c = paired_change(b.right, a.right);
-      std::printf("   (+-%.1f; p %.2g; newly wrong %d, newly right %d)", 100 * c.se, c.p_value, c.only_a,
-                  c.only_b);
-    }
+    if (const std::optional<PairedChange> c = paired_change_if_comparable(b.right, a.right))
+      std::printf("   (+-%.1f; p %.2g; newly wrong %d, newly right %d)", 100 * c->se, c->p_value, c->only_a,
+                  c->only_b);
     std::printf("\n");
   }
 }

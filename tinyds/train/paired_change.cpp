@@ -30,4 +30,10 @@ PairedChange paired_change(const std::vector<char>& a_right, const std::vector<c
   return r;
 }
 
+std::optional<PairedChange> paired_change_if_comparable(const std::vector<char>& a_right,
+                                                        const std::vector<char>& b_right) {
+  if (a_right.size() != b_right.size() || a_right.empty()) return std::nullopt;
+  return paired_change(a_right, b_right);
+}
+
 }  // namespace tinyds

@@ -14,6 +14,7 @@
 // With 200 problems per level at ~95%, a handful of problems near the model's decision boundary flip under any small
 // change of the weights; se and p say whether a 2-point change is one of those.
 #pragma once
+#include <optional>
 #include <vector>
 
 namespace tinyds {
@@ -28,5 +29,10 @@ struct PairedChange {
 
 // a_right and b_right must have the same, non-zero length (else tinyds::Error naming both lengths).
 PairedChange paired_change(const std::vector<char>& a_right, const std::vector<char>& b_right);
+
+// The same when both evaluations carry per-problem results of the same problems, else nothing (a table of levels
+// prints the change without its standard error then).
+std::optional<PairedChange> paired_change_if_comparable(const std::vector<char>& a_right,
+                                                        const std::vector<char>& b_right);
 
 }  // namespace tinyds
