@@ -231,3 +231,49 @@ TEST_CASE("posttrain/ppo_trainer: on one prompt the sampled accuracy rises to ne
   CHECK(end >= 0.9);
   CHECK(end - start >= 0.25);
 }
+
+TEST_CASE("posttrain/ppo_trainer: the held-out evaluation covers --eval-levels before and after, else the training levels") {
+  // The levels PPO does not train on are evaluated too (as `tinyds dpo`), so the before / after table shows what it
+  // damaged; an empty eval_levels falls back to the training levels; a level the generator has not is refused.
+  const std::string dir = temp_dir("ppo_eval");
+  PPOTrainerOptions o = small_options(dir);
+  o.steps = 1;
+  o.eval_problems = 2;
+  o.eval_levels = {1, 3};
+  auto levels_of = [](const std::vector<LevelAccuracy>& v) {
+    std::vector<int> l;
+    for (const LevelAccuracy& a : v) {
+      CHECK(a.n == 2);
+      CHECK(a.right.size() == 2u);  // per-problem results, for the paired change
+      l.push_back(a.level);
+    }
+    return l;
+  };
+  {
+    PPOTrainer trainer(nano_config(), Tokenizer(), o, nullptr);
+    const PPOResult r = trainer.run();
+    CHECK(levels_of(r.before) == std::vector<int>{1, 3});
+    CHECK(levels_of(r.after) == std::vector<int>{1, 3});
+    std::ifstream f(dir + "/metrics.jsonl");
+    std::string line;
+    int level3_lines = 0;
+    while (std::getline(f, line)) {
+      const nlohmann::json j = nlohmann::json::parse(line);
+      if (j.contains("eval_level") && j["eval_level"] == 3) level3_lines++;
+    }
+    CHECK(level3_lines == 2);  // before and after
+  }
+  o.eval_levels = {};
+  {
+    PPOTrainer trainer(nano_config(), Tokenizer(), o, nullptr);
+    const PPOResult r = trainer.run();
+    CHECK(levels_of(r.before) == std::vector<int>{1});
+    CHECK(levels_of(r.after) == std::vector<int>{1});
+  }
+  o.eval_levels = {1, 5};
+  CHECK(has(error_of([&] { PPOTrainer t(nano_config(), Tokenizer(), o, nullptr); }), "eval_levels contains 5"));
+  o.eval_levels = {1};
+  o.levels = {0};
+  CHECK(has(error_of([&] { PPOTrainer t(nano_config(), Tokenizer(), o, nullptr); }), "levels contains 0"));
+  fs::remove_all(dir);
+}

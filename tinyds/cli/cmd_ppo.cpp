@@ -4,6 +4,7 @@
 #include "tinyds/cli/args.h"
 #include "tinyds/cli/commands.h"
 #include "tinyds/posttrain/ppo_trainer.h"
+#include "tinyds/posttrain/trainer_common.h"
 #include "tinyds/train/checkpoint.h"
 
 namespace tinyds {
@@ -43,16 +44,16 @@ int cmd_ppo(int argc, char** argv) {
   a.add("--seed", o.seed, "seed of prompt order and sampling");
   a.add("--ckpt-every", o.ckpt_every, "steps between latest.* checkpoints (0 = only the final one)");
   a.add("--eval-problems", o.eval_problems, "held-out problems per level for greedy exact match before and after (0 = skip)");
+  a.add("--eval-levels", o.eval_levels, "held-out levels evaluated before and after (empty: the training levels)");
   a.add_flag("--quiet", o.quiet, "no progress lines");
   if (!a.parse(argc, argv)) return 0;
   const LoadedCheckpoint ck = load_checkpoint(init);
   PPOTrainer trainer(ck.config, ck.tokenizer, o, &ck);
   const PPOResult r = trainer.run();
+  print_level_changes(r.before, r.after);
   const PPOStepRecord& last = r.steps.back();
-  std::printf("tinyds ppo: %d steps in %.1f s, last step reward %.3f, accuracy %.1f%%, format %.1f%%", last.step,
+  std::printf("tinyds ppo: %d steps in %.1f s, last step reward %.3f, accuracy %.1f%%, format %.1f%%\n", last.step,
               r.seconds, last.reward_mean, 100 * last.accuracy, 100 * last.format_rate);
-  if (r.final_accuracy >= 0) std::printf(", held-out %.1f%% -> %.1f%%", 100 * r.initial_accuracy, 100 * r.final_accuracy);
-  std::printf("\n");
   return 0;
 }
 

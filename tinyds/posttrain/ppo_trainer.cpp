@@ -56,6 +56,11 @@ const PPOTrainerOptions& check_options(const PPOTrainerOptions& o) {
   if (o.n_prompts < 1) throw_error("ppo: n_prompts = ", o.n_prompts, " must be >= 1");
   if (o.warmup_steps < 0) throw_error("ppo: warmup_steps = ", o.warmup_steps, " must be >= 0");
   if (o.levels.empty()) throw_error("ppo: levels is empty");
+  for (int l : o.levels)
+    if (l < 1 || l > 4) throw_error("ppo: levels contains ", l, ": each level must be 1..4");
+  for (int l : o.eval_levels)
+    if (l < 1 || l > 4) throw_error("ppo: eval_levels contains ", l, ": each level must be 1..4");
+  if (o.eval_problems < 0) throw_error("ppo: eval_problems = ", o.eval_problems, " must be >= 0");
   if (o.max_grad_norm < 0) throw_error("ppo: max_grad_norm = ", o.max_grad_norm, " must be >= 0");
   return o;
 }
@@ -270,13 +275,10 @@ void PPOTrainer::save(const std::string& stem, int step) {
   save_scalar_head(stem + ".value_head.safetensors", critic_, "value_head");
 }
 
-double PPOTrainer::evaluate(int step, std::ostream& metrics) {
-  const std::vector<std::vector<Problem>> heldout = heldout_per_level(cfg_, opt_.levels, opt_.eval_problems);
-  const std::vector<LevelAccuracy> per =
-      evaluate_levels(policy_, tok_, heldout, opt_.levels, opt_.response_length, step, metrics, "ppo", opt_.quiet);
-  double correct = 0, n = 0;
-  for (const LevelAccuracy& a : per) { correct += a.accuracy * a.n; n += a.n; }
-  return n > 0 ? correct / n : 0.0;
+std::vector<LevelAccuracy> PPOTrainer::evaluate(int step, std::ostream& metrics) {
+  const std::vector<int>& levels = opt_.eval_levels.empty() ? opt_.levels : opt_.eval_levels;
+  const std::vector<std::vector<Problem>> heldout = heldout_per_level(cfg_, levels, opt_.eval_problems);
+  return evaluate_levels(policy_, tok_, heldout, levels, opt_.response_length, step, metrics, "ppo", opt_.quiet);
 }
 
 PPOResult PPOTrainer::run() {
@@ -288,10 +290,7 @@ PPOResult PPOTrainer::run() {
                 "response_length %d, %d steps x %d PPO epochs\n", cfg_.name.c_str(), policy_.num_params() / 1e6,
                 reward_model_ ? ", reward model" : "", pool_.size(), json(opt_.levels).dump().c_str(),
                 opt_.batch_size, opt_.response_length, opt_.steps, opt_.ppo.num_ppo_epochs);
-  if (opt_.eval_problems > 0) {
-    res.initial_accuracy = evaluate(0, metrics);
-    if (!opt_.quiet) std::printf("[ppo] held-out exact match before PPO: %.1f%%\n", 100 * res.initial_accuracy);
-  }
+  if (opt_.eval_problems > 0) res.before = evaluate(0, metrics);
   const int every = std::max(1, opt_.steps / 40);
   for (int step = 0; step < opt_.steps; step++) {
     Timer step_timer;
@@ -342,13 +341,9 @@ PPOResult PPOTrainer::run() {
     save(opt_.out_dir + "/final", opt_.steps);
     res.final_ckpt = opt_.out_dir + "/final.safetensors";
   }
-  if (opt_.eval_problems > 0) {
-    res.final_accuracy = evaluate(opt_.steps, metrics);
-  }
+  if (opt_.eval_problems > 0) res.after = evaluate(opt_.steps, metrics);
   res.seconds = total.seconds();
   if (!opt_.quiet) {
-    if (res.final_accuracy >= 0)
-      std::printf("[ppo] held-out exact match: %.1f%% -> %.1f%%\n", 100 * res.initial_accuracy, 100 * res.final_accuracy);
     std::printf("[ppo] done: %d steps in %.1f s; checkpoint %s\n%s", opt_.steps, res.seconds,
                 res.final_ckpt.empty() ? "(none)" : res.final_ckpt.c_str(), Ledger::global().table().c_str());
   }

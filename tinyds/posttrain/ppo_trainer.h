@@ -43,6 +43,7 @@
 #include "tinyds/posttrain/policy_batch.h"
 #include "tinyds/train/checkpoint.h"
 #include "tinyds/train/optimizer.h"
+#include "tinyds/train/trainer.h"
 
 namespace tinyds {
 
@@ -72,6 +73,8 @@ struct PPOTrainerOptions : RLOptimizerOptions {
   std::string out_dir = "runs/ppo";
   int ckpt_every = 0;               // steps between latest.* checkpoints (0 = only the final one)
   int eval_problems = 100;          // held-out problems per level, greedy exact match before and after (0 = none)
+  std::vector<int> eval_levels = {1, 2, 3};  // held-out levels evaluated (test split), as `tinyds dpo`: the levels
+                                    // PPO does not train on show whether it damaged them; empty = the training levels
   bool use_reward_model = false;    // score with a (frozen, untrained) reward model instead of the rule reward
   std::string reward_model;         // stem of a trained reward model (`tinyds rm`: <out>/final), frozen, scoring
                                     // instead of the rule reward; empty = rule reward (or use_reward_model)
@@ -115,7 +118,7 @@ struct PPOStepRecord {
 
 struct PPOResult {
   std::vector<PPOStepRecord> steps;
-  double initial_accuracy = -1, final_accuracy = -1;  // held-out greedy exact match (-1: not evaluated)
+  std::vector<LevelAccuracy> before, after;  // held-out greedy exact match per evaluated level (empty: none)
   double seconds = 0;
   std::string final_ckpt;
 };
@@ -151,8 +154,8 @@ class PPOTrainer {
 
  private:
   void save(const std::string& stem, int step);  // <stem>.safetensors (policy), <stem>.critic.safetensors, ...
-  // Held-out greedy exact match per level (metrics lines as GRPO's); the accuracy over all levels.
-  double evaluate(int step, std::ostream& metrics);
+  // Held-out greedy exact match per level of eval_levels (metrics lines as GRPO's).
+  std::vector<LevelAccuracy> evaluate(int step, std::ostream& metrics);
 
   Config cfg_;
   Tokenizer tok_;
