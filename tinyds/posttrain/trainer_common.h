@@ -70,13 +70,13 @@ void add_maxvio(nlohmann::json& rec, std::string& extra, const Transformer<float
 // n is 0 (no evaluation).
 std::vector<std::vector<Problem>> heldout_per_level(const Config& cfg, const std::vector<int>& levels, int n);
 
-// Greedy exact match of `model` on heldout[i] (level levels[i]) for each i; one metrics line per level
-// {"step", "eval_level", "eval_accuracy", "eval_n", "well_formed", "mean_completion_len"} (plus "model": who
-// when who is not empty) and, unless quiet, a progress line with two examples.
 // The before / after table of a post-training command: exact match per level, the change, and, where both
 // evaluations kept their per-problem results, the change's paired standard error and McNemar's exact p.
 void print_level_changes(const std::vector<LevelAccuracy>& before, const std::vector<LevelAccuracy>& after);
 
+// Greedy exact match of `model` on heldout[i] (level levels[i]) for each i; one metrics line per level
+// {"step", "eval_level", "eval_accuracy", "eval_n", "well_formed", "mean_completion_len"} (plus "model": who
+// when who is not empty) and, unless quiet, a progress line with two examples.
 std::vector<LevelAccuracy> evaluate_levels(Transformer<float>& model, const Tokenizer& tok,
                                            const std::vector<std::vector<Problem>>& heldout,
                                            const std::vector<int>& levels, int max_new_tokens, int step,
