@@ -116,6 +116,7 @@ std::vector<LevelAccuracy> evaluate_levels(Transformer<float>& model, const Toke
 }
 
 void print_level_changes(const std::vector<LevelAccuracy>& before, const std::vector<LevelAccuracy>& after) {
+  if (before.empty() || after.empty()) return;  // not evaluated (--eval-problems 0)
   std::printf("\n%-7s %10s %10s %8s   %s\n", "level", "before", "after", "change",
               "(paired standard error; McNemar's exact p: train/paired_change.h)");
   for (std::size_t i = 0; i < before.size() && i < after.size(); i++) {

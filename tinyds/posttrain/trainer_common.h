@@ -72,6 +72,7 @@ std::vector<std::vector<Problem>> heldout_per_level(const Config& cfg, const std
 
 // The before / after table of a post-training command: exact match per level, the change, and, where both
 // evaluations kept their per-problem results, the change's paired standard error and McNemar's exact p.
+// Nothing when either evaluation is empty.
 void print_level_changes(const std::vector<LevelAccuracy>& before, const std::vector<LevelAccuracy>& after);
 
 // Greedy exact match of `model` on heldout[i] (level levels[i]) for each i; one metrics line per level
