@@ -57,7 +57,7 @@ expect_error "dpo divergence"          "(lower --lr)"                -- "$exe" d
 expect_error "rm divergence"           "(lower --lr)"                -- "$exe" rm --init "$dir/p.safetensors" "${pt[@]}" --lr 1e6 --batch-size 2 --n-train 8 --eval-pairs 0 --out "$dir/prm"
 expect_error "distill divergence"      "(lower --lr)"                -- "$exe" distill --teacher "$dir/p.safetensors" "${pt[@]}" --lr 1e6 --min-lr 0 --batch-size 2 --n-train 8 --eval-problems 0 --out "$dir/pdis"
 expect_error "grpo divergence"         "(lower --lr)"                -- "$exe" grpo --init "$dir/p.safetensors" "${pt[@]}" --lr 1e6 --prompts-per-step 2 --num-generations 2 --max-completion-length 4 --n-train 8 --eval-problems 0 --out "$dir/pgrpo"
-expect_error "ppo divergence"          "(lower --learning-rate)"     -- "$exe" ppo --init "$dir/p.safetensors" "${pt[@]}" --learning-rate 1e6 --critic-learning-rate 1e6 --ppo-epochs 1 --batch-size 2 --response-length 4 --n-prompts 8 --eval-problems 0 --out "$dir/pppo"
+expect_error "ppo divergence"          "(lower --learning-rate)"     -- "$exe" ppo --init "$dir/p.safetensors" "${pt[@]}" --levels 1 --freezing-actor-steps 0 --learning-rate 1e6 --critic-learning-rate 1e6 --ppo-epochs 1 --batch-size 2 --response-length 4 --n-prompts 8 --eval-problems 0 --out "$dir/pppo"
 for d in pdpo prm pdis pgrpo pppo; do
   [ -e "$dir/$d/final.safetensors" ] && bad "$d wrote a final checkpoint after diverging" || ok
 done

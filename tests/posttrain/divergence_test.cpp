@@ -270,6 +270,8 @@ TEST_CASE("posttrain/divergence: grpo and ppo runs stop at the first non-finite 
   }
   SUBCASE("ppo") {
     PPOTrainerOptions o;
+    o.levels = {1};  // the prompts this subcase was measured with
+    o.freezing_actor_steps = 0;  // the policy diverges from step 1
     o.out_dir = dir + "/ppo";
     o.steps = 30;
     o.batch_size = 2;

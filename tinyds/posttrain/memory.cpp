@@ -129,9 +129,10 @@ void step_dpo(MethodMemory& mm, const Config& cfg, const Tokenizer& tok, const L
   policy_step(policy, opt);
 }
 
-// The prompt source of both RL methods: the PPO trainer's prompt pool for these options (levels {1}).
+// The prompt source of both RL methods: the PPO trainer's prompt pool for these options (level 1).
 PPOTrainerOptions rl_problem_options(const MemoryOptions& o) {
   PPOTrainerOptions po;
+  po.levels = {1};
   po.seed = o.seed;
   po.n_prompts = std::max(o.prompts, 64);
   return po;
@@ -143,6 +144,7 @@ void step_ppo(MethodMemory& mm, const Config& cfg, const Tokenizer& tok, const L
   PPOTrainerOptions po = rl_problem_options(o);
   po.batch_size = o.prompts * o.num_generations;  // one completion per prompt row
   po.steps = 1;
+  po.freezing_actor_steps = 0;  // the step's policy update is part of the peak
   po.ppo.num_ppo_epochs = 1;  // the peak is reached in the first epoch; later epochs reuse the same buffers
   po.response_length = o.response_length;
   po.temperature = o.temperature;

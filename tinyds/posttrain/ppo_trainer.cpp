@@ -45,6 +45,10 @@ const PPOTrainerOptions& check_options(const PPOTrainerOptions& o) {
   if (o.ppo.num_ppo_epochs < 1) throw_error("ppo: num_ppo_epochs = ", o.ppo.num_ppo_epochs, " must be >= 1");
   if (!(o.lr > 0)) throw_error("ppo: learning_rate = ", o.lr, " must be > 0");
   if (o.warmup_steps < 0) throw_error("ppo: warmup_steps = ", o.warmup_steps, " must be >= 0");
+  if (o.freezing_actor_steps < 0 || o.freezing_actor_steps >= o.steps)
+    throw_error("ppo: freezing_actor_steps = ", o.freezing_actor_steps, " must be in [0, steps = ", o.steps,
+                "): the first freezing_actor_steps steps train only the critic (--freezing-actor-steps 0: the policy "
+                "from the first step)");
   if (!(o.ppo.kl_coef >= 0)) throw_error("ppo: kl_coef = ", o.ppo.kl_coef, " must be >= 0");
   if (!(o.ppo.gamma >= 0 && o.ppo.gamma <= 1)) throw_error("ppo: gamma = ", o.ppo.gamma, " must be in [0, 1]");
   if (!(o.ppo.lam >= 0 && o.ppo.lam <= 1)) throw_error("ppo: lam = ", o.ppo.lam, " must be in [0, 1]");
@@ -248,8 +252,11 @@ PPOUpdateStats PPOTrainer::update(const PPOExperience& e) {
                              e.returns.data(), mask, N, opt_.ppo);
   ppo_loss_backward(dlp_.data(), dvalues_.data(), 1.0, lp_.data(), values, e.batch.old_logprobs.data(),
                     e.values.data(), e.advantages.data(), e.returns.data(), mask, N, opt_.ppo);
-  logprobs_backward(dlogits_.data(), dlp_.data(), policy_.logits(), e.ctargets.data(), static_cast<int>(N), V, tau);
-  policy_.backward_from_logits(dlogits_.data());
+  const bool actor_frozen = e.step < opt_.freezing_actor_steps;  // only the critic learns (its loss needs no policy)
+  if (!actor_frozen) {
+    logprobs_backward(dlogits_.data(), dlp_.data(), policy_.logits(), e.ctargets.data(), static_cast<int>(N), V, tau);
+    policy_.backward_from_logits(dlogits_.data());
+  }
   critic_.backward(dvalues_.data());
   std::vector<NamedTensor> grads = layout_tensors(policy_.layout(), policy_.grads());
   for (NamedTensor& t : critic_grads_named(critic_, "critic/", "value_head")) grads.push_back(std::move(t));
@@ -257,7 +264,7 @@ PPOUpdateStats PPOTrainer::update(const PPOExperience& e) {
 
   // Each model: clip its gradient, AdamW with the shared RL settings (rl_common.h), the router biases stay frozen in
   // post-training (moe_balance.h).
-  st.policy_grad_norm = rl_optimizer_step(policy_, policy_opt_, opt_, policy_opt_.t()).grad_norm;
+  if (!actor_frozen) st.policy_grad_norm = rl_optimizer_step(policy_, policy_opt_, opt_, policy_opt_.t()).grad_norm;
   st.critic_grad_norm = critic_clip_grad_norm(critic_, opt_.max_grad_norm);
   const float clr = opt_.critic_learning_rate < 0 ? opt_.lr : static_cast<float>(opt_.critic_learning_rate);
   critic_opt_.step(opt_.at(critic_opt_.t(), clr));
