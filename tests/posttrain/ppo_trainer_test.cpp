@@ -60,7 +60,7 @@ TEST_CASE("posttrain/ppo_trainer: a few PPO steps run end to end and log every f
   int lines = 0;
   const char* fields[] = {"step", "reward_mean", "reward_std", "accuracy", "format_rate", "kl", "pg_clipfrac",
                           "vf_clipfrac", "vf_loss", "pg_loss", "entropy", "completion_length", "tokens_per_s",
-                          "memory_bytes", "memory_peak_bytes", "rss_peak_bytes", "approxkl", "maxvio"};
+                          "memory_bytes", "memory_peak_bytes", "rss_peak_bytes", "approxkl", "maxvio", "actor_frozen"};
   while (std::getline(f, line)) {
     const nlohmann::json j = nlohmann::json::parse(line);
     lines++;

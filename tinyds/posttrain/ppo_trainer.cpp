@@ -316,7 +316,8 @@ PPOResult PPOTrainer::run() {
     // tokens/s: teacher-forced positions of the packed batch per wall second of the whole step (rollout included)
     const double tps = tokens / std::max(seconds, 1e-9);
     Ledger& L = Ledger::global();
-    json rec{{"step", step + 1}, {"reward_mean", e.reward_mean}, {"reward_std", e.reward_std},
+    json rec{{"step", step + 1}, {"actor_frozen", step < opt_.freezing_actor_steps},
+             {"reward_mean", e.reward_mean}, {"reward_std", e.reward_std},
              {"accuracy", e.accuracy}, {"format_rate", e.format_rate}, {"eos_rate", e.eos_rate},
              {"kl", e.kl}, {"kl_per_token", e.kl_per_token},
              {"pg_loss", pg / k}, {"vf_loss", vf / k}, {"pg_clipfrac", clip / k}, {"vf_clipfrac", vclip / k},
@@ -334,11 +335,12 @@ PPOResult PPOTrainer::run() {
       const double elapsed = total.seconds();
       const double eta = elapsed / (step + 1) * (opt_.steps - step - 1);
       std::printf("[ppo] step %4d/%d | reward %s +- %s | acc %5.1f%% | format %5.1f%% | kl %s | clip %s | "
-                  "vf %s | H %s | len %4.1f | %.1fK tok/s | mem %s | ETA %s\n", step + 1, opt_.steps,
+                  "vf %s | H %s | len %4.1f | %.1fK tok/s | mem %s | ETA %s%s\n", step + 1, opt_.steps,
                   format_fixed(e.reward_mean, 3).c_str(), format_fixed(e.reward_std, 3).c_str(), 100 * e.accuracy,
                   100 * e.format_rate, format_fixed(e.kl, 4).c_str(), format_fixed(clip / k, 3).c_str(),
                   format_fixed(vf / k, 4).c_str(), format_fixed(first.entropy, 3).c_str(), e.completion_length, tps / 1000,
-                  format_bytes(L.current_total()).c_str(), format_duration(eta).c_str());
+                  format_bytes(L.current_total()).c_str(), format_duration(eta).c_str(),
+                  step < opt_.freezing_actor_steps ? " | critic only" : "");
       std::fflush(stdout);
     }
     if (opt_.save && opt_.ckpt_every > 0 && (step + 1) % opt_.ckpt_every == 0 && step + 1 < opt_.steps)

@@ -20,10 +20,11 @@
 //      GAE(gamma, lam) -> advantages, returns; whiten advantages         (gae.h)
 //   4. each epoch, on the whole batch (trl num_mini_batches = 1): policy and critic forward, clipped policy loss +
 //      vf_coef * clipped value loss (ppo.h), backward into both, grad-norm clip, AdamW on both (the MoE router
-//      biases stay frozen in post-training: moe_balance.h).
+//      biases stay frozen in post-training: moe_balance.h). During the first freezing_actor_steps steps only the
+//      critic's half of this runs (no policy backward, no policy AdamW step).
 // The prompt pool and order, the AdamW settings, the held-out evaluation and the metrics lines are GRPO's
 // (rl_common.h); only the update differs.
-// Logs per step: reward mean/std, accuracy, format rate, KL, clip fractions, value loss, entropy, completion
+// Logs per step: whether the actor was frozen, reward mean/std, accuracy, format rate, KL, clip fractions, value loss, entropy, completion
 // length, tokens/s, memory; one JSON line per step in <out_dir>/metrics.jsonl; checkpoints of policy and critic.
 #pragma once
 #include <cstdint>
