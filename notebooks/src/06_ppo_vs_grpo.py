@@ -126,7 +126,7 @@ def run(cmd, out):
 
 grpo = run(["grpo", "--steps", "12", "--prompts-per-step", "4", "--num-generations", "8",
             "--max-completion-length", "48", "--lr", "1e-4"], os.path.join(work, "grpo"))
-ppo = run(["ppo", "--steps", "12", "--freezing-actor-steps", "0", "--batch-size", "32", "--response-length", "48", "--learning-rate", "1e-4"],
+ppo = run(["ppo", "--steps", "12", "--batch-size", "32", "--response-length", "48", "--learning-rate", "1e-4"],
           os.path.join(work, "ppo"))
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.3))
 for name, recs in (("GRPO", grpo), ("PPO", ppo)):

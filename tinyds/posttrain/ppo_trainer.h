@@ -50,26 +50,30 @@ namespace tinyds {
 
 // Hyper-parameters named as trl's PPOConfig; defaults stated where they differ. AdamW (lr 1e-5, beta2 0.99,
 // max_grad_norm 1, weight_decay 0, 10-step warmup) is RLOptimizerOptions (rl_common.h), shared with GRPO; lr is the
-// policy's (--learning-rate, trl 3e-6 for billion-parameter models).
+// policy's (--learning-rate: 5e-6 here, see the constructor; trl 3e-6 for billion-parameter models).
 struct PPOTrainerOptions : RLOptimizerOptions {
   // 2 PPO epochs instead of trl's 4: on 2 CPU cores each epoch (policy + critic forward and backward) costs several
   // times the rollout, so 4 epochs would nearly double the step time for a smaller gain per sample.
-  // The policy's lr is the shared 1e-5 (rl_common.h): at 1e-4 `tinyds ppo --steps 30` took a level-1 SFT model from
-  // 75.0 to 24.0% (notebooks/EXPERIMENTS.md, "Post-training defaults").
-  PPOTrainerOptions() { ppo.num_ppo_epochs = 2; }
+  // The policy's lr is half the shared 1e-5 (rl_common.h). From the demo's SFT checkpoints of seeds 1337 and 2
+  // (levels 2-3, 100 steps; change on 1,000 held-out problems, level 1 / 2 / 3): at 1e-5 -0.8 / -1.3 / +3.9 and
+  // -1.9 / -4.4 / -1.1 points, at 5e-6 +0.1 / +0.3 / +2.7 and -0.5 / -0.8 / -0.6 (notebooks/EXPERIMENTS.md, "PPO at
+  // its defaults"); at 1e-4 `tinyds ppo --steps 30` took a level-1 SFT model from 75.0 to 24.0%.
+  PPOTrainerOptions() {
+    ppo.num_ppo_epochs = 2;
+    lr = 5e-6f;
+  }
   PPOConfig ppo;                    // kl_coef 0.05, gamma 1, lam 0.95, cliprange 0.2, cliprange_value 0.2, vf_coef 0.1;
                                     // num_ppo_epochs: trl 4, here 2 by default (see the constructor)
-  int steps = 130;                  // PPO iterations (trl counts total_episodes = steps * batch_size): 30 for the
-                                    // critic alone (freezing_actor_steps), then 100 that also train the policy
+  int steps = 100;                  // PPO iterations (trl counts total_episodes = steps * batch_size)
   int batch_size = 16;              // prompts per step = sampled sequences (one completion per prompt)
   // The critic's value head starts untrained and its weights never reach the policy: it may move faster.
   double critic_learning_rate = 1e-4; // critic AdamW lr; < 0: the same as lr (trl: one optimizer for both)
   // The first steps train only the critic (OpenRLHF's freezing_actor_steps): its value head starts at zero, and until
   // it has learned what a prompt is worth the whitened advantages mostly say which prompts are easy (level 2 against
-  // level 3), not which completion of a prompt was better. Measured from the demo's SFT checkpoints of seeds 1337 and
-  // 2 (levels 2-3, 100 policy steps; 1,000 held-out problems, level 1 / 2 / 3): without it -0.8 / -1.3 / +3.9 and
-  // -1.9 / -4.4 / -1.1 points, with 30 critic-only steps first -0.5 / -0.4 / +1.5 and -0.9 / -2.3 / +0.7.
-  int freezing_actor_steps = 30;
+  // level 3), not which completion of a prompt was better. Off by default: 30 such steps before 100 at lr 1e-5 took
+  // away about what halving the lr does (-0.5 / -0.4 / +1.5 and -0.9 / -2.3 / +0.7 on the checkpoints of lr's
+  // comment), and at 5e-6 they only shrank the level-3 gain (+0.4 / +0.5 / +0.9 and -0.7 / +0.1 / -0.2).
+  int freezing_actor_steps = 0;
   float temperature = 1.0f;         // sampling temperature; log-probs are taken at the same one (trl 0.7)
   int response_length = 96;         // max new tokens per completion (trl response_length 53); as grpo's
                                     // max_completion_length: a level-3 answer is ~71 tokens; at 64, 108 of 200
@@ -77,7 +81,7 @@ struct PPOTrainerOptions : RLOptimizerOptions {
   RewardRules reward_rules;         // accuracy 1, format 1 (R1), check_steps on (reward.h)
   // The prompts' levels, as grpo's: where the demo's SFT model has room to improve (level 3, never in its SFT data).
   // Level 1 alone (the SFT models are at 98.5-98.7% there, so its batches are nearly all right and their whitened
-  // advantages are noise) cost -2.1 / -4.1 / +0.1 and -1.8 / -4.3 / -0.2 points on the two checkpoints above
+  // advantages are noise) cost -2.1 / -4.1 / +0.1 and -1.8 / -4.3 / -0.2 points on lr's two checkpoints (at 1e-5)
   // (notebooks/EXPERIMENTS.md, "PPO at its defaults").
   std::vector<int> levels = {2, 3};  // generated problem levels the prompts come from
   int n_prompts = 4000;             // generated training problems to draw prompts from (split equally over levels)
