@@ -24,8 +24,9 @@
 //      critic's half of this runs (no policy backward, no policy AdamW step).
 // The prompt pool and order, the AdamW settings, the held-out evaluation and the metrics lines are GRPO's
 // (rl_common.h); only the update differs.
-// Logs per step: whether the actor was frozen, reward mean/std, accuracy, format rate, KL, clip fractions, value loss, entropy, completion
-// length, tokens/s, memory; one JSON line per step in <out_dir>/metrics.jsonl; checkpoints of policy and critic.
+// Logs per step: whether the actor was frozen, reward mean/std, accuracy, format rate, KL, clip fractions, value
+// loss, entropy, completion length, tokens/s, memory; one JSON line per step in <out_dir>/metrics.jsonl; checkpoints
+// of policy and critic.
 #pragma once
 #include <cstdint>
 #include <memory>
