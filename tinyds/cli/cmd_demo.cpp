@@ -237,11 +237,11 @@ int cmd_demo(int argc, char** argv) {
   std::printf("tinyds demo: R1-Zero in miniature on %d CPU threads.\n"
               "  model    %.2fM-parameter DeepSeek-style transformer (%s preset: %d layers, C %d, %s)\n"
               "  stage 1  SFT from scratch on levels %s, %d steps of %d problems\n"
-              "  stage 2  GRPO on levels %s: %d steps x %d prompts x %d completions, rule rewards, KL to the SFT model%s\n\n",
+              "  stage 2  GRPO on levels %s: %d steps x %d prompts x %d completions, rule rewards, KL to the SFT model%s%s\n\n",
               threads, cfg.num_params() / 1e6, cfg.name.c_str(), cfg.model.n_layer, cfg.model.d_model,
               architecture(cfg.model).c_str(), levels_text(cfg.data).c_str(), cfg.train.steps,
               cfg.train.batch_size, json(g.levels).dump().c_str(), g.steps, g.prompts_per_step, g.grpo.num_generations,
-              g.credit_steps ? ", credit by calculator line" : "");
+              g.credit_steps ? ", credit by calculator line" : "", g.ptx_coef > 0 ? ", the SFT loss beside it" : "");
 
   TrainResult sft;
   Timer t1;

@@ -62,14 +62,12 @@ int cmd_grpo(int argc, char** argv) {
   a.add("--check-steps", o.reward_rules.check_steps, "accuracy only when every <<a+b=c>> calculator annotation holds "
                                                      "(a lucky answer after a wrong line earns nothing)");
   a.add("--ptx-coef", o.ptx_coef, "weight gamma of the SFT loss on the checkpoint's own SFT data added to each "
-                                    "step (InstructGPT's PPO-ptx; 0 = off)");
+                                    "step (InstructGPT's PPO-ptx; 0 = off; CPU only: with --device cuda the default is 0)");
   a.add("--credit-steps", o.credit_steps, "no gradient on the results of right calculator lines in a completion below "
                                           "its group's mean (nor of wrong lines in one above it)");
   a.add("--levels", o.levels, "difficulty levels of the training prompts and held-out evaluation");
   a.add("--eval-levels", o.eval_levels, "held-out levels to evaluate before and after (empty = --levels)");
   a.add("--n-train", o.n_train, "generated training problems per level (train split)");
-  // 1e-5 with a 10-step warmup: a fresh AdamW moves every weight by about lr per step, and RL's noisy gradient
-  // should take steps no larger than SFT's last ones (notebooks/EXPERIMENTS.md, "Post-training defaults").
   a.add("--lr", o.lr, "AdamW learning rate (trl: learning_rate), constant after the warmup");
   a.add("--warmup", o.warmup_steps, "linear learning-rate warmup over this many optimizer steps");
   a.add("--beta1", o.beta1, "AdamW beta1");
@@ -87,6 +85,7 @@ int cmd_grpo(int argc, char** argv) {
   a.add_flag("--quiet", o.quiet, "no progress lines");
   if (!a.parse(argc, argv)) return 0;
   o.device = parse_device(device, "--device");
+  if (o.device == Device::cuda && !a.given("--ptx-coef")) o.ptx_coef = 0;  // the SFT term runs on the CPU only
   o.algo = parse_rl_algo(algo);
   o.grpo.loss_type = parse_grpo_loss_type(loss_type);
   o.grpo.scale_rewards = parse_scale_rewards(scale);

@@ -93,7 +93,7 @@ struct GRPOTrainOptions : RLOptimizerOptions {
                                   // the results of its wrong lines
   float ptx_coef = 0;             // gamma of InstructGPT's PPO-ptx (arXiv 2203.02155, Eq. 2): each optimizer step also
                                   // descends gamma x the SFT objective on one batch of the checkpoint's own SFT data
-                                  // (its config's levels, seed and batch size; CPU only). 0 = off
+                                  // (its config's levels, seed and batch size; CPU only). 0 = off (grpo_recipe: 1)
   std::vector<int> levels = {2, 3};  // training prompts: generated problems of these levels (train split)
   int n_train = 4000;             // generated training problems per level
   std::vector<int> eval_levels;   // held-out levels evaluated (test split); empty = the training levels
@@ -155,8 +155,9 @@ struct GRPOResult {
 void validate(const GRPOTrainOptions& opt);
 
 // The recipe `tinyds grpo` starts from and the demo's stage 2 runs: GRPOTrainOptions' plain (trl-like) defaults
-// with the settings measured on the demo's SFT checkpoints (levels 2-3, evaluation 1-3, 120 steps at lr 2e-5, dynamic
-// sampling, the steps rule, credit by calculator line; each explained where it is set, grpo_trainer.cpp).
+// with the settings measured on the demo's SFT checkpoints (levels 2-3, evaluation 1-3, 120 steps at lr 3e-5, dynamic
+// sampling, the steps rule, credit by calculator line, the SFT term at gamma 1; each explained where it is set,
+// grpo_trainer.cpp).
 GRPOTrainOptions grpo_recipe();
 
 // The whole run: load --init into policy and reference, train, evaluate, checkpoint.
