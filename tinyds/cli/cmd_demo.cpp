@@ -136,10 +136,11 @@ void print_table(const GRPOResult& g, const std::vector<int>& grpo_levels, const
 // The whole demo's expected time, from the first SFT slice: the SFT stage at the slice's pace (the slice also pays
 // the start-up, so this errs high), then GRPO with its evaluations and the two pass@k evaluations at the ratio
 // measured on the quiet 2-core AVX-512 machine with the demo's defaults: 3m19s after an 11m42s SFT stage, ~0.28 of
-// SFT (notebooks/EXPERIMENTS.md, "The demo end to end"). A rough figure for a slower or busier machine.
+// SFT, and 17% more with the SFT term in the GRPO stage, ~0.33 (notebooks/EXPERIMENTS.md, "The demo end to end").
+// A rough figure for a slower or busier machine.
 void print_time_estimate(double slice_seconds, int slice_steps, int steps) {
   const double sft = slice_seconds / slice_steps * steps;
-  const double rest = 0.28 * sft;
+  const double rest = 0.33 * sft;
   std::printf("\n[demo] %d SFT steps took %s: expecting about %s for the whole demo (SFT %s, GRPO and evaluations "
               "~%s)\n\n", slice_steps, format_duration(slice_seconds).c_str(), format_duration(sft + rest).c_str(),
               format_duration(sft).c_str(), format_duration(rest).c_str());
