@@ -32,6 +32,11 @@ __global__ void add_inplace_kernel1(float* acc, const float* x, long n) {
   if (i < n) acc[i] += x[i];  // one thread per element: no two threads touch the same acc[i], so no atomics
 }
 
+__global__ void scale_inplace_kernel1(float* x, float s, long n) {
+  const long i = static_cast<long>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) x[i] *= s;
+}
+
 namespace {
 void check_version(const char* op, int version) {
   if (version != 0 && version != 1)
@@ -55,6 +60,12 @@ void add_inplace(float* acc, const float* x, long n, int version) {
   check_version("add_inplace", version);
   if (n == 0) return;
   launch(add_inplace_kernel1, dim3(ceil_div(n, kResidualBlock)), dim3(kResidualBlock), 0, acc, x, n);
+}
+
+void scale_inplace(float* x, float s, long n, int version) {
+  check_version("scale_inplace", version);
+  if (n == 0) return;
+  launch(scale_inplace_kernel1, dim3(ceil_div(n, kResidualBlock)), dim3(kResidualBlock), 0, x, s, n);
 }
 
 }  // namespace tinyds::cuda

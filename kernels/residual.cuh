@@ -10,5 +10,7 @@ void residual_forward(float* out, const float* a, const float* b, long n, int ve
 void residual_backward(float* da, float* db, const float* dout, long n, int version = 0);
 // acc (n) += x (n)
 void add_inplace(float* acc, const float* x, long n, int version = 0);
+// x (n) *= s
+void scale_inplace(float* x, float s, long n, int version = 0);
 
 }  // namespace tinyds::cuda

@@ -65,7 +65,7 @@ expect_error "grpo bad --check-steps" "--check-steps: 'maybe' is not true or fal
 expect_ok    "grpo help lists beta"   "[default: 0.04]"             -- "$exe" grpo --help
 expect_error "grpo unknown device"     "--device: unknown device 'gpu'" -- "$exe" grpo --init "$dir/ok.safetensors" --device gpu
 expect_error "grpo reinforce on cuda" "REINFORCE's loss has no kernel" -- "$exe" grpo --init "$dir/ok.safetensors" --device cuda --algo reinforce
-expect_error "grpo ptx on cuda"       "the SFT term has no device path" -- "$exe" grpo --init "$dir/ok.safetensors" --device cuda --ptx-coef 1
+expect_ok    "grpo on cuda keeps the SFT term" "| ptx "             -- "$exe" grpo --init "$dir/ok.safetensors" --device cuda --steps 1 --prompts-per-step 1 --num-generations 2 --max-completion-length 4 --eval-problems 0 --levels 1 --n-train 2 --out "$dir/grpo_cuda_ptx"
 expect_ok    "grpo's default SFT term" "| ptx "                     -- "$exe" grpo --init "$dir/ok.safetensors" --steps 1 --prompts-per-step 1 --num-generations 2 --max-completion-length 4 --eval-problems 0 --levels 1 --n-train 2 --out "$dir/grpo_ptx"
 expect_ok    "grpo on cuda"           "device: cuda"                -- "$exe" grpo --init "$dir/ok.safetensors" --device cuda --steps 1 --prompts-per-step 1 --num-generations 2 --max-completion-length 4 --eval-problems 0 --levels 1 --n-train 2 --out "$dir/grpo_cuda" --quiet
 expect_error "distill without teacher" "missing required option --teacher" -- "$exe" distill

@@ -1,8 +1,10 @@
 // tests/device/grpo_test.cpp — one GRPO step on the device (posttrain/grpo_trainer.h's grpo_update and rollout with
 // cuda models) against the CPU path: the same sampled tokens, the same rewards, the same loss and metrics, the same
-// gradients and parameters after the update, within the tolerances stated below.
+// gradients and parameters after the update, within the tolerances stated below; without and with PPO-ptx's SFT
+// term (ptx_coef: gamma x the SFT objective's gradient on one SFT batch, added to the RL gradient).
 //
-// Shapes: nano preset (MLA + MoE, C 32, 2 layers, V 128); P 2 prompts x G 4 completions of up to 16 tokens.
+// Shapes: nano preset (MLA + MoE, C 32, 2 layers, V 128); P 2 prompts x G 4 completions of up to 16 tokens; the SFT
+// batch (ptx) 4 level-1 problems, prompt masked.
 #include <doctest/doctest.h>
 
 #include <cctype>
@@ -43,9 +45,9 @@ std::vector<double> digit_rewards(const Rollout& r, const Tokenizer& tok) {
   return out;
 }
 
-}  // namespace
-
-TEST_CASE("device/grpo: one GRPO step gives the same tokens, rewards, loss and parameters on cpu and cuda") {
+// One grpo_update on each device from the same weights and rollout, compared. ptx_coef > 0 adds the SFT term on
+// the batch `sft`.
+void compare_one_step(float ptx_coef, const Batch* sft) {
   const ModelConfig m = device_nano();
   Tokenizer tok;
   Models cpu(m, Device::cpu), gpu(m, Device::cuda);
@@ -90,13 +92,18 @@ TEST_CASE("device/grpo: one GRPO step gives the same tokens, rewards, loss and p
   opt.lr = 1e-3f;
   opt.warmup_steps = 0;
   opt.ref_batch = 0;
+  opt.ptx_coef = ptx_coef;
   AdamW adam_c(cpu.policy.layout(), Role::policy), adam_g(gpu.policy.layout(), Role::policy, Device::cuda);
   const std::size_t n = cpu.policy.num_params();
   const std::vector<float> w0(cpu.policy.params(), cpu.policy.params() + n);
-  const GRPOStepStats sc = grpo_update(cpu.policy, &cpu.reference, adam_c, rc, rewards_c, opt, 0);
-  const GRPOStepStats sg = grpo_update(gpu.policy, &gpu.reference, adam_g, rg, rewards_g, opt, 0);
+  const GRPOStepStats sc = grpo_update(cpu.policy, &cpu.reference, adam_c, rc, rewards_c, opt, 0, nullptr, sft);
+  const GRPOStepStats sg = grpo_update(gpu.policy, &gpu.reference, adam_g, rg, rewards_g, opt, 0, nullptr, sft);
   MESSAGE("loss cpu " << sc.loss << " cuda " << sg.loss << "; entropy " << sc.entropy << " / " << sg.entropy
                       << "; grad norm " << sc.grad_norm << " / " << sg.grad_norm << "; kl " << sc.kl << " / " << sg.kl);
+  // The SFT objective (~log V = 4.9 at init): one forward's mean cross-entropy, float on both paths in other
+  // summation orders: 1e-5 relative.
+  CHECK(std::fabs(sc.ptx_loss - sg.ptx_loss) <= 1e-5 * std::fabs(sc.ptx_loss));
+  if (ptx_coef > 0) CHECK(sc.ptx_loss > 1.0);  // the term ran (0 when it is off)
   REQUIRE(sc.degenerate_groups == 0);  // the rewards vary within both groups: a real gradient
   CHECK(sg.degenerate_groups == 0);
   // At mu = 1 the ratio is 1 and the loss is -(1/B) sum_i A_i (+ beta k3, 0 at policy == reference): a sum of O(1)
@@ -144,4 +151,18 @@ TEST_CASE("device/grpo: one GRPO step gives the same tokens, rewards, loss and p
   CHECK(checked > n / 2);             // most weights are in the sure set: the check covers them
   CHECK(far == 0);
   CHECK(worst_any <= 2 * opt.lr + 1e-6);
+}
+
+}  // namespace
+
+TEST_CASE("device/grpo: one GRPO step gives the same tokens, rewards, loss and parameters on cpu and cuda") {
+  compare_one_step(0.0f, nullptr);
+}
+
+TEST_CASE("device/grpo: with the SFT term (ptx_coef) the step still agrees on cpu and cuda") {
+  Tokenizer tok;
+  const std::vector<Problem> problems = generate_problems(1, 4, 5, Split::train);
+  const std::vector<int> idx = {0, 1, 2, 3};
+  const Batch sft = make_batch(problems, idx, tok, batch_columns(problems, idx, 64), /*mask_prompt=*/true);
+  compare_one_step(0.5f, &sft);
 }

@@ -1,5 +1,5 @@
 // tests/kernels/residual_cases.cpp — kernel table rows for kernels/residual.cu against tinyds/ops/residual.h.
-// Tolerance 0: one fp32 addition (or a copy) per element, the same operation on both sides, so the bits agree.
+// Tolerance 0: one fp32 addition, multiplication (or a copy) per element, the same operation on both sides, so the bits agree.
 #include "kernels/residual.cuh"
 #include "tests/kernels/kernel_util.h"
 #include "tinyds/ops/residual.h"
@@ -37,6 +37,14 @@ CaseResult add_inplace_case(long n) {
   return {{{"acc", d_acc.download(), acc}}};
 }
 
+CaseResult scale_inplace_case(long n) {
+  std::vector<float> x = random_floats(n, 6);
+  DeviceBuffer<float> d_x(x);
+  tinyds::scale_inplace(x.data(), 0.37f, n);
+  tinyds::cuda::scale_inplace(d_x.get(), 0.37f, n);
+  return {{{"x", d_x.download(), x}}};
+}
+
 }  // namespace
 
 TINYDS_KERNEL_CASES(residual) {
@@ -46,5 +54,7 @@ TINYDS_KERNEL_CASES(residual) {
     add({"residual_forward", 1, shape, 0.0, 0.0, why, [n] { return residual_forward_case(n); }});
     add({"residual_backward", 1, shape, 0.0, 0.0, why, [n] { return residual_backward_case(n); }});
     add({"add_inplace", 1, shape, 0.0, 0.0, why, [n] { return add_inplace_case(n); }});
+    add({"scale_inplace", 1, shape, 0.0, 0.0, "one fp32 multiply per element on both sides: bit-identical",
+         [n] { return scale_inplace_case(n); }});
   }
 }

@@ -62,7 +62,7 @@ int cmd_grpo(int argc, char** argv) {
   a.add("--check-steps", o.reward_rules.check_steps, "accuracy only when every <<a+b=c>> calculator annotation holds "
                                                      "(a lucky answer after a wrong line earns nothing)");
   a.add("--ptx-coef", o.ptx_coef, "weight gamma of the SFT loss on the checkpoint's own SFT data added to each "
-                                    "step (InstructGPT's PPO-ptx; 0 = off; CPU only: with --device cuda the default is 0)");
+                                    "step (InstructGPT's PPO-ptx; 0 = off)");
   a.add("--credit-steps", o.credit_steps, "no gradient on the results of right calculator lines in a completion below "
                                           "its group's mean (nor of wrong lines in one above it)");
   a.add("--levels", o.levels, "difficulty levels of the training prompts and held-out evaluation");
@@ -85,7 +85,6 @@ int cmd_grpo(int argc, char** argv) {
   a.add_flag("--quiet", o.quiet, "no progress lines");
   if (!a.parse(argc, argv)) return 0;
   o.device = parse_device(device, "--device");
-  if (o.device == Device::cuda && !a.given("--ptx-coef")) o.ptx_coef = 0;  // the SFT term runs on the CPU only
   o.algo = parse_rl_algo(algo);
   o.grpo.loss_type = parse_grpo_loss_type(loss_type);
   o.grpo.scale_rewards = parse_scale_rewards(scale);

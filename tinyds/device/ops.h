@@ -77,6 +77,7 @@ TINYDS_DEV_OP(rmsnorm_backward,
 TINYDS_DEV_OP(residual_forward, (real* out, const real* a, const real* b, long n), (out, a, b, n))
 TINYDS_DEV_OP(residual_backward, (real* da, real* db, const real* dout, long n), (da, db, dout, n))
 TINYDS_DEV_OP(add_inplace, (real* acc, const real* x, long n), (acc, x, n))
+TINYDS_DEV_OP(scale_inplace, (real* x, real s, long n), (x, s, n))
 // ops/rope.h  <->  kernels/rope.cu
 TINYDS_DEV_OP(rope_forward, (real* out, const real* inp, int B, int T, int H, int R, int pos0, real theta),
               (out, inp, B, T, H, R, pos0, theta))

@@ -35,11 +35,21 @@ void add_inplace(real* acc,      // (n) accumulated
   for (long i = 0; i < n; i++) acc[i] += x[i];
 }
 
+template <typename real>
+void scale_inplace(real* x,  // (n) scaled
+                   real s,
+                   long n) {
+#pragma omp parallel for schedule(static) if (n >= kParallelMinWork)
+  for (long i = 0; i < n; i++) x[i] *= s;
+}
+
 template void residual_forward<float>(float*, const float*, const float*, long);
 template void residual_forward<double>(double*, const double*, const double*, long);
 template void residual_backward<float>(float*, float*, const float*, long);
 template void residual_backward<double>(double*, double*, const double*, long);
 template void add_inplace<float>(float*, const float*, long);
 template void add_inplace<double>(double*, const double*, long);
+template void scale_inplace<float>(float*, float, long);
+template void scale_inplace<double>(double*, double, long);
 
 }  // namespace tinyds

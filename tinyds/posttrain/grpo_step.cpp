@@ -7,6 +7,7 @@
 #include "tinyds/core/error.h"
 #include "tinyds/device/losses.h"
 #include "tinyds/device/memory.h"
+#include "tinyds/device/ops.h"
 #include "tinyds/posttrain/frozen.h"
 #include "tinyds/posttrain/grpo_trainer.h"
 #include "tinyds/posttrain/losses/kl.h"
@@ -52,8 +53,6 @@ void validate(const GRPOTrainOptions& o) {
   need(o.grpo.clip_high() >= 0, "--epsilon-high", o.grpo.clip_high(), "must be >= 0");
   need(o.lr > 0, "--lr", o.lr, "must be > 0");
   need(o.ptx_coef >= 0, "--ptx-coef", o.ptx_coef, "must be >= 0 (0 = off)");
-  need(o.ptx_coef == 0 || o.device == Device::cpu, "--ptx-coef", o.ptx_coef,
-       "the SFT term has no device path: use --device cpu or --ptx-coef 0");
   need(o.warmup_steps >= 0, "--warmup", o.warmup_steps, "must be >= 0");
   need(o.max_grad_norm >= 0, "--max-grad-norm", o.max_grad_norm, "must be >= 0 (0 = off)");
   need(!o.levels.empty(), "--levels", "(empty)", "needs at least one level");
@@ -131,12 +130,12 @@ const T* placed(Buffer<T>& keep, const T* host, std::size_t n, Role role) {
 
 // PPO-ptx's term (InstructGPT, arXiv 2203.02155, Eq. 2: gamma E_pretrain[log pi]), with the SFT data standing for
 // the pretraining data: grads = gamma * d(SFT objective)/d(params) on the teacher-forced batch b (B, T), the same
-// objective `tinyds sft` descends (main loss on the answers, MTP, balance). Returns that objective. CPU only.
+// objective `tinyds sft` descends (main loss on the answers, MTP, balance). Returns that objective. On the policy's
+// device: the batch's host tokens go in as in any forward, and the grads are scaled where they live.
 double ptx_gradient(Transformer<float>& policy, const Batch& b, float gamma) {
   const double objective = policy.forward(b.inputs.data(), b.targets.data(), b.B, b.T);
   policy.backward();
-  float* g = policy.grads();
-  for (std::size_t i = 0; i < policy.num_params(); i++) g[i] *= gamma;
+  dev::scale_inplace(policy.grads(), gamma, static_cast<long>(policy.num_params()));
   return objective;
 }
 
@@ -147,8 +146,6 @@ GRPOStepStats grpo_update(Transformer<float>& policy, Transformer<float>* refere
                           const Tokenizer* tok, const Batch* ptx) {
   const int B = r.B, G = opt.grpo.num_generations;
   if (opt.ptx_coef > 0 && !ptx) throw_error("grpo_update: ptx_coef = ", opt.ptx_coef, " needs an SFT batch");
-  if (opt.ptx_coef > 0 && policy.device() != Device::cpu)
-    throw_error("grpo_update: ptx_coef = ", opt.ptx_coef, " runs on the CPU only");
   if (static_cast<int>(rewards.size()) != B) throw_error("grpo_update: ", rewards.size(), " rewards for ", B, " completions");
   if (G < 2 || B % G != 0) throw_error("grpo_update: ", B, " completions are not groups of num_generations = ", G);
   if (!reference && opt.grpo.beta != 0)

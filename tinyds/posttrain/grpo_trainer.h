@@ -93,7 +93,7 @@ struct GRPOTrainOptions : RLOptimizerOptions {
                                   // the results of its wrong lines
   float ptx_coef = 0;             // gamma of InstructGPT's PPO-ptx (arXiv 2203.02155, Eq. 2): each optimizer step also
                                   // descends gamma x the SFT objective on one batch of the checkpoint's own SFT data
-                                  // (its config's levels, seed and batch size; CPU only). 0 = off (grpo_recipe: 1)
+                                  // (its config's levels, seed and batch size). 0 = off (grpo_recipe: 1)
   std::vector<int> levels = {2, 3};  // training prompts: generated problems of these levels (train split)
   int n_train = 4000;             // generated training problems per level
   std::vector<int> eval_levels;   // held-out levels evaluated (test split); empty = the training levels
