@@ -310,3 +310,57 @@ TEST_CASE("posttrain/ppo_trainer: --freezing-actor-steps trains only the critic 
   CHECK(has(error_of([&] { PPOTrainer t(nano_config(), Tokenizer(), o, nullptr); }), "freezing_actor_steps = 3"));
   fs::remove_all(dir);
 }
+
+TEST_CASE("posttrain/ppo_trainer: ptx_coef adds gamma times the SFT objective's gradient to the policy's PPO gradient") {
+  // PPO-ptx (ptx.h): the policy's gradient in an update is gamma * d(SFT objective) on the step's SFT batch plus the
+  // PPO loss's own. Two trainers from the same weights and rollout, with and without the term, against an
+  // independent SFT backward on the same batch (the checkpoint's SFT data, batch 0, as `tinyds sft` builds it). With
+  // the clip off, grads() after the update hold the summed gradient. A missing gamma doubles the difference; an SFT
+  // forward after the PPO forward would leave the PPO backward the wrong activations and change the PPO part.
+  const std::string dir = temp_dir("ppo_ptx");
+  const float gamma = 0.5f;
+  Config cfg = nano_config();
+  cfg.train.seq_len = 128;  // whole level-1 problems: their answers are in the batch, not cut off
+  auto grads_after_update = [&](float ptx_coef, double* ptx_loss) {
+    PPOTrainerOptions o = small_options(dir);
+    o.max_grad_norm = 0;  // no clip: grads() keep the unscaled sum
+    o.ptx_coef = ptx_coef;
+    PPOTrainer trainer(cfg, Tokenizer(), o, nullptr);
+    PPOExperience e = trainer.make_experience(0);
+    for (int b = 0; b < e.batch.B; b++) e.scores[b] = b % 2;  // a PPO gradient that is not ~0
+    trainer.score_experience(e);
+    *ptx_loss = trainer.update(e).ptx_loss;
+    return std::vector<float>(trainer.policy().grads(), trainer.policy().grads() + trainer.policy().num_params());
+  };
+  double loss_off = -1, loss_on = -1;
+  const std::vector<float> ppo = grads_after_update(0.0f, &loss_off), both = grads_after_update(gamma, &loss_on);
+  CHECK(loss_off == 0.0);
+  Transformer<float> q(cfg.model, Role::policy);  // the trainers' starting weights (seed train.seed)
+  q.init_weights(cfg.train.seed);
+  const Tokenizer tok;  // BatchSource keeps a reference to it
+  BatchSource sft_data(cfg, training_problems(cfg, ""), tok, /*mask_prompt=*/true);
+  const Batch sft = sft_data.batch(0).batch;
+  q.zero_grad();
+  const double objective = q.forward(sft.inputs.data(), sft.targets.data(), sft.B, sft.T);
+  q.backward();
+  CHECK(std::fabs(loss_on - objective) <= 1e-9 * objective);  // the same forward on the same weights and batch
+  double sft_max = 0, ppo_max = 0, err = 0;
+  for (std::size_t i = 0; i < ppo.size(); i++) {
+    const double g_sft = q.grads()[i];
+    sft_max = std::max(sft_max, std::fabs(g_sft));
+    ppo_max = std::max(ppo_max, std::fabs(static_cast<double>(ppo[i])));
+    err = std::max(err, std::fabs(static_cast<double>(both[i]) - ppo[i] - gamma * g_sft));
+  }
+  REQUIRE(sft_max > 1e-3);  // both parts are far from zero, so the check below has something to tell apart
+  REQUIRE(ppo_max > 1e-3);
+  // As the GRPO test of the same term (grpo_trainer_test.cpp): the two parts are summed in float by the GEMMs that
+  // accumulate into grads(), in another order than the separate sums: ~1e-7 relative to the largest entry. 1e-5 of
+  // it is far below the smallest wrong answer (a missing gamma: 0.5 * sft_max).
+  MESSAGE("ppo ptx: max |grad - ppo - gamma * sft| = " << err << " (largest |sft| " << sft_max << ", |ppo| " << ppo_max
+                                                       << ")");
+  CHECK(err <= 1e-5 * std::max(sft_max, ppo_max));
+  PPOTrainerOptions bad = small_options(dir);
+  bad.ptx_coef = -1;
+  CHECK(has(error_of([&] { PPOTrainer t(cfg, Tokenizer(), bad, nullptr); }), "ptx_coef = -1"));
+  fs::remove_all(dir);
+}

@@ -26,6 +26,8 @@ int cmd_ppo(int argc, char** argv) {
   a.add("--warmup", o.warmup_steps, "linear warmup of both learning rates over this many optimizer steps");
   a.add("--critic-learning-rate", o.critic_learning_rate, "critic AdamW learning rate (< 0: same as --learning-rate)");
   a.add("--freezing-actor-steps", o.freezing_actor_steps, "the first steps train only the critic (OpenRLHF freezing_actor_steps): the policy's first advantages then come from a critic that has seen the prompts");
+  a.add("--ptx-coef", o.ptx_coef, "weight gamma of the SFT loss on the checkpoint's own SFT data added to each policy "
+                                  "update (InstructGPT's PPO-ptx; 0 = off)");
   a.add("--weight-decay", o.weight_decay, "AdamW weight decay of both models (trl 0)");
   a.add("--max-grad-norm", o.max_grad_norm, "clip each model's gradient to this global L2 norm (0 = off)");
   a.add("--kl-coef", o.ppo.kl_coef, "per-token k1 KL penalty in the reward: r_t = -kl_coef (lp_old - lp_ref)");

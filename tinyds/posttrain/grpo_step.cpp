@@ -7,12 +7,12 @@
 #include "tinyds/core/error.h"
 #include "tinyds/device/losses.h"
 #include "tinyds/device/memory.h"
-#include "tinyds/device/ops.h"
 #include "tinyds/posttrain/frozen.h"
 #include "tinyds/posttrain/grpo_trainer.h"
 #include "tinyds/posttrain/losses/kl.h"
 #include "tinyds/posttrain/losses/logprobs.h"
 #include "tinyds/posttrain/losses/reinforce.h"
+#include "tinyds/posttrain/ptx.h"
 #include "tinyds/posttrain/trainer_common.h"
 #include "tinyds/train/finite_check.h"
 
@@ -126,17 +126,6 @@ const T* placed(Buffer<T>& keep, const T* host, std::size_t n, Role role) {
   keep.reset(n, role, Category::rollout, Place::device);
   dev::from_host(keep.data(), host, n);
   return keep.data();
-}
-
-// PPO-ptx's term (InstructGPT, arXiv 2203.02155, Eq. 2: gamma E_pretrain[log pi]), with the SFT data standing for
-// the pretraining data: grads = gamma * d(SFT objective)/d(params) on the teacher-forced batch b (B, T), the same
-// objective `tinyds sft` descends (main loss on the answers, MTP, balance). Returns that objective. On the policy's
-// device: the batch's host tokens go in as in any forward, and the grads are scaled where they live.
-double ptx_gradient(Transformer<float>& policy, const Batch& b, float gamma) {
-  const double objective = policy.forward(b.inputs.data(), b.targets.data(), b.B, b.T);
-  policy.backward();
-  dev::scale_inplace(policy.grads(), gamma, static_cast<long>(policy.num_params()));
-  return objective;
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "tinyds/core/timer.h"
 #include "tinyds/data/batch.h"
 #include "tinyds/posttrain/grpo_trainer.h"
+#include "tinyds/posttrain/ptx.h"
 #include "tinyds/posttrain/rl_common.h"
 #include "tinyds/posttrain/trainer_common.h"
 #include "tinyds/train/batch_source.h"
@@ -87,10 +88,9 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
   const std::vector<std::vector<Problem>> heldout = heldout_per_level(cfg, eval_levels, opt.eval_problems);
 
   const int P = opt.prompts_per_step, G = opt.grpo.num_generations, B = P * G;
-  // PPO-ptx's SFT batches: the checkpoint's own SFT data and batch order (its config's levels, weights and seed).
+  // PPO-ptx's SFT batches (ptx.h): the checkpoint's own SFT data and batch order.
   std::unique_ptr<BatchSource> ptx;
-  if (opt.ptx_coef > 0)
-    ptx = std::make_unique<BatchSource>(cfg, training_problems(cfg, ""), tok, /*mask_prompt=*/true);
+  if (opt.ptx_coef > 0) ptx = ptx_batches(cfg, tok);
   if (!opt.quiet)
     std::printf("[%s] %s from %s: %.2fM parameters, %zu prompts (levels %s), %d prompts x %d completions per step, "
                 "%d steps, mu %d, beta %g, epsilon %g/%g, loss %s, scale_rewards %s, lr %g, temperature %g\n",

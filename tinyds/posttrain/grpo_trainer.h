@@ -36,7 +36,7 @@
 //        dlp -> dlogits (logprobs_backward) -> policy.backward_from_logits, grad-norm clip, AdamW
 //        (the MoE router biases stay frozen in post-training: moe_balance.h)
 //      With ptx_coef gamma > 0 each pass first puts gamma * d(SFT objective) of one SFT batch in the gradients
-//      (PPO-ptx's term, InstructGPT arXiv 2203.02155 Eq. 2), and the RL loss's gradient is added to it.
+//      (PPO-ptx's term, InstructGPT arXiv 2203.02155 Eq. 2; ptx.h), and the RL loss's gradient is added to it.
 //      With mu = 1 the ratio r = exp(lp - lp_old) is 1 up to rounding (lp_old comes from the kv-cache decoder,
 //      lp from the teacher-forced forward), so the clip never acts: GRPO is then a plain policy gradient with
 //      std-scaled group advantages plus the k3 KL penalty. mu > 1 reuses the batch and the clip matters.

@@ -19,6 +19,7 @@
 #include "tinyds/posttrain/losses/gae.h"
 #include "tinyds/posttrain/reward_model_trainer.h"
 #include "tinyds/posttrain/losses/logprobs.h"
+#include "tinyds/posttrain/ptx.h"
 #include "tinyds/posttrain/trainer_common.h"
 #include "tinyds/train/finite_check.h"
 #include "tinyds/train/progress.h"
@@ -66,6 +67,7 @@ const PPOTrainerOptions& check_options(const PPOTrainerOptions& o) {
     if (l < 1 || l > 4) throw_error("ppo: eval_levels contains ", l, ": each level must be 1..4");
   if (o.eval_problems < 0) throw_error("ppo: eval_problems = ", o.eval_problems, " must be >= 0");
   if (o.max_grad_norm < 0) throw_error("ppo: max_grad_norm = ", o.max_grad_norm, " must be >= 0");
+  if (!(o.ptx_coef >= 0)) throw_error("ppo: ptx_coef = ", o.ptx_coef, " must be >= 0 (0 = off)");
   return o;
 }
 
@@ -109,6 +111,7 @@ PPOTrainer::PPOTrainer(const Config& cfg, const Tokenizer& tok, const PPOTrainer
   else policy_.init_weights(cfg_.train.seed);
   copy_weights(policy_, reference_);       // the frozen reference is the initial policy
   copy_weights(policy_, critic_.trunk());  // trl: the value model starts from a trained model, its head fresh
+  if (opt_.ptx_coef > 0) ptx_ = ptx_batches(cfg_, tok_);
   if (!opt_.reward_model.empty()) {  // a trained reward model (tinyds rm): it must read the same tokens
     LoadedRewardModel rm = load_reward_model(opt_.reward_model);
     if (rm.tokenizer.to_json() != tok_.to_json() || rm.config.model.vocab_size != cfg_.model.vocab_size)
@@ -238,7 +241,12 @@ PPOUpdateStats PPOTrainer::update(const PPOExperience& e) {
   // (train/finite_check.h) stops below, before either optimizer touches its model's weights.
   const int step = e.step + 1;  // 1-based, as in metrics.jsonl
   const DivergenceHint hint = ppo_hint();
+  const bool actor_frozen = e.step < opt_.freezing_actor_steps;  // only the critic learns (its loss needs no policy)
   policy_.zero_grad();
+  if (ptx_ && !actor_frozen) {  // first, so the PPO forward below leaves its activations for the PPO backward
+    const Batch sft = ptx_->batch(e.step).batch;
+    st.ptx_loss = diverged_if_throws(step, hint, [&] { return ptx_gradient(policy_, sft, opt_.ptx_coef); });
+  }
   diverged_if_throws(step, hint, [&] { policy_.forward(e.batch.inputs.data(), nullptr, B, T); });
   logprobs_forward(lp_.data(), policy_.logits(), e.ctargets.data(), static_cast<int>(N), V, tau);
   entropy_forward(entropy_.data(), policy_.logits(), e.ctargets.data(), static_cast<int>(N), V, tau);
@@ -252,7 +260,6 @@ PPOUpdateStats PPOTrainer::update(const PPOExperience& e) {
                              e.returns.data(), mask, N, opt_.ppo);
   ppo_loss_backward(dlp_.data(), dvalues_.data(), 1.0, lp_.data(), values, e.batch.old_logprobs.data(),
                     e.values.data(), e.advantages.data(), e.returns.data(), mask, N, opt_.ppo);
-  const bool actor_frozen = e.step < opt_.freezing_actor_steps;  // only the critic learns (its loss needs no policy)
   if (!actor_frozen) {
     logprobs_backward(dlogits_.data(), dlp_.data(), policy_.logits(), e.ctargets.data(), static_cast<int>(N), V, tau);
     policy_.backward_from_logits(dlogits_.data());
@@ -323,6 +330,7 @@ PPOResult PPOTrainer::run() {
              {"pg_loss", pg / k}, {"vf_loss", vf / k}, {"pg_clipfrac", clip / k}, {"vf_clipfrac", vclip / k},
              {"approxkl", akl / k}, {"entropy", first.entropy}, {"value_mean", first.value_mean},
              {"policy_grad_norm", first.policy_grad_norm}, {"critic_grad_norm", first.critic_grad_norm},
+             {"ptx_loss", first.ptx_loss},
              {"completion_length", e.completion_length}, {"tokens", tokens}, {"tokens_per_s", tps},
              {"rollout_s", e.rollout_seconds}, {"step_s", seconds}, {"elapsed_s", total.seconds()},
              {"memory_bytes", L.current_total()}, {"memory_peak_bytes", L.peak_total()},
@@ -335,10 +343,11 @@ PPOResult PPOTrainer::run() {
       const double elapsed = total.seconds();
       const double eta = elapsed / (step + 1) * (opt_.steps - step - 1);
       std::printf("[ppo] step %4d/%d | reward %s +- %s | acc %5.1f%% | format %5.1f%% | kl %s | clip %s | "
-                  "vf %s | H %s | len %4.1f | %.1fK tok/s | mem %s | ETA %s%s\n", step + 1, opt_.steps,
+                  "vf %s | H %s | len %4.1f%s | %.1fK tok/s | mem %s | ETA %s%s\n", step + 1, opt_.steps,
                   format_fixed(e.reward_mean, 3).c_str(), format_fixed(e.reward_std, 3).c_str(), 100 * e.accuracy,
                   100 * e.format_rate, format_fixed(e.kl, 4).c_str(), format_fixed(clip / k, 3).c_str(),
-                  format_fixed(vf / k, 4).c_str(), format_fixed(first.entropy, 3).c_str(), e.completion_length, tps / 1000,
+                  format_fixed(vf / k, 4).c_str(), format_fixed(first.entropy, 3).c_str(), e.completion_length,
+                  ptx_ ? (" | ptx " + format_fixed(first.ptx_loss, 4)).c_str() : "", tps / 1000,
                   format_bytes(L.current_total()).c_str(), format_duration(eta).c_str(),
                   step < opt_.freezing_actor_steps ? " | critic only" : "");
       std::fflush(stdout);

@@ -21,7 +21,8 @@
 //   4. each epoch, on the whole batch (trl num_mini_batches = 1): policy and critic forward, clipped policy loss +
 //      vf_coef * clipped value loss (ppo.h), backward into both, grad-norm clip, AdamW on both (the MoE router
 //      biases stay frozen in post-training: moe_balance.h). During the first freezing_actor_steps steps only the
-//      critic's half of this runs (no policy backward, no policy AdamW step).
+//      critic's half of this runs (no policy backward, no policy AdamW step). With ptx_coef gamma > 0 the policy's
+//      gradient first gets gamma * d(SFT objective) of one SFT batch (PPO-ptx, ptx.h), and the PPO loss's is added.
 // The prompt pool and order, the AdamW settings, the held-out evaluation and the metrics lines are GRPO's
 // (rl_common.h); only the update differs.
 // Logs per step: whether the actor was frozen, reward mean/std, accuracy, format rate, KL, clip fractions, value
@@ -43,6 +44,7 @@
 #include "tinyds/posttrain/reward.h"
 #include "tinyds/posttrain/rl_common.h"
 #include "tinyds/posttrain/policy_batch.h"
+#include "tinyds/train/batch_source.h"
 #include "tinyds/train/checkpoint.h"
 #include "tinyds/train/optimizer.h"
 #include "tinyds/train/trainer.h"
@@ -75,6 +77,9 @@ struct PPOTrainerOptions : RLOptimizerOptions {
   // away about what halving the lr does (-0.5 / -0.4 / +1.5 and -0.9 / -2.3 / +0.7 on the checkpoints of lr's
   // comment), and at 5e-6 they only shrank the level-3 gain (+0.4 / +0.5 / +0.9 and -0.7 / +0.1 / -0.2).
   int freezing_actor_steps = 0;
+  float ptx_coef = 0;               // gamma of InstructGPT's PPO-ptx (ptx.h; arXiv 2203.02155, Eq. 2): each policy update
+                                    // also descends gamma x the SFT objective on one batch of the checkpoint's own SFT
+                                    // data (the same batch in every PPO epoch of a step). 0 = off
   float temperature = 1.0f;         // sampling temperature; log-probs are taken at the same one (trl 0.7)
   int response_length = 96;         // max new tokens per completion (trl response_length 53); as grpo's
                                     // max_completion_length: a level-3 answer is ~71 tokens; at 64, 108 of 200
@@ -125,6 +130,7 @@ struct PPOUpdateStats {
   double entropy = 0;              // masked mean per-token entropy of the current policy
   double value_mean = 0;           // masked mean of the current critic's values
   double policy_grad_norm = 0, critic_grad_norm = 0;  // before clipping
+  double ptx_loss = 0;             // the SFT objective on the step's ptx batch (0 when ptx_coef is 0 or the actor is frozen)
 };
 
 struct PPOStepRecord {
@@ -183,6 +189,7 @@ class PPOTrainer {
   AdamW policy_opt_;
   CriticAdamW critic_opt_;
   PromptPool pool_;
+  std::unique_ptr<BatchSource> ptx_;  // PPO-ptx's SFT batches (ptx.h), when ptx_coef > 0
   // Update scratch (Role::policy / Role::critic activations), grown on demand.
   Buffer<float> lp_, dlp_, entropy_, dlogits_, dvalues_;
 };
