@@ -113,8 +113,8 @@ plt.tight_layout()
 #
 # ## Short runs of both trainers
 # `tinyds grpo` and `tinyds ppo` from the same SFT checkpoint, 12 steps of 32 sampled completions each (GRPO: 4
-# prompts x 8; PPO: 32 prompts x 1), read from their `metrics.jsonl`. GRPO without its default SFT term
-# (`--ptx-coef 0`), which PPO does not have.
+# prompts x 8; PPO: 32 prompts x 1), read from their `metrics.jsonl`. Both without their default SFT term
+# (`--ptx-coef 0`): the curves show each RL objective alone.
 
 # %%
 def run(cmd, out):
@@ -127,8 +127,8 @@ def run(cmd, out):
 
 grpo = run(["grpo", "--steps", "12", "--prompts-per-step", "4", "--num-generations", "8",
             "--max-completion-length", "48", "--lr", "1e-4", "--ptx-coef", "0"], os.path.join(work, "grpo"))
-ppo = run(["ppo", "--steps", "12", "--batch-size", "32", "--response-length", "48", "--learning-rate", "1e-4"],
-          os.path.join(work, "ppo"))
+ppo = run(["ppo", "--steps", "12", "--batch-size", "32", "--response-length", "48", "--learning-rate", "1e-4",
+           "--ptx-coef", "0"], os.path.join(work, "ppo"))
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.3))
 for name, recs in (("GRPO", grpo), ("PPO", ppo)):
     axes[0].plot([m["step"] for m in recs], [m["reward_mean"] for m in recs], "o-", label=name)

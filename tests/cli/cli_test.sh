@@ -67,6 +67,7 @@ expect_error "grpo unknown device"     "--device: unknown device 'gpu'" -- "$exe
 expect_error "grpo reinforce on cuda" "REINFORCE's loss has no kernel" -- "$exe" grpo --init "$dir/ok.safetensors" --device cuda --algo reinforce
 expect_ok    "grpo on cuda keeps the SFT term" "| ptx "             -- "$exe" grpo --init "$dir/ok.safetensors" --device cuda --steps 1 --prompts-per-step 1 --num-generations 2 --max-completion-length 4 --eval-problems 0 --levels 1 --n-train 2 --out "$dir/grpo_cuda_ptx"
 expect_ok    "grpo's default SFT term" "| ptx "                     -- "$exe" grpo --init "$dir/ok.safetensors" --steps 1 --prompts-per-step 1 --num-generations 2 --max-completion-length 4 --eval-problems 0 --levels 1 --n-train 2 --out "$dir/grpo_ptx"
+expect_ok    "ppo's default SFT term" "| ptx "                      -- "$exe" ppo --init "$dir/ok.safetensors" --steps 1 --batch-size 2 --response-length 4 --eval-problems 0 --levels 1 --n-prompts 4 --out "$dir/ppo_ptx"
 expect_ok    "grpo on cuda"           "device: cuda"                -- "$exe" grpo --init "$dir/ok.safetensors" --device cuda --steps 1 --prompts-per-step 1 --num-generations 2 --max-completion-length 4 --eval-problems 0 --levels 1 --n-train 2 --out "$dir/grpo_cuda" --quiet
 expect_error "distill without teacher" "missing required option --teacher" -- "$exe" distill
 expect_error "distill --init and --preset" "--preset cannot be combined with --init" -- "$exe" distill --teacher "$dir/ok.safetensors" --init "$dir/ok.safetensors" --preset small

@@ -15,7 +15,7 @@ int cmd_ppo(int argc, char** argv) {
          "rule reward (accuracy + format) at the last token with a per-token k1 KL penalty against the frozen initial\n"
          "policy, GAE, clipped policy and value losses; the critic is a copy of the policy with a scalar value head.\n"
          "Option names follow trl's PPOConfig.");
-  PPOTrainerOptions o;
+  PPOTrainerOptions o = ppo_recipe();
   std::string init;
   a.add_required("--init", init, "checkpoint of the initial policy (e.g. runs/sft/final.safetensors)");
   a.add("--out", o.out_dir, "output folder: metrics.jsonl, final.safetensors (policy), final.critic.safetensors, final.value_head.safetensors");

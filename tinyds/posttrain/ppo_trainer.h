@@ -53,18 +53,11 @@ namespace tinyds {
 
 // Hyper-parameters named as trl's PPOConfig; defaults stated where they differ. AdamW (lr 1e-5, beta2 0.99,
 // max_grad_norm 1, weight_decay 0, 10-step warmup) is RLOptimizerOptions (rl_common.h), shared with GRPO; lr is the
-// policy's (--learning-rate: 5e-6 here, see the constructor; trl 3e-6 for billion-parameter models).
+// policy's (trl 3e-6 for billion-parameter models). `tinyds ppo` starts from ppo_recipe() below.
 struct PPOTrainerOptions : RLOptimizerOptions {
   // 2 PPO epochs instead of trl's 4: on 2 CPU cores each epoch (policy + critic forward and backward) costs several
   // times the rollout, so 4 epochs would nearly double the step time for a smaller gain per sample.
-  // The policy's lr is half the shared 1e-5 (rl_common.h). From the demo's SFT checkpoints of seeds 1337 and 2
-  // (levels 2-3, 100 steps; change on 1,000 held-out problems, level 1 / 2 / 3): at 1e-5 -0.8 / -1.3 / +3.9 and
-  // -1.9 / -4.4 / -1.1 points, at 5e-6 +0.1 / +0.3 / +2.7 and -0.5 / -0.8 / -0.6 (notebooks/EXPERIMENTS.md, "PPO at
-  // its defaults"); at 1e-4 `tinyds ppo --steps 30` took a level-1 SFT model from 75.0 to 24.0%.
-  PPOTrainerOptions() {
-    ppo.num_ppo_epochs = 2;
-    lr = 5e-6f;
-  }
+  PPOTrainerOptions() { ppo.num_ppo_epochs = 2; }
   PPOConfig ppo;                    // kl_coef 0.05, gamma 1, lam 0.95, cliprange 0.2, cliprange_value 0.2, vf_coef 0.1;
                                     // num_ppo_epochs: trl 4, here 2 by default (see the constructor)
   int steps = 100;                  // PPO iterations (trl counts total_episodes = steps * batch_size)
@@ -74,12 +67,12 @@ struct PPOTrainerOptions : RLOptimizerOptions {
   // The first steps train only the critic (OpenRLHF's freezing_actor_steps): its value head starts at zero, and until
   // it has learned what a prompt is worth the whitened advantages mostly say which prompts are easy (level 2 against
   // level 3), not which completion of a prompt was better. Off by default: 30 such steps before 100 at lr 1e-5 took
-  // away about what halving the lr does (-0.5 / -0.4 / +1.5 and -0.9 / -2.3 / +0.7 on the checkpoints of lr's
-  // comment), and at 5e-6 they only shrank the level-3 gain (+0.4 / +0.5 / +0.9 and -0.7 / +0.1 / -0.2).
+  // away about what halving the lr does (-0.5 / -0.4 / +1.5 and -0.9 / -2.3 / +0.7 on the first two checkpoints of
+  // ppo_recipe()'s comment), and at 5e-6 they only shrank the level-3 gain (+0.4 / +0.5 / +0.9 and -0.7 / +0.1 / -0.2).
   int freezing_actor_steps = 0;
   float ptx_coef = 0;               // gamma of InstructGPT's PPO-ptx (ptx.h; arXiv 2203.02155, Eq. 2): each policy update
                                     // also descends gamma x the SFT objective on one batch of the checkpoint's own SFT
-                                    // data (the same batch in every PPO epoch of a step). 0 = off
+                                    // data (the same batch in every PPO epoch of a step). 0 = off (ppo_recipe: 1)
   float temperature = 1.0f;         // sampling temperature; log-probs are taken at the same one (trl 0.7)
   int response_length = 96;         // max new tokens per completion (trl response_length 53); as grpo's
                                     // max_completion_length: a level-3 answer is ~71 tokens; at 64, 108 of 200
@@ -87,7 +80,8 @@ struct PPOTrainerOptions : RLOptimizerOptions {
   RewardRules reward_rules;         // accuracy 1, format 1 (R1), check_steps on (reward.h)
   // The prompts' levels, as grpo's: where the demo's SFT model has room to improve (level 3, never in its SFT data).
   // Level 1 alone (the SFT models are at 98.5-98.7% there, so its batches are nearly all right and their whitened
-  // advantages are noise) cost -2.1 / -4.1 / +0.1 and -1.8 / -4.3 / -0.2 points on lr's two checkpoints (at 1e-5)
+  // advantages are noise) cost -2.1 / -4.1 / +0.1 and -1.8 / -4.3 / -0.2 points on the first two checkpoints of
+  // ppo_recipe()'s comment (at 1e-5)
   // (notebooks/EXPERIMENTS.md, "PPO at its defaults").
   std::vector<int> levels = {2, 3};  // generated problem levels the prompts come from
   int n_prompts = 4000;             // generated training problems to draw prompts from (split equally over levels)
@@ -103,6 +97,9 @@ struct PPOTrainerOptions : RLOptimizerOptions {
   bool save = true;                 // write checkpoints (off for `tinyds memory`)
   bool quiet = false;               // no progress lines
 };
+
+// `tinyds ppo`'s defaults: these options at lr 1e-5 with InstructGPT's SFT term (ptx_coef 1, as grpo_recipe()).
+PPOTrainerOptions ppo_recipe();
 
 // One rollout batch with everything the PPO epochs need. Buffers are Category::rollout, under the role whose
 // output they hold (lp_ref: reference; values_old and returns: critic; the rest: policy).
