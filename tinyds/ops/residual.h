@@ -13,7 +13,7 @@ void residual_backward(real* da, real* db, const real* dout, long n);
 // acc (n) += x (n): used where one activation feeds two branches (its gradients sum).
 template <typename real>
 void add_inplace(real* acc, const real* x, long n);
-// x (n) *= s: used where a gradient is weighted before another is added to it (PPO-ptx's gamma, grpo_step.cpp).
+// x (n) *= s: used where a gradient is weighted before another is added to it (PPO-ptx's gamma, posttrain/ptx.cpp).
 template <typename real>
 void scale_inplace(real* x, real s, long n);
 
