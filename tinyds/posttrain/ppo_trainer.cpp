@@ -167,6 +167,7 @@ PPOExperience PPOTrainer::make_experience(int step, const std::vector<int>& idx)
   ro.role = Role::policy;
   PPOExperience e;
   e.step = step;
+  if (ptx_) e.ptx = ptx_->batch(step).batch;
   const DivergenceHint hint = ppo_hint();
   {
     // The last update left the weights finite but may have made the logits overflow: that is this step's
@@ -258,8 +259,8 @@ PPOUpdateStats PPOTrainer::update(const PPOExperience& e) {
   const bool actor_frozen = e.step < opt_.freezing_actor_steps;  // only the critic learns (its loss needs no policy)
   policy_.zero_grad();
   if (ptx_ && !actor_frozen) {  // first, so the PPO forward below leaves its activations for the PPO backward
-    const Batch sft = ptx_->batch(e.step).batch;
-    st.ptx_loss = diverged_if_throws(step, hint, [&] { return ptx_gradient(policy_, sft, opt_.ptx_coef); });
+    if (!e.ptx) throw_error("ppo: ptx_coef = ", opt_.ptx_coef, " needs the experience's SFT batch (make_experience)");
+    st.ptx_loss = diverged_if_throws(step, hint, [&] { return ptx_gradient(policy_, *e.ptx, opt_.ptx_coef); });
   }
   diverged_if_throws(step, hint, [&] { policy_.forward(e.batch.inputs.data(), nullptr, B, T); });
   logprobs_forward(lp_.data(), policy_.logits(), e.ctargets.data(), static_cast<int>(N), V, tau);

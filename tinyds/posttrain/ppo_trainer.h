@@ -31,6 +31,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -113,6 +114,8 @@ struct PPOExperience {
   Buffer<float> advantages;        // (B, T) whitened GAE advantages
   Buffer<float> returns;           // (B, T) GAE returns (value targets)
   std::vector<double> scores;      // (B) rule (or reward-model) score of each completion
+  std::optional<Batch> ptx;        // the step's SFT batch for PPO-ptx (ptx.h), when ptx_coef > 0: built once, used
+                                   // by every PPO epoch of the step
   double reward_mean = 0, reward_std = 0, accuracy = 0, format_rate = 0, eos_rate = 0;
   double kl = 0;                   // mean over sequences of sum_t (lp_old - lp_ref)   (trl objective/kl)
   double kl_per_token = 0;         // masked mean of lp_old - lp_ref
