@@ -134,6 +134,11 @@ TEST_CASE("train/evaluate: right[i] says whether problem i's answer was right") 
     const std::optional<int64_t> said = parse_final_answer(text);
     CHECK(static_cast<bool>(r.right[i]) == (said && *said == ps[i].final_answer));
   }
+  // lines[k] counts the completions with k calculator annotations: both completions are the level-1 solution's one
+  // line (the same text up to the final answer).
+  REQUIRE(r.lines.size() == 2);
+  CHECK(r.lines[0] == 0);
+  CHECK(r.lines[1] == 2);
   // The post-training commands' evaluation keeps the same per-problem results for their before / after tables.
   std::ostringstream metrics;
   const std::vector<LevelAccuracy> per = evaluate_levels(model, ck.tokenizer, {ps}, {1}, 96, 0, metrics, "test", true);

@@ -57,6 +57,10 @@ EvalResult evaluate_exact_match(Transformer<float>& model, const Tokenizer& tok,
     std::string text = tok.decode(ids);
     std::optional<int64_t> got = parse_final_answer(text);
     if (got) r.well_formed++;
+    std::size_t bad_at = 0;
+    const std::size_t k = find_annotations(text, &bad_at).size();
+    if (r.lines.size() <= k) r.lines.resize(k + 1, 0);
+    r.lines[k]++;
     const bool right = got && *got == problems[i].final_answer;
     if (right) r.correct++;
     r.right[i] = right;

@@ -24,6 +24,8 @@ struct EvalResult {
   double accuracy = 0;              // correct / n
   double mean_completion_len = 0;   // new tokens per problem (including <eos>)
   std::vector<char> right;          // (n) 1 where problem i was answered right (train/paired_change.h compares two)
+  std::vector<int> lines;           // lines[k]: completions with k well-formed calculator annotations
+                                    // (data/problem.h find_annotations): a level-L problem takes L
   std::vector<std::string> examples;  // the first few "question -> completion" pairs, for the log
   std::vector<std::string> errors;    // the first few wrong ones: "question -> completion  (expected N)"
 };
