@@ -144,4 +144,7 @@ TEST_CASE("train/evaluate: right[i] says whether problem i's answer was right") 
   const std::vector<LevelAccuracy> per = evaluate_levels(model, ck.tokenizer, {ps}, {1}, 96, 0, metrics, "test", true);
   REQUIRE(per.size() == 1);
   CHECK(per[0].right == r.right);
+  CHECK(per[0].level_lines == 1.0);  // both answers take the one line a level-1 problem needs
+  // Read as level 2, the same one-line answers have the wrong number of lines.
+  CHECK(evaluate_levels(model, ck.tokenizer, {ps}, {2}, 96, 0, metrics, "test", true)[0].level_lines == 0.0);
 }

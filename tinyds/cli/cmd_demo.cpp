@@ -109,7 +109,7 @@ void print_table(const GRPOResult& g, const std::vector<int>& grpo_levels, const
                 pk_sft[0].samples, pk_sft[0].temperature, pk_sft[0].problems);
   std::printf(":\n    %-6s %9s %11s %16s", "level", "after SFT", "after GRPO", "change (+-se)");
   if (pk) std::printf(" %9s %9s", ("pass@" + std::to_string(pk_sft[0].samples) + " SFT").c_str(), "GRPO");
-  std::printf("   %s\n", "mean completion tokens");
+  std::printf("   %-16s %s\n", "L-line answers", "mean completion tokens");
   for (std::size_t i = 0; i < g.before.size() && i < g.after.size(); i++) {
     const LevelAccuracy &b = g.before[i], &a = g.after[i];
     // The paired standard error of the change (the same problems before and after: train/paired_change.h).
@@ -118,8 +118,10 @@ void print_table(const GRPOResult& g, const std::vector<int>& grpo_levels, const
     std::printf("    %-6d %8.1f%% %10.1f%% %+8.1f (+-%.1f)", b.level, 100 * b.accuracy, 100 * a.accuracy,
                 100 * (a.accuracy - b.accuracy), 100 * se);
     if (pk) std::printf(" %9.1f%% %8.1f%%", 100 * pk_sft[i].pass_at.back(), 100 * pk_rl[i].pass_at.back());
-    std::printf("   %.1f -> %.1f   (%d problems)\n", b.mean_len, a.mean_len, b.n);
+    std::printf("   %5.1f -> %5.1f%%   %.1f -> %.1f   (%d problems)\n", 100 * b.level_lines, 100 * a.level_lines,
+                b.mean_len, a.mean_len, b.n);
   }
+  std::printf("    (L-line answers: the share written in as many calculator lines as the level has steps)\n");
   const int n = static_cast<int>(g.steps.size());
   if (n == 0) return;
   const int k = std::max(1, std::min(10, n / 3));

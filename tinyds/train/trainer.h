@@ -38,6 +38,7 @@ struct LevelAccuracy {
   int level = 0, n = 0;
   double accuracy = 0, mean_len = 0;
   std::vector<char> right;  // (n) 1 where held-out problem i was answered right (for paired comparisons)
+  double level_lines = 0;   // share of answers with exactly `level` calculator lines (a level-L problem takes L)
 };
 
 struct TrainResult {
