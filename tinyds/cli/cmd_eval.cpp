@@ -94,7 +94,7 @@ int cmd_eval(int argc, char** argv) {
                 r.n, 100 * r.accuracy, r.well_formed, r.mean_completion_len);
     std::printf("  answers by calculator lines:");
     for (std::size_t k = 0; k < r.lines.size(); k++)
-      if (r.lines[k]) std::printf(" %zu lines %d%s", k, r.lines[k], k + 1 < r.lines.size() ? "," : "");
+      if (r.lines[k]) std::printf(" %zu line%s %d%s", k, k == 1 ? "" : "s", r.lines[k], k + 1 < r.lines.size() ? "," : "");
     std::printf("\n");
     for (const std::string& e : r.examples) std::printf("    %s\n", e.c_str());
     if (!r.errors.empty()) std::printf("  wrong (first %zu):\n", r.errors.size());
