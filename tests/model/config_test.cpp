@@ -51,6 +51,7 @@ void check_equal(const Config& a, const Config& b) {
   CHECK(a.data.levels == b.data.levels); CHECK(a.data.level_weights == b.data.level_weights);
   CHECK(a.data.n_train == b.data.n_train);
   CHECK(a.data.pad_drills == b.data.pad_drills); CHECK(a.data.drill_columns == b.data.drill_columns);
+  CHECK(a.data.distractors == b.data.distractors);
 }
 
 }  // namespace
@@ -148,6 +149,7 @@ TEST_CASE("model/config: validation errors name the field and the value") {
       {"zero weight", [](Config& c) { c.data.levels = {1, 2}; c.data.level_weights = {2, 0}; },
        {"data.level_weights", "0", "positive"}},
       {"negative drill columns", [](Config& c) { c.data.drill_columns = -3; }, {"data.drill_columns", "-3"}},
+      {"distractor share above 1", [](Config& c) { c.data.distractors = 1.5; }, {"data.distractors", "1.5"}},
       {"zero layers", [](Config& c) { c.model.n_layer = 0; }, {"model.n_layer", "0"}},
       {"negative lr", [](Config& c) { c.train.lr = -1.0f; }, {"train.lr", "-1"}},
       {"min_lr above lr", [](Config& c) { c.train.min_lr = 1.0f; }, {"train.min_lr", "1"}},
@@ -190,6 +192,7 @@ TEST_CASE("model/config: JSON round trip gives back the same config") {
   c.data.level_weights = {3, 2, 1};
   c.data.pad_drills = true;
   c.data.drill_columns = 12;
+  c.data.distractors = 0.375;
   std::string text = tinyds::config_to_json(c).dump();
   check_equal(c, tinyds::config_from_json(json::parse(text), "test"));
   // ModelConfig alone.

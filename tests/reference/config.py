@@ -137,7 +137,7 @@ class ModelConfig:
 TRAIN_DEFAULTS = {"batch_size": 16, "seq_len": 128, "steps": 1000, "lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 50,
                   "beta1": 0.9, "beta2": 0.95, "adam_eps": 1e-8, "weight_decay": 0.1, "grad_clip": 1.0,
                   "eval_every": 200, "eval_problems": 200, "ckpt_every": 500, "log_every": 10, "seed": 1337}
-DATA_DEFAULTS = {"levels": [1], "n_train": 20000, "pad_drills": False, "drill_columns": 0}
+DATA_DEFAULTS = {"levels": [1], "n_train": 20000, "pad_drills": False, "drill_columns": 0, "distractors": 0.0}
 
 # The presets of tinyds/model/config.cpp (Config::preset): model fields and train/data overrides.
 PRESETS = {

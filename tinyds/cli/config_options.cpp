@@ -44,6 +44,8 @@ void ConfigOptions::add_to(Args& a, Config& cfg) {
              "fill each row's padding with calculator drills <<a op b=c>> from the training answers (no extra compute)");
   a.add_flag("--no-pad-drills", no_pad_drills, "turn padding drills off (the small preset has them on)");
   a.add("--drill-columns", cfg.data.drill_columns, "with --pad-drills: columns added to every batch for more drills");
+  a.add("--distractors", cfg.data.distractors,
+        "share of generated training questions given an irrelevant sentence (data/distractors.h), 0..1");
 }
 
 void ConfigOptions::add_model_to(Args& a, Config& cfg) {

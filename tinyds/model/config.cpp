@@ -185,6 +185,8 @@ void Config::validate() const {
     for (int w : data.level_weights) need(w >= 1, "data.level_weights", w, "each weight must be a positive integer");
   }
   need(data.drill_columns >= 0, "data.drill_columns", data.drill_columns, "must not be negative");
+  if (!(data.distractors >= 0 && data.distractors <= 1))
+    throw_error("config: data.distractors = ", data.distractors, ": must be a share in [0, 1]");
 }
 
 int64_t Config::num_params() const { return ParamLayout(model).total(); }
@@ -369,7 +371,7 @@ json config_to_json(const Config& c) {
                          {"log_every", t.log_every}, {"seed", t.seed}}},
               {"data", {{"levels", c.data.levels}, {"level_weights", c.data.level_weights}, {"n_train", c.data.n_train},
                         {"pad_drills", c.data.pad_drills},
-                        {"drill_columns", c.data.drill_columns}}}};
+                        {"drill_columns", c.data.drill_columns}, {"distractors", c.data.distractors}}}};
 }
 
 Config config_from_json(const json& j, const std::string& where) {
@@ -395,13 +397,15 @@ Config config_from_json(const json& j, const std::string& where) {
   }
   if (j.contains("data")) {
     std::string w = where + ": data";
-    reject_unknown(j["data"], {"levels", "level_weights", "n_train", "drill_frac", "length_group", "pad_drills", "drill_columns"}, w);
+    reject_unknown(j["data"], {"levels", "level_weights", "n_train", "drill_frac", "length_group", "pad_drills", "drill_columns",
+                              "distractors"}, w);
     accept_removed_data_fields(j["data"], w);
     read_field(j["data"], "levels", c.data.levels, w);
     read_field(j["data"], "level_weights", c.data.level_weights, w);
     read_field(j["data"], "n_train", c.data.n_train, w);
     read_field(j["data"], "pad_drills", c.data.pad_drills, w);
     read_field(j["data"], "drill_columns", c.data.drill_columns, w);
+    read_field(j["data"], "distractors", c.data.distractors, w);
   }
   c.validate();
   return c;

@@ -85,6 +85,8 @@ struct DataConfig {
   int n_train = 20000;            // generated training problems
   bool pad_drills = false;        // fill each row's padding with calculator drills "<<a op b=c>>" (data/pad_drills.h)
   int drill_columns = 0;          // with pad_drills: columns added to every batch (more room for drills), e.g. 16
+  double distractors = 0;         // share of generated training questions given an irrelevant sentence, 0..1
+                                  // (data/distractors.h: length stops saying how many steps a question takes)
 };
 
 struct Config {

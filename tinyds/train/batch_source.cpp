@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "tinyds/core/error.h"
+#include "tinyds/data/distractors.h"
 #include "tinyds/data/generator.h"
 #include "tinyds/data/gsm8k.h"
 #include "tinyds/train/trainer.h"
@@ -19,6 +20,7 @@ std::vector<Problem> training_problems(const Config& cfg, const std::string& tra
     for (std::size_t i = 0; i < cfg.data.levels.size(); i++) {
       const int level = cfg.data.levels[i];
       std::vector<Problem> p = generate_problems(level, counts[i], cfg.train.seed + 7919ull * level, Split::train);
+      add_distractors(p, cfg.data.distractors, cfg.train.seed + 7919ull * level, cfg.train.seq_len + 1);
       all.insert(all.end(), p.begin(), p.end());
     }
   }

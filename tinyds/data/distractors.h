@@ -1,0 +1,32 @@
+// tinyds/data/distractors.h — irrelevant sentences in training questions, so that a question's length says
+// nothing about how many steps it takes.
+//
+// Shapes: none (text only).
+// The demo's SFT data has one-, two- and four-step problems (levels 1, 2, 4), and their questions differ in length
+// as much as in steps. The SFT model learns the shortcut: asked a three-step question (level 3, never trained on), it
+// writes two lines when the question is short and four when it is long, and almost never three; an irrelevant
+// sentence of 19-30 characters in front of the same questions turns most two-line answers into four-line ones
+// (notebooks/EXPERIMENTS.md, "Question length and step count"). An irrelevant sentence (GSM-IC, Shi et al. 2023,
+// arXiv 2302.00093: "It is a sunny day.") changes a question's length and not its answer; put into a share of the
+// training questions at one of the sentence boundaries, it leaves the clauses as the only thing that says how many
+// lines to write. The sentences hold no number and no verb of the templates' clauses. Held-out questions are never
+// changed.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "tinyds/data/problem.h"
+
+namespace tinyds {
+
+// The irrelevant sentences, 11 to 56 characters, each ending in '.'.
+const std::vector<const char*>& distractor_sentences();
+
+// Puts one irrelevant sentence into each problem with probability `share` (0..1): a sentence and a boundary
+// (before the first sentence, or after any sentence but the last) drawn with Rng(seed); the answer is unchanged.
+// A problem is left as it is when the longer one would not fit max_tokens (<bos> question '\n' answer <eos>, one
+// token per character). Deterministic in (problems, share, seed). Returns how many problems changed. Errors name
+// a share outside [0, 1].
+int add_distractors(std::vector<Problem>& problems, double share, uint64_t seed, int max_tokens);
+
+}  // namespace tinyds
