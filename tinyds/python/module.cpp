@@ -67,7 +67,8 @@ void bind_config(py::module_& m) {
 
   py::class_<DataConfig>(m, "DataConfig", "Which generated problems a run trains on (tinyds/model/config.h).")
       .def_readwrite("levels", &DataConfig::levels)
-      .def_readwrite("n_train", &DataConfig::n_train);
+      .def_readwrite("n_train", &DataConfig::n_train)
+      .def_readwrite("distractors", &DataConfig::distractors);
 
   py::class_<Config>(m, "Config", "Model, training and data configuration; Config.preset('nano') etc.")
       .def(py::init<>())
