@@ -123,6 +123,7 @@ if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import matplotlib' 2>/dev/nul
 fi
 expect_ok    "demo other levels: equal shares" "levels [1,2,3], 2 steps in" -- "$exe" demo --preset nano --levels 1,2,3 --steps 2 --max-seq-len 256 --seq-len 224 --grpo-steps 1 --prompts-per-step 2 --num-generations 2 --eval-problems 1 --out "$dir/demo3"
 expect_error "level weights per level" "one per entry of data.levels (2)" -- "$exe" sft --levels 1,2 --level-weights 2,1,1 --steps 1 --out "$dir/lw"
+expect_error "distractor share"       "data.distractors = 1.5"      -- "$exe" sft --preset nano --distractors 1.5 --steps 1 --out "$dir/dis"
 expect_error "demo bad GRPO option"   "--num-generations = 1"       -- "$exe" demo --preset nano --steps 1 --num-generations 1 --out "$dir/demo1"
 # Every command's --help runs (an option registered twice is an error at registration) and names each option once.
 for cmd in $("$exe" --help | awk '/^commands:/ {on = 1; next} on && NF {print $1}'); do
