@@ -45,7 +45,8 @@ int add_distractors(std::vector<Problem>& problems, double share, uint64_t seed,
   for (Problem& p : problems) {
     // Three draws per problem whatever happens, so one problem's outcome never shifts the next one's.
     const bool pick = rng.uniform_double() < share;
-    const std::string sentence = std::string(sentences[rng.randint(0, static_cast<int64_t>(sentences.size()) - 1)]) + " ";
+    const int64_t which = rng.randint(0, static_cast<int64_t>(sentences.size()) - 1);
+    const std::string sentence = std::string(sentences[which]) + " ";
     const std::vector<std::size_t> at = sentence_boundaries(p.question);
     const std::size_t where = at[rng.randint(0, static_cast<int64_t>(at.size()) - 1)];
     if (!pick) continue;

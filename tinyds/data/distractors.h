@@ -2,17 +2,17 @@
 // nothing about how many steps it takes.
 //
 // Shapes: none (text only).
-// The demo's SFT data has one-, two- and four-step problems (levels 1, 2, 4), and their questions differ in length
-// as much as in steps. The SFT model learns the shortcut: asked a three-step question (level 3, never trained on), it
-// writes two lines when the question is short and four when it is long, and almost never three; an irrelevant
-// sentence of 19-30 characters in front of the same questions turns most two-line answers into four-line ones
-// (notebooks/EXPERIMENTS.md, "Question length and step count"). An irrelevant sentence (GSM-IC, Shi et al. 2023,
-// arXiv 2302.00093: "It is a sunny day.") changes a question's length and not its answer; put into a share of the
-// training questions at one of the sentence boundaries, it leaves the clauses as the only thing that says how many
-// lines to write. The sentences hold no number and no verb of the templates' clauses. Held-out questions are never
-// changed. At share 0.5 on four seeds, GRPO's level-3 gain rose from +2.0 / +1.1 / +24.2 / +0.2 to +22.3 / +29.6 /
-// +32.5 / 0.0 points, but level 2 after SFT fell 2-5 points, and to 71.9% on one seed (under the demo's 75%): not
-// the demo's default (ibid.).
+// The demo's SFT data has one-, two- and four-step problems (levels 1, 2, 4), and their questions differ in length as
+// much as in steps. The SFT model learns the shortcut: asked a three-step question (level 3, never trained on), it
+// writes two lines when the question is short and four when it is long, and almost never three; an irrelevant sentence
+// of 19 or 31 characters after the first sentence of the same questions turns most two-line answers into four-line ones
+// (notebooks/EXPERIMENTS.md, "Question length and step count"). An irrelevant sentence (GSM-IC, Shi et al. 2023, arXiv
+// 2302.00093: "It is a sunny day.") changes a question's length and not its answer; put into a share of the training
+// questions at one of the sentence boundaries, it leaves the clauses as the only thing that says how many lines to
+// write. The sentences hold no number and no verb of the templates' clauses. Held-out questions are never changed. At
+// share 0.5 on four seeds, GRPO's level-3 gain rose from +2.0 / +1.1 / +24.2 / +0.2 to +22.3 / +29.6 / +32.5 / 0.0
+// points, but level 2 after SFT fell 2-5 points, and to 71.9% on one seed (under the demo's 75%): not the demo's
+// default (ibid.).
 #pragma once
 #include <cstdint>
 #include <vector>
