@@ -99,8 +99,7 @@ std::vector<LevelAccuracy> evaluate_levels(Transformer<float>& model, const Toke
   std::vector<LevelAccuracy> per;
   for (std::size_t i = 0; i < heldout.size(); i++) {
     const EvalResult r = evaluate_exact_match(model, tok, heldout[i], max_new_tokens, 2);
-    const std::size_t L = static_cast<std::size_t>(levels[i]);
-    const double level_lines = r.n && L < r.lines.size() ? static_cast<double>(r.lines[L]) / r.n : 0.0;
+    const double level_lines = r.share_with_lines(levels[i]);
     per.push_back({levels[i], r.n, r.accuracy, r.mean_completion_len, r.right, level_lines});
     json rec{{"step", step}, {"eval_level", levels[i]}, {"eval_accuracy", r.accuracy}, {"eval_n", r.n},
              {"well_formed", r.well_formed}, {"mean_completion_len", r.mean_completion_len},

@@ -26,6 +26,10 @@ struct EvalResult {
   std::vector<char> right;          // (n) 1 where problem i was answered right (train/paired_change.h compares two)
   std::vector<int> lines;           // lines[k]: completions with k well-formed calculator annotations
                                     // (data/problem.h find_annotations): a level-L problem takes L
+  // The share of completions with exactly k calculator lines (0 when none was evaluated).
+  double share_with_lines(int k) const {
+    return n && k >= 0 && k < static_cast<int>(lines.size()) ? static_cast<double>(lines[k]) / n : 0.0;
+  }
   std::vector<std::string> examples;  // the first few "question -> completion" pairs, for the log
   std::vector<std::string> errors;    // the first few wrong ones: "question -> completion  (expected N)"
 };

@@ -94,7 +94,8 @@ std::pair<double, std::vector<LevelAccuracy>> evaluate_all(Transformer<float>& m
   std::vector<LevelAccuracy> per;
   for (std::size_t i = 0; i < heldout.sets.size(); i++) {
     EvalResult r = evaluate_exact_match(model, tok, heldout.sets[i], 96, 2);
-    per.push_back({heldout.levels[i], r.n, r.accuracy, r.mean_completion_len, r.right});
+    per.push_back({heldout.levels[i], r.n, r.accuracy, r.mean_completion_len, r.right,
+                   r.share_with_lines(heldout.levels[i])});
     correct += r.correct; n += r.n;
     metrics.write(json{{"step", step}, {"eval_level", heldout.levels[i]}, {"eval_accuracy", r.accuracy},
                        {"eval_n", r.n}, {"well_formed", r.well_formed}, {"mean_completion_len", r.mean_completion_len}});
