@@ -62,6 +62,7 @@ expect_error "grpo without --init"    "missing required option --init" -- "$exe"
 expect_error "grpo with G < 2"        "--num-generations = 1"       -- "$exe" grpo --init "$dir/ok.safetensors" --num-generations 1
 expect_error "grpo bad loss type"     "--loss-type 'ppo'"           -- "$exe" grpo --init "$dir/ok.safetensors" --loss-type ppo
 expect_error "grpo bad --check-steps" "--check-steps: 'maybe' is not true or false" -- "$exe" grpo --init "$dir/ok.safetensors" --check-steps maybe
+expect_error "grpo prompt distractors" "--prompt-distractors = 1.5" -- "$exe" grpo --init "$dir/ok.safetensors" --prompt-distractors 1.5
 expect_ok    "grpo help lists beta"   "[default: 0.04]"             -- "$exe" grpo --help
 expect_error "grpo unknown device"     "--device: unknown device 'gpu'" -- "$exe" grpo --init "$dir/ok.safetensors" --device gpu
 expect_error "grpo reinforce on cuda" "REINFORCE's loss has no kernel" -- "$exe" grpo --init "$dir/ok.safetensors" --device cuda --algo reinforce

@@ -65,6 +65,25 @@ TEST_CASE("data/distractors: share 1 puts exactly one sentence at a sentence bou
   CHECK(before_last > 30);
 }
 
+TEST_CASE("data/distractors: before_question puts the drawn sentence just before the question asked") {
+  const std::vector<Problem> before = generate_problems(3, 200, 13, Split::train);
+  std::vector<Problem> drawn = before, last = before;
+  CHECK(add_distractors(drawn, 0.5, 8, 1000) == add_distractors(last, 0.5, 8, 1000, /*before_question=*/true));
+  int changed = 0;
+  for (std::size_t i = 0; i < before.size(); i++) {
+    const std::string piece = inserted_sentence(before[i].question, last[i].question);
+    // The same draws: the same questions get the same sentence, only its place differs.
+    CHECK(piece == inserted_sentence(before[i].question, drawn[i].question));
+    if (piece.empty()) continue;
+    changed++;
+    // Independently of sentence_boundaries: the question asked is what follows the last ". " of the original.
+    const std::size_t asked = before[i].question.rfind(". ") + 2;
+    CHECK(last[i].question == before[i].question.substr(0, asked) + piece + before[i].question.substr(asked));
+    CHECK(last[i].answer == before[i].answer);
+  }
+  CHECK(changed > 50);  // Binomial(200, 0.5): below 51 has a chance of ~1e-12
+}
+
 TEST_CASE("data/distractors: the share is the probability per question, and share 0 changes nothing") {
   const std::vector<Problem> before = generate_problems(1, 4000, 3, Split::train);
   std::vector<Problem> none = before;

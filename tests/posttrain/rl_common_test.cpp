@@ -3,9 +3,11 @@
 #include <doctest/doctest.h>
 
 #include <set>
+#include <string>
 #include <vector>
 
 #include "tinyds/data/batch.h"
+#include "tinyds/data/distractors.h"
 #include "tinyds/posttrain/grpo_trainer.h"
 #include "tinyds/posttrain/ppo_trainer.h"
 #include "tinyds/posttrain/rl_common.h"
@@ -41,6 +43,32 @@ TEST_CASE("posttrain/rl_common: prompts that leave no room for a sampled token a
   CHECK(pool.size() > 0u);
   CHECK(pool.size() < 40u);
   for (const Problem& p : pool.problems()) CHECK(static_cast<int>(encode_prompt(p, tok).size()) < max_seq_len);
+}
+
+TEST_CASE("posttrain/rl_common: distractors put an irrelevant sentence before the question asked of that share of "
+          "the prompts") {
+  Tokenizer tok;
+  const std::vector<int> levels = {2, 3};
+  const PromptPool plain(levels, 100, 77, tok, 256, "test", true);
+  const PromptPool all(levels, 100, 77, tok, 256, "test", true, /*distractors=*/1.0);
+  REQUIRE(plain.size() == 200u);  // level-2 and level-3 prompts with a sentence are < 200 tokens: all fit in 256
+  REQUIRE(all.size() == 200u);
+  for (std::size_t i = 0; i < plain.size(); i++) {
+    const std::string& q = plain[i].question;
+    const std::string& d = all[i].question;
+    CHECK(all[i].answer == plain[i].answer);  // the same problems, in the same order
+    CHECK(all[i].final_answer == plain[i].final_answer);
+    // d = q's sentences up to the question asked, one of the irrelevant sentences, then the question asked.
+    const std::size_t asked = q.rfind(". ") + 2;
+    REQUIRE(d.size() > q.size());
+    REQUIRE(d.compare(0, asked, q, 0, asked) == 0);
+    REQUIRE(d.compare(d.size() - (q.size() - asked), std::string::npos, q, asked) == 0);
+    const std::string inserted = d.substr(asked, d.size() - q.size());
+    bool known = false;
+    for (const char* s : distractor_sentences()) known |= inserted == std::string(s) + " ";
+    CHECK_MESSAGE(known, d);
+  }
+  CHECK(plain.step_indices(3, 8) == all.step_indices(3, 8));  // the order does not depend on the sentences
 }
 
 TEST_CASE("posttrain/rl_common: AdamW settings warm up linearly, then stay at the peak, with the shared betas") {

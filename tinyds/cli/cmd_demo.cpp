@@ -221,6 +221,8 @@ int cmd_demo(int argc, char** argv) {
   a.add("--credit-steps", g.credit_steps, "GRPO: no gradient on the results of right calculator lines in a completion "
                                           "below its group's mean (nor of wrong lines in one above it)");
   a.add("--grpo-levels", g.levels, "GRPO: levels of the training prompts");
+  a.add("--prompt-distractors", g.prompt_distractors, "GRPO: share of the training prompts given an irrelevant "
+        "sentence before the question asked (data/distractors.h); held-out problems are never changed");
   a.add("--eval-levels", g.eval_levels, "held-out levels evaluated before and after GRPO");
   a.add("--eval-problems", g.eval_problems, "held-out problems per level");
   a.add("--pass-k", pass_k, "samples per problem of the pass@k evaluation before and after GRPO (0 = skip)");

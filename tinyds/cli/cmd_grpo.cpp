@@ -68,6 +68,8 @@ int cmd_grpo(int argc, char** argv) {
   a.add("--levels", o.levels, "difficulty levels of the training prompts and held-out evaluation");
   a.add("--eval-levels", o.eval_levels, "held-out levels to evaluate before and after (empty = --levels)");
   a.add("--n-train", o.n_train, "generated training problems per level (train split)");
+  a.add("--prompt-distractors", o.prompt_distractors, "share of the training prompts given an irrelevant "
+        "sentence before the question asked (data/distractors.h); held-out problems are never changed");
   a.add("--lr", o.lr, "AdamW learning rate (trl: learning_rate), constant after the warmup");
   a.add("--warmup", o.warmup_steps, "linear learning-rate warmup over this many optimizer steps");
   a.add("--beta1", o.beta1, "AdamW beta1");

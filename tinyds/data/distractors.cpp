@@ -36,7 +36,8 @@ std::vector<std::size_t> sentence_boundaries(const std::string& q) {
 
 }  // namespace
 
-int add_distractors(std::vector<Problem>& problems, double share, uint64_t seed, int max_tokens) {
+int add_distractors(std::vector<Problem>& problems, double share, uint64_t seed, int max_tokens,
+                    bool before_question) {
   if (!(share >= 0 && share <= 1)) throw_error("data.distractors = ", share, " must be a share in [0, 1]");
   if (share == 0) return 0;
   const std::vector<const char*>& sentences = distractor_sentences();
@@ -48,7 +49,8 @@ int add_distractors(std::vector<Problem>& problems, double share, uint64_t seed,
     const int64_t which = rng.randint(0, static_cast<int64_t>(sentences.size()) - 1);
     const std::string sentence = std::string(sentences[which]) + " ";
     const std::vector<std::size_t> at = sentence_boundaries(p.question);
-    const std::size_t where = at[rng.randint(0, static_cast<int64_t>(at.size()) - 1)];
+    const std::size_t drawn = at[rng.randint(0, static_cast<int64_t>(at.size()) - 1)];
+    const std::size_t where = before_question ? at.back() : drawn;
     if (!pick) continue;
     if (static_cast<int>(p.question.size() + sentence.size() + p.answer.size()) + 3 > max_tokens) continue;
     p.question.insert(where, sentence);

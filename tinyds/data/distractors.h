@@ -13,6 +13,11 @@
 // share 0.5 on four seeds, GRPO's level-3 gain rose from +2.0 / +1.1 / +24.2 / +0.2 to +22.3 / +29.6 / +32.5 / 0.0
 // points, but level 2 after SFT fell 2-5 points, and to 71.9% on one seed (under the demo's 75%): not the demo's
 // default (ibid.).
+// In RL prompts (`grpo --prompt-distractors`, posttrain/rl_common.h) the sentence goes just before the question
+// asked, where it changes the SFT models' answers most: they then solve 29-44% of level-3 questions (~1% as
+// generated). GRPO learns level 3 on such prompts (seed 7: 41.5 -> 68.5%) and not on the held-out questions as
+// generated (+1.0 and +1.6 points on two seeds): the three-line habit stays tied to the prompts it was sampled on.
+// Off by default (ibid., "Irrelevant sentences in the RL prompts").
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -28,7 +33,9 @@ const std::vector<const char*>& distractor_sentences();
 // (before the first sentence, or after any sentence but the last) drawn with Rng(seed); the answer is unchanged.
 // A problem is left as it is when the longer one would not fit max_tokens (<bos> question '\n' answer <eos>, one
 // token per character). Deterministic in (problems, share, seed). Returns how many problems changed. Errors name
-// a share outside [0, 1].
-int add_distractors(std::vector<Problem>& problems, double share, uint64_t seed, int max_tokens);
+// a share outside [0, 1]. before_question: the sentence goes just before the question's last sentence (the
+// question asked) instead of at a drawn boundary; the same draws are made either way.
+int add_distractors(std::vector<Problem>& problems, double share, uint64_t seed, int max_tokens,
+                    bool before_question = false);
 
 }  // namespace tinyds

@@ -59,6 +59,8 @@ void validate(const GRPOTrainOptions& o) {
   for (int l : o.levels) need(l >= 1 && l <= 4, "--levels", l, "each level must be 1..4");
   for (int l : o.eval_levels) need(l >= 1 && l <= 4, "--eval-levels", l, "each level must be 1..4");
   need(o.n_train >= 1, "--n-train", o.n_train, "must be at least 1");
+  need(o.prompt_distractors >= 0 && o.prompt_distractors <= 1, "--prompt-distractors", o.prompt_distractors,
+       "must be a share in [0, 1]");
   need(o.eval_every >= 0, "--eval-every", o.eval_every, "must be >= 0");
   need(o.eval_problems >= 0, "--eval-problems", o.eval_problems, "must be >= 0");
   need(o.ckpt_every >= 0, "--ckpt-every", o.ckpt_every, "must be >= 0");

@@ -83,7 +83,8 @@ GRPOResult run_grpo(const GRPOTrainOptions& opt) {
   AdamW adam(policy.layout(), Role::policy, policy.device());  // moments where the policy lives
   std::ofstream metrics = open_metrics(opt.out_dir);
 
-  const PromptPool pool(opt.levels, opt.n_train, opt.seed, tok, cfg.model.max_seq_len, opt.label, opt.quiet);
+  const PromptPool pool(opt.levels, opt.n_train, opt.seed, tok, cfg.model.max_seq_len, opt.label, opt.quiet,
+                        opt.prompt_distractors);
   const std::vector<int> eval_levels = opt.eval_levels.empty() ? opt.levels : opt.eval_levels;
   const std::vector<std::vector<Problem>> heldout = heldout_per_level(cfg, eval_levels, opt.eval_problems);
 

@@ -96,6 +96,8 @@ struct GRPOTrainOptions : RLOptimizerOptions {
                                   // (its config's levels, seed and batch size). 0 = off (grpo_recipe: 1)
   std::vector<int> levels = {2, 3};  // training prompts: generated problems of these levels (train split)
   int n_train = 4000;             // generated training problems per level
+  double prompt_distractors = 0;  // share of the training prompts given an irrelevant sentence before the question
+                                  // asked (PromptPool, data/distractors.h); held-out problems are never changed
   std::vector<int> eval_levels;   // held-out levels evaluated (test split); empty = the training levels
   int eval_every = 10;            // RL steps between held-out evaluations (0 = start and end only)
   int eval_problems = 100;        // held-out problems per level (test split; 0 = no evaluation)

@@ -7,6 +7,7 @@
 
 #include "tinyds/core/error.h"
 #include "tinyds/data/batch.h"
+#include "tinyds/data/distractors.h"
 #include "tinyds/data/generator.h"
 #include "tinyds/device/device.h"
 #include "tinyds/device/optimizer.h"
@@ -18,13 +19,16 @@ namespace tinyds {
 using json = nlohmann::json;
 
 PromptPool::PromptPool(const std::vector<int>& levels, int n_per_level, uint64_t seed, const Tokenizer& tok,
-                       int max_seq_len, const std::string& label, bool quiet) {
+                       int max_seq_len, const std::string& label, bool quiet, double distractors) {
   int dropped = 0;
-  for (int level : levels)
-    for (Problem& p : generate_problems(level, n_per_level, seed + 7919ull * level, Split::train)) {
+  for (int level : levels) {
+    std::vector<Problem> generated = generate_problems(level, n_per_level, seed + 7919ull * level, Split::train);
+    add_distractors(generated, distractors, seed + 7919ull * level, max_seq_len, /*before_question=*/true);
+    for (Problem& p : generated) {
       if (static_cast<int>(encode_prompt(p, tok).size()) < max_seq_len) problems_.push_back(std::move(p));
       else dropped++;
     }
+  }
   if (problems_.empty())
     throw_error("no training prompt of levels ", json(levels).dump(), " fits the model's max_seq_len = ",
                 max_seq_len, " (all ", dropped, " are longer): use a model with a longer context");

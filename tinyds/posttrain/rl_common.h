@@ -29,8 +29,10 @@ namespace tinyds {
 class PromptPool {
  public:
   // Throws naming the levels and max_seq_len if no prompt fits; prints how many were dropped unless quiet.
+  // distractors: the share of each level's prompts given an irrelevant sentence just before the question asked
+  // (data/distractors.h); 0 leaves every prompt as generated.
   PromptPool(const std::vector<int>& levels, int n_per_level, uint64_t seed, const Tokenizer& tok, int max_seq_len,
-             const std::string& label, bool quiet);
+             const std::string& label, bool quiet, double distractors = 0);
   // (P) indices into problems() of step `step`'s prompts.
   std::vector<int> step_indices(int step, int P) const;
   const std::vector<Problem>& problems() const { return problems_; }
