@@ -125,6 +125,14 @@ fi
 expect_ok    "demo other levels: equal shares" "levels [1,2,3], 2 steps in" -- "$exe" demo --preset nano --levels 1,2,3 --steps 2 --max-seq-len 256 --seq-len 224 --grpo-steps 1 --prompts-per-step 2 --num-generations 2 --eval-problems 1 --out "$dir/demo3"
 expect_error "level weights per level" "one per entry of data.levels (2)" -- "$exe" sft --levels 1,2 --level-weights 2,1,1 --steps 1 --out "$dir/lw"
 expect_error "distractor share"       "data.distractors = 1.5"      -- "$exe" sft --preset nano --distractors 1.5 --steps 1 --out "$dir/dis"
+expect_error "data distractor share"  "option --distractors: -1"    -- "$exe" data --level 3 --n 2 --distractors -1 --out "$dir/dis.jsonl"
+expect_ok    "data with distractors"  "wrote 6 level-3"             -- "$exe" data --level 3 --n 6 --distractors 1 --before-question true --out "$dir/dis.jsonl"
+# Every question: one of the sentences, then the question asked (drawn boundaries give 4 of these 6).
+if [ "$(grep -c -E '[.] (Birds sing|It is sunny|The sky is clear|The clock|Everyone|The room|A dog|It rained|The radio|Nobody)[^?]*[.] (How|What)' "$dir/dis.jsonl")" = 6 ]; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAIL: tinyds data --distractors 1 --before-question true: no sentence before the question asked"; cat "$dir/dis.jsonl"
+fi
 expect_error "demo bad GRPO option"   "--num-generations = 1"       -- "$exe" demo --preset nano --steps 1 --num-generations 1 --out "$dir/demo1"
 # Every command's --help runs (an option registered twice is an error at registration) and names each option once.
 for cmd in $("$exe" --help | awk '/^commands:/ {on = 1; next} on && NF {print $1}'); do
