@@ -14,7 +14,7 @@
 // points, but level 2 after SFT fell 2-5 points, and to 71.9% on one seed (under the demo's 75%): not the demo's
 // default (ibid.).
 // In RL prompts (`grpo --prompt-distractors`, posttrain/rl_common.h) the sentence goes just before the question
-// asked, where it changes the SFT models' answers most: they then solve 29-44% of level-3 questions (~1% as
+// asked, where it changes the SFT models' answers most: they then solve 12-44% of level-3 questions (~1% as
 // generated). GRPO learns level 3 on such prompts (seed 7: 41.5 -> 68.5%) and not on the held-out questions as
 // generated (+1.0 and +1.6 points on two seeds): the three-line habit stays tied to the prompts it was sampled on.
 // Off by default (ibid., "Irrelevant sentences in the RL prompts").
