@@ -11,8 +11,9 @@
 // questions at one of the sentence boundaries, it leaves the clauses as the only thing that says how many lines to
 // write. The sentences hold no number and no verb of the templates' clauses. Held-out questions are never changed. At
 // share 0.5 on four seeds, GRPO's level-3 gain rose from +2.0 / +1.1 / +24.2 / +0.2 to +22.3 / +29.6 / +32.5 / 0.0
-// points, but level 2 after SFT fell 2-5 points, and to 71.9% on one seed (under the demo's 75%): not the demo's
-// default (ibid.).
+// points, but level 2 after SFT fell 2-5 points, and to 71.9% on one seed (under the demo's 75%); on that seed
+// share 1, or 0.5 always before the question asked, left level 2 at 38.5 and 48.5%, and share 0.25 gave seeds 2 and
+// 7 no level-3 gain: not the demo's default (ibid.).
 // In RL prompts (`grpo --prompt-distractors`, posttrain/rl_common.h) the sentence goes just before the question
 // asked, where it changes the SFT models' answers most: they then solve 12-44% of level-3 questions (~1% as
 // generated). GRPO learns level 3 on such prompts (seed 7: 41.5 -> 68.5%) and not on the held-out questions as
